@@ -1,0 +1,129 @@
+"""A machine's console: everything it prints goes to a log, and a pexpect session can attach.
+
+systemd-nspawn runs with ``--console=interactive`` on a pseudo-terminal that the harness
+owns. A reader thread drains that terminal at all times, so the machine never blocks on
+a full console buffer, and tees it to the console log and to an attached session, if any.
+A session is a pexpect object (``expect``, ``sendline``...) that reads the tee and writes
+to the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pexpect
+from pexpect import fdpexpect
+
+from harness.errors import CheckFailed
+
+
+class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
+    """pexpect on a machine's console. Output comes from the tee, input goes to the terminal."""
+
+    def __init__(self, read_fd: int, terminal: pexpect.spawn, machine: str, timeout: float) -> None:
+        super().__init__(read_fd, timeout=timeout, encoding="utf-8", codec_errors="replace")
+        self.terminal = terminal
+        self.machine = machine
+
+    def send(self, s: Any) -> int:
+        data = s.encode() if isinstance(s, str) else bytes(s)
+        self._log(s, "send")
+        return int(self.terminal.send(data))
+
+    def wait_for(self, pattern: str, timeout: float | None = None) -> str:
+        """Expect regex ``pattern``; on timeout raise `CheckFailed` quoting what the console showed."""
+        __tracebackhide__ = True
+        try:
+            self.expect(pattern, timeout=timeout)
+        except (pexpect.TIMEOUT, pexpect.EOF) as exc:
+            seen = (self.before or "")[-600:]
+            what = "timed out" if isinstance(exc, pexpect.TIMEOUT) else "console closed"
+            raise CheckFailed(f"{self.machine} console: {what} waiting for {pattern!r}; "
+                              f"last output:\n{seen}") from None
+        return str(self.before)
+
+    def login(self, user: str = "root", password: str | None = None, timeout: float = 30) -> None:
+        """Log in at the ``login:`` prompt and wait for a shell, whose prompt becomes ``harness# ``."""
+        self.sendline("")  # the first prompt may have gone by before we attached: ask again
+        self.wait_for(r"login: ", timeout)
+        self.sendline(user)
+        if password is not None:
+            self.wait_for(r"[Pp]assword: ", timeout)
+            self.sendline(password)
+        self.wait_for(r"[#$] ", timeout)
+        # The quotes keep the echo of this very line from matching the new prompt.
+        self.sendline("stty -echo; PS1='harness''# '")
+        self.wait_for(r"harness# ", timeout)
+
+    def shell(self, command: str, timeout: float = 30) -> str:
+        """Run ``command`` at the logged-in shell and return its output."""
+        self.sendline(command)
+        return self.wait_for(r"harness# ", timeout).replace("\r\n", "\n").strip()
+
+
+class ConsoleTap:
+    """Drains a machine's terminal into ``log`` and into attached sessions."""
+
+    def __init__(self, terminal: pexpect.spawn, log: Path, machine: str) -> None:
+        self.terminal = terminal
+        self.log = log
+        self.machine = machine
+        self._sinks: list[int] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._drain, name=f"console-{machine}", daemon=True)
+
+    def start(self) -> None:
+        """Start draining (call once, right after the terminal's process started)."""
+        self._thread.start()
+
+    def _drain(self) -> None:
+        with open(self.log, "ab") as out:
+            while True:
+                try:
+                    data = self.terminal.read_nonblocking(65536, timeout=None)
+                except (pexpect.EOF, OSError, ValueError):
+                    break
+                out.write(data)
+                out.flush()
+                with self._lock:
+                    for fd in self._sinks:
+                        with contextlib.suppress(OSError):
+                            os.write(fd, data)
+        with self._lock:
+            for fd in self._sinks:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._sinks.clear()
+
+    def join(self, timeout: float) -> None:
+        """Wait for the reader to finish once the terminal closed."""
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def tail(self, chars: int = 2000) -> str:
+        """The last ``chars`` characters the machine printed on its console."""
+        try:
+            return self.log.read_bytes()[-chars:].decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    @contextlib.contextmanager
+    def session(self, timeout: float) -> Iterator[ConsoleSession]:
+        """Attach a pexpect session that sees everything printed from now on."""
+        read_fd, write_fd = os.pipe()
+        with self._lock:
+            self._sinks.append(write_fd)
+        session = ConsoleSession(read_fd, self.terminal, self.machine, timeout)
+        try:
+            yield session
+        finally:
+            with self._lock:
+                if write_fd in self._sinks:
+                    self._sinks.remove(write_fd)
+                    os.close(write_fd)
+            os.close(read_fd)

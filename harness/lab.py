@@ -1,0 +1,159 @@
+"""A running lab: machine roots cloned from snapshots, their network, their nspawn machines.
+
+One `Lab` owns everything it creates, under one id: the working subvolumes
+``work/<id>/*`` in the store, the namespaces ``harness-<id>-*``, the machines
+``harness-<id>-<name>``. Leaving its ``with`` block (normally, on error or on Ctrl-C)
+stops the machines, removes the namespaces and deletes the clones. A record of the owner
+pid in ``/run/harness/labs`` lets `destroy_stale()` clean up after a killed run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from harness import network, proc
+from harness.errors import UsageError
+from harness.log import logger, step
+from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineSpec
+from harness.network import Interface, LabNetwork
+from harness.store import Store
+
+RUN_DIR = Path("/run/harness/labs")
+
+
+def new_lab_id() -> str:
+    """A short id, unique on this host: pid-based (xdist workers differ) plus randomness."""
+    return f"{os.getpid() % 100000:x}{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class MachineSetup:
+    """A machine of a lab: where its root comes from, its interfaces, extra nspawn flags."""
+
+    name: str
+    source: Path
+    interfaces: tuple[Interface, ...] = ()
+    extra_args: tuple[str, ...] = field(default=())
+
+
+class Lab:
+    """Machines cloned from snapshots, on their own network; a context manager.
+
+    >>> setups = [MachineSetup("a", base, (Interface("a", "host0", "lan", MAC_A, ("10.1.0.1/24",)),)),
+    ...           MachineSetup("b", base, (Interface("b", "host0", "lan", MAC_B, ("10.1.0.2/24",)),))]
+    >>> with Lab(store, setups) as lab:
+    ...     lab["a"].succeed("ping -c1 10.1.0.2")
+    """
+
+    def __init__(self, store: Store, setups: Sequence[MachineSetup], *, lab_id: str | None = None,
+                 boot_timeout: float = DEFAULT_BOOT_TIMEOUT, log_dir: Path | None = None) -> None:
+        names = [s.name for s in setups]
+        if len(set(names)) != len(names):
+            raise UsageError(f"a lab's machine names must be unique: {names}")
+        self.store = store
+        self.setups = {s.name: s for s in setups}
+        self.id = lab_id or new_lab_id()
+        self.boot_timeout = boot_timeout
+        self.log_dir = log_dir or (RUN_DIR / self.id)
+        self.network = LabNetwork(self.id, [i for s in setups for i in s.interfaces])
+        self.machines: dict[str, Machine] = {}
+        self._stack = contextlib.ExitStack()
+
+    def __getitem__(self, name: str) -> Machine:
+        try:
+            return self.machines[name]
+        except KeyError:
+            raise UsageError(f"lab {self.id} has no machine {name!r}; it has: "
+                             f"{', '.join(self.machines) or 'none'}") from None
+
+    def root(self, name: str) -> Path:
+        """Where machine ``name``'s writable root lives."""
+        return self.store.work_path(self.id, name)
+
+    def __enter__(self) -> Lab:
+        try:
+            self._record()
+            self._stack.callback(self._release)
+            with step(f"lab {self.id}: clone {len(self.setups)} machine root(s)"):
+                for name, setup in self.setups.items():
+                    self.store.clone(setup.source, self.root(name))
+            self._stack.enter_context(self.network)
+            self.boot(list(self.setups))
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stack.close()
+
+    def boot(self, names: Sequence[str], wait: bool = True) -> None:
+        """Boot machines ``names`` (all started first, then awaited: boots overlap)."""
+        for name in names:
+            setup = self.setups[name]
+            netns = self.network.namespace_path(name) if name in self.network.machines else None
+            spec = MachineSpec(name=name, root=self.root(name), unit=f"harness-{self.id}-{name}",
+                               netns=netns, extra_args=setup.extra_args)
+            machine = Machine(spec, console_log=self.log_dir / f"{name}.console",
+                              boot_timeout=self.boot_timeout)
+            self._stack.enter_context(machine)
+            self.machines[name] = machine
+        if wait:
+            for name in names:
+                self.machines[name].wait_ready()
+
+    def stop(self, name: str) -> None:
+        """Power machine ``name`` off (it can be booted again with `boot`)."""
+        self[name].stop()
+        del self.machines[name]
+
+    def _record(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        record = {"id": self.id, "pid": os.getpid(), "store": str(self.store.root)}
+        (RUN_DIR / f"{self.id}.json").write_text(json.dumps(record))
+
+    def _release(self) -> None:
+        with step(f"lab {self.id}: tear down"):
+            self.store.release(self.id)
+            (RUN_DIR / f"{self.id}.json").unlink(missing_ok=True)
+
+
+def recorded_labs() -> list[Mapping[str, object]]:
+    """Records of every lab started on this host and not torn down."""
+    found = []
+    for path in sorted(RUN_DIR.glob("*.json")) if RUN_DIR.exists() else []:
+        with contextlib.suppress(ValueError, OSError):
+            found.append(json.loads(path.read_text()))
+    return found
+
+
+def destroy(lab_id: str, store: Store | None = None) -> None:
+    """Remove every trace of lab ``lab_id``: machines, namespaces, clones, record."""
+    for pid in _nspawn_pids(f"--machine=harness-{lab_id}-"):
+        proc.kill(pid)
+        proc.wait_for_exit(pid, 10)
+    removed = network.remove_lab_namespaces(lab_id)
+    if store is not None:
+        store.release(lab_id)
+    (RUN_DIR / f"{lab_id}.json").unlink(missing_ok=True)
+    logger.info("lab %s destroyed (%d namespace(s))", lab_id, len(removed))
+
+
+def _nspawn_pids(marker: str) -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            args = cmdline.read_bytes().split(b"\0")
+            if args and args[0].endswith(b"systemd-nspawn") and any(
+                    a.startswith(marker.encode()) for a in args):
+                pids.append(int(cmdline.parent.name))
+    return pids

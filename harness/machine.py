@@ -1,0 +1,318 @@
+"""One systemd-nspawn machine: boot, readiness, commands, waits, console, journal, stop.
+
+The host's PID 1 need not be systemd (see NOTES.md): machines run with
+``--register=no --keep-unit``, so there is no machined, and commands reach them with
+``nsenter`` into the namespaces of the container's PID 1 (the *leader*), a child of the
+nspawn process. The verbs are those of the NixOS test driver (`succeed`, `fail`,
+`execute`, `wait_for_unit`, `wait_for_open_port`, `wait_until_succeeds`); `host` is a
+testinfra Host for everything else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from harness import proc
+from harness.console import ConsoleSession, ConsoleTap
+from harness.errors import CheckFailed, HarnessError
+from harness.log import step
+from harness.wait import Unrecoverable, retry
+
+if TYPE_CHECKING:
+    import pexpect
+    import testinfra.host
+
+GUEST_ENV = {"PATH": proc.PATH, "LANG": "C.UTF-8", "TERM": "dumb", "HOME": "/root",
+             "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
+DEFAULT_BOOT_TIMEOUT = 60.0
+DEFAULT_WAIT_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """How to boot one machine: its name, root, network namespace and extra nspawn flags.
+
+    ``unit`` is the nspawn machine name, unique on the host (it names nspawn's
+    runtime directories); ``name`` is the hostname the machine sees.
+    """
+
+    name: str
+    root: Path
+    unit: str
+    netns: Path | None = None
+    extra_args: tuple[str, ...] = field(default=())
+
+    def nspawn_argv(self) -> list[str]:
+        """The systemd-nspawn command line that boots this machine."""
+        argv = ["systemd-nspawn", "--boot", "--quiet",
+                # no host systemd to register with or to allocate a scope from (NOTES.md)
+                "--register=no", "--keep-unit",
+                f"--directory={self.root}", f"--machine={self.unit}", f"--hostname={self.name}",
+                "--console=interactive", "--link-journal=no",
+                "--resolv-conf=off", "--timezone=off"]
+        if self.netns is not None:
+            # a prepared namespace gets no CAP_NET_ADMIN by default: networkd and DHCP servers need it
+            argv += [f"--network-namespace-path={self.netns}",
+                     "--capability=CAP_NET_ADMIN,CAP_NET_RAW"]
+        return argv + list(self.extra_args)
+
+
+def find_leader(nspawn_pid: int) -> int | None:
+    """PID of the container's PID 1: the child of nspawn that is PID 1 in its own namespace."""
+    for children in Path(f"/proc/{nspawn_pid}/task").glob("*/children"):
+        try:
+            pids = children.read_text().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            nspid = next((line.split()[1:] for line in status.splitlines()
+                          if line.startswith("NSpid:")), [])
+            if len(nspid) > 1 and nspid[-1] == "1":
+                return int(pid)
+    return None
+
+
+class Machine:
+    """A booted nspawn machine; a context manager (boot on enter, stop on exit).
+
+    >>> with Machine(spec, console_log=Path("gw.console")) as gw:
+    ...     gw.wait_ready()
+    ...     gw.succeed("hostname")
+    'gw'
+    """
+
+    def __init__(self, spec: MachineSpec, *, console_log: Path,
+                 boot_timeout: float = DEFAULT_BOOT_TIMEOUT) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.console_log = console_log
+        self.boot_timeout = boot_timeout
+        self.leader: int | None = None
+        self._stack = contextlib.ExitStack()
+        self._terminal: pexpect.spawn | None = None
+        self._tap: ConsoleTap | None = None
+        self._host: testinfra.host.Host | None = None
+
+    def __repr__(self) -> str:
+        return f"<Machine {self.name} leader={self.leader}>"
+
+    # -- lifetime ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> Machine:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start systemd-nspawn and find the leader; returns as soon as PID 1 exists."""
+        if self._terminal is not None:
+            raise HarnessError(f"machine {self.name} is already started")
+        self.console_log.parent.mkdir(parents=True, exist_ok=True)
+        self.console_log.write_bytes(b"")
+        try:
+            self._terminal = self._stack.enter_context(proc.spawn_tty(self.spec.nspawn_argv()))
+            self._tap = ConsoleTap(self._terminal, self.console_log, self.name)
+            self._tap.start()
+            retry(self._check_leader, self.boot_timeout, f"{self.name}: PID 1 to start")
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def running(self) -> bool:
+        """Whether the nspawn process is still alive."""
+        return self._terminal is not None and bool(self._terminal.isalive())
+
+    def _check_leader(self, last_try: bool) -> bool:
+        assert self._terminal is not None
+        if not self._terminal.isalive():
+            raise Unrecoverable(f"systemd-nspawn exited (status {self._terminal.exitstatus}); "
+                                f"console:\n{self.console_tail()}")
+        self.leader = find_leader(self._terminal.pid)
+        return self.leader is not None
+
+    def console_tail(self, chars: int = 2000) -> str:
+        """The end of what the machine printed on its console (for error messages)."""
+        return self._tap.tail(chars) if self._tap else ""
+
+    def wait_ready(self, timeout: float | None = None) -> str:
+        """Wait until boot finished (``is-system-running`` = running or degraded); return that state.
+
+        Uses ``systemctl is-system-running --wait`` inside, so the wait is event-driven;
+        the retry only covers the instant before PID 1 accepts connections.
+        """
+        timeout = self.boot_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        state = ""
+
+        def booted(last_try: bool) -> bool:
+            nonlocal state
+            if not self.running:
+                raise Unrecoverable(f"systemd-nspawn exited; console:\n{self.console_tail()}")
+            left = max(deadline - time.monotonic(), 0.5)
+            try:
+                result = self.run("systemctl is-system-running --wait", timeout=left)
+            except HarnessError as exc:  # the command itself outlived the deadline
+                state = str(exc)
+                return False
+            state = result.stdout.strip() or result.stderr.strip()
+            if state in ("stopping", "offline", "maintenance"):
+                raise Unrecoverable(f"system state is {state}; console:\n{self.console_tail()}")
+            return state in ("running", "degraded")
+
+        with step(f"{self.name}: boot"):
+            try:
+                retry(booted, timeout, f"{self.name} to finish booting")
+            except CheckFailed as exc:
+                raise HarnessError(f"{exc} (last state: {state or 'no answer'}); console:\n"
+                                   f"{self.console_tail()}") from None
+        return state
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Power off cleanly (nspawn turns SIGTERM into an orderly shutdown), then kill at ``timeout``."""
+        terminal, self._terminal = self._terminal, None
+        if terminal is not None and terminal.isalive():
+            terminal.kill(signal.SIGTERM)
+            if not proc.wait_for_exit(terminal.pid, timeout):
+                if self.leader:
+                    proc.kill(self.leader)  # PID 1 dying takes its whole namespace down
+                terminal.kill(signal.SIGKILL)
+                proc.wait_for_exit(terminal.pid, 5)
+        self._stack.close()
+        if self._tap is not None:
+            self._tap.join(5)
+        self.leader = None
+        self._host = None
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    def _nsenter(self, argv: Sequence[str]) -> list[str]:
+        if self.leader is None or not self.running:
+            raise HarnessError(f"machine {self.name} is not running: start it first")
+        return ["nsenter", f"--target={self.leader}", "--all", "--", *argv]
+
+    def run(self, command: str, *, timeout: float | None = 120.0,
+            input: str | None = None) -> proc.Result:
+        """Run shell ``command`` inside the machine as root; return status and output, never raise on status."""
+        return proc.run(self._nsenter(["/bin/sh", "-c", command]), check=False, timeout=timeout,
+                        input=input, env=GUEST_ENV)
+
+    def execute(self, command: str, timeout: float | None = 120.0) -> tuple[int, str]:
+        """(exit status, stdout) of ``command`` in the machine."""
+        result = self.run(command, timeout=timeout)
+        return result.status, result.stdout
+
+    def succeed(self, command: str, timeout: float | None = 120.0) -> str:
+        """stdout of ``command``; `CheckFailed` showing command, status and stderr if it fails."""
+        __tracebackhide__ = True
+        result = self.run(command, timeout=timeout)
+        if result.status != 0:
+            raise CheckFailed(f"{self.name}: command `{command}` failed (exit code {result.status}):"
+                              f" {(result.stderr or result.stdout).strip()[-1500:]}")
+        return result.stdout
+
+    def fail(self, command: str, timeout: float | None = 120.0) -> str:
+        """stdout of ``command``, which must fail; `CheckFailed` if it succeeds."""
+        __tracebackhide__ = True
+        result = self.run(command, timeout=timeout)
+        if result.status == 0:
+            raise CheckFailed(f"{self.name}: command `{command}` unexpectedly succeeded:"
+                              f" {result.stdout.strip()[-1500:]}")
+        return result.stdout
+
+    def wait_until_succeeds(self, command: str, timeout: float = DEFAULT_WAIT_TIMEOUT) -> str:
+        """Retry ``command`` until it exits 0; return its stdout. On timeout, show its last result."""
+        __tracebackhide__ = True
+        last = proc.Result((), -1, "", "")
+
+        def check(last_try: bool) -> bool:
+            nonlocal last
+            last = self.run(command, timeout=timeout)
+            return last.status == 0
+
+        try:
+            retry(check, timeout, f"{self.name}: `{command}` to succeed")
+        except CheckFailed as exc:
+            raise CheckFailed(f"{exc}; last exit code {last.status}: "
+                              f"{(last.stderr or last.stdout).strip()[-1000:]}") from None
+        return last.stdout
+
+    def wait_for_unit(self, unit: str, timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
+        """Wait until ``unit`` is active; fail at once if it reaches ``failed``, showing its status."""
+        __tracebackhide__ = True
+        state = ""
+
+        def active(last_try: bool) -> bool:
+            nonlocal state
+            state = self.run(f"systemctl is-active {shlex.quote(unit)}").stdout.strip()
+            if state == "failed":
+                raise Unrecoverable(f"{unit} failed:\n{self._status(unit)}")
+            return state == "active"
+
+        try:
+            retry(active, timeout, f"{self.name}: unit {unit} to be active")
+        except CheckFailed as exc:
+            if "failed:" in str(exc):
+                raise
+            raise CheckFailed(f"{exc}; last state {state or 'unknown'}:\n{self._status(unit)}") from None
+
+    def _status(self, unit: str) -> str:
+        return self.run(f"systemctl status --no-pager --lines=15 {shlex.quote(unit)}").stdout
+
+    def wait_for_open_port(self, port: int, timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
+        """Wait until something in the machine listens on TCP ``port``."""
+        __tracebackhide__ = True
+        command = f"ss -Htln 'sport = :{int(port)}' | grep -q ."
+        try:
+            retry(lambda _: self.run(command).status == 0, timeout,
+                  f"{self.name}: TCP port {port} to be listening")
+        except CheckFailed as exc:
+            listening = self.run("ss -Htln").stdout.strip() or "nothing"
+            raise CheckFailed(f"{exc}; listening now: {listening}") from None
+
+    @property
+    def host(self) -> testinfra.host.Host:
+        """A testinfra `Host` on this machine: ``gw.host.service("kea-dhcp4-server").is_running``."""
+        if self._host is None:
+            from harness.backend import host_of
+
+            self._host = host_of(self)
+        return self._host
+
+    def journal(self, since: float | None = None, unit: str | None = None) -> str:
+        """The machine's journal, from ``since`` (seconds since the epoch) if given."""
+        argv = ["journalctl", "--no-pager", "-o", "short-precise"]
+        if since is not None:
+            argv.append(f"--since=@{since:.0f}")
+        if unit:
+            argv.append(f"--unit={unit}")
+        return self.run(shlex.join(argv)).stdout
+
+    @contextlib.contextmanager
+    def console(self, timeout: float = 30.0) -> Iterator[ConsoleSession]:
+        """A pexpect session on the machine's console, for logins and anything interactive.
+
+        >>> with gw.console() as tty:
+        ...     tty.login("root")
+        ...     tty.shell("echo $((6*7))")
+        '42'
+        """
+        if self._tap is None or not self.running:
+            raise HarnessError(f"machine {self.name} is not running: start it first")
+        with self._tap.session(timeout) as session:
+            yield session

@@ -1,0 +1,225 @@
+"""A lab's network: namespaces, bridges, veths and addresses, through pyroute2 only.
+
+One lab = one *switch* namespace holding one bridge per segment (``wan``, ``lan``), plus
+one namespace per machine holding its ends of the veths, named and addressed as the
+caller says. Every namespace name carries the lab id (``harness-<lab>-sw``,
+``harness-<lab>-<machine>``), so two labs with the same IP plan coexist on one host, and
+teardown removes exactly what this lab created. Lab traffic cannot leave: nothing links
+these namespaces to the host's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import ipaddress
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from pyroute2 import NetNS, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from harness.errors import HarnessError, UsageError
+
+PREFIX = "harness-"
+NETNS_DIR = Path("/run/netns")
+IFNAMSIZ = 15  # longest interface name the kernel accepts
+_IFNAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_.-]*")
+_MAC = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
+_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One network interface of one machine, plugged into one segment's bridge.
+
+    ``addresses`` are CIDRs set from outside before boot (optional: a machine may get its
+    address by DHCP instead).
+    """
+
+    machine: str
+    name: str
+    segment: str
+    mac: str
+    addresses: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for what, value in (("interface", self.name), ("segment", self.segment)):
+            if not _IFNAME.fullmatch(value) or len(value) > IFNAMSIZ:
+                raise UsageError(f"{self.machine}: bad {what} name {value!r}: use at most "
+                                 f"{IFNAMSIZ} characters of [a-zA-Z0-9_.-], starting with a letter")
+        if not _ID.fullmatch(self.machine):
+            raise UsageError(f"bad machine name {self.machine!r}: use [a-z0-9-]")
+        if not _MAC.fullmatch(self.mac):
+            raise UsageError(f"{self.machine}/{self.name}: bad MAC {self.mac!r}: "
+                             "write it lowercase as 02:00:00:00:00:01")
+        for cidr in self.addresses:
+            try:
+                ipaddress.ip_interface(cidr)
+            except ValueError:
+                raise UsageError(f"{self.machine}/{self.name}: bad address {cidr!r}: "
+                                 "write it as a CIDR, e.g. 192.168.1.1/23") from None
+
+
+def namespace_name(lab_id: str, machine: str | None = None) -> str:
+    """``harness-<lab>-sw`` for the switch, ``harness-<lab>-<machine>`` for a machine."""
+    return f"{PREFIX}{lab_id}-{machine}" if machine else f"{PREFIX}{lab_id}-sw"
+
+
+def switch_port(interface: Interface) -> str:
+    """Name of the veth end on the switch side: ``<machine>-<ifname>`` or, if too long, a digest."""
+    name = f"{interface.machine}-{interface.name}"
+    if len(name) <= IFNAMSIZ:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{interface.machine[:IFNAMSIZ - 7]}-{digest}"
+
+
+def validate(interfaces: Sequence[Interface]) -> None:
+    """Reject duplicate interfaces, MACs, addresses and switch port names, naming the culprits."""
+    seen: dict[str, str] = {}
+    for iface in interfaces:
+        where = f"{iface.machine}/{iface.name}"
+        keys = [f"interface {where}", f"MAC {iface.mac}", f"switch port {switch_port(iface)}"]
+        keys += [f"address {ipaddress.ip_interface(a).ip}" for a in iface.addresses]
+        for key in keys:
+            if key in seen:
+                raise UsageError(f"{key} is used twice: by {seen[key]} and by {where}")
+            seen[key] = where
+
+
+def lab_namespaces() -> list[str]:
+    """Every namespace on this host that a harness lab created (for cleanup and checks)."""
+    return sorted(n for n in netns.listnetns() if n.startswith(PREFIX))
+
+
+def _remove_namespace(name: str) -> None:
+    try:
+        netns.remove(name)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+
+
+def remove_lab_namespaces(lab_id: str) -> list[str]:
+    """Remove every namespace of lab ``lab_id`` (also after a crash); return their names."""
+    doomed = [n for n in lab_namespaces() if n.startswith(f"{PREFIX}{lab_id}-")]
+    for name in doomed:
+        _remove_namespace(name)
+    return doomed
+
+
+class LabNetwork:
+    """The namespaces, bridges and veths of one lab; a context manager.
+
+    The constructor only validates. ``with LabNetwork("w1", interfaces) as net:`` creates
+    everything; leaving the block removes it all, even after an error.
+
+    >>> lan = [Interface("a", "host0", "lan", "02:00:00:00:00:01", ("10.1.0.1/24",)),
+    ...        Interface("b", "host0", "lan", "02:00:00:00:00:02", ("10.1.0.2/24",))]
+    >>> with LabNetwork("t1", lan) as net:
+    ...     net.namespace_path("a")
+    PosixPath('/run/netns/harness-t1-a')
+    """
+
+    def __init__(self, lab_id: str, interfaces: Sequence[Interface]) -> None:
+        if not _ID.fullmatch(lab_id):
+            raise UsageError(f"bad lab id {lab_id!r}: use [a-z0-9-]")
+        validate(interfaces)
+        self.lab_id = lab_id
+        self.interfaces = tuple(interfaces)
+        self.switch = namespace_name(lab_id)
+        self.machines = tuple(dict.fromkeys(i.machine for i in interfaces))
+        self.segments = tuple(dict.fromkeys(i.segment for i in interfaces))
+
+    def namespace(self, machine: str) -> str:
+        """Name of ``machine``'s namespace."""
+        if machine not in self.machines:
+            raise UsageError(f"lab {self.lab_id} has no machine {machine!r}; "
+                             f"it has: {', '.join(self.machines)}")
+        return namespace_name(self.lab_id, machine)
+
+    def namespace_path(self, machine: str) -> Path:
+        """Path to give ``systemd-nspawn --network-namespace-path``."""
+        return NETNS_DIR / self.namespace(machine)
+
+    def __enter__(self) -> LabNetwork:
+        try:
+            self._create()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.remove()
+
+    def _create(self) -> None:
+        for name in (self.switch, *(self.namespace(m) for m in self.machines)):
+            if name in netns.listnetns():
+                raise HarnessError(f"namespace {name} already exists: a lab with id {self.lab_id} "
+                                   "is running or was left behind; run `harness destroy`")
+            netns.create(name)
+        with _ns(self.switch) as sw:
+            _up(sw, "lo")
+            for segment in self.segments:
+                sw.link("add", ifname=segment, kind="bridge")
+                _up(sw, segment)
+            for iface in self.interfaces:
+                port = switch_port(iface)
+                sw.link("add", ifname=port, kind="veth",
+                        peer={"ifname": iface.name, "address": iface.mac,
+                              "net_ns_fd": self.namespace(iface.machine)})
+                sw.link("set", index=_index(sw, port), master=_index(sw, iface.segment),
+                        state="up")
+        for machine in self.machines:
+            with _ns(self.namespace(machine)) as ns:
+                _up(ns, "lo")
+                for iface in (i for i in self.interfaces if i.machine == machine):
+                    index = _index(ns, iface.name)
+                    for cidr in iface.addresses:
+                        ip = ipaddress.ip_interface(cidr)
+                        ns.addr("add", index=index, address=str(ip.ip),
+                                prefixlen=ip.network.prefixlen)
+                    _up(ns, iface.name)
+
+    def set_link(self, machine: str, ifname: str, up: bool) -> None:
+        """Plug (``up``) or unplug ``machine``'s ``ifname`` at the switch: a cable pulled."""
+        iface = next((i for i in self.interfaces if i.machine == machine and i.name == ifname), None)
+        if iface is None:
+            raise UsageError(f"lab {self.lab_id}: machine {machine} has no interface {ifname!r}")
+        with _ns(self.switch) as sw:
+            sw.link("set", index=_index(sw, switch_port(iface)), state="up" if up else "down")
+
+    def remove(self) -> None:
+        """Remove this lab's namespaces (their veths and bridges go with them)."""
+        for name in (*(self.namespace(m) for m in self.machines), self.switch):
+            _remove_namespace(name)
+
+
+@contextlib.contextmanager
+def _ns(name: str) -> Iterator[NetNS]:
+    ns = NetNS(name)
+    try:
+        yield ns
+    finally:
+        ns.close()
+
+
+def _index(ns: NetNS, ifname: str) -> int:
+    found = ns.link_lookup(ifname=ifname)
+    if not found:
+        raise HarnessError(f"interface {ifname} not found in its namespace")
+    return int(found[0])
+
+
+def _up(ns: NetNS, ifname: str) -> None:
+    try:
+        ns.link("set", index=_index(ns, ifname), state="up")
+    except NetlinkError as exc:
+        raise HarnessError(f"cannot bring {ifname} up: {exc}") from exc

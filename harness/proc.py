@@ -1,0 +1,158 @@
+"""The one way the harness runs a host process.
+
+`spawn()` takes an argument list (never a shell string) and an explicit environment, and
+terminates and reaps the child whatever happens, KeyboardInterrupt included. `run()` is
+`spawn()` plus waiting and checking. `spawn_tty()` is the same discipline for a child that
+needs a terminal (a machine's console). Only the testinfra backend accepts shell strings,
+and it hands them to ``sh -c`` inside a machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shlex
+import signal
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import pexpect
+
+from harness.errors import CommandFailed, HarnessError
+
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Proxies are the only part of the caller's environment a host command may need
+# (debootstrap and apt download through them); everything else is set explicitly.
+_PASSED_THROUGH = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+
+
+def host_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every host command gets: a fixed PATH and locale, proxies, ``extra``."""
+    env = {"PATH": PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": "dumb"}
+    env.update({k: v for k, v in os.environ.items() if k in _PASSED_THROUGH})
+    env.update(extra or {})
+    return env
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished command left: its argv, exit status and decoded output."""
+
+    argv: tuple[str, ...]
+    status: int
+    stdout: str
+    stderr: str
+
+
+def describe_failure(argv: Sequence[str], status: int, stderr: str, *, lines: int = 10) -> str:
+    """``command `X` failed (exit code N): <last lines of stderr>``, copy-pasteable."""
+    tail = "\n".join(stderr.strip().splitlines()[-lines:])
+    message = f"command `{shlex.join(argv)}` failed (exit code {status})"
+    return f"{message}: {tail}" if tail else message
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: int | None = subprocess.DEVNULL,
+    stdout: int | None = subprocess.PIPE,
+    stderr: int | None = subprocess.PIPE,
+    grace: float = 5.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``argv`` and yield its Popen; on leaving, stop it (SIGTERM, then SIGKILL after ``grace``)."""
+    try:
+        proc = subprocess.Popen(
+            list(argv), env=dict(env) if env is not None else host_env(),
+            stdin=stdin, stdout=stdout, stderr=stderr,
+        )
+    except FileNotFoundError as exc:
+        raise HarnessError(f"cannot run `{shlex.join(argv)}`: {argv[0]} is not installed "
+                           "(run `make setup` to install the host packages)") from exc
+    try:
+        yield proc
+    finally:
+        _stop(proc, grace)
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    input: bytes | str | None = None,
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+    capture: bool = True,
+) -> Result:
+    """Run ``argv`` to completion; raise `CommandFailed` on a non-zero exit when ``check``.
+
+    ``capture=False`` lets the output through to the caller's terminal (long builds).
+    """
+    data = input.encode() if isinstance(input, str) else input
+    pipe = subprocess.PIPE if capture else None
+    with spawn(argv, env=env, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+               stdout=pipe, stderr=pipe) as proc:
+        try:
+            out, err = proc.communicate(data, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise HarnessError(f"command `{shlex.join(argv)}` did not finish within {timeout}s") from exc
+    result = Result(tuple(argv), proc.returncode,
+                    (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"))
+    if check and result.status != 0:
+        raise CommandFailed(describe_failure(argv, result.status, result.stderr or result.stdout),
+                            status=result.status, stdout=result.stdout, stderr=result.stderr)
+    return result
+
+
+def wait_for_exit(pid: int, timeout: float) -> bool:
+    """Block until process ``pid`` exits (without reaping it) or ``timeout`` passes.
+
+    Event-driven through a pidfd: no polling. True when it exited.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        ready, _, _ = select.select([fd], [], [], max(timeout, 0))
+        return bool(ready)
+    finally:
+        os.close(fd)
+
+
+def kill(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
+    """Send ``sig`` to ``pid``; a process that is already gone is not an error."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+@contextlib.contextmanager
+def spawn_tty(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+              grace: float = 5.0) -> Iterator[pexpect.spawn]:
+    """Start ``argv`` on a new pseudo-terminal (pexpect); on leaving, stop and reap it."""
+    try:
+        child = pexpect.spawn(argv[0], list(argv[1:]), env=dict(env) if env is not None else host_env(),
+                              echo=False, dimensions=(50, 200))
+    except pexpect.ExceptionPexpect as exc:
+        raise HarnessError(f"cannot run `{shlex.join(argv)}`: {exc}") from exc
+    try:
+        yield child
+    finally:
+        if child.isalive():
+            child.kill(signal.SIGTERM)
+            if not wait_for_exit(child.pid, grace):
+                child.kill(signal.SIGKILL)
+        child.close(force=True)

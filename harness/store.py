@@ -1,0 +1,391 @@
+"""btrfs subvolumes and the published snapshots built from them.
+
+Layout of a store root (any directory on btrfs)::
+
+    snapshots/<name>/           a published snapshot: a plain directory holding one read-only
+        manifest.json           subvolume per member (machine root) and a manifest
+        <member>/
+    work/<owner>/<member>       writable subvolumes: machine roots of running labs and builds
+    .tmp/<name>.<pid>.<rand>/   snapshots being published
+
+Publishing is atomic: the snapshot is assembled under ``.tmp/`` and renamed into
+``snapshots/`` only when complete (btrfs refuses to move a read-only subvolume between
+directories, but a plain directory holding them renames in one step). A crash leaves
+at most a ``.tmp`` entry, which the next `Store.sweep()` removes once its owner is dead.
+Names are relative paths of ``[a-z0-9._-]`` parts: ``bootstrap/3f2a...``, ``failed/test_x``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import proc
+from harness.errors import HarnessError, UsageError
+
+BTRFS_INSTALL = "apt-get install -y btrfs-progs"
+DEFAULT_IMAGE = Path("/var/lib/harness/store.img")
+DEFAULT_IMAGE_SIZE = "32G"
+MANIFEST = "manifest.json"
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")
+_SUBVOLUME_ROOT_INODE = 256  # every btrfs subvolume's top directory has this inode number
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid snapshot name, else raise a `UsageError` saying the rule."""
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise UsageError(f"bad snapshot name {name!r}: use lowercase parts of [a-z0-9._-] "
+                         "separated by '/', e.g. 'bootstrap/1a2b' or 'failed/test_dns'")
+    return name
+
+
+def require_root() -> None:
+    """Raise unless running as root: btrfs, namespaces and nspawn all need it."""
+    if os.geteuid() != 0:
+        raise HarnessError("harness needs root (btrfs, network namespaces, systemd-nspawn): "
+                           "run it as root, e.g. `sudo make test`")
+
+
+def require_btrfs_progs() -> None:
+    """Raise with the install command when btrfs-progs is missing."""
+    if shutil.which("btrfs", path=proc.PATH) is None:
+        raise HarnessError(f"btrfs-progs is not installed: run `{BTRFS_INSTALL}` (or `make setup`)")
+
+
+def _unescape(field_: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
+
+
+def filesystem_of(path: Path, mountinfo: str) -> tuple[str, str]:
+    """(mount point, filesystem type) of the mount holding ``path``, from /proc/self/mountinfo text.
+
+    The last, longest matching mount point wins: later mounts hide earlier ones.
+    """
+    target = str(path)
+    best = ("", "")
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) < 5 or not right:
+            continue
+        point = _unescape(fields[4])
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best[0]):
+            best = (point, right.split()[0])
+    return best
+
+
+def _mountinfo() -> str:
+    return Path("/proc/self/mountinfo").read_text()
+
+
+def is_btrfs(path: Path) -> bool:
+    """Whether ``path`` (which must exist) lies on a btrfs filesystem."""
+    return filesystem_of(path.resolve(), _mountinfo())[1] == "btrfs"
+
+
+def is_mountpoint(path: Path) -> bool:
+    """Whether something is mounted exactly at ``path``."""
+    return filesystem_of(path.resolve(), _mountinfo())[0] == str(path.resolve())
+
+
+def is_subvolume(path: Path) -> bool:
+    """Whether ``path`` is the top directory of a btrfs subvolume."""
+    try:
+        return path.lstat().st_ino == _SUBVOLUME_ROOT_INODE and path.is_dir()
+    except FileNotFoundError:
+        return False
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Disk use of a subvolume or snapshot in bytes: all it references, what only it holds."""
+
+    total: int
+    exclusive: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A published, read-only snapshot: its name, directory, members and manifest."""
+
+    name: str
+    path: Path
+    members: tuple[str, ...]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def created(self) -> float:
+        """When it was published (seconds since the epoch)."""
+        return float(self.meta.get("created", 0.0))
+
+    def member(self, name: str) -> Path:
+        """The read-only subvolume of member ``name`` (a machine root)."""
+        if name not in self.members:
+            raise UsageError(f"snapshot {self.name} has no member {name!r}; it has: "
+                             f"{', '.join(self.members) or 'none'}")
+        return self.path / name
+
+
+class Store:
+    """A btrfs directory holding published snapshots and working subvolumes.
+
+    The constructor only checks; nothing is created until a method needs it.
+
+    >>> store = Store(Path("/var/lib/harness/store"))
+    >>> base = store.get("bootstrap/1a2b")
+    >>> root = store.clone(base.member("base"), store.work_path("lab1", "gw"))
+    """
+
+    def __init__(self, root: Path) -> None:
+        require_root()
+        require_btrfs_progs()
+        if not root.is_dir():
+            raise HarnessError(f"store {root} does not exist: create it on a btrfs filesystem, "
+                               "or leave --store unset to use the embedded image")
+        if not is_btrfs(root):
+            kind = filesystem_of(root.resolve(), _mountinfo())[1] or "unknown"
+            raise HarnessError(f"store {root} is on {kind}, not btrfs: give a btrfs directory "
+                               "with --store/HARNESS_STORE, or unset it to use the embedded image")
+        self.root = root.resolve()
+
+    # -- subvolumes -------------------------------------------------------------------------
+
+    def _btrfs(self, *args: str) -> proc.Result:
+        return proc.run(["btrfs", *args])
+
+    def create(self, path: Path) -> Path:
+        """Create an empty writable subvolume at ``path``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._btrfs("subvolume", "create", str(path))
+        return path
+
+    def clone(self, source: Path, path: Path) -> Path:
+        """A writable snapshot of ``source`` at ``path`` (copy-on-write: milliseconds)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._btrfs("subvolume", "snapshot", str(source), str(path))
+        return path
+
+    def freeze(self, source: Path, path: Path) -> Path:
+        """A read-only snapshot of ``source`` at ``path``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._btrfs("subvolume", "snapshot", "-r", str(source), str(path))
+        return path
+
+    def delete(self, path: Path) -> None:
+        """Delete subvolume ``path`` and any subvolume nested in it; a missing path is not an error.
+
+        Nested ones exist because systemd-tmpfiles inside a machine may create subvolumes.
+        """
+        if not path.exists():
+            return
+        nested = [Path(d) / n for d, names, _ in os.walk(path) for n in names
+                  if is_subvolume(Path(d) / n)]
+        for sub in sorted(nested, key=lambda p: len(p.parts), reverse=True):
+            self._btrfs("subvolume", "delete", str(sub))
+        if is_subvolume(path):
+            self._btrfs("subvolume", "delete", str(path))
+        else:
+            shutil.rmtree(path)
+
+    def usage(self, path: Path) -> Usage:
+        """Bytes ``path`` references and bytes only it holds (``btrfs filesystem du``)."""
+        out = self._btrfs("filesystem", "du", "-s", "--raw", str(path)).stdout.splitlines()
+        total, exclusive, *_ = out[-1].split()
+        return Usage(int(total), int(exclusive))
+
+    # -- working subvolumes -------------------------------------------------------------------
+
+    def work_path(self, owner: str, member: str) -> Path:
+        """Where ``owner`` (a lab or a build) keeps its writable copy of ``member``."""
+        return self.root / "work" / owner / member
+
+    def release(self, owner: str) -> None:
+        """Delete every working subvolume of ``owner``."""
+        top = self.root / "work" / owner
+        if top.exists():
+            for member in sorted(top.iterdir()):
+                self.delete(member)
+            top.rmdir()
+
+    def owners(self) -> list[str]:
+        """Owners (labs, builds) that hold working subvolumes now."""
+        top = self.root / "work"
+        return sorted(p.name for p in top.iterdir()) if top.exists() else []
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold the store-wide lock ``name`` (e.g. a stage): concurrent builders take turns."""
+        with _locked(self.root / ".locks" / f"{check_name(name).replace('/', '+')}.lock"):
+            yield
+
+    # -- published snapshots --------------------------------------------------------------------
+
+    def path_of(self, name: str) -> Path:
+        """Directory where snapshot ``name`` is or would be published."""
+        return self.root / "snapshots" / check_name(name)
+
+    def get(self, name: str) -> Snapshot | None:
+        """The published snapshot ``name``, or None."""
+        path = self.path_of(name)
+        try:
+            meta = json.loads((path / MANIFEST).read_text())
+        except FileNotFoundError:
+            return None
+        return Snapshot(name, path, tuple(meta.get("members", ())), meta)
+
+    def exists(self, name: str) -> bool:
+        """Whether snapshot ``name`` is published."""
+        return self.get(name) is not None
+
+    def snapshots(self) -> list[Snapshot]:
+        """Every published snapshot, sorted by name."""
+        top = self.root / "snapshots"
+        found = []
+        for manifest in sorted(top.glob(f"**/{MANIFEST}")) if top.exists() else []:
+            snap = self.get(manifest.parent.relative_to(top).as_posix())
+            if snap is not None:
+                found.append(snap)
+        return found
+
+    def publish(self, name: str, members: Mapping[str, Path], meta: Mapping[str, Any]) -> Snapshot:
+        """Publish read-only snapshots of ``members`` (name → subvolume) as snapshot ``name``.
+
+        Atomic: readers see the whole snapshot or none of it. Raises `HarnessError` if
+        ``name`` is already published (a concurrent builder won; delete it first to replace).
+        """
+        final = self.path_of(name)
+        tmp = self.root / ".tmp" / f"{name.replace('/', '+')}.{os.getpid()}.{secrets.token_hex(3)}"
+        tmp.mkdir(parents=True)
+        try:
+            for member, source in members.items():
+                self.freeze(source, tmp / member)
+            manifest = {"name": name, "members": sorted(members), "created": time.time(), **meta}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(tmp, final)
+            except OSError as exc:
+                raise HarnessError(f"snapshot {name} is already published: "
+                                   f"remove it first (`harness gc` or delete {final})") from exc
+        except BaseException:
+            self._discard(tmp)
+            raise
+        snap = self.get(name)
+        assert snap is not None
+        return snap
+
+    def remove(self, name: str) -> None:
+        """Delete published snapshot ``name``: first unpublish it (rename), then free its space."""
+        path = self.path_of(name)
+        if not path.exists():
+            return
+        doomed = self.root / ".tmp" / f"deleting.{os.getpid()}.{secrets.token_hex(3)}"
+        doomed.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(path, doomed)
+        self._discard(doomed)
+        if path.parent != self.root / "snapshots":
+            with contextlib.suppress(OSError):  # still holds other snapshots (other keys)
+                path.parent.rmdir()
+
+    def _discard(self, directory: Path) -> None:
+        if not directory.exists():
+            return
+        for entry in directory.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                self.delete(entry)
+            else:
+                entry.unlink()
+        directory.rmdir()
+
+    def sweep(self) -> list[str]:
+        """Remove unfinished publishes whose process is gone; return what was removed."""
+        removed = []
+        top = self.root / ".tmp"
+        for entry in sorted(top.iterdir()) if top.exists() else []:
+            parts = entry.name.rsplit(".", 2)
+            pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else 0
+            if pid and _alive(pid):
+                continue
+            self._discard(entry)
+            removed.append(entry.name)
+        return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- choosing and opening the store ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def mount_image(image: Path, size: str) -> Path:
+    """Create (sparse, ``size``) and loop-mount the embedded btrfs image; return its mount point.
+
+    Idempotent and safe against concurrent callers: the image is created and mounted
+    under a lock, once. The mount point is the image path without its suffix.
+    """
+    mountpoint = image.with_suffix("")
+    with _locked(image.with_suffix(".lock")):
+        if is_mountpoint(mountpoint):
+            return mountpoint
+        if not image.exists():
+            partial = image.with_suffix(".partial")
+            proc.run(["truncate", "-s", size, str(partial)])
+            proc.run(["mkfs.btrfs", "-q", "-L", "harness", str(partial)])
+            os.rename(partial, image)
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        proc.run(["mount", "-o", "loop", str(image), str(mountpoint)])
+    return mountpoint
+
+
+def resolve_root(given: str | None, image: Path = DEFAULT_IMAGE, size: str = DEFAULT_IMAGE_SIZE,
+                 machines: Path = Path("/var/lib/machines")) -> Path:
+    """Which directory the store lives in.
+
+    ``given`` (``--store``/``HARNESS_STORE``) if set; else ``/var/lib/machines`` when it is
+    btrfs; else the embedded image, created and mounted on first use.
+    """
+    if given:
+        return Path(given)
+    if machines.is_dir() and is_btrfs(machines):
+        return machines / "harness"
+    return mount_image(image, size)
+
+
+def open_store(given: str | None = None, *, image: Path = DEFAULT_IMAGE,
+               size: str = DEFAULT_IMAGE_SIZE) -> Store:
+    """The store to use, checked (root, btrfs-progs, btrfs) and swept of dead publishes."""
+    require_root()
+    require_btrfs_progs()
+    root = resolve_root(given, image, size)
+    if not given:
+        root.mkdir(exist_ok=True)
+    store = Store(root)
+    store.sweep()
+    return store
