@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pexpect
 from pexpect import fdpexpect
 
 from harness.errors import CheckFailed
+from harness.wait import retry
 
 
 class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
@@ -48,10 +50,24 @@ class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
         return str(self.before)
 
     def login(self, user: str = "root", password: str | None = None, timeout: float = 30) -> None:
-        """Log in at the ``login:`` prompt and wait for a shell, whose prompt becomes ``harness# ``."""
+        """Log in at the ``login:`` prompt and wait for a shell, whose prompt becomes ``harness# ``.
+
+        agetty discards pending input ~100 ms *after* printing its prompt, so a name typed at
+        once can vanish. The name counts as typed only once agetty has echoed it back.
+        """
         self.sendline("")  # the first prompt may have gone by before we attached: ask again
         self.wait_for(r"login: ", timeout)
-        self.sendline(user)
+
+        def typed(last_try: bool) -> bool:
+            self.send(user)
+            try:
+                self.expect_exact(user, timeout=1)
+            except pexpect.TIMEOUT:
+                return False
+            return True
+
+        retry(typed, timeout, f"{self.machine} console to echo the user name")
+        self.sendline("")
         if password is not None:
             self.wait_for(r"[Pp]assword: ", timeout)
             self.sendline(password)
@@ -75,6 +91,7 @@ class ConsoleTap:
         self.machine = machine
         self._sinks: list[int] = []
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._drain, name=f"console-{machine}", daemon=True)
 
     def start(self) -> None:
@@ -82,26 +99,35 @@ class ConsoleTap:
         self._thread.start()
 
     def _drain(self) -> None:
+        # Raw reads on the terminal's fd: pexpect's own reads would waitpid() the child
+        # from this thread, racing the owner's isalive()/wait().
+        fd = self.terminal.child_fd
         with open(self.log, "ab") as out:
-            while True:
+            while not self._closing.is_set():
                 try:
-                    data = self.terminal.read_nonblocking(65536, timeout=None)
-                except (pexpect.EOF, OSError, ValueError):
+                    ready, _, _ = select.select([fd], [], [], 1.0)
+                    if not ready:
+                        continue  # nothing printed; look at _closing again
+                    data = os.read(fd, 65536)
+                except (OSError, ValueError):  # EIO: nspawn exited and the terminal hung up
+                    break
+                if not data:
                     break
                 out.write(data)
                 out.flush()
                 with self._lock:
-                    for fd in self._sinks:
+                    for sink in self._sinks:
                         with contextlib.suppress(OSError):
-                            os.write(fd, data)
+                            os.write(sink, data)
         with self._lock:
-            for fd in self._sinks:
+            for sink in self._sinks:
                 with contextlib.suppress(OSError):
-                    os.close(fd)
+                    os.close(sink)
             self._sinks.clear()
 
     def join(self, timeout: float) -> None:
-        """Wait for the reader to finish once the terminal closed."""
+        """Stop the reader once the machine's process is gone, and wait for it."""
+        self._closing.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
 

@@ -62,7 +62,7 @@ class Lab:
         self.id = lab_id or new_lab_id()
         self.boot_timeout = boot_timeout
         self.log_dir = log_dir or (RUN_DIR / self.id)
-        self.network = LabNetwork(self.id, [i for s in setups for i in s.interfaces])
+        self.network = LabNetwork(self.id, [i for s in setups for i in s.interfaces], names)
         self.machines: dict[str, Machine] = {}
         self._stack = contextlib.ExitStack()
 
@@ -99,9 +99,9 @@ class Lab:
         """Boot machines ``names`` (all started first, then awaited: boots overlap)."""
         for name in names:
             setup = self.setups[name]
-            netns = self.network.namespace_path(name) if name in self.network.machines else None
             spec = MachineSpec(name=name, root=self.root(name), unit=f"harness-{self.id}-{name}",
-                               netns=netns, extra_args=setup.extra_args)
+                               netns=self.network.namespace_path(name),
+                               extra_args=setup.extra_args)
             machine = Machine(spec, console_log=self.log_dir / f"{name}.console",
                               boot_timeout=self.boot_timeout)
             self._stack.enter_context(machine)

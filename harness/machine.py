@@ -40,6 +40,8 @@ DEFAULT_WAIT_TIMEOUT = 60.0
 class MachineSpec:
     """How to boot one machine: its name, root, network namespace and extra nspawn flags.
 
+    Without ``netns`` the machine gets a private network of its own (loopback only).
+
     ``unit`` is the nspawn machine name, unique on the host (it names nspawn's
     runtime directories); ``name`` is the hostname the machine sees.
     """
@@ -58,7 +60,9 @@ class MachineSpec:
                 f"--directory={self.root}", f"--machine={self.unit}", f"--hostname={self.name}",
                 "--console=interactive", "--link-journal=no",
                 "--resolv-conf=off", "--timezone=off"]
-        if self.netns is not None:
+        if self.netns is None:
+            argv.append("--private-network")  # never the host's network (traffic rule)
+        else:
             # a prepared namespace gets no CAP_NET_ADMIN by default: networkd and DHCP servers need it
             argv += [f"--network-namespace-path={self.netns}",
                      "--capability=CAP_NET_ADMIN,CAP_NET_RAW"]
@@ -129,6 +133,10 @@ class Machine:
             self._tap = ConsoleTap(self._terminal, self.console_log, self.name)
             self._tap.start()
             retry(self._check_leader, self.boot_timeout, f"{self.name}: PID 1 to start")
+        except CheckFailed as exc:
+            console = self.console_tail()
+            self.stop()
+            raise HarnessError(f"machine {self.name} did not boot: {exc}; console:\n{console}") from None
         except BaseException:
             self.stop()
             raise
@@ -141,8 +149,7 @@ class Machine:
     def _check_leader(self, last_try: bool) -> bool:
         assert self._terminal is not None
         if not self._terminal.isalive():
-            raise Unrecoverable(f"systemd-nspawn exited (status {self._terminal.exitstatus}); "
-                                f"console:\n{self.console_tail()}")
+            raise Unrecoverable(f"systemd-nspawn exited (status {self._terminal.exitstatus})")
         self.leader = find_leader(self._terminal.pid)
         return self.leader is not None
 
@@ -163,7 +170,7 @@ class Machine:
         def booted(last_try: bool) -> bool:
             nonlocal state
             if not self.running:
-                raise Unrecoverable(f"systemd-nspawn exited; console:\n{self.console_tail()}")
+                raise Unrecoverable("systemd-nspawn exited")
             left = max(deadline - time.monotonic(), 0.5)
             try:
                 result = self.run("systemctl is-system-running --wait", timeout=left)
@@ -171,16 +178,16 @@ class Machine:
                 state = str(exc)
                 return False
             state = result.stdout.strip() or result.stderr.strip()
-            if state in ("stopping", "offline", "maintenance"):
-                raise Unrecoverable(f"system state is {state}; console:\n{self.console_tail()}")
+            if state in ("stopping", "maintenance"):  # "offline": PID 1 not answering yet
+                raise Unrecoverable(f"system state is {state}")
             return state in ("running", "degraded")
 
         with step(f"{self.name}: boot"):
             try:
                 retry(booted, timeout, f"{self.name} to finish booting")
             except CheckFailed as exc:
-                raise HarnessError(f"{exc} (last state: {state or 'no answer'}); console:\n"
-                                   f"{self.console_tail()}") from None
+                raise HarnessError(f"machine {self.name} did not boot: {exc} (last state: "
+                                   f"{state or 'no answer'}); console:\n{self.console_tail()}") from None
         return state
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -193,9 +200,9 @@ class Machine:
                     proc.kill(self.leader)  # PID 1 dying takes its whole namespace down
                 terminal.kill(signal.SIGKILL)
                 proc.wait_for_exit(terminal.pid, 5)
-        self._stack.close()
         if self._tap is not None:
-            self._tap.join(5)
+            self._tap.join(5)  # before the terminal's fd is closed under the reader
+        self._stack.close()
         self.leader = None
         self._host = None
 

@@ -126,15 +126,18 @@ class LabNetwork:
     PosixPath('/run/netns/harness-t1-a')
     """
 
-    def __init__(self, lab_id: str, interfaces: Sequence[Interface]) -> None:
+    def __init__(self, lab_id: str, interfaces: Sequence[Interface],
+                 machines: Sequence[str] = ()) -> None:
+        """``machines`` adds namespaces for machines without interfaces (loopback only)."""
         if not _ID.fullmatch(lab_id):
             raise UsageError(f"bad lab id {lab_id!r}: use [a-z0-9-]")
         validate(interfaces)
         self.lab_id = lab_id
         self.interfaces = tuple(interfaces)
         self.switch = namespace_name(lab_id)
-        self.machines = tuple(dict.fromkeys(i.machine for i in interfaces))
+        self.machines = tuple(dict.fromkeys([*machines, *(i.machine for i in interfaces)]))
         self.segments = tuple(dict.fromkeys(i.segment for i in interfaces))
+        self._created: list[str] = []
 
     def namespace(self, machine: str) -> str:
         """Name of ``machine``'s namespace."""
@@ -165,6 +168,7 @@ class LabNetwork:
                 raise HarnessError(f"namespace {name} already exists: a lab with id {self.lab_id} "
                                    "is running or was left behind; run `harness destroy`")
             netns.create(name)
+            self._created.append(name)
         with _ns(self.switch) as sw:
             _up(sw, "lo")
             for segment in self.segments:
@@ -197,9 +201,9 @@ class LabNetwork:
             sw.link("set", index=_index(sw, switch_port(iface)), state="up" if up else "down")
 
     def remove(self) -> None:
-        """Remove this lab's namespaces (their veths and bridges go with them)."""
-        for name in (*(self.namespace(m) for m in self.machines), self.switch):
-            _remove_namespace(name)
+        """Remove the namespaces this object created (their veths and bridges go with them)."""
+        while self._created:
+            _remove_namespace(self._created.pop())
 
 
 @contextlib.contextmanager

@@ -213,8 +213,11 @@ class Store:
         """Delete every working subvolume of ``owner``."""
         top = self.root / "work" / owner
         if top.exists():
-            for member in sorted(top.iterdir()):
-                self.delete(member)
+            for entry in sorted(top.iterdir()):
+                if entry.is_dir() and not entry.is_symlink():
+                    self.delete(entry)
+                else:  # e.g. the image lock ".#<member>.lck" that nspawn keeps beside a root
+                    entry.unlink()
             top.rmdir()
 
     def owners(self) -> list[str]:

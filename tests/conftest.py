@@ -1,0 +1,60 @@
+"""Shared helpers for the harness's own tests."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness import network
+from harness.network import Interface
+
+
+@dataclass(frozen=True)
+class Traces:
+    """What a lab can leave on the host: nspawn processes, namespaces, mounts, clones."""
+
+    nspawn: tuple[str, ...]
+    namespaces: tuple[str, ...]
+    mounts: tuple[str, ...]
+    clones: tuple[str, ...]
+
+
+def traces_of(lab_id: str, work: Path) -> Traces:
+    """Everything on this host that still belongs to lab ``lab_id``."""
+    marker = f"harness-{lab_id}-"
+    nspawn = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if args[0].endswith("systemd-nspawn") and any(marker in a for a in args):
+            nspawn.append(" ".join(args))
+    mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+              if marker in line or f"/work/{lab_id}/" in line]
+    namespaces = [n for n in network.lab_namespaces() if n.startswith(marker)]
+    clones = sorted(p.name for p in work.iterdir() if p.is_dir()) if work.exists() else []
+    return Traces(tuple(nspawn), tuple(namespaces), tuple(mounts), tuple(clones))
+
+
+def lan(*names: str, prefix: str = "10.77.0") -> list[Interface]:
+    """One ``host0`` per machine on segment ``lan``, addresses .1, .2, ... in ``prefix``.0/24."""
+    return [Interface(name, "host0", "lan", f"02:00:00:00:00:{i:02x}", (f"{prefix}.{i}/24",))
+            for i, name in enumerate(names, start=1)]
+
+
+@pytest.fixture
+def base(bootstrap):  # type: ignore[no-untyped-def]
+    """The bootstrap snapshot's read-only Debian root."""
+    return bootstrap.member("base")
+
+
+def as_nobody() -> list[str]:
+    """Command prefix that drops root for the rest of the command."""
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+
+
+IS_ROOT = os.geteuid() == 0

@@ -1,0 +1,182 @@
+"""harness.machine and harness.lab on real nspawn machines cloned from the bootstrap snapshot."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.errors import CheckFailed, HarnessError
+from harness.lab import Lab, MachineSetup
+from harness.machine import MachineSpec, find_leader
+from harness.store import Store
+from tests.conftest import lan, traces_of
+
+
+def test_nspawn_command_line_never_uses_the_host_network() -> None:
+    spec = MachineSpec("gw", Path("/r"), "harness-x-gw")
+    argv = spec.nspawn_argv()
+    assert "--private-network" in argv and "--register=no" in argv and "--keep-unit" in argv
+    spec = MachineSpec("gw", Path("/r"), "harness-x-gw", netns=Path("/run/netns/harness-x-gw"))
+    argv = spec.nspawn_argv()
+    assert "--network-namespace-path=/run/netns/harness-x-gw" in argv
+    assert "--capability=CAP_NET_ADMIN,CAP_NET_RAW" in argv
+    assert "--private-network" not in argv
+
+
+def test_find_leader_of_a_process_without_children() -> None:
+    assert find_leader(1 << 22) is None
+
+
+
+
+@pytest.fixture
+def pair(make_lab, base):  # type: ignore[no-untyped-def]
+    """Two machines, a (10.77.0.1) and b (10.77.0.2), on one bridge."""
+    a, b = lan("a", "b")
+    return make_lab([MachineSetup("a", base, (a,)), MachineSetup("b", base, (b,))])
+
+
+@pytest.mark.integration
+def test_two_machines_on_one_bridge_ping_each_other(pair: Lab) -> None:
+    assert "1 received" in pair["a"].succeed("ping -c1 -W5 10.77.0.2")
+    assert "1 received" in pair["b"].succeed("ping -c1 -W5 10.77.0.1")
+
+
+@pytest.mark.integration
+def test_testinfra_sees_each_address_on_its_interface(pair: Lab) -> None:
+    for name, address in (("a", "10.77.0.1"), ("b", "10.77.0.2")):
+        host = pair[name].host
+        assert address in host.interface("host0").addresses
+        assert host.interface("host0").link[0]["address"] == f"02:00:00:00:00:0{address[-1]}"
+        assert host.backend.get_pytest_id() == f"nspawn://{name}"
+
+
+@pytest.mark.integration
+def test_machine_sees_its_own_name_and_is_booted_by_systemd(pair: Lab) -> None:
+    assert pair["a"].succeed("hostname").strip() == "a"
+    assert pair["a"].host.service("systemd-journald").is_running
+    assert pair["a"].succeed("systemctl is-system-running").strip() in ("running", "degraded")
+
+
+@pytest.mark.integration
+def test_console_login_runs_a_command(pair: Lab) -> None:
+    with pair["b"].console() as tty:
+        tty.login("root")
+        assert tty.shell("echo $((6*7)); hostname") == "42\nb"
+        assert tty.shell("id -un") == "root"
+
+
+@pytest.mark.integration
+def test_succeed_fail_execute(pair: Lab) -> None:
+    a = pair["a"]
+    assert a.succeed("echo hi") == "hi\n"
+    assert a.execute("echo out; exit 4") == (4, "out\n")
+    assert a.fail("false") == ""
+    with pytest.raises(CheckFailed, match=r"a: command `ls /nonexistent` failed \(exit code 2\):"
+                                          r" .*No such file"):
+        a.succeed("ls /nonexistent")
+    with pytest.raises(CheckFailed, match="unexpectedly succeeded"):
+        a.fail("true")
+
+
+@pytest.mark.integration
+def test_waits_succeed_on_the_condition(pair: Lab) -> None:
+    a = pair["a"]
+    a.wait_for_unit("systemd-journald.service", timeout=10)
+    a.succeed("systemd-run --unit=later sh -c 'sleep 1; touch /run/ready'")
+    assert a.wait_until_succeeds("cat /run/ready && echo there", timeout=20) == "there\n"
+    a.succeed("systemd-run --unit=listener sh -c 'exec 3<>/dev/null; sleep 1;"
+              " exec python3 -m http.server 8080 2>/dev/null || exec sleep 60'")
+
+
+@pytest.mark.integration
+def test_wait_for_open_port_timeout_shows_what_listens(pair: Lab) -> None:
+    with pytest.raises(CheckFailed, match=r"waiting for a: TCP port 9 to be listening; listening now:"):
+        pair["a"].wait_for_open_port(9, timeout=1)
+
+
+@pytest.mark.integration
+def test_wait_for_unit_fails_at_once_on_a_failed_unit(pair: Lab) -> None:
+    a = pair["a"]
+    a.execute("systemd-run --unit=doomed sh -c 'echo dying; exit 3'")
+    start = time.monotonic()
+    with pytest.raises(CheckFailed, match=r"(?s)gave up waiting for a: unit doomed.service to be active:"
+                                          r" doomed.service failed:.*status=3"):
+        a.wait_for_unit("doomed.service", timeout=60)
+    assert time.monotonic() - start < 30
+
+
+@pytest.mark.integration
+def test_wait_until_succeeds_timeout_shows_last_result(pair: Lab) -> None:
+    with pytest.raises(CheckFailed, match=r"`cat /nope` to succeed; last exit code 1: .*No such file"):
+        pair["a"].wait_until_succeeds("cat /nope", timeout=1)
+
+
+@pytest.mark.integration
+def test_journal_since(pair: Lab) -> None:
+    a = pair["a"]
+    mark = time.time()
+    a.succeed("logger -t harness-test journal-mark-1")
+    a.wait_until_succeeds("journalctl -t harness-test | grep -q journal-mark-1", timeout=10)
+    assert "journal-mark-1" in a.journal(since=mark - 1)
+    assert "journal-mark-1" not in a.journal(since=time.time() + 3600)
+
+
+@pytest.mark.integration
+def test_stopping_the_lab_leaves_nothing_behind(harness_store: Store, base: Path,
+                                                 tmp_path: Path) -> None:
+    a, b = lan("a", "b", prefix="10.78.0")
+    lab = Lab(harness_store, [MachineSetup("a", base, (a,)), MachineSetup("b", base, (b,))],
+              log_dir=tmp_path)
+    work = harness_store.root / "work" / lab.id
+    with lab:
+        during = traces_of(lab.id, work)
+        assert len(during.nspawn) == 2 and len(during.namespaces) == 3
+        assert during.clones == ("a", "b")
+        leader = lab["a"].leader
+    assert traces_of(lab.id, work) == ((), (), (), ()) or traces_of(lab.id, work).__dict__ == {
+        "nspawn": (), "namespaces": (), "mounts": (), "clones": ()}
+    assert not Path(f"/proc/{leader}").exists()
+    assert not work.exists()
+    assert "Reached target" in (tmp_path / "a.console").read_text(errors="replace") or \
+        (tmp_path / "a.console").stat().st_size > 0
+
+
+@pytest.mark.integration
+def test_interrupt_during_boot_leaves_nothing_behind(harness_store: Store, base: Path,
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import machine
+
+    def interrupted(self: machine.Machine, timeout: float | None = None) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(machine.Machine, "wait_ready", interrupted)
+    lab = Lab(harness_store, [MachineSetup("a", base, tuple(lan("a", prefix="10.79.0")))],
+              log_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        lab.__enter__()
+    leftovers = traces_of(lab.id, harness_store.root / "work" / lab.id)
+    assert (leftovers.nspawn, leftovers.namespaces, leftovers.mounts, leftovers.clones) == \
+        ((), (), (), ())
+
+
+@pytest.mark.integration
+def test_a_root_that_cannot_boot_fails_in_time_with_its_console(harness_store: Store,
+                                                                tmp_path: Path) -> None:
+    owner = f"test-noinit-{time.monotonic_ns()}"
+    root = harness_store.create(harness_store.work_path(owner, "src"))
+    (root / "etc").mkdir()
+    (root / "etc/os-release").write_text("ID=broken\n")
+    try:
+        lab = Lab(harness_store, [MachineSetup("x", root)], boot_timeout=15, log_dir=tmp_path)
+        start = time.monotonic()
+        with pytest.raises(HarnessError) as info:
+            lab.__enter__()
+        assert time.monotonic() - start < 30
+        assert "machine x did not boot" in str(info.value)
+        assert "execv(/usr/lib/systemd/systemd" in str(info.value)  # the console says why
+    finally:
+        harness_store.release(owner)

@@ -1,0 +1,89 @@
+"""harness.network: names and validation (no root), then real namespaces, bridges and veths."""
+
+from __future__ import annotations
+
+import pytest
+from pyroute2 import NetNS
+
+from harness import network
+from harness.errors import HarnessError, UsageError
+from harness.lab import new_lab_id
+from harness.network import Interface, LabNetwork
+from tests.conftest import lan
+
+
+def test_namespace_names_carry_the_lab_id() -> None:
+    assert network.namespace_name("w1") == "harness-w1-sw"
+    assert network.namespace_name("w1", "gw") == "harness-w1-gw"
+
+
+def test_switch_port_fits_ifnamsiz_and_stays_distinct() -> None:
+    short = Interface("gw", "lan0", "lan", "02:00:00:00:00:01")
+    assert network.switch_port(short) == "gw-lan0"
+    a = Interface("pas-r11p11", "host0", "lan", "02:00:00:00:00:02")
+    b = Interface("pas-r11p11", "host1", "lan", "02:00:00:00:00:03")
+    assert len(network.switch_port(a)) <= network.IFNAMSIZ
+    assert network.switch_port(a) != network.switch_port(b)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"mac": "02:00:00:00:00:0G"}, "bad MAC"),
+    ({"mac": "02:00:00:00:00"}, "bad MAC"),
+    ({"name": "a-very-long-interface"}, "bad interface name"),
+    ({"segment": "0lan"}, "bad segment name"),
+    ({"addresses": ("192.168.1.300/24",)}, "bad address '192.168.1.300/24'"),
+    ({"machine": "Gw"}, "bad machine name"),
+])
+def test_bad_interface_is_refused(kwargs: dict[str, object], message: str) -> None:
+    fields = {"machine": "gw", "name": "lan0", "segment": "lan", "mac": "02:00:00:00:00:01"}
+    fields.update(kwargs)
+    with pytest.raises(UsageError, match=message):
+        Interface(**fields)  # type: ignore[arg-type]
+
+
+def test_duplicates_are_named() -> None:
+    a, b = lan("a", "b")
+    with pytest.raises(UsageError, match="MAC 02:00:00:00:00:01 is used twice: by a/host0 and by b/host0"):
+        network.validate([a, Interface("b", "host0", "lan", a.mac)])
+    with pytest.raises(UsageError, match="address 10.77.0.1 is used twice"):
+        network.validate([a, Interface("b", "host0", "lan", b.mac, a.addresses)])
+
+
+@pytest.mark.integration
+def test_lab_network_builds_and_removes_exactly_its_namespaces() -> None:
+    lab_id = new_lab_id()
+    interfaces = lan("a", "b")
+    with LabNetwork(lab_id, interfaces, machines=["c"]) as net:
+        assert network.lab_namespaces() >= [f"harness-{lab_id}-{n}" for n in ("a", "b", "c", "sw")]
+        with NetNS(net.namespace("a")) as ns:
+            link = ns.get_links(ifname="host0")[0]
+            assert link.get("address") == "02:00:00:00:00:01"
+            assert link.get("operstate") in ("UP", "UNKNOWN", "LOWERLAYERDOWN")
+            addrs = [(a.get("address"), a["prefixlen"]) for a in ns.get_addr(family=2)]
+            assert ("10.77.0.1", 24) in addrs
+        with NetNS(net.switch) as sw:
+            bridge = sw.link_lookup(ifname="lan")[0]
+            ports = {link.get("ifname") for link in sw.get_links() if link.get("master") == bridge}
+            assert ports == {"a-host0", "b-host0"}
+        with NetNS(net.namespace("c")) as ns:
+            assert [link.get("ifname") for link in ns.get_links()] == ["lo"]
+    assert not [n for n in network.lab_namespaces() if n.startswith(f"harness-{lab_id}-")]
+
+
+@pytest.mark.integration
+def test_two_labs_with_one_ip_plan_coexist_and_leave_each_other_alone() -> None:
+    first, second = new_lab_id(), new_lab_id()
+    with LabNetwork(first, lan("a", "b")):
+        with LabNetwork(second, lan("a", "b")):
+            pass
+        assert f"harness-{first}-a" in network.lab_namespaces()
+        assert f"harness-{second}-a" not in network.lab_namespaces()
+
+
+@pytest.mark.integration
+def test_a_taken_lab_id_is_refused_and_the_owner_keeps_it() -> None:
+    lab_id = new_lab_id()
+    with LabNetwork(lab_id, lan("a")):
+        with pytest.raises(HarnessError, match=r"already exists: .*harness destroy"):
+            LabNetwork(lab_id, lan("a")).__enter__()
+        assert f"harness-{lab_id}-a" in network.lab_namespaces()

@@ -1,0 +1,189 @@
+"""harness.store: names and mount parsing (no root), then real btrfs subvolumes and snapshots."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import proc, store
+from harness.errors import HarnessError, UsageError
+from harness.store import Store
+from tests.conftest import as_nobody
+
+MOUNTINFO = """\
+22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+40 22 0:35 / /var/lib/harness/store rw,relatime shared:20 - btrfs /dev/loop0 rw,space_cache=v2
+41 22 0:36 / /mnt/with\\040space rw - btrfs /dev/loop1 rw
+42 40 0:37 / /var/lib/harness/store/work/x/proc rw - proc proc rw
+"""
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/", ("/", "ext4")),
+    ("/var/lib/harness", ("/", "ext4")),
+    ("/var/lib/harness/store", ("/var/lib/harness/store", "btrfs")),
+    ("/var/lib/harness/store/snapshots/a", ("/var/lib/harness/store", "btrfs")),
+    ("/var/lib/harness/storex", ("/", "ext4")),
+    ("/mnt/with space/a", ("/mnt/with space", "btrfs")),
+    ("/var/lib/harness/store/work/x/proc/1", ("/var/lib/harness/store/work/x/proc", "proc")),
+])
+def test_filesystem_of_finds_the_innermost_mount(path: str, expected: tuple[str, str]) -> None:
+    assert store.filesystem_of(Path(path), MOUNTINFO) == expected
+
+
+@pytest.mark.parametrize("name", ["bootstrap/1a2b", "gw", "failed/test_dns.py-x"])
+def test_good_names(name: str) -> None:
+    assert store.check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "/abs", "a/../b", "Upper", "a//b", "a/", "-x"])
+def test_bad_names_say_the_rule(name: str) -> None:
+    with pytest.raises(UsageError, match=r"bad snapshot name .*lowercase parts"):
+        store.check_name(name)
+
+
+def test_missing_btrfs_progs_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store.shutil, "which", lambda *a, **k: None)
+    with pytest.raises(HarnessError, match=r"btrfs-progs is not installed: run `apt-get install -y btrfs-progs`"):
+        store.require_btrfs_progs()
+
+
+
+
+@pytest.fixture
+def scratch(harness_store: Store, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A unique owner name in the real store, released after the test."""
+    owner = f"test-{os.getpid()}-{request.node.name[:20].replace('[', '-').strip(']')}".lower()
+    yield owner
+    harness_store.release(owner)
+
+
+@pytest.mark.integration
+def test_not_root_is_one_clear_line() -> None:
+    result = subprocess.run([*as_nobody(), sys.executable, "-m", "harness.cli", "ls"],
+                            capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "harness: error: harness needs root (btrfs, network namespaces, systemd-nspawn): "
+        "run it as root, e.g. `sudo make test`"]
+
+
+@pytest.mark.integration
+def test_store_not_on_btrfs_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match=rf"store {tmp_path} is on \w+, not btrfs: give a btrfs "
+                                           r"directory with --store/HARNESS_STORE"):
+        Store(tmp_path)
+
+
+@pytest.mark.integration
+def test_store_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="does not exist: create it on a btrfs filesystem"):
+        Store(tmp_path / "nowhere")
+
+
+@pytest.mark.integration
+def test_subvolume_clone_is_writable_and_independent(harness_store: Store, scratch: str) -> None:
+    src = harness_store.create(harness_store.work_path(scratch, "src"))
+    (src / "file").write_text("one")
+    clone = harness_store.clone(src, harness_store.work_path(scratch, "clone"))
+    (clone / "file").write_text("two")
+    assert (src / "file").read_text() == "one"
+    assert store.is_subvolume(clone)
+    frozen = harness_store.freeze(src, harness_store.work_path(scratch, "frozen"))
+    with pytest.raises(OSError):
+        (frozen / "file").write_text("three")
+    harness_store.delete(clone)
+    assert not clone.exists()
+    harness_store.delete(clone)  # already gone: not an error
+
+
+@pytest.mark.integration
+def test_delete_removes_nested_subvolumes(harness_store: Store, scratch: str) -> None:
+    outer = harness_store.create(harness_store.work_path(scratch, "outer"))
+    harness_store.create(outer / "var/lib/machines")
+    harness_store.delete(outer)
+    assert not outer.exists()
+
+
+@pytest.mark.integration
+def test_publish_list_get_usage_remove(harness_store: Store, scratch: str) -> None:
+    a = harness_store.create(harness_store.work_path(scratch, "a"))
+    (a / "data").write_bytes(os.urandom(1 << 20))
+    name = f"test/{scratch}"
+    snap = harness_store.publish(name, {"a": a}, {"stage": "test"})
+    try:
+        assert snap.members == ("a",) and snap.meta["stage"] == "test"
+        assert harness_store.exists(name)
+        assert name in [s.name for s in harness_store.snapshots()]
+        assert (snap.member("a") / "data").stat().st_size == 1 << 20
+        assert harness_store.usage(snap.path).total >= 1 << 20
+        with pytest.raises(OSError):
+            (snap.member("a") / "new").write_text("x")
+        with pytest.raises(HarnessError, match="already published"):
+            harness_store.publish(name, {"a": a}, {})
+        with pytest.raises(UsageError, match="has no member 'b'; it has: a"):
+            snap.member("b")
+    finally:
+        harness_store.remove(name)
+    assert not harness_store.exists(name)
+    assert not list((harness_store.root / ".tmp").glob(f"*{scratch}*"))
+
+
+@pytest.mark.integration
+def test_failed_publish_leaves_nothing(harness_store: Store, scratch: str) -> None:
+    good = harness_store.create(harness_store.work_path(scratch, "good"))
+    name = f"test/{scratch}"
+    with pytest.raises(HarnessError):
+        harness_store.publish(name, {"good": good, "bad": good.parent / "missing"}, {})
+    assert not harness_store.exists(name)
+    assert not harness_store.path_of(name).exists()
+    assert not list((harness_store.root / ".tmp").glob(f"*{scratch}*"))
+
+
+@pytest.mark.integration
+def test_sweep_removes_publishes_of_dead_processes(harness_store: Store, scratch: str) -> None:
+    dead = _dead_pid()
+    half = harness_store.root / ".tmp" / f"test+{scratch}.{dead}.abcdef"
+    half.mkdir(parents=True)
+    harness_store.create(half / "a")
+    mine = harness_store.root / ".tmp" / f"test+{scratch}.{os.getpid()}.abcdef"
+    mine.mkdir()
+    try:
+        removed = harness_store.sweep()
+        assert half.name in removed and not half.exists()
+        assert mine.exists()  # its owner (this process) is alive
+    finally:
+        mine.rmdir()
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.integration
+def test_embedded_image_is_created_and_mounted_once(tmp_path: Path) -> None:
+    image = tmp_path / "store.img"
+    mountpoint = store.mount_image(image, "1G")
+    try:
+        assert mountpoint == tmp_path / "store"
+        assert store.is_btrfs(mountpoint) and store.is_mountpoint(mountpoint)
+        assert image.stat().st_blocks * 512 < image.stat().st_size  # sparse
+        assert store.mount_image(image, "1G") == mountpoint  # idempotent
+        mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                  if f" {mountpoint} " in line]
+        assert len(mounts) == 1
+    finally:
+        proc.run(["umount", str(mountpoint)])
+
+
+@pytest.mark.integration
+def test_manifest_is_json_with_members(harness_store: Store, bootstrap: store.Snapshot) -> None:
+    manifest = json.loads((bootstrap.path / store.MANIFEST).read_text())
+    assert manifest["members"] == ["base"] and manifest["stage"] == "bootstrap"
