@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from harness import network, proc
+from harness import network, nspawn, proc
 from harness.errors import UsageError
 from harness.log import logger, step
-from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineSpec
+from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineSpec, find_leader
 from harness.network import Interface, LabNetwork
 from harness.store import Store
 
@@ -139,10 +139,18 @@ def recorded_labs() -> list[Mapping[str, object]]:
 def destroy(lab_id: str, store: Store | None = None) -> None:
     """Remove every trace of lab ``lab_id``: machines, namespaces, clones, record."""
     for pid in _nspawn_pids(f"--machine=harness-{lab_id}-"):
+        leader = find_leader(pid)
+        if leader:
+            proc.kill(leader)  # PID 1 dying takes the machine's whole namespace down
         proc.kill(pid)
         proc.wait_for_exit(pid, 10)
     removed = network.remove_lab_namespaces(lab_id)
+    for leftover in nspawn.STATE.glob(f"propagate/harness-{lab_id}-*"):
+        nspawn.forget(leftover.name)
     if store is not None:
+        for root in store.root.glob(f"work/{lab_id}/*"):
+            if root.is_dir():
+                nspawn.forget(f"harness-{lab_id}-{root.name}", root)
         store.release(lab_id)
     (RUN_DIR / f"{lab_id}.json").unlink(missing_ok=True)
     logger.info("lab %s destroyed (%d namespace(s))", lab_id, len(removed))

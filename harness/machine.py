@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from harness import proc
+from harness import nspawn, proc
 from harness.console import ConsoleSession, ConsoleTap
 from harness.errors import CheckFailed, HarnessError
 from harness.log import step
@@ -54,12 +54,8 @@ class MachineSpec:
 
     def nspawn_argv(self) -> list[str]:
         """The systemd-nspawn command line that boots this machine."""
-        argv = ["systemd-nspawn", "--boot", "--quiet",
-                # no host systemd to register with or to allocate a scope from (NOTES.md)
-                "--register=no", "--keep-unit",
-                f"--directory={self.root}", f"--machine={self.unit}", f"--hostname={self.name}",
-                "--console=interactive", "--link-journal=no",
-                "--resolv-conf=off", "--timezone=off"]
+        argv = [*nspawn.base_argv(self.unit, self.root), "--boot", f"--hostname={self.name}",
+                "--console=interactive", "--resolv-conf=off"]
         if self.netns is None:
             argv.append("--private-network")  # never the host's network (traffic rule)
         else:
@@ -203,6 +199,8 @@ class Machine:
         if self._tap is not None:
             self._tap.join(5)  # before the terminal's fd is closed under the reader
         self._stack.close()
+        if terminal is not None:
+            nspawn.forget(self.spec.unit, self.spec.root)
         self.leader = None
         self._host = None
 

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from harness import proc
+from harness import nspawn, proc
 from harness.errors import HarnessError
 
 DEFAULT_CACHE = Path(os.environ.get("HARNESS_CACHE", "/var/cache/harness"))
@@ -88,11 +88,12 @@ def run_in_root(root: Path, argv: Sequence[str], *, binds: Sequence[str] = (),
     # A unique machine name: nspawn keeps per-name runtime state under /run/systemd/nspawn.
     unit = f"harness-prep-{os.getpid()}-{secrets.token_hex(3)}"
     setenv = [f"--setenv={k}={v}" for k, v in (env or {}).items()]
-    return proc.run(["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
-                     f"--machine={unit}", f"--directory={root}", "--resolv-conf=copy-host",
-                     "--timezone=off", "--link-journal=no", "--pipe",
-                     *[f"--bind={b}" for b in binds], *setenv, "--", *argv],
-                    timeout=timeout)
+    try:
+        return proc.run([*nspawn.base_argv(unit, root), "--resolv-conf=copy-host", "--pipe",
+                         *[f"--bind={b}" for b in binds], *setenv, "--", *argv],
+                        timeout=timeout)
+    finally:
+        nspawn.forget(unit, root)
 
 
 def apt_get(root: Path, args: Sequence[str], cache: Path = DEFAULT_CACHE) -> proc.Result:

@@ -20,6 +20,10 @@ class Traces:
     namespaces: tuple[str, ...]
     mounts: tuple[str, ...]
     clones: tuple[str, ...]
+    nspawn_state: tuple[str, ...]
+
+
+NOTHING = Traces((), (), (), (), ())
 
 
 def traces_of(lab_id: str, work: Path) -> Traces:
@@ -37,7 +41,8 @@ def traces_of(lab_id: str, work: Path) -> Traces:
               if marker in line or f"/work/{lab_id}/" in line]
     namespaces = [n for n in network.lab_namespaces() if n.startswith(marker)]
     clones = sorted(p.name for p in work.iterdir() if p.is_dir()) if work.exists() else []
-    return Traces(tuple(nspawn), tuple(namespaces), tuple(mounts), tuple(clones))
+    state = sorted(p.name for p in Path("/run/systemd/nspawn/propagate").glob(f"{marker}*"))
+    return Traces(tuple(nspawn), tuple(namespaces), tuple(mounts), tuple(clones), tuple(state))
 
 
 def lan(*names: str, prefix: str = "10.77.0") -> list[Interface]:

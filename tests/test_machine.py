@@ -11,7 +11,7 @@ from harness.errors import CheckFailed, HarnessError
 from harness.lab import Lab, MachineSetup
 from harness.machine import MachineSpec, find_leader
 from harness.store import Store
-from tests.conftest import lan, traces_of
+from tests.conftest import NOTHING, lan, traces_of
 
 
 def test_nspawn_command_line_never_uses_the_host_network() -> None:
@@ -136,12 +136,10 @@ def test_stopping_the_lab_leaves_nothing_behind(harness_store: Store, base: Path
         assert len(during.nspawn) == 2 and len(during.namespaces) == 3
         assert during.clones == ("a", "b")
         leader = lab["a"].leader
-    assert traces_of(lab.id, work) == ((), (), (), ()) or traces_of(lab.id, work).__dict__ == {
-        "nspawn": (), "namespaces": (), "mounts": (), "clones": ()}
+    assert traces_of(lab.id, work) == NOTHING
     assert not Path(f"/proc/{leader}").exists()
     assert not work.exists()
-    assert "Reached target" in (tmp_path / "a.console").read_text(errors="replace") or \
-        (tmp_path / "a.console").stat().st_size > 0
+    assert "running in system mode" in (tmp_path / "a.console").read_text()  # console was logged
 
 
 @pytest.mark.integration
@@ -158,9 +156,7 @@ def test_interrupt_during_boot_leaves_nothing_behind(harness_store: Store, base:
               log_dir=tmp_path)
     with pytest.raises(KeyboardInterrupt):
         lab.__enter__()
-    leftovers = traces_of(lab.id, harness_store.root / "work" / lab.id)
-    assert (leftovers.nspawn, leftovers.namespaces, leftovers.mounts, leftovers.clones) == \
-        ((), (), (), ())
+    assert traces_of(lab.id, harness_store.root / "work" / lab.id) == NOTHING
 
 
 @pytest.mark.integration

@@ -1,0 +1,88 @@
+"""harness.cli: the ``harness`` command on the real store."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from harness.store import Snapshot, Store
+from tests.conftest import NOTHING, traces_of
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def harness(*args: str, store: Store | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "harness.cli"]
+    if store is not None:
+        argv += ["--store", str(store.root)]
+    return subprocess.run([*argv, *args], capture_output=True, text=True, cwd=REPO, timeout=600)
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("ls", "build", "destroy"):
+        with pytest.raises(SystemExit) as info:
+            cli.main([command, "--help"])
+        assert info.value.code == 0
+        assert f"usage: harness {command}" in capsys.readouterr().out
+
+
+def test_unknown_stage_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["build", "--until", "nowhere"])
+    assert info.value.code == 2
+    assert "invalid choice: 'nowhere'" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_ls_shows_the_bootstrap_snapshot_with_its_size(harness_store: Store,
+                                                       bootstrap: Snapshot) -> None:
+    result = harness("ls", store=harness_store)
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith(bootstrap.name))
+    assert "MiB" in line
+
+
+@pytest.mark.integration
+def test_build_reuses_a_published_bootstrap(harness_store: Store, bootstrap: Snapshot) -> None:
+    result = harness("build", store=harness_store)
+    assert result.returncode == 0, result.stderr
+    assert f"{bootstrap.name} ready" in result.stdout
+    assert "debootstrap" not in result.stderr  # nothing was built
+
+
+LEAKER = """
+import sys
+from harness.store import open_store
+from harness.lab import Lab, MachineSetup
+from harness.network import Interface
+from stages import bootstrap
+store = open_store(sys.argv[1])
+base = bootstrap.ensure(store).member("base")
+lab = Lab(store, [MachineSetup("a", base, (Interface("a", "host0", "lan", "02:00:00:00:00:01"),))])
+lab.__enter__()
+print(lab.id, flush=True)
+sys.stdin.read()  # hold the lab until killed
+"""
+
+
+@pytest.mark.integration
+def test_destroy_cleans_up_after_a_killed_run(harness_store: Store, bootstrap: Snapshot) -> None:
+    leaker = subprocess.Popen([sys.executable, "-c", LEAKER, str(harness_store.root)], cwd=REPO,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert leaker.stdout is not None
+    lab_id = leaker.stdout.readline().strip()
+    work = harness_store.root / "work" / lab_id
+    leaker.send_signal(signal.SIGKILL)
+    leaker.wait()
+    left = traces_of(lab_id, work)
+    assert left.namespaces and left.clones  # the killed run really left its lab behind
+    result = harness("destroy", store=harness_store)
+    assert result.returncode == 0, result.stderr
+    assert lab_id in result.stdout
+    assert traces_of(lab_id, work) == NOTHING
+    assert not work.exists()
