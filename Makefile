@@ -33,11 +33,11 @@ $(VENV)/.installed: pyproject.toml
 e2e: setup
 	$(PY) -m pytest scenarios $(PYTEST_ARGS)
 
-test: setup
+test: setup lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check harness stages tests
+	$(VENV)/bin/ruff check harness stages tests scenarios
 	$(VENV)/bin/mypy harness
 
 clean-labs: setup

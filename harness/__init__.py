@@ -1,3 +1,3 @@
-"""harness: build labs of systemd-nspawn machines stage by stage, snapshot them on btrfs, test them with pytest."""
+"""harness: labs of systemd-nspawn machines, built stage by stage on btrfs snapshots, tested with pytest."""
 
 __version__ = "0.1.0"

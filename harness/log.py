@@ -11,11 +11,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 logger = logging.getLogger("harness")
 
-StepListener = Callable[[str], ContextManager[object]]
+StepListener = Callable[[str], AbstractContextManager[object]]
 _listeners: list[StepListener] = []
 _depth = 0
 

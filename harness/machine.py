@@ -100,6 +100,7 @@ class Machine:
         self.console_log = console_log
         self.boot_timeout = boot_timeout
         self.leader: int | None = None
+        self.ready = False
         self._stack = contextlib.ExitStack()
         self._terminal: pexpect.spawn | None = None
         self._tap: ConsoleTap | None = None
@@ -181,17 +182,22 @@ class Machine:
         with step(f"{self.name}: boot"):
             try:
                 retry(booted, timeout, f"{self.name} to finish booting")
+                self.ready = True
             except CheckFailed as exc:
                 raise HarnessError(f"machine {self.name} did not boot: {exc} (last state: "
                                    f"{state or 'no answer'}); console:\n{self.console_tail()}") from None
         return state
 
     def stop(self, timeout: float = 20.0) -> None:
-        """Power off cleanly (nspawn turns SIGTERM into an orderly shutdown), then kill at ``timeout``."""
+        """Power off cleanly (nspawn turns SIGTERM into an orderly shutdown), then kill at ``timeout``.
+
+        A machine that never finished booting is killed at once: systemd may not yet
+        listen for the shutdown signal, and nothing of it is worth keeping.
+        """
         terminal, self._terminal = self._terminal, None
         if terminal is not None and terminal.isalive():
             terminal.kill(signal.SIGTERM)
-            if not proc.wait_for_exit(terminal.pid, timeout):
+            if not proc.wait_for_exit(terminal.pid, timeout if self.ready else 0):
                 if self.leader:
                     proc.kill(self.leader)  # PID 1 dying takes its whole namespace down
                 terminal.kill(signal.SIGKILL)
@@ -202,6 +208,7 @@ class Machine:
         if terminal is not None:
             nspawn.forget(self.spec.unit, self.spec.root)
         self.leader = None
+        self.ready = False
         self._host = None
 
     # -- commands ---------------------------------------------------------------------------------
@@ -213,7 +220,7 @@ class Machine:
 
     def run(self, command: str, *, timeout: float | None = 120.0,
             input: str | None = None) -> proc.Result:
-        """Run shell ``command`` inside the machine as root; return status and output, never raise on status."""
+        """Run shell ``command`` in the machine as root; its status and output (a status never raises)."""
         return proc.run(self._nsenter(["/bin/sh", "-c", command]), check=False, timeout=timeout,
                         input=input, env=GUEST_ENV)
 

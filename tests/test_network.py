@@ -45,7 +45,7 @@ def test_duplicates_are_named() -> None:
     a, b = lan("a", "b")
     with pytest.raises(UsageError, match="MAC 02:00:00:00:00:01 is used twice: by a/host0 and by b/host0"):
         network.validate([a, Interface("b", "host0", "lan", a.mac)])
-    with pytest.raises(UsageError, match="address 10.77.0.1 is used twice"):
+    with pytest.raises(UsageError, match=r"address 10\.77\.0\.1 is used twice"):
         network.validate([a, Interface("b", "host0", "lan", b.mac, a.addresses)])
 
 

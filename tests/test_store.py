@@ -49,7 +49,8 @@ def test_bad_names_say_the_rule(name: str) -> None:
 
 def test_missing_btrfs_progs_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store.shutil, "which", lambda *a, **k: None)
-    with pytest.raises(HarnessError, match=r"btrfs-progs is not installed: run `apt-get install -y btrfs-progs`"):
+    with pytest.raises(HarnessError,
+                       match=r"btrfs-progs is not installed: run `apt-get install -y btrfs-progs`"):
         store.require_btrfs_progs()
 
 
