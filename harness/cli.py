@@ -12,7 +12,9 @@ import time
 from collections.abc import Sequence
 
 from harness import lab, log, network
+from harness.build import Builder
 from harness.errors import HarnessError
+from harness.stage import Pipeline
 from harness.store import DEFAULT_IMAGE_SIZE, Store, open_store
 
 
@@ -44,11 +46,17 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    """Build stages up to --until (only bootstrap exists yet)."""
-    from stages import bootstrap
+def _pipeline() -> Pipeline:
+    from stages import PIPELINE
 
-    snap = bootstrap.ensure(_store(args), rebuild=args.rebuild)
+    return PIPELINE
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build every stage up to --until (default: the last), reusing cached snapshots."""
+    pipeline = _pipeline()
+    builder = Builder(_store(args), pipeline)
+    snap = builder.ensure(args.until or pipeline.names[-1], rebuild=args.rebuild)
     print(f"{snap.name} ready at {snap.path}")
     return 0
 
@@ -74,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("ls", help=cmd_ls.__doc__).set_defaults(func=cmd_ls)
     build = sub.add_parser("build", help=cmd_build.__doc__)
-    build.add_argument("--until", default="bootstrap", choices=["bootstrap"])
+    build.add_argument("--until", metavar="STAGE", help="last stage to build")
     build.add_argument("--rebuild", action="store_true", help="ignore cached snapshots")
     build.set_defaults(func=cmd_build)
     sub.add_parser("destroy", help=cmd_destroy.__doc__).set_defaults(func=cmd_destroy)

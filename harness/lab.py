@@ -13,7 +13,8 @@ import contextlib
 import json
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -53,7 +54,10 @@ class Lab:
     """
 
     def __init__(self, store: Store, setups: Sequence[MachineSetup], *, lab_id: str | None = None,
-                 boot_timeout: float = DEFAULT_BOOT_TIMEOUT, log_dir: Path | None = None) -> None:
+                 boot_timeout: float = DEFAULT_BOOT_TIMEOUT, log_dir: Path | None = None,
+                 before_boot: Callable[[Lab], None] | None = None) -> None:
+        """``log_dir/<id>/`` receives the consoles (default: under /run/harness/labs, removed at
+        teardown); ``before_boot(lab)`` runs once the roots are cloned, before any machine boots."""
         names = [s.name for s in setups]
         if len(set(names)) != len(names):
             raise UsageError(f"a lab's machine names must be unique: {names}")
@@ -61,7 +65,9 @@ class Lab:
         self.setups = {s.name: s for s in setups}
         self.id = lab_id or new_lab_id()
         self.boot_timeout = boot_timeout
-        self.log_dir = log_dir or (RUN_DIR / self.id)
+        self.log_dir = (log_dir or RUN_DIR) / self.id
+        self._own_logs = log_dir is None
+        self.before_boot = before_boot
         self.network = LabNetwork(self.id, [i for s in setups for i in s.interfaces], names)
         self.machines: dict[str, Machine] = {}
         self._stack = contextlib.ExitStack()
@@ -84,6 +90,8 @@ class Lab:
             with step(f"lab {self.id}: clone {len(self.setups)} machine root(s)"):
                 for name, setup in self.setups.items():
                     self.store.clone(setup.source, self.root(name))
+            if self.before_boot is not None:
+                self.before_boot(self)
             self._stack.enter_context(self.network)
             self.boot(list(self.setups))
         except BaseException:
@@ -110,6 +118,11 @@ class Lab:
             for name in names:
                 self.machines[name].wait_ready()
 
+    def stop_all(self) -> None:
+        """Power every machine off cleanly (roots, network and clones stay: ready to snapshot)."""
+        for name in reversed(list(self.machines)):
+            self.stop(name)
+
     def stop(self, name: str) -> None:
         """Power machine ``name`` off (it can be booted again with `boot`)."""
         self[name].stop()
@@ -125,6 +138,8 @@ class Lab:
         with step(f"lab {self.id}: tear down"):
             self.store.release(self.id)
             (RUN_DIR / f"{self.id}.json").unlink(missing_ok=True)
+            if self._own_logs:
+                shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 def recorded_labs() -> list[Mapping[str, object]]:

@@ -1,5 +1,11 @@
 """The harness pytest plugin (entry point ``pytest11``): options, fixtures, live progress.
 
+One fixture per stage of the pipeline (``bootstrap``, ``gw``, ...) returns that stage's
+machine from a lab that has reached at least that stage. Which stage the session lab is
+built to comes from the fixtures of the tests actually selected: ``pytest -k dns`` where
+only ``gw`` is used never builds a later stage. Tests marked ``fresh_lab`` get a private
+lab booted from the same snapshot and destroyed after them.
+
 Options live in the ``harness`` group; shared state in ``config.stash``. Progress lines
 from `harness.log` are written to the terminal as they happen (capture suspended), and
 each `harness.log.step` becomes an allure step.
@@ -7,8 +13,11 @@ each `harness.log.step` becomes an allure step.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import types
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,10 +25,15 @@ from typing import Any
 import pytest
 
 from harness import log, store
+from harness.build import Builder
+from harness.errors import HarnessError
 from harness.lab import Lab, MachineSetup
-from harness.machine import DEFAULT_BOOT_TIMEOUT
+from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
+from harness.stage import Pipeline, Stage
 
 STORE_KEY = pytest.StashKey[store.Store]()
+PIPELINE_KEY = pytest.StashKey[Pipeline | None]()
+TARGET_KEY = pytest.StashKey[str | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,6 +47,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"(default {store.DEFAULT_IMAGE_SIZE}, sparse)")
     group.addoption("--boot-timeout", type=float, default=DEFAULT_BOOT_TIMEOUT,
                     help=f"seconds a machine may take to boot (default {DEFAULT_BOOT_TIMEOUT:g})")
+    group.addoption("--from-snapshot", metavar="STAGE", default=None,
+                    help="restore the lab as it stood after STAGE, then rebuild every later "
+                         "stage the selected tests need, even when cached")
+    group.addoption("--rebuild", action="store_true",
+                    help="ignore cached snapshots: rebuild every stage the selected tests need")
+    group.addoption("--pipeline", metavar="MODULE", default=None,
+                    help="module whose PIPELINE defines the stages (default: ini harness_pipeline, "
+                         "else 'stages')")
+    parser.addini("harness_pipeline", "module whose PIPELINE defines the stages", default="stages")
 
 
 class _TerminalHandler(logging.Handler):
@@ -61,14 +84,80 @@ def _allure_step(title: str) -> Any:
     return allure.step(title)
 
 
+def _load_pipeline(config: pytest.Config) -> Pipeline | None:
+    name = config.option.pipeline or config.getini("harness_pipeline")
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if config.option.pipeline and exc.name == name:
+            raise pytest.UsageError(f"--pipeline={name}: no such module; give a module "
+                                    "importable from the rootdir that defines PIPELINE") from None
+        if exc.name != name:
+            raise
+        return None
+    pipeline = getattr(module, "PIPELINE", None)
+    if not isinstance(pipeline, Pipeline):
+        raise pytest.UsageError(f"module {name} has no PIPELINE (a harness.stage.Pipeline)")
+    return pipeline
+
+
+def _stage_fixture(stage: Stage) -> Callable[..., Any]:
+    if stage.handle is None:
+        @pytest.fixture(scope="session", name=stage.name)
+        def base(harness_builder: Builder) -> store.Snapshot:
+            return harness_builder.ensure(stage.name)
+
+        base.__doc__ = (f"Session: the snapshot of base stage {stage.name} (member 'base'), "
+                        "built on first use.")
+        return base
+
+    handle = stage.handle
+
+    @pytest.fixture(name=stage.name)
+    def machine(lab: Lab) -> Machine:
+        return lab[handle]
+
+    machine.__doc__ = (f"Function: machine {handle} of a lab that has reached stage {stage.name} "
+                       "(the private lab of a fresh_lab test, else the shared one).")
+    return machine
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: needs root, real btrfs and real nspawn machines")
+    config.addinivalue_line("markers", "fresh_lab: give this test a private lab, booted from the "
+                                       "stage snapshot for it alone and destroyed after it")
     if not hasattr(config, "workerinput") and config.option.verbose >= 0:
         handler = _TerminalHandler(config)
         log.logger.addHandler(handler)
         config.add_cleanup(lambda: log.logger.removeHandler(handler))
     log.logger.setLevel(logging.INFO)
     config.add_cleanup(log.add_step_listener(_allure_step))
+    pipeline = config.stash[PIPELINE_KEY] = _load_pipeline(config)
+    if pipeline is not None:
+        fixtures = types.ModuleType("harness_stage_fixtures", "One fixture per stage.")
+        for stage in pipeline.stages:
+            setattr(fixtures, f"stage_{stage.name}", _stage_fixture(stage))
+        config.pluginmanager.register(fixtures, "harness-stages")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    wanted = config.option.from_snapshot
+    pipeline = config.stash[PIPELINE_KEY]
+    if wanted is None or pipeline is None:
+        return
+    if wanted not in pipeline.names:
+        raise pytest.UsageError(f"--from-snapshot={wanted}: unknown stage; the stages are "
+                                f"{', '.join(pipeline.names)}{_with_snapshots(config, pipeline)}")
+
+
+def _with_snapshots(config: pytest.Config, pipeline: Pipeline) -> str:
+    try:
+        snaps = _store(config).snapshots()
+    except HarnessError:
+        return ""
+    have = [n for n in pipeline.names if any(s.name.startswith(f"{n}/") for s in snaps)]
+    return f"; with snapshots: {', '.join(have) or 'none'}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -80,29 +169,75 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    from harness.stage import needed_stage
+
+    pipeline = session.config.stash[PIPELINE_KEY]
+    names = [getattr(item, "fixturenames", ()) for item in session.items]
+    session.config.stash[TARGET_KEY] = needed_stage(pipeline, names) if pipeline else None
+
+
+def _store(config: pytest.Config) -> store.Store:
+    if STORE_KEY not in config.stash:
+        config.stash[STORE_KEY] = store.open_store(config.option.store, size=config.option.store_size)
+    return config.stash[STORE_KEY]
+
+
 @pytest.fixture(scope="session")
 def harness_store(pytestconfig: pytest.Config) -> store.Store:
-    """Session: the btrfs store (``--store``, else /var/lib/machines, else the embedded image).
-
-    >>> def test_snapshots(harness_store):
-    ...     assert harness_store.snapshots() is not None
-    """
-    if STORE_KEY not in pytestconfig.stash:
-        pytestconfig.stash[STORE_KEY] = store.open_store(pytestconfig.option.store,
-                                                         size=pytestconfig.option.store_size)
-    return pytestconfig.stash[STORE_KEY]
+    """Session: the btrfs store (``--store``, else /var/lib/machines, else the embedded image)."""
+    return _store(pytestconfig)
 
 
 @pytest.fixture(scope="session")
-def bootstrap(harness_store: store.Store) -> store.Snapshot:
-    """Session: the bootstrap snapshot (Debian base, member ``base``), built on first use.
+def harness_pipeline(pytestconfig: pytest.Config) -> Pipeline:
+    """Session: the pipeline of stages (``--pipeline`` / ini ``harness_pipeline``)."""
+    pipeline = pytestconfig.stash[PIPELINE_KEY]
+    if pipeline is None:
+        raise HarnessError("no pipeline: give --pipeline MODULE, a module that defines PIPELINE")
+    return pipeline
 
-    >>> def test_base(bootstrap):
-    ...     assert (bootstrap.member("base") / "etc/debian_version").exists()
+
+@pytest.fixture(scope="session")
+def harness_builder(pytestconfig: pytest.Config, harness_store: store.Store,
+                    harness_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Builder:
+    """Session: builds and restores stages; one run id shared by all xdist workers."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+    return Builder(harness_store, harness_pipeline, run_id=run_id,
+                   boot_timeout=pytestconfig.option.boot_timeout,
+                   log_dir=tmp_path_factory.getbasetemp() / "labs")
+
+
+@pytest.fixture(scope="session")
+def harness_snapshot(pytestconfig: pytest.Config, harness_builder: Builder,
+                     harness_pipeline: Pipeline) -> store.Snapshot:
+    """Session: the snapshot of the last stage the selected tests need, built if missing."""
+    target = pytestconfig.stash.get(TARGET_KEY, None) or harness_pipeline.names[-1]
+    return harness_builder.ensure(target, from_snapshot=pytestconfig.option.from_snapshot,
+                                  rebuild=pytestconfig.option.rebuild)
+
+
+@pytest.fixture(scope="session")
+def harness_lab(harness_builder: Builder, harness_snapshot: store.Snapshot) -> Iterator[Lab]:
+    """Session: the shared lab, booted from `harness_snapshot`, for tests that only read."""
+    with harness_builder.lab(harness_snapshot) as lab:
+        yield lab
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, harness_builder: Builder,
+        harness_snapshot: store.Snapshot) -> Iterator[Lab]:
+    """Function: the lab this test runs against: a private one if marked ``fresh_lab``, else shared.
+
+    >>> @pytest.mark.fresh_lab
+    ... def test_gw_restart(lab):
+    ...     lab["gw"].succeed("systemctl restart kea-dhcp4-server")
     """
-    from stages import bootstrap as stage
-
-    return stage.ensure(harness_store)
+    if request.node.get_closest_marker("fresh_lab") is None:
+        yield request.getfixturevalue("harness_lab")
+        return
+    with harness_builder.lab(harness_snapshot) as private:
+        yield private
 
 
 MakeLab = Callable[[Sequence[MachineSetup]], Lab]
@@ -111,7 +246,7 @@ MakeLab = Callable[[Sequence[MachineSetup]], Lab]
 @pytest.fixture
 def make_lab(harness_store: store.Store, pytestconfig: pytest.Config,
              tmp_path: Path) -> Iterator[MakeLab]:
-    """Function: build private labs from machine setups; each is torn down after the test.
+    """Function: build private labs from explicit machine setups; torn down after the test.
 
     >>> def test_two(make_lab, bootstrap):
     ...     lab = make_lab([MachineSetup("a", bootstrap.member("base"))])
@@ -121,7 +256,7 @@ def make_lab(harness_store: store.Store, pytestconfig: pytest.Config,
 
     def make(setups: Sequence[MachineSetup]) -> Lab:
         lab = Lab(harness_store, setups, boot_timeout=pytestconfig.option.boot_timeout,
-                  log_dir=tmp_path / f"lab{len(labs)}")
+                  log_dir=tmp_path)
         lab.__enter__()
         labs.append(lab)
         return lab
@@ -129,5 +264,5 @@ def make_lab(harness_store: store.Store, pytestconfig: pytest.Config,
     try:
         yield make
     finally:
-        for lab in reversed(labs):
-            lab.__exit__(None, None, None)
+        for made in reversed(labs):
+            made.__exit__(None, None, None)

@@ -1,21 +1,41 @@
 """Stages: what each builds, in which order, and the key its snapshot is stored under.
 
+A stage is data: the machines it adds, the packages installed into each before boot, a
+host-side ``prepare`` hook (unbooted roots: write configuration) and ``steps`` run in the
+booted lab. A `Pipeline` orders stages (the first builds the base image every machine
+is cloned from) and knows each machine's interfaces from the inventory.
+
 A stage's key hashes its definition (module source, packages, inventory entries, harness
-version) chained with the previous stage's key, so a change to one stage invalidates its
-snapshot and every later one, nothing before it. The snapshot of stage S with key K is
-published in the store as ``S/K``.
+version) chained with its parent's key, so a change to one stage invalidates its
+snapshot and every later one, nothing before it. Stage S with key K is published as
+``S/K``. `plan()` decides, without touching anything, which stages to reuse and which
+to build: it is the pure heart of ``--from-snapshot`` and ``--rebuild``.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import inspect
 import json
-from typing import Any
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import harness
+from harness.errors import UsageError
+from harness.network import Interface
 
-ORDER = ("bootstrap", "gw", "rhfs", "web", "pas")
+if TYPE_CHECKING:
+    from harness.build import Build
+
 KEY_LENGTH = 16
+BASE_MEMBER = "base"
+
+Hook = Callable[["Build"], None]
+BaseBuilder = Callable[[Path], Mapping[str, Any]]
 
 
 def stage_key(definition: Any, parent: str | None) -> str:
@@ -25,10 +45,181 @@ def stage_key(definition: Any, parent: str | None) -> str:
     True
     """
     blob = json.dumps({"definition": definition, "parent": parent,
-                       "harness": harness.__version__}, sort_keys=True)
+                       "harness": harness.__version__}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:KEY_LENGTH]
 
 
 def snapshot_name(stage: str, key: str) -> str:
     """Where stage ``stage`` with ``key`` is published: ``<stage>/<key>``."""
     return f"{stage}/{key}"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a pipeline. Declare it at module level as ``STAGE = Stage(...)``.
+
+    ``base`` is for the first stage only: it fills an empty root (the base image) and
+    returns facts for the manifest. Every other stage adds ``machines`` cloned from it.
+    """
+
+    name: str
+    machines: tuple[str, ...] = ()
+    packages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    prepare: Hook | None = None
+    steps: tuple[Hook, ...] = ()
+    boot_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    base: BaseBuilder | None = None
+    definition: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = (set(self.packages) | set(self.boot_args)) - set(self.machines)
+        if unknown:
+            raise UsageError(f"stage {self.name}: packages or boot_args name machines it does not "
+                             f"add: {', '.join(sorted(unknown))}; it adds: {', '.join(self.machines)}")
+        if self.base is not None and self.machines:
+            raise UsageError(f"stage {self.name}: a base stage adds no machines")
+
+    @classmethod
+    def here(cls, name: str, **fields: Any) -> Stage:
+        """A stage whose key includes the source of the module that calls this."""
+        module = sys.modules[inspect.stack()[1].frame.f_globals["__name__"]]
+        return cls(name=name, source=inspect.getsource(module), **fields)
+
+    @property
+    def handle(self) -> str | None:
+        """The machine its fixture returns: the first it adds (None for the base stage)."""
+        return self.machines[0] if self.machines else None
+
+
+class Action(enum.StrEnum):
+    """What a run does with a stage."""
+
+    REUSE = "reuse"      # a snapshot with this key exists: restore it
+    BUILD = "build"      # none exists (or a rebuild was asked for): build and publish it
+    SKIP = "skip"        # the run needs nothing of it
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of a plan: a stage, the key its snapshot has, what to do."""
+
+    stage: str
+    key: str
+    action: Action
+
+
+class Pipeline:
+    """Stages in build order and the interfaces of every machine they add."""
+
+    def __init__(self, stages: Sequence[Stage], interfaces: Mapping[str, Sequence[Interface]]) -> None:
+        if not stages or stages[0].base is None:
+            raise UsageError("a pipeline starts with a base stage (one with `base=`)")
+        names = [s.name for s in stages]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise UsageError(f"stage names must be unique: {', '.join(dupes)} repeated")
+        owners: dict[str, str] = {}
+        for stage in stages:
+            for machine in stage.machines:
+                if machine in owners:
+                    raise UsageError(f"machine {machine} is added by both {owners[machine]} "
+                                     f"and {stage.name}")
+                owners[machine] = stage.name
+        self.stages = tuple(stages)
+        self.interfaces = {m: tuple(i) for m, i in interfaces.items()}
+        self.owner = owners
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Stage names, in order."""
+        return tuple(s.name for s in self.stages)
+
+    def __getitem__(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise UsageError(f"unknown stage {name!r}: the stages are {', '.join(self.names)}")
+
+    def index(self, name: str) -> int:
+        """Position of stage ``name`` (a `UsageError` listing the stages if unknown)."""
+        return self.stages.index(self[name])
+
+    def machines_until(self, name: str) -> tuple[str, ...]:
+        """Every machine the lab has once stage ``name`` is built."""
+        return tuple(m for s in self.stages[: self.index(name) + 1] for m in s.machines)
+
+    def boot_args(self, machine: str) -> tuple[str, ...]:
+        """Extra nspawn flags of ``machine``, from the stage that adds it."""
+        return tuple(self[self.owner[machine]].boot_args.get(machine, ()))
+
+    def definition(self, stage: Stage) -> dict[str, Any]:
+        """Everything a stage's key depends on, besides its parent's key."""
+        return {
+            "name": stage.name, "source": stage.source, "definition": stage.definition,
+            "packages": {m: list(p) for m, p in sorted(stage.packages.items())},
+            "boot_args": {m: list(a) for m, a in sorted(stage.boot_args.items())},
+            "machines": {m: [vars(i) for i in self.interfaces.get(m, ())] for m in stage.machines},
+            "steps": [getattr(s, "__qualname__", repr(s)) for s in stage.steps],
+        }
+
+    def keys(self, start: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Each stage's key, in order; ``start`` pins the keys of leading stages (a restored one)."""
+        keys: dict[str, str] = {}
+        parent: str | None = None
+        for stage in self.stages:
+            key = (start or {}).get(stage.name) or stage_key(self.definition(stage), parent)
+            keys[stage.name] = parent = key
+        return keys
+
+
+def plan(pipeline: Pipeline, target: str, published: Callable[[str, str], bool], *,
+         from_snapshot: str | None = None, rebuild: bool = False,
+         built_this_run: Callable[[str, str], bool] = lambda stage, key: False,
+         pinned: Mapping[str, str] | None = None) -> list[Step]:
+    """What to do with each stage to have the lab as it stands after ``target``.
+
+    - stages up to ``from_snapshot`` are restored and must be published;
+    - stages after it, up to ``target``, are built even when cached (``--from-snapshot``),
+      as is every stage with ``rebuild`` -- except those this run already built (another
+      xdist worker did it);
+    - otherwise a published stage is reused and a missing one built;
+    - stages after ``target`` are skipped.
+    ``pinned`` fixes the keys of restored stages (e.g. a restored snapshot of an older key).
+    """
+    last = pipeline.index(target)
+    if from_snapshot is not None:
+        last = max(last, pipeline.index(from_snapshot))
+    restored = pipeline.index(from_snapshot) if from_snapshot is not None else -1
+    keys = pipeline.keys(pinned)
+    steps = []
+    for i, stage in enumerate(pipeline.stages):
+        key = keys[stage.name]
+        if i > last:
+            action = Action.SKIP
+        elif i <= restored:
+            if not published(stage.name, key):
+                raise UsageError(f"--from-snapshot={from_snapshot}: stage {stage.name} has no "
+                                 f"snapshot with key {key}; build it first (`harness build "
+                                 f"--until {from_snapshot}`)")
+            action = Action.REUSE
+        elif (from_snapshot is not None or rebuild) and not built_this_run(stage.name, key):
+            action = Action.BUILD
+        else:
+            action = Action.REUSE if published(stage.name, key) else Action.BUILD
+        steps.append(Step(stage.name, key, action))
+    return steps
+
+
+def needed_stage(pipeline: Pipeline, fixture_names: Sequence[Sequence[str]]) -> str | None:
+    """The last stage any test needs, from each test's fixture names (None: no test needs a lab).
+
+    A test that uses ``lab`` without a stage fixture needs the whole pipeline.
+    """
+    needed = -1
+    for names in fixture_names:
+        indexes = [pipeline.index(n) for n in names if n in pipeline.names]
+        if not indexes and ("lab" in names or "harness_lab" in names):
+            indexes = [len(pipeline.stages) - 1]
+        needed = max([needed, *indexes])
+    return pipeline.names[needed] if needed >= 0 else None

@@ -1,1 +1,6 @@
-"""The reference lab's stages, one module each, in the order of `harness.stage.ORDER`."""
+"""The reference lab's stages, one module each, and the pipeline that orders them."""
+
+from harness.stage import Pipeline
+from stages import bootstrap
+
+PIPELINE = Pipeline([bootstrap.STAGE], interfaces={})

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from harness.stage import Pipeline
 from harness.store import Snapshot
+from stages import PIPELINE
 from stages import bootstrap as stage
 
 
-def test_key_is_stable_and_follows_the_definition(monkeypatch: pytest.MonkeyPatch) -> None:
-    key = stage.key()
-    assert key == stage.key() and len(key) == 16
-    monkeypatch.setattr(stage, "INCLUDE", (*stage.INCLUDE, "nginx"))
-    assert stage.key() != key
+def test_key_is_stable_and_follows_the_definition() -> None:
+    key = PIPELINE.keys()["bootstrap"]
+    assert key == PIPELINE.keys()["bootstrap"] and len(key) == 16
+    changed = dataclasses.replace(stage.STAGE, definition={"include": (*stage.INCLUDE, "nginx")})
+    assert Pipeline([changed], {}).keys()["bootstrap"] != key
 
 
 @pytest.mark.integration
 def test_base_is_a_read_only_bookworm_published_under_its_key(bootstrap: Snapshot) -> None:
-    assert bootstrap.name == f"bootstrap/{stage.key()}"
+    assert bootstrap.name == f"bootstrap/{PIPELINE.keys()['bootstrap']}"
     base = bootstrap.member("base")
     assert (base / "etc/debian_version").read_text().startswith("12.")
     assert _read_only(base)

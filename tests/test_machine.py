@@ -139,7 +139,7 @@ def test_stopping_the_lab_leaves_nothing_behind(harness_store: Store, base: Path
     assert traces_of(lab.id, work) == NOTHING
     assert not Path(f"/proc/{leader}").exists()
     assert not work.exists()
-    assert "running in system mode" in (tmp_path / "a.console").read_text()  # console was logged
+    assert "running in system mode" in (tmp_path / lab.id / "a.console").read_text()  # console was logged
 
 
 @pytest.mark.integration

@@ -1,0 +1,182 @@
+"""Running a pipeline: build or reuse each stage's snapshot, then boot labs from them.
+
+A stage is built in a lab of its own: the machines of the previous stage's snapshot,
+plus the stage's new machines cloned from the base image, packages installed and files
+prepared before boot, then its steps run in the booted lab. The machines are powered off
+cleanly and all their roots published together as the stage's snapshot; if anything
+fails, nothing is published. Each stage is decided and built under a store lock, so
+concurrent runs (xdist workers, two CI jobs) build it once and the others reuse it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import rootfs
+from harness.errors import UsageError
+from harness.lab import Lab, MachineSetup
+from harness.log import format_elapsed, logger, step
+from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
+from harness.stage import BASE_MEMBER, Action, Pipeline, Stage, Step, plan, snapshot_name
+from harness.store import Snapshot, Store
+
+
+@dataclass
+class Build:
+    """What a stage's ``prepare`` hook and ``steps`` get: the stage, the pipeline, the lab.
+
+    During ``prepare`` the lab's machines are not booted yet: write into ``root(machine)``.
+    During ``steps`` they are: ``build["gw"].succeed(...)``.
+    """
+
+    stage: Stage
+    pipeline: Pipeline
+    lab: Lab
+
+    def root(self, machine: str) -> Path:
+        """The (writable) root of ``machine``."""
+        return self.lab.root(machine)
+
+    def write(self, machine: str, path: str, content: str, mode: int = 0o644) -> Path:
+        """Write a file into ``machine``'s root before boot."""
+        return rootfs.write_file(self.root(machine), path, content, mode)
+
+    def __getitem__(self, machine: str) -> Machine:
+        return self.lab[machine]
+
+
+def _title(hook: object) -> str:
+    doc = (getattr(hook, "__doc__", None) or "").strip().splitlines()
+    return doc[0].rstrip(".") if doc else getattr(hook, "__name__", repr(hook))
+
+
+class Builder:
+    """Builds and restores the stages of ``pipeline`` in ``store``.
+
+    ``run_id`` identifies this run (all xdist workers share it): a stage this run built
+    is never rebuilt by it again, even with ``--rebuild`` or ``--from-snapshot``.
+    """
+
+    def __init__(self, store: Store, pipeline: Pipeline, *, run_id: str | None = None,
+                 boot_timeout: float = DEFAULT_BOOT_TIMEOUT, log_dir: Path | None = None) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.run_id = run_id or secrets.token_hex(8)
+        self.boot_timeout = boot_timeout
+        self.log_dir = log_dir
+        self.done: list[Step] = []
+
+    def _published(self, stage: str, key: str) -> bool:
+        return self.store.exists(snapshot_name(stage, key))
+
+    def _built_this_run(self, stage: str, key: str) -> bool:
+        snap = self.store.get(snapshot_name(stage, key))
+        return snap is not None and snap.meta.get("run") == self.run_id
+
+    def plan(self, target: str, *, from_snapshot: str | None = None,
+             rebuild: bool = False) -> list[Step]:
+        """The plan for ``target`` as the store stands now (see `harness.stage.plan`)."""
+        return plan(self.pipeline, target, self._published, from_snapshot=from_snapshot,
+                    rebuild=rebuild, built_this_run=self._built_this_run)
+
+    def ensure(self, target: str, *, from_snapshot: str | None = None,
+               rebuild: bool = False) -> Snapshot:
+        """The snapshot of ``target``, building whatever the plan says; logs what it restored and built."""
+        start = time.monotonic()
+        steps = self.plan(target, from_snapshot=from_snapshot, rebuild=rebuild)
+        snapshot: Snapshot | None = None
+        base: Snapshot | None = None
+        for index, first_guess in enumerate(steps):
+            if first_guess.action is Action.SKIP:
+                break
+            stage = self.pipeline[first_guess.stage]
+            with self.store.lock(stage.name):  # decide again: another run may have built it meanwhile
+                decided = self.plan(target, from_snapshot=from_snapshot, rebuild=rebuild)[index]
+                name = snapshot_name(stage.name, decided.key)
+                if decided.action is Action.REUSE:
+                    found = self.store.get(name)
+                    assert found is not None
+                    logger.info("stage %s: restored %s", stage.name, name)
+                    snapshot = found
+                else:
+                    snapshot = self._build(stage, decided.key, snapshot, base)
+            base = base or snapshot
+            self.done.append(decided)
+        if snapshot is None:
+            raise UsageError(f"nothing to build for {target}")
+        restored = [s.stage for s in self.done if s.action is Action.REUSE]
+        built = [s.stage for s in self.done if s.action is Action.BUILD]
+        logger.info("lab at %s in %s: restored %s; built %s", target,
+                    format_elapsed(time.monotonic() - start),
+                    ", ".join(restored) or "nothing", ", ".join(built) or "nothing")
+        return snapshot
+
+    def _build(self, stage: Stage, key: str, parent: Snapshot | None,
+               base: Snapshot | None) -> Snapshot:
+        name = snapshot_name(stage.name, key)
+        meta: dict[str, object] = {"stage": stage.name, "key": key, "run": self.run_id,
+                "parent": parent.name if parent else None}
+        started = time.monotonic()
+        with step(f"stage {stage.name}: build"):
+            if self.store.exists(name):
+                self.store.remove(name)  # a rebuild replaces it (we hold the stage's lock)
+            if stage.base is not None:
+                return self._build_base(stage, name, meta)
+            assert parent is not None and base is not None
+            machines = self.pipeline.machines_until(stage.name)
+            setups = [self._setup(m, parent.member(m) if m in parent.members
+                                  else base.member(BASE_MEMBER)) for m in machines]
+
+            def prepare(lab: Lab) -> None:
+                for machine in stage.machines:
+                    packages = stage.packages.get(machine, ())
+                    if packages:
+                        with step(f"stage {stage.name}: install {len(packages)} package(s) on {machine}"):
+                            rootfs.install_packages(lab.root(machine), packages)
+                if stage.prepare is not None:
+                    with step(f"stage {stage.name}: {_title(stage.prepare)}"):
+                        stage.prepare(Build(stage, self.pipeline, lab))
+
+            with self._lab(setups, prepare) as lab:
+                for hook in stage.steps:
+                    with step(f"stage {stage.name}: {_title(hook)}"):
+                        hook(Build(stage, self.pipeline, lab))
+                lab.stop_all()
+                meta["duration"] = round(time.monotonic() - started, 3)
+                return self.store.publish(name, {m: lab.root(m) for m in machines}, meta)
+
+    def _build_base(self, stage: Stage, name: str, meta: dict[str, object]) -> Snapshot:
+        assert stage.base is not None
+        owner = f"build-{stage.name}-{os.getpid()}-{secrets.token_hex(2)}"
+        root = self.store.create(self.store.work_path(owner, BASE_MEMBER))
+        try:
+            facts = stage.base(root)
+            return self.store.publish(name, {BASE_MEMBER: root}, {**meta, **facts})
+        finally:
+            self.store.release(owner)
+
+    def _setup(self, machine: str, source: Path) -> MachineSetup:
+        return MachineSetup(machine, source, self.pipeline.interfaces.get(machine, ()),
+                            self.pipeline.boot_args(machine))
+
+    def _lab(self, setups: list[MachineSetup],
+             before_boot: Callable[[Lab], None] | None = None) -> Lab:
+        return Lab(self.store, setups, boot_timeout=self.boot_timeout, log_dir=self.log_dir,
+                   before_boot=before_boot)
+
+    def lab(self, snapshot: Snapshot) -> Lab:
+        """A lab (not yet entered) of every machine in stage ``snapshot``, booted from it."""
+        stage = str(snapshot.meta.get("stage", snapshot.name.split("/")[0]))
+        machines = self.pipeline.machines_until(stage)
+        return self._lab([self._setup(m, snapshot.member(m)) for m in machines])
+
+
+def describe(steps: list[Step]) -> Iterator[str]:
+    """One line per stage of a plan, for humans."""
+    for s in steps:
+        yield f"{s.stage:12} {s.key}  {s.action}"

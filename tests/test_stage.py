@@ -1,0 +1,123 @@
+"""harness.stage: pipelines, chained keys, plans and needs -- pure logic, no root."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from harness.errors import UsageError
+from harness.network import Interface
+from harness.stage import Action, Pipeline, Stage, needed_stage, plan
+
+
+def base(root: Path) -> dict[str, str]:
+    return {}
+
+
+def pipeline(**changes: dict[str, object]) -> Pipeline:
+    stages = [Stage("bootstrap", base=base), Stage("gw", machines=("gw",), packages={"gw": ("bind9",)}),
+              Stage("rhfs", machines=("rhfs0",)), Stage("web", machines=("web",)),
+              Stage("pas", machines=("pas-r11p11",))]
+    stages = [dataclasses.replace(s, **changes.get(s.name, {})) for s in stages]  # type: ignore[arg-type]
+    return Pipeline(stages, {"gw": [Interface("gw", "lan0", "lan", "02:00:00:00:00:01")]})
+
+
+def actions(steps: list) -> dict[str, str]:  # type: ignore[type-arg]
+    return {s.stage: str(s.action) for s in steps}
+
+
+def test_keys_are_stable_and_chained() -> None:
+    keys = pipeline().keys()
+    assert keys == pipeline().keys()
+    assert len(set(keys.values())) == 5
+
+
+def test_changing_a_stage_changes_its_key_and_every_later_one_only() -> None:
+    before = pipeline().keys()
+    after = pipeline(rhfs={"packages": {"rhfs0": ("openssh-server",)}}).keys()
+    assert [before[s] == after[s] for s in before] == [True, True, False, False, False]
+
+
+def test_the_inventory_is_part_of_the_key() -> None:
+    before = pipeline().keys()
+    moved = Pipeline(pipeline().stages, {"gw": [Interface("gw", "lan0", "lan", "02:00:00:00:00:02")]})
+    assert moved.keys()["bootstrap"] == before["bootstrap"]
+    assert moved.keys()["gw"] != before["gw"]
+
+
+def test_cold_store_builds_up_to_the_target_only() -> None:
+    steps = plan(pipeline(), "rhfs", lambda stage, key: False)
+    assert actions(steps) == {"bootstrap": "build", "gw": "build", "rhfs": "build",
+                              "web": "skip", "pas": "skip"}
+
+
+def test_warm_store_reuses_everything() -> None:
+    steps = plan(pipeline(), "pas", lambda stage, key: True)
+    assert {s.action for s in steps} == {Action.REUSE}
+
+
+def test_a_missing_middle_stage_is_built_and_the_rest_reused() -> None:
+    keys = pipeline().keys()
+    steps = plan(pipeline(), "web", lambda stage, key: key != keys["rhfs"])
+    assert actions(steps) == {"bootstrap": "reuse", "gw": "reuse", "rhfs": "build",
+                              "web": "reuse", "pas": "skip"}
+
+
+def test_from_snapshot_restores_it_and_rebuilds_the_later_needed_stages() -> None:
+    steps = plan(pipeline(), "web", lambda stage, key: True, from_snapshot="gw")
+    assert actions(steps) == {"bootstrap": "reuse", "gw": "reuse", "rhfs": "build",
+                              "web": "build", "pas": "skip"}
+
+
+def test_from_snapshot_beyond_the_need_restores_up_to_it() -> None:
+    steps = plan(pipeline(), "gw", lambda stage, key: True, from_snapshot="web")
+    assert actions(steps) == {"bootstrap": "reuse", "gw": "reuse", "rhfs": "reuse",
+                              "web": "reuse", "pas": "skip"}
+
+
+def test_from_snapshot_without_that_snapshot_says_how_to_build_it() -> None:
+    keys = pipeline().keys()
+    with pytest.raises(UsageError, match=r"stage gw has no snapshot with key \w+; build it first "
+                                         r"\(`harness build --until gw`\)"):
+        plan(pipeline(), "web", lambda stage, key: key != keys["gw"], from_snapshot="gw")
+
+
+def test_rebuild_builds_all_needed_but_never_twice_in_one_run() -> None:
+    keys = pipeline().keys()
+    steps = plan(pipeline(), "rhfs", lambda stage, key: True, rebuild=True,
+                 built_this_run=lambda stage, key: key == keys["bootstrap"])
+    assert actions(steps) == {"bootstrap": "reuse", "gw": "build", "rhfs": "build",
+                              "web": "skip", "pas": "skip"}
+
+
+def test_unknown_stage_lists_the_stages() -> None:
+    with pytest.raises(UsageError, match="unknown stage 'dns': the stages are bootstrap, gw, rhfs, web, pas"):
+        plan(pipeline(), "dns", lambda stage, key: True)
+
+
+def test_needs_come_from_fixtures() -> None:
+    p = pipeline()
+    assert needed_stage(p, [["gw", "request"], ["tmp_path"]]) == "gw"
+    assert needed_stage(p, [["gw"], ["web", "gw"]]) == "web"
+    assert needed_stage(p, [["tmp_path"]]) is None
+    assert needed_stage(p, [["lab"]]) == "pas"
+    assert needed_stage(p, [["bootstrap"]]) == "bootstrap"
+
+
+@pytest.mark.parametrize("stages, message", [
+    ([Stage("gw", machines=("gw",))], "starts with a base stage"),
+    ([Stage("b", base=base), Stage("x", machines=("m",)), Stage("x", machines=("n",))],
+     "stage names must be unique: x repeated"),
+    ([Stage("b", base=base), Stage("x", machines=("m",)), Stage("y", machines=("m",))],
+     "machine m is added by both x and y"),
+])
+def test_bad_pipelines_are_refused(stages: list[Stage], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        Pipeline(stages, {})
+
+
+def test_a_stage_cannot_configure_machines_it_does_not_add() -> None:
+    with pytest.raises(UsageError, match="packages or boot_args name machines it does not add: web"):
+        Stage("gw", machines=("gw",), packages={"web": ("nginx",)})
