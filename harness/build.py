@@ -10,6 +10,7 @@ concurrent runs (xdist workers, two CI jobs) build it once and the others reuse 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -174,6 +175,57 @@ class Builder:
         stage = str(snapshot.meta.get("stage", snapshot.name.split("/")[0]))
         machines = self.pipeline.machines_until(stage)
         return self._lab([self._setup(m, snapshot.member(m)) for m in machines])
+
+
+class LabPool:
+    """The labs of one test session, by stage: built once, shared, and degraded gracefully.
+
+    The pool builds up to ``target`` once. If a stage fails, tests that need only earlier
+    stages still get a lab (booted from the last stage that built) and the others get the
+    build's error, so one broken stage does not hide the results of every scenario.
+    Shared labs are booted on first use and torn down by `close()`.
+    """
+
+    def __init__(self, builder: Builder, target: str, *, from_snapshot: str | None = None,
+                 rebuild: bool = False) -> None:
+        self.builder = builder
+        self.target = target
+        self.from_snapshot = from_snapshot
+        self.rebuild = rebuild
+        self._built: Snapshot | None = None
+        self._error: BaseException | None = None
+        self._labs: dict[str, Lab] = {}
+        self._stack = contextlib.ExitStack()
+
+    def snapshot_for(self, need: str) -> Snapshot:
+        """The snapshot a test needing stage ``need`` runs on; raises the build's error if none can."""
+        if self._built is None and self._error is None:
+            try:
+                self._built = self.builder.ensure(self.target, from_snapshot=self.from_snapshot,
+                                                  rebuild=self.rebuild)
+            except Exception as exc:
+                self._error = exc
+        if self._built is not None:
+            return self._built
+        assert self._error is not None
+        done = [s for s in self.builder.done if s.action is not Action.SKIP]
+        pipeline = self.builder.pipeline
+        if done and pipeline.index(done[-1].stage) >= pipeline.index(need):
+            found = self.builder.store.get(snapshot_name(done[-1].stage, done[-1].key))
+            if found is not None:
+                return found
+        raise self._error
+
+    def shared(self, snapshot: Snapshot) -> Lab:
+        """The session's lab booted from ``snapshot`` (booted on first call)."""
+        if snapshot.name not in self._labs:
+            self._labs[snapshot.name] = self._stack.enter_context(self.builder.lab(snapshot))
+        return self._labs[snapshot.name]
+
+    def close(self) -> None:
+        """Tear down every shared lab."""
+        self._stack.close()
+        self._labs.clear()
 
 
 def describe(steps: list[Step]) -> Iterator[str]:

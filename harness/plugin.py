@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 
 from harness import log, store
-from harness.build import Builder
+from harness.build import Builder, LabPool
 from harness.errors import HarnessError
 from harness.lab import Lab, MachineSetup
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
-from harness.stage import Pipeline, Stage
+from harness.stage import Pipeline, Stage, needed_stage
 
 STORE_KEY = pytest.StashKey[store.Store]()
 PIPELINE_KEY = pytest.StashKey[Pipeline | None]()
@@ -170,8 +170,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    from harness.stage import needed_stage
-
     pipeline = session.config.stash[PIPELINE_KEY]
     names = [getattr(item, "fixturenames", ()) for item in session.items]
     session.config.stash[TARGET_KEY] = needed_stage(pipeline, names) if pipeline else None
@@ -209,34 +207,39 @@ def harness_builder(pytestconfig: pytest.Config, harness_store: store.Store,
 
 
 @pytest.fixture(scope="session")
-def harness_snapshot(pytestconfig: pytest.Config, harness_builder: Builder,
-                     harness_pipeline: Pipeline) -> store.Snapshot:
-    """Session: the snapshot of the last stage the selected tests need, built if missing."""
+def harness_labs(pytestconfig: pytest.Config, harness_builder: Builder,
+                 harness_pipeline: Pipeline) -> Iterator[LabPool]:
+    """Session: the labs of this session, built up to the last stage the selected tests need."""
     target = pytestconfig.stash.get(TARGET_KEY, None) or harness_pipeline.names[-1]
-    return harness_builder.ensure(target, from_snapshot=pytestconfig.option.from_snapshot,
-                                  rebuild=pytestconfig.option.rebuild)
+    pool = LabPool(harness_builder, target, from_snapshot=pytestconfig.option.from_snapshot,
+                   rebuild=pytestconfig.option.rebuild)
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 @pytest.fixture(scope="session")
-def harness_lab(harness_builder: Builder, harness_snapshot: store.Snapshot) -> Iterator[Lab]:
-    """Session: the shared lab, booted from `harness_snapshot`, for tests that only read."""
-    with harness_builder.lab(harness_snapshot) as lab:
-        yield lab
+def harness_lab(harness_labs: LabPool) -> Lab:
+    """Session: the shared lab at the last stage the session needs (for session-wide fixtures)."""
+    return harness_labs.shared(harness_labs.snapshot_for(harness_labs.target))
 
 
 @pytest.fixture
-def lab(request: pytest.FixtureRequest, harness_builder: Builder,
-        harness_snapshot: store.Snapshot) -> Iterator[Lab]:
+def lab(request: pytest.FixtureRequest, harness_labs: LabPool,
+        harness_pipeline: Pipeline) -> Iterator[Lab]:
     """Function: the lab this test runs against: a private one if marked ``fresh_lab``, else shared.
 
     >>> @pytest.mark.fresh_lab
     ... def test_gw_restart(lab):
     ...     lab["gw"].succeed("systemctl restart kea-dhcp4-server")
     """
+    need = needed_stage(harness_pipeline, [request.fixturenames]) or harness_labs.target
+    snapshot = harness_labs.snapshot_for(need)
     if request.node.get_closest_marker("fresh_lab") is None:
-        yield request.getfixturevalue("harness_lab")
+        yield harness_labs.shared(snapshot)
         return
-    with harness_builder.lab(harness_snapshot) as private:
+    with harness_labs.builder.lab(snapshot) as private:
         yield private
 
 

@@ -63,3 +63,5 @@ def as_nobody() -> list[str]:
 
 
 IS_ROOT = os.geteuid() == 0
+
+pytest_plugins = ["pytester"]
