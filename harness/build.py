@@ -222,8 +222,14 @@ class LabPool:
             self._labs[snapshot.name] = self._stack.enter_context(self.builder.lab(snapshot))
         return self._labs[snapshot.name]
 
-    def close(self) -> None:
-        """Tear down every shared lab."""
+    def close(self, keep: bool = False) -> None:
+        """Tear down every shared lab, or with ``keep`` leave them running and log how to enter them."""
+        if keep:
+            for lab in self._labs.values():
+                entries = lab.detach()
+                logger.info("lab %s kept running (remove it with `harness destroy`); enter a machine "
+                            "with:\n  %s", lab.id, "\n  ".join(entries))
+            self._stack.pop_all()
         self._stack.close()
         self._labs.clear()
 

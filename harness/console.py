@@ -153,3 +153,27 @@ class ConsoleTap:
                     self._sinks.remove(write_fd)
                     os.close(write_fd)
             os.close(read_fd)
+
+
+def keep(log: Path) -> None:
+    """Drain a detached machine's terminal (this process's stdin) into ``log`` until it hangs up.
+
+    Run as ``python -m harness.console LOG`` by `harness.machine.Machine.detach`: it holds
+    the terminal open, so the machine outlives the harness process that booted it.
+    """
+    with open(log, "ab") as out:
+        while True:
+            try:
+                data = os.read(0, 65536)
+            except OSError:  # EIO: the machine is gone
+                return
+            if not data:
+                return
+            out.write(data)
+            out.flush()
+
+
+if __name__ == "__main__":
+    import sys
+
+    keep(Path(sys.argv[1]))

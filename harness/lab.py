@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from harness import network, nspawn, proc
-from harness.errors import UsageError
+from harness.errors import HarnessError, UsageError
 from harness.log import logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineSpec, find_leader
 from harness.network import Interface, LabNetwork
@@ -118,6 +118,20 @@ class Lab:
             for name in names:
                 self.machines[name].wait_ready()
 
+    def detach(self) -> list[str]:
+        """Leave the lab running after this process exits: machines, network and clones stay.
+
+        Returns, per machine, how to enter it. `destroy` (``harness destroy``) removes it.
+        """
+        entries = []
+        for name, machine in self.machines.items():
+            leader = machine.leader
+            machine.detach()
+            entries.append(f"{name}: nsenter --target={leader} --all -- /bin/bash -l")
+        self._record(kept=True)
+        self._stack.pop_all()
+        return entries
+
     def stop_all(self) -> None:
         """Power every machine off cleanly (roots, network and clones stay: ready to snapshot)."""
         for name in reversed(list(self.machines)):
@@ -128,10 +142,12 @@ class Lab:
         self[name].stop()
         del self.machines[name]
 
-    def _record(self) -> None:
+    def _record(self, kept: bool = False) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         RUN_DIR.mkdir(parents=True, exist_ok=True)
-        record = {"id": self.id, "pid": os.getpid(), "store": str(self.store.root)}
+        record = {"id": self.id, "pid": None if kept else os.getpid(), "store": str(self.store.root),
+                  "machines": {n: m.leader for n, m in self.machines.items()},
+                  "logs": str(self.log_dir)}
         (RUN_DIR / f"{self.id}.json").write_text(json.dumps(record))
 
     def _release(self) -> None:
@@ -162,11 +178,17 @@ def destroy(lab_id: str, store: Store | None = None) -> None:
     removed = network.remove_lab_namespaces(lab_id)
     for leftover in nspawn.STATE.glob(f"propagate/harness-{lab_id}-*"):
         nspawn.forget(leftover.name)
+    record = next((r for r in recorded_labs() if r.get("id") == lab_id), {})
+    if record.get("store"):
+        with contextlib.suppress(HarnessError):  # a store that is gone holds no clones
+            store = Store(Path(str(record["store"])))
     if store is not None:
         for root in store.root.glob(f"work/{lab_id}/*"):
             if root.is_dir():
                 nspawn.forget(f"harness-{lab_id}-{root.name}", root)
         store.release(lab_id)
+    if record.get("logs") and Path(str(record["logs"])).parent == RUN_DIR:
+        shutil.rmtree(str(record["logs"]), ignore_errors=True)
     (RUN_DIR / f"{lab_id}.json").unlink(missing_ok=True)
     logger.info("lab %s destroyed (%d namespace(s))", lab_id, len(removed))
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import shlex
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -210,6 +212,30 @@ class Machine:
         self.leader = None
         self.ready = False
         self._host = None
+
+    def detach(self) -> int:
+        """Leave the machine running after this process exits; return the pid keeping its console.
+
+        A keeper process (``python -m harness.console``) takes over the terminal and goes on
+        logging the console; this object forgets the machine without stopping it.
+        """
+        terminal = self._terminal
+        if terminal is None or not terminal.isalive():
+            raise HarnessError(f"machine {self.name} is not running: nothing to keep")
+        if self._tap is not None:
+            self._tap.join(5)  # our reader lets go of the terminal first
+        keeper = subprocess.Popen([sys.executable, "-m", "harness.console", str(self.console_log)],
+                                  stdin=terminal.child_fd, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True,
+                                  env=proc.host_env())
+        # Close our end by hand and mark pexpect's objects closed: their close() and
+        # __del__ would otherwise terminate nspawn.
+        terminal.ptyproc.fileobj.close()
+        terminal.ptyproc.closed = terminal.closed = True
+        terminal.ptyproc.fd = terminal.child_fd = -1
+        self._stack.pop_all()
+        self._terminal = None
+        return keeper.pid
 
     # -- commands ---------------------------------------------------------------------------------
 

@@ -52,6 +52,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "stage the selected tests need, even when cached")
     group.addoption("--rebuild", action="store_true",
                     help="ignore cached snapshots: rebuild every stage the selected tests need")
+    group.addoption("--keep-lab", action="store_true",
+                    help="leave the session's lab running at the end and print how to enter "
+                         "each machine (remove it with `harness destroy`)")
     group.addoption("--pipeline", metavar="MODULE", default=None,
                     help="module whose PIPELINE defines the stages (default: ini harness_pipeline, "
                          "else 'stages')")
@@ -216,7 +219,7 @@ def harness_labs(pytestconfig: pytest.Config, harness_builder: Builder,
     try:
         yield pool
     finally:
-        pool.close()
+        pool.close(keep=pytestconfig.option.keep_lab)
 
 
 @pytest.fixture(scope="session")

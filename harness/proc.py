@@ -151,8 +151,10 @@ def spawn_tty(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
     try:
         yield child
     finally:
-        if child.isalive():
+        # A child marked closed was handed over (see Machine.detach): no longer ours to stop.
+        if not child.closed and child.isalive():
             child.kill(signal.SIGTERM)
             if not wait_for_exit(child.pid, grace):
                 child.kill(signal.SIGKILL)
-        child.close(force=True)
+        if not child.closed:
+            child.close(force=True)

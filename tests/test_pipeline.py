@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from harness import proc
 from harness.store import Snapshot, Store
 
 pytestmark = pytest.mark.integration
@@ -197,3 +199,24 @@ def test_xdist_workers_build_each_stage_once(toy: Toy) -> None:
     result = toy.run("-n", "2")
     result.assert_outcomes(passed=5)
     assert sorted(result.built) == ["alpha", "beta"]  # once each, though both workers need both
+
+
+def test_keep_lab_leaves_it_running_until_destroy(toy: Toy) -> None:
+    from harness import lab as labs
+    from tests.conftest import NOTHING, traces_of
+
+    result = toy.run("-k", "test_alpha", "--keep-lab")
+    result.assert_outcomes(passed=1, deselected=4)
+    result.stdout.fnmatch_lines(["*kept running*", "*alpha: nsenter --target=* --all -- /bin/bash -l*"])
+    kept = [r for r in labs.recorded_labs() if r["store"] == str(toy.store.root)]
+    assert len(kept) == 1 and kept[0]["pid"] is None
+    lab_id, leader = str(kept[0]["id"]), kept[0]["machines"]["alpha"]  # type: ignore[index]
+    work = toy.store.root / "work" / lab_id
+    try:  # pytest has exited; the machine still runs and still has its state
+        marker = proc.run(["nsenter", f"--target={leader}", "--all", "--", "cat", "/etc/alpha-built"])
+        assert marker.stdout == "1\n"
+        assert len(traces_of(lab_id, work).nspawn) == 1
+    finally:
+        destroyed = proc.run([sys.executable, "-m", "harness.cli", "destroy"], check=False)
+    assert lab_id in destroyed.stdout, destroyed.stderr
+    assert traces_of(lab_id, work) == NOTHING
