@@ -284,7 +284,8 @@ class Machine:
             return last.status == 0
 
         try:
-            retry(check, timeout, f"{self.name}: `{command}` to succeed")
+            with step(f"{self.name}: wait until `{command}` succeeds"):
+                retry(check, timeout, f"{self.name}: `{command}` to succeed")
         except CheckFailed as exc:
             raise CheckFailed(f"{exc}; last exit code {last.status}: "
                               f"{(last.stderr or last.stdout).strip()[-1000:]}") from None
@@ -303,7 +304,8 @@ class Machine:
             return state == "active"
 
         try:
-            retry(active, timeout, f"{self.name}: unit {unit} to be active")
+            with step(f"{self.name}: wait for unit {unit}"):
+                retry(active, timeout, f"{self.name}: unit {unit} to be active")
         except CheckFailed as exc:
             if "failed:" in str(exc):
                 raise
@@ -317,8 +319,9 @@ class Machine:
         __tracebackhide__ = True
         command = f"ss -Htln 'sport = :{int(port)}' | grep -q ."
         try:
-            retry(lambda _: self.run(command).status == 0, timeout,
-                  f"{self.name}: TCP port {port} to be listening")
+            with step(f"{self.name}: wait for TCP port {port}"):
+                retry(lambda _: self.run(command).status == 0, timeout,
+                      f"{self.name}: TCP port {port} to be listening")
         except CheckFailed as exc:
             listening = self.run("ss -Htln").stdout.strip() or "nothing"
             raise CheckFailed(f"{exc}; listening now: {listening}") from None

@@ -8,12 +8,12 @@ Each test has a scratch store of its own, seeded with the real bootstrap snapsho
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -220,3 +220,32 @@ def test_keep_lab_leaves_it_running_until_destroy(toy: Toy) -> None:
         destroyed = proc.run([sys.executable, "-m", "harness.cli", "destroy"], check=False)
     assert lab_id in destroyed.stdout, destroyed.stderr
     assert traces_of(lab_id, work) == NOTHING
+
+
+def test_stage_steps_and_waits_are_allure_steps(toy: Toy) -> None:
+    toy.pytester.makepyfile(test_wait="""
+def test_waits(alpha):
+    alpha.wait_for_unit("systemd-journald.service")
+""")
+    results = toy.pytester.path / "allure"
+    run = toy.run("test_wait.py", f"--alluredir={results}")
+    run.assert_outcomes(passed=1)
+    run.stdout.fnmatch_lines(["*stage alpha: mark alpha as built done in *s",
+                              "*alpha: wait for unit systemd-journald.service done in *s"])
+    steps = []
+    for path in results.glob("*-result.json"):
+        report = json.loads(path.read_text())
+        steps += _step_names(report)
+        steps += [name for f in report.get("befores", []) for name in _step_names(f)]
+    containers = [json.loads(p.read_text()) for p in results.glob("*-container.json")]
+    steps += [name for c in containers for f in c.get("befores", []) for name in _step_names(f)]
+    assert "stage alpha: build" in steps and "stage alpha: mark alpha as built" in steps
+    assert "alpha: wait for unit systemd-journald.service" in steps
+
+
+def _step_names(node: dict) -> list[str]:  # type: ignore[type-arg]
+    names = []
+    for child in node.get("steps", []):
+        names.append(child["name"])
+        names += _step_names(child)
+    return names
