@@ -163,7 +163,7 @@ class Builder:
 
     def _setup(self, machine: str, source: Path) -> MachineSetup:
         return MachineSetup(machine, source, self.pipeline.interfaces.get(machine, ()),
-                            self.pipeline.boot_args(machine))
+                            self.pipeline.boot_args(machine), self.pipeline.sysctls.get(machine, {}))
 
     def _lab(self, setups: list[MachineSetup],
              before_boot: Callable[[Lab], None] | None = None) -> Lab:

@@ -42,6 +42,7 @@ class MachineSetup:
     source: Path
     interfaces: tuple[Interface, ...] = ()
     extra_args: tuple[str, ...] = field(default=())
+    sysctls: Mapping[str, str] = field(default_factory=dict)
 
 
 class Lab:
@@ -68,7 +69,8 @@ class Lab:
         self.log_dir = (log_dir or RUN_DIR) / self.id
         self._own_logs = log_dir is None
         self.before_boot = before_boot
-        self.network = LabNetwork(self.id, [i for s in setups for i in s.interfaces], names)
+        self.network = LabNetwork(self.id, [i for s in setups for i in s.interfaces], names,
+                                  {s.name: s.sysctls for s in setups})
         self.machines: dict[str, Machine] = {}
         self._stack = contextlib.ExitStack()
 

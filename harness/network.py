@@ -15,7 +15,7 @@ import errno
 import hashlib
 import ipaddress
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +31,7 @@ IFNAMSIZ = 15  # longest interface name the kernel accepts
 _IFNAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_.-]*")
 _MAC = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
+_SYSCTL = re.compile(r"net\.[a-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,25 @@ def validate(interfaces: Sequence[Interface]) -> None:
             seen[key] = where
 
 
+def set_sysctls(namespace: str, settings: Mapping[str, str]) -> None:
+    """Write ``net.*`` sysctls of ``namespace`` (this thread enters it, then comes back)."""
+    netns.pushns(namespace)
+    try:
+        for key, value in settings.items():
+            (Path("/proc/sys") / key.replace(".", "/")).write_text(f"{value}\n")
+    finally:
+        netns.popns()
+
+
+def read_sysctl(namespace: str, key: str) -> str:
+    """The value of ``net.*`` sysctl ``key`` in ``namespace``."""
+    netns.pushns(namespace)
+    try:
+        return (Path("/proc/sys") / key.replace(".", "/")).read_text().strip()
+    finally:
+        netns.popns()
+
+
 def lab_namespaces() -> list[str]:
     """Every namespace on this host that a harness lab created (for cleanup and checks)."""
     return sorted(n for n in netns.listnetns() if n.startswith(PREFIX))
@@ -127,8 +147,11 @@ class LabNetwork:
     """
 
     def __init__(self, lab_id: str, interfaces: Sequence[Interface],
-                 machines: Sequence[str] = ()) -> None:
-        """``machines`` adds namespaces for machines without interfaces (loopback only)."""
+                 machines: Sequence[str] = (),
+                 sysctls: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        """``machines`` adds namespaces for machines without interfaces (loopback only);
+        ``sysctls`` sets ``net.*`` keys in a machine's namespace (nspawn leaves /proc/sys/net
+        read-only inside a machine whose namespace was prepared for it)."""
         if not _ID.fullmatch(lab_id):
             raise UsageError(f"bad lab id {lab_id!r}: use [a-z0-9-]")
         validate(interfaces)
@@ -138,6 +161,13 @@ class LabNetwork:
         self.machines = tuple(dict.fromkeys([*machines, *(i.machine for i in interfaces)]))
         self.segments = tuple(dict.fromkeys(i.segment for i in interfaces))
         self._created: list[str] = []
+        self.sysctls = {m: dict(s) for m, s in (sysctls or {}).items() if s}
+        for machine, settings in self.sysctls.items():
+            self.namespace(machine)
+            for key in settings:
+                if not _SYSCTL.fullmatch(key):
+                    raise UsageError(f"{machine}: sysctl {key!r} is not a net.* key "
+                                     "(only the network namespace's settings can be set)")
 
     def namespace(self, machine: str) -> str:
         """Name of ``machine``'s namespace."""
@@ -191,6 +221,8 @@ class LabNetwork:
                         ns.addr("add", index=index, address=str(ip.ip),
                                 prefixlen=ip.network.prefixlen)
                     _up(ns, iface.name)
+            if self.sysctls.get(machine):
+                set_sysctls(self.namespace(machine), self.sysctls[machine])
 
     def set_link(self, machine: str, ifname: str, up: bool) -> None:
         """Plug (``up``) or unplug ``machine``'s ``ifname`` at the switch: a cable pulled."""

@@ -112,7 +112,9 @@ class Step:
 class Pipeline:
     """Stages in build order and the interfaces of every machine they add."""
 
-    def __init__(self, stages: Sequence[Stage], interfaces: Mapping[str, Sequence[Interface]]) -> None:
+    def __init__(self, stages: Sequence[Stage], interfaces: Mapping[str, Sequence[Interface]],
+                 sysctls: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        """``interfaces`` and ``sysctls`` (per machine) come from the inventory."""
         if not stages or stages[0].base is None:
             raise UsageError("a pipeline starts with a base stage (one with `base=`)")
         names = [s.name for s in stages]
@@ -128,6 +130,7 @@ class Pipeline:
                 owners[machine] = stage.name
         self.stages = tuple(stages)
         self.interfaces = {m: tuple(i) for m, i in interfaces.items()}
+        self.sysctls = {m: dict(s) for m, s in (sysctls or {}).items()}
         self.owner = owners
 
     @property
@@ -159,7 +162,8 @@ class Pipeline:
             "name": stage.name, "source": stage.source, "definition": stage.definition,
             "packages": {m: list(p) for m, p in sorted(stage.packages.items())},
             "boot_args": {m: list(a) for m, a in sorted(stage.boot_args.items())},
-            "machines": {m: [vars(i) for i in self.interfaces.get(m, ())] for m in stage.machines},
+            "machines": {m: {"interfaces": [vars(i) for i in self.interfaces.get(m, ())],
+                             "sysctls": self.sysctls.get(m, {})} for m in stage.machines},
             "steps": [getattr(s, "__qualname__", repr(s)) for s in stage.steps],
         }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pyroute2 import NetNS
 
@@ -87,3 +89,18 @@ def test_a_taken_lab_id_is_refused_and_the_owner_keeps_it() -> None:
         with pytest.raises(HarnessError, match=r"already exists: .*harness destroy"):
             LabNetwork(lab_id, lan("a")).__enter__()
         assert f"harness-{lab_id}-a" in network.lab_namespaces()
+
+
+def test_only_network_sysctls_can_be_set() -> None:
+    with pytest.raises(UsageError, match=r"a: sysctl 'kernel.hostname' is not a net\.\* key"):
+        LabNetwork("t", lan("a"), sysctls={"a": {"kernel.hostname": "x"}})
+
+
+@pytest.mark.integration
+def test_sysctls_apply_to_one_machine_namespace_only() -> None:
+    lab_id = new_lab_id()
+    host_before = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    with LabNetwork(lab_id, lan("a", "b"), sysctls={"a": {"net.ipv4.ip_forward": "1"}}) as net:
+        assert network.read_sysctl(net.namespace("a"), "net.ipv4.ip_forward") == "1"
+        assert network.read_sysctl(net.namespace("b"), "net.ipv4.ip_forward") == "0"
+        assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == host_before  # back home
