@@ -14,7 +14,7 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,8 +143,9 @@ class Builder:
                     with step(f"stage {stage.name}: {_title(stage.prepare)}"):
                         stage.prepare(Build(stage, self.pipeline, lab))
 
-            with self._lab(setups, prepare) as lab:
-                for hook in stage.steps:
+            earlier = self.pipeline.stages[: self.pipeline.index(stage.name)]
+            with self._lab(setups, prepare, self._ready(earlier)) as lab:
+                for hook in (*stage.steps, *stage.ready):
                     with step(f"stage {stage.name}: {_title(hook)}"):
                         hook(Build(stage, self.pipeline, lab))
                 lab.stop_all()
@@ -165,16 +166,29 @@ class Builder:
         return MachineSetup(machine, source, self.pipeline.interfaces.get(machine, ()),
                             self.pipeline.boot_args(machine), self.pipeline.sysctls.get(machine, {}))
 
-    def _lab(self, setups: list[MachineSetup],
-             before_boot: Callable[[Lab], None] | None = None) -> Lab:
+    def _lab(self, setups: list[MachineSetup], before_boot: Callable[[Lab], None] | None = None,
+             after_boot: Callable[[Lab], None] | None = None) -> Lab:
         return Lab(self.store, setups, boot_timeout=self.boot_timeout, log_dir=self.log_dir,
-                   before_boot=before_boot)
+                   before_boot=before_boot, after_boot=after_boot)
+
+    def _ready(self, stages: Sequence[Stage]) -> Callable[[Lab], None]:
+        """A hook that runs the ``ready`` hooks of ``stages`` on a booted lab."""
+
+        def ready(lab: Lab) -> None:
+            for stage in stages:
+                for hook in stage.ready:
+                    with step(f"{stage.name}: {_title(hook)}"):
+                        hook(Build(stage, self.pipeline, lab))
+
+        return ready
 
     def lab(self, snapshot: Snapshot) -> Lab:
         """A lab (not yet entered) of every machine in stage ``snapshot``, booted from it."""
         stage = str(snapshot.meta.get("stage", snapshot.name.split("/")[0]))
         machines = self.pipeline.machines_until(stage)
-        return self._lab([self._setup(m, snapshot.member(m)) for m in machines])
+        stages = self.pipeline.stages[: self.pipeline.index(stage) + 1]
+        return self._lab([self._setup(m, snapshot.member(m)) for m in machines],
+                         after_boot=self._ready(stages))
 
 
 class LabPool:

@@ -58,6 +58,7 @@ class Segment:
 
     name: str
     cidr: ipaddress.IPv4Network
+    pool: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | None = None
 
 
 @dataclass(frozen=True)
@@ -156,9 +157,21 @@ def parse(data: dict[str, Any], text: str = "", where: str = "inventory") -> Inv
     segments: dict[str, Segment] = {}
     for name, entry in data.get("segments", {}).items():
         try:
-            segments[name] = Segment(name, ipaddress.IPv4Network(entry["cidr"]))
+            cidr = ipaddress.IPv4Network(entry["cidr"])
         except (KeyError, ValueError, TypeError) as exc:
             raise fail("segments", name, f"bad cidr ({exc}): write e.g. cidr = \"10.0.0.0/24\"") from None
+        pool = None
+        if "pool" in entry:
+            try:
+                first, last = (ipaddress.IPv4Address(a) for a in entry["pool"])
+            except (ValueError, TypeError):
+                raise fail("segments", name, "pool must be two addresses: pool = [\"FIRST\", "
+                                             "\"LAST\"]") from None
+            if first not in cidr or last not in cidr or first > last:
+                raise fail("segments", name, f"pool {first} - {last} must be an ascending range "
+                                             f"inside {cidr}")
+            pool = (first, last)
+        segments[name] = Segment(name, cidr, pool)
 
     hosts: dict[str, Host] = {}
     seen: dict[str, str] = {}

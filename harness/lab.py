@@ -56,9 +56,11 @@ class Lab:
 
     def __init__(self, store: Store, setups: Sequence[MachineSetup], *, lab_id: str | None = None,
                  boot_timeout: float = DEFAULT_BOOT_TIMEOUT, log_dir: Path | None = None,
-                 before_boot: Callable[[Lab], None] | None = None) -> None:
+                 before_boot: Callable[[Lab], None] | None = None,
+                 after_boot: Callable[[Lab], None] | None = None) -> None:
         """``log_dir/<id>/`` receives the consoles (default: under /run/harness/labs, removed at
-        teardown); ``before_boot(lab)`` runs once the roots are cloned, before any machine boots."""
+        teardown); ``before_boot(lab)`` runs once the roots are cloned, before any machine boots;
+        ``after_boot(lab)`` once every machine is ready."""
         names = [s.name for s in setups]
         if len(set(names)) != len(names):
             raise UsageError(f"a lab's machine names must be unique: {names}")
@@ -69,6 +71,7 @@ class Lab:
         self.log_dir = (log_dir or RUN_DIR) / self.id
         self._own_logs = log_dir is None
         self.before_boot = before_boot
+        self.after_boot = after_boot
         self.network = LabNetwork(self.id, [i for s in setups for i in s.interfaces], names,
                                   {s.name: s.sysctls for s in setups})
         self.machines: dict[str, Machine] = {}
@@ -96,6 +99,8 @@ class Lab:
                 self.before_boot(self)
             self._stack.enter_context(self.network)
             self.boot(list(self.setups))
+            if self.after_boot is not None:
+                self.after_boot(self)
         except BaseException:
             self._stack.close()
             raise

@@ -314,16 +314,21 @@ class Machine:
     def _status(self, unit: str) -> str:
         return self.run(f"systemctl status --no-pager --lines=15 {shlex.quote(unit)}").stdout
 
-    def wait_for_open_port(self, port: int, timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
-        """Wait until something in the machine listens on TCP ``port``."""
+    def wait_for_open_port(self, port: int, address: str | None = None, protocol: str = "tcp",
+                           timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
+        """Wait until something in the machine listens on ``port`` (``protocol`` tcp or udp),
+        on ``address`` if given (a service can be up before it has bound a new address)."""
         __tracebackhide__ = True
-        command = f"ss -Htln 'sport = :{int(port)}' | grep -q ."
+        flag = {"tcp": "-t", "udp": "-u"}[protocol]
+        where = f"{address}:{port}" if address else f":{port}"
+        match = f"src {address} and sport = :{int(port)}" if address else f"sport = :{int(port)}"
+        command = f"ss -Hln {flag} '{match}' | grep -q ."
         try:
-            with step(f"{self.name}: wait for TCP port {port}"):
+            with step(f"{self.name}: wait for {protocol.upper()} port {where}"):
                 retry(lambda _: self.run(command).status == 0, timeout,
-                      f"{self.name}: TCP port {port} to be listening")
+                      f"{self.name}: {protocol.upper()} {where} to be listening")
         except CheckFailed as exc:
-            listening = self.run("ss -Htln").stdout.strip() or "nothing"
+            listening = self.run(f"ss -Hln {flag}").stdout.strip() or "nothing"
             raise CheckFailed(f"{exc}; listening now: {listening}") from None
 
     @property

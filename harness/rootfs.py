@@ -119,3 +119,8 @@ def write_file(root: Path, path: str, content: str, mode: int = 0o644) -> Path:
     target.write_text(content)
     target.chmod(mode)
     return target
+
+
+def systemctl(root: Path, *args: str) -> None:
+    """``systemctl --root=ROOT ARGS`` on the host: enable, disable or mask units of an unbooted root."""
+    proc.run(["systemctl", f"--root={root}", "--quiet", *args])

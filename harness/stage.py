@@ -19,6 +19,7 @@ import hashlib
 import inspect
 import json
 import sys
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,10 @@ def snapshot_name(stage: str, key: str) -> str:
 class Stage:
     """One stage of a pipeline. Declare it at module level as ``STAGE = Stage(...)``.
 
+    ``steps`` run once, when the stage is built; ``ready`` hooks wait for what must hold
+    every time a lab holding its machines has booted (a service bound to its address...):
+    after the steps at build time, and after each boot from a snapshot.
+
     ``base`` is for the first stage only: it fills an empty root (the base image) and
     returns facts for the manifest. Every other stage adds ``machines`` cloned from it.
     """
@@ -67,6 +72,7 @@ class Stage:
     packages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     prepare: Hook | None = None
     steps: tuple[Hook, ...] = ()
+    ready: tuple[Hook, ...] = ()
     boot_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     base: BaseBuilder | None = None
     definition: Mapping[str, Any] = field(default_factory=dict)
@@ -82,14 +88,35 @@ class Stage:
 
     @classmethod
     def here(cls, name: str, **fields: Any) -> Stage:
-        """A stage whose key includes the source of the module that calls this."""
+        """A stage whose key includes the source of the module that calls this, and of every
+        module of the same package it uses (its configuration generators, its helpers)."""
         module = sys.modules[inspect.stack()[1].frame.f_globals["__name__"]]
-        return cls(name=name, source=inspect.getsource(module), **fields)
+        return cls(name=name, source=sources_used(module), **fields)
 
     @property
     def handle(self) -> str | None:
         """The machine its fixture returns: the first it adds (None for the base stage)."""
         return self.machines[0] if self.machines else None
+
+
+def sources_used(module: types.ModuleType) -> str:
+    """The source of ``module`` and of each module of its top-level package that it uses,
+    directly or through one another (found from what their globals refer to)."""
+    package = module.__name__.split(".")[0]
+    seen: dict[str, types.ModuleType] = {}
+    todo = [module]
+    while todo:
+        current = todo.pop()
+        if current.__name__ in seen:
+            continue
+        seen[current.__name__] = current
+        for value in vars(current).values():
+            used = value if isinstance(value, types.ModuleType) else \
+                sys.modules.get(getattr(value, "__module__", None) or "")
+            if used is not None and used.__name__.split(".")[0] == package \
+                    and getattr(used, "__file__", None):
+                todo.append(used)
+    return "\n".join(f"# {name}\n{inspect.getsource(seen[name])}" for name in sorted(seen))
 
 
 class Action(enum.StrEnum):
@@ -164,7 +191,7 @@ class Pipeline:
             "boot_args": {m: list(a) for m, a in sorted(stage.boot_args.items())},
             "machines": {m: {"interfaces": [vars(i) for i in self.interfaces.get(m, ())],
                              "sysctls": self.sysctls.get(m, {})} for m in stage.machines},
-            "steps": [getattr(s, "__qualname__", repr(s)) for s in stage.steps],
+            "steps": [getattr(s, "__qualname__", repr(s)) for s in (*stage.steps, *stage.ready)],
         }
 
     def keys(self, start: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -121,3 +121,12 @@ def test_bad_pipelines_are_refused(stages: list[Stage], message: str) -> None:
 def test_a_stage_cannot_configure_machines_it_does_not_add() -> None:
     with pytest.raises(UsageError, match="packages or boot_args name machines it does not add: web"):
         Stage("gw", machines=("gw",), packages={"web": ("nginx",)})
+
+
+def test_a_stage_key_covers_the_helpers_it_uses() -> None:
+    import stages.bootstrap
+    import stages.gw
+
+    used = [line for line in stages.gw.STAGE.source.splitlines() if line.startswith("# stages.")]
+    assert used == ["# stages.common", "# stages.generate", "# stages.gw"]
+    assert "# stages.gw" not in stages.bootstrap.STAGE.source
