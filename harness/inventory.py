@@ -131,7 +131,7 @@ class Inventory:
 
 
 def _line_of(text: str, table: str, name: str) -> int:
-    pattern = re.compile(rf"^\s*\[{re.escape(table)}\.\"?{re.escape(name)}\"?\]", re.MULTILINE)
+    pattern = re.compile(rf"^[ \t]*\[{re.escape(table)}\.\"?{re.escape(name)}\"?\]", re.MULTILINE)
     found = pattern.search(text)
     return text.count("\n", 0, found.start()) + 1 if found else 0
 

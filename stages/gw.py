@@ -16,8 +16,16 @@ from harness import rootfs
 from harness.build import Build
 from harness.stage import Stage
 from stages.common import configure_network, write_all
-from stages.generate import (UPLINK_NGINX, UPLINK_ZONE, kea_dhcp4, named_conf, nftables_router,
-                             reverse_name, reverse_zones, uplink_named)
+from stages.generate import (
+    UPLINK_NGINX,
+    UPLINK_ZONE,
+    kea_dhcp4,
+    named_conf,
+    nftables_router,
+    reverse_name,
+    reverse_zones,
+    uplink_named,
+)
 from stages.inventory import INVENTORY, TEXT
 
 GW_SERVICES = ("systemd-networkd.service", "kea-dhcp4-server.service", "named.service",

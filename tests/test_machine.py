@@ -93,7 +93,7 @@ def test_waits_succeed_on_the_condition(pair: Lab) -> None:
 
 @pytest.mark.integration
 def test_wait_for_open_port_timeout_shows_what_listens(pair: Lab) -> None:
-    with pytest.raises(CheckFailed, match=r"waiting for a: TCP port 9 to be listening; listening now:"):
+    with pytest.raises(CheckFailed, match=r"waiting for a: TCP :9 to be listening; listening now:"):
         pair["a"].wait_for_open_port(9, timeout=1)
 
 

@@ -1,0 +1,36 @@
+"""The reference lab's scenarios can fail: break gw on purpose in a private lab, run them, read why.
+
+Each test is ``fresh_lab``: it gets a lab of its own, booted from the gw snapshot, so
+breaking it leaves the shared lab (and the other tests) alone.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import CheckFailed
+from harness.lab import Lab
+from harness.machine import Machine
+from scenarios import test_dns, test_services
+
+pytestmark = [pytest.mark.integration, pytest.mark.fresh_lab]
+
+
+def test_scenarios_pass_on_an_intact_private_lab(gw: Machine, lab: Lab) -> None:
+    test_dns.test_forward_lookup(gw, "mdb", "gw", "192.168.1.254")
+    test_services.test_gw_firewall_is_loaded(gw)
+
+
+def test_stopping_bind_fails_dns_and_names_the_cause(gw: Machine, lab: Lab) -> None:
+    gw.succeed("systemctl stop named")
+    with pytest.raises(CheckFailed, match=r"gw: command `dig .* @192.168.1.254 mdb.prolo A` failed "
+                                          r"\(exit code 9\): .*connection refused"):
+        test_dns.test_forward_lookup(gw, "mdb", "gw", "192.168.1.254")
+    with pytest.raises(CheckFailed, match=r"unit named.service to be active; last state inactive"):
+        test_services.test_service_enabled_active_listening(gw, lab, "gw", "named", None)
+
+
+def test_dropping_the_masquerade_rule_fails_the_firewall_scenario(gw: Machine) -> None:
+    gw.succeed("nft flush chain ip nat postrouting")
+    with pytest.raises(AssertionError, match=r"assert 'oifname \"wan0\" masquerade' in"):
+        test_services.test_gw_firewall_is_loaded(gw)
