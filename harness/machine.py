@@ -86,6 +86,24 @@ def find_leader(nspawn_pid: int) -> int | None:
     return None
 
 
+WILDCARDS = ("0.0.0.0", "*", "[::]", "::")
+
+
+def listening_on(ss_output: str, port: int, address: str | None = None) -> bool:
+    """Whether ``ss -Hln`` output shows a socket on ``port`` that serves ``address`` (if given):
+    bound to it, or to a wildcard address."""
+    for line in ss_output.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        local = fields[3]
+        host, _, got = local.rpartition(":")
+        host = host.split("%")[0]
+        if got == str(port) and (address is None or host in (address, *WILDCARDS)):
+            return True
+    return False
+
+
 class Machine:
     """A booted nspawn machine; a context manager (boot on enter, stop on exit).
 
@@ -321,11 +339,10 @@ class Machine:
         __tracebackhide__ = True
         flag = {"tcp": "-t", "udp": "-u"}[protocol]
         where = f"{address}:{port}" if address else f":{port}"
-        match = f"src {address} and sport = :{int(port)}" if address else f"sport = :{int(port)}"
-        command = f"ss -Hln {flag} '{match}' | grep -q ."
+        command = f"ss -Hln {flag} 'sport = :{int(port)}'"
         try:
             with step(f"{self.name}: wait for {protocol.upper()} port {where}"):
-                retry(lambda _: self.run(command).status == 0, timeout,
+                retry(lambda _: listening_on(self.run(command).stdout, port, address), timeout,
                       f"{self.name}: {protocol.upper()} {where} to be listening")
         except CheckFailed as exc:
             listening = self.run(f"ss -Hln {flag}").stdout.strip() or "nothing"

@@ -13,6 +13,9 @@ SERVICES = [
     ("gw", "named", "tcp://192.168.1.254:53"),
     ("gw", "ssh", "tcp://0.0.0.0:22"),
     ("gw", "nftables", None),
+    ("web", "nginx", "tcp://0.0.0.0:80"),
+    ("web", "postgresql", "tcp://0.0.0.0:5432"),
+    ("web", "concours", "tcp://127.0.0.1:8000"),
     ("internet", "nginx", "tcp://0.0.0.0:80"),
     ("internet", "named", "udp://10.0.0.1:53"),
 ]
@@ -20,7 +23,7 @@ SERVICES = [
 
 @pytest.mark.parametrize("machine, service, socket", SERVICES,
                          ids=[f"{m}-{s}-{k or 'oneshot'}" for m, s, k in SERVICES])
-def test_service_enabled_active_listening(gw: Machine, lab: Lab, machine: str, service: str,
+def test_service_enabled_active_listening(web: Machine, lab: Lab, machine: str, service: str,
                                           socket: str | None) -> None:
     host = lab[machine].host
     assert host.service(service).is_enabled, f"{machine}: {service} is not enabled"
@@ -29,8 +32,8 @@ def test_service_enabled_active_listening(gw: Machine, lab: Lab, machine: str, s
         assert host.socket(socket).is_listening, f"{machine}: nothing listens on {socket}"
 
 
-@pytest.mark.parametrize("machine", ["gw", "internet"])
-def test_no_failed_unit(gw: Machine, lab: Lab, machine: str) -> None:
+@pytest.mark.parametrize("machine", ["gw", "internet", "web"])
+def test_no_failed_unit(web: Machine, lab: Lab, machine: str) -> None:
     assert lab[machine].succeed("systemctl list-units --failed --plain --no-legend") == ""
 
 

@@ -176,3 +176,21 @@ def test_a_root_that_cannot_boot_fails_in_time_with_its_console(harness_store: S
         assert "execv(/usr/lib/systemd/systemd" in str(info.value)  # the console says why
     finally:
         harness_store.release(owner)
+
+
+SS = """\
+UNCONN 0      0      192.168.1.254:53        0.0.0.0:*
+LISTEN 0      244          0.0.0.0:5432 0.0.0.0:*
+LISTEN 0      4096   127.0.0.53%lo:53   0.0.0.0:*
+LISTEN 0      511             [::]:80      [::]:*
+"""
+
+
+@pytest.mark.parametrize("port, address, expected", [
+    (53, "192.168.1.254", True), (53, "10.0.0.254", False), (53, "127.0.0.53", True),
+    (5432, "192.168.1.100", True), (80, "192.168.1.100", True), (22, None, False), (80, None, True),
+])
+def test_listening_on_counts_wildcard_sockets(port: int, address: str | None, expected: bool) -> None:
+    from harness.machine import listening_on
+
+    assert listening_on(SS, port, address) is expected

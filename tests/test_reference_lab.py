@@ -16,16 +16,16 @@ from scenarios import test_dns, test_services
 pytestmark = [pytest.mark.integration, pytest.mark.fresh_lab]
 
 
-def test_scenarios_pass_on_an_intact_private_lab(gw: Machine, lab: Lab) -> None:
-    test_dns.test_forward_lookup(gw, "mdb", "gw", "192.168.1.254")
+def test_scenarios_pass_on_an_intact_private_lab(gw: Machine, web: Machine) -> None:
+    test_dns.test_forward_lookup(web, "mdb", "gw", "192.168.1.254")
     test_services.test_gw_firewall_is_loaded(gw)
 
 
-def test_stopping_bind_fails_dns_and_names_the_cause(gw: Machine, lab: Lab) -> None:
+def test_stopping_bind_fails_dns_and_names_the_cause(gw: Machine, web: Machine, lab: Lab) -> None:
     gw.succeed("systemctl stop named")
-    with pytest.raises(CheckFailed, match=r"gw: command `dig .* @192.168.1.254 mdb.prolo A` failed "
+    with pytest.raises(CheckFailed, match=r"web: command `dig .* @192.168.1.254 mdb.prolo A` failed "
                                           r"\(exit code 9\): .*connection refused"):
-        test_dns.test_forward_lookup(gw, "mdb", "gw", "192.168.1.254")
+        test_dns.test_forward_lookup(web, "mdb", "gw", "192.168.1.254")
     with pytest.raises(CheckFailed, match=r"unit named.service to be active; last state inactive"):
         test_services.test_service_enabled_active_listening(gw, lab, "gw", "named", None)
 
