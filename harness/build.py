@@ -129,12 +129,13 @@ class Builder:
             if stage.base is not None:
                 return self._build_base(stage, name, meta)
             assert parent is not None and base is not None
-            machines = self.pipeline.machines_until(stage.name)
+            members = self.pipeline.members_until(stage.name)
             setups = [self._setup(m, parent.member(m) if m in parent.members
-                                  else base.member(BASE_MEMBER)) for m in machines]
+                                  else parent.member(stage.sources[m]) if m in stage.sources
+                                  else base.member(BASE_MEMBER)) for m in members]
 
             def prepare(lab: Lab) -> None:
-                for machine in stage.machines:
+                for machine in stage.members:
                     packages = stage.packages.get(machine, ())
                     if packages:
                         with step(f"stage {stage.name}: install {len(packages)} package(s) on {machine}"):
@@ -150,7 +151,7 @@ class Builder:
                         hook(Build(stage, self.pipeline, lab))
                 lab.stop_all()
                 meta["duration"] = round(time.monotonic() - started, 3)
-                return self.store.publish(name, {m: lab.root(m) for m in machines}, meta)
+                return self.store.publish(name, {m: lab.root(m) for m in members}, meta)
 
     def _build_base(self, stage: Stage, name: str, meta: dict[str, object]) -> Snapshot:
         assert stage.base is not None
@@ -164,7 +165,8 @@ class Builder:
 
     def _setup(self, machine: str, source: Path) -> MachineSetup:
         return MachineSetup(machine, source, self.pipeline.interfaces.get(machine, ()),
-                            self.pipeline.boot_args(machine), self.pipeline.sysctls.get(machine, {}))
+                            self.pipeline.boot_args(machine), self.pipeline.sysctls.get(machine, {}),
+                            boot=not self.pipeline.is_tree(machine))
 
     def _lab(self, setups: list[MachineSetup], before_boot: Callable[[Lab], None] | None = None,
              after_boot: Callable[[Lab], None] | None = None) -> Lab:
@@ -185,9 +187,9 @@ class Builder:
     def lab(self, snapshot: Snapshot) -> Lab:
         """A lab (not yet entered) of every machine in stage ``snapshot``, booted from it."""
         stage = str(snapshot.meta.get("stage", snapshot.name.split("/")[0]))
-        machines = self.pipeline.machines_until(stage)
+        members = self.pipeline.members_until(stage)
         stages = self.pipeline.stages[: self.pipeline.index(stage) + 1]
-        return self._lab([self._setup(m, snapshot.member(m)) for m in machines],
+        return self._lab([self._setup(m, snapshot.member(m)) for m in members],
                          after_boot=self._ready(stages))
 
 

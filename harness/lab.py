@@ -43,6 +43,7 @@ class MachineSetup:
     interfaces: tuple[Interface, ...] = ()
     extra_args: tuple[str, ...] = field(default=())
     sysctls: Mapping[str, str] = field(default_factory=dict)
+    boot: bool = True  # False: a root the lab holds but never boots (a tree)
 
 
 class Lab:
@@ -72,8 +73,9 @@ class Lab:
         self._own_logs = log_dir is None
         self.before_boot = before_boot
         self.after_boot = after_boot
-        self.network = LabNetwork(self.id, [i for s in setups for i in s.interfaces], names,
-                                  {s.name: s.sysctls for s in setups})
+        booted = [s for s in setups if s.boot]
+        self.network = LabNetwork(self.id, [i for s in booted for i in s.interfaces],
+                                  [s.name for s in booted], {s.name: s.sysctls for s in booted})
         self.machines: dict[str, Machine] = {}
         self._stack = contextlib.ExitStack()
 
@@ -98,7 +100,7 @@ class Lab:
             if self.before_boot is not None:
                 self.before_boot(self)
             self._stack.enter_context(self.network)
-            self.boot(list(self.setups))
+            self.boot([name for name, setup in self.setups.items() if setup.boot])
             if self.after_boot is not None:
                 self.after_boot(self)
         except BaseException:
@@ -138,6 +140,12 @@ class Lab:
         self._record(kept=True)
         self._stack.pop_all()
         return entries
+
+    def reboot(self, name: str) -> Machine:
+        """Power machine ``name`` off cleanly and boot it again; return the new machine."""
+        self.stop(name)
+        self.boot([name])
+        return self[name]
 
     def stop_all(self) -> None:
         """Power every machine off cleanly (roots, network and clones stay: ready to snapshot)."""

@@ -64,11 +64,16 @@ class Stage:
     after the steps at build time, and after each boot from a snapshot.
 
     ``base`` is for the first stage only: it fills an empty root (the base image) and
-    returns facts for the manifest. Every other stage adds ``machines`` cloned from it.
+    returns facts for the manifest. Every other stage adds ``machines`` cloned from it,
+    or from a tree named in ``sources`` (machine -> tree). ``trees`` are roots a stage
+    prepares but never boots (a diskless machine's root filesystem): they are cloned from
+    the base image, get their ``packages``, and are carried in every later snapshot.
     """
 
     name: str
     machines: tuple[str, ...] = ()
+    trees: tuple[str, ...] = ()
+    sources: Mapping[str, str] = field(default_factory=dict)
     packages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     prepare: Hook | None = None
     steps: tuple[Hook, ...] = ()
@@ -79,10 +84,11 @@ class Stage:
     source: str = ""
 
     def __post_init__(self) -> None:
-        unknown = (set(self.packages) | set(self.boot_args)) - set(self.machines)
+        unknown = (set(self.packages) | set(self.boot_args) | set(self.sources)) - set(self.members)
         if unknown:
-            raise UsageError(f"stage {self.name}: packages or boot_args name machines it does not "
-                             f"add: {', '.join(sorted(unknown))}; it adds: {', '.join(self.machines)}")
+            raise UsageError(f"stage {self.name}: packages, boot_args or sources name machines it "
+                             f"does not add: {', '.join(sorted(unknown))}; it adds: "
+                             f"{', '.join(self.members)}")
         if self.base is not None and self.machines:
             raise UsageError(f"stage {self.name}: a base stage adds no machines")
 
@@ -92,6 +98,11 @@ class Stage:
         module of the same package it uses (its configuration generators, its helpers)."""
         module = sys.modules[inspect.stack()[1].frame.f_globals["__name__"]]
         return cls(name=name, source=sources_used(module), **fields)
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Machines and trees this stage adds."""
+        return (*self.machines, *self.trees)
 
     @property
     def handle(self) -> str | None:
@@ -150,7 +161,7 @@ class Pipeline:
             raise UsageError(f"stage names must be unique: {', '.join(dupes)} repeated")
         owners: dict[str, str] = {}
         for stage in stages:
-            for machine in stage.machines:
+            for machine in stage.members:
                 if machine in owners:
                     raise UsageError(f"machine {machine} is added by both {owners[machine]} "
                                      f"and {stage.name}")
@@ -179,6 +190,14 @@ class Pipeline:
         """Every machine the lab has once stage ``name`` is built."""
         return tuple(m for s in self.stages[: self.index(name) + 1] for m in s.machines)
 
+    def members_until(self, name: str) -> tuple[str, ...]:
+        """Every machine and tree a snapshot of stage ``name`` holds."""
+        return tuple(m for s in self.stages[: self.index(name) + 1] for m in s.members)
+
+    def is_tree(self, member: str) -> bool:
+        """Whether ``member`` is a tree (prepared, never booted) rather than a machine."""
+        return member in self[self.owner[member]].trees
+
     def boot_args(self, machine: str) -> tuple[str, ...]:
         """Extra nspawn flags of ``machine``, from the stage that adds it."""
         return tuple(self[self.owner[machine]].boot_args.get(machine, ()))
@@ -188,6 +207,7 @@ class Pipeline:
         return {
             "name": stage.name, "source": stage.source, "definition": stage.definition,
             "packages": {m: list(p) for m, p in sorted(stage.packages.items())},
+            "trees": list(stage.trees), "sources": dict(stage.sources),
             "boot_args": {m: list(a) for m, a in sorted(stage.boot_args.items())},
             "machines": {m: {"interfaces": [vars(i) for i in self.interfaces.get(m, ())],
                              "sysctls": self.sysctls.get(m, {})} for m in stage.machines},

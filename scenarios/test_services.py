@@ -34,7 +34,10 @@ def test_service_enabled_active_listening(web: Machine, lab: Lab, machine: str, 
 
 @pytest.mark.parametrize("machine", ["gw", "internet", "web"])
 def test_no_failed_unit(web: Machine, lab: Lab, machine: str) -> None:
-    assert lab[machine].succeed("systemctl list-units --failed --plain --no-legend") == ""
+    failed = lab[machine].succeed("systemctl list-units --failed --plain --no-legend").split("\n")
+    units = [line.split()[0] for line in failed if line.strip()]
+    why = {u: lab[machine].succeed(f"systemctl status --no-pager --lines=8 {u} || true") for u in units}
+    assert not units, f"{machine}: failed units: {why}"
 
 
 def test_gw_firewall_is_loaded(gw: Machine) -> None:

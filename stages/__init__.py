@@ -1,11 +1,11 @@
 """The reference lab's stages, one module each, and the pipeline that orders them."""
 
 from harness.stage import Pipeline
-from stages import bootstrap, gw, web
+from stages import bootstrap, gw, pas, rhfs, web
 from stages.inventory import INVENTORY
 
 PIPELINE = Pipeline(
-    [bootstrap.STAGE, gw.STAGE, web.STAGE],
+    [bootstrap.STAGE, gw.STAGE, rhfs.STAGE, web.STAGE, pas.STAGE],
     interfaces={name: INVENTORY.interfaces(name) for name in INVENTORY.hosts},
     sysctls={name: INVENTORY.sysctls(name) for name in INVENTORY.hosts},
 )

@@ -47,7 +47,6 @@ def vhost(name: str, body: str) -> str:
 def configure(build: Build) -> None:
     """write network, virtual hosts, database access and the concours app"""
     configure_network(build, "web")
-    rootfs.systemctl(build.root("web"), "enable", "systemd-resolved.service")
     for site in SITES:
         build.write("web", f"/var/www/{site}/index.html", f"<h1>{site}</h1>\n<p>This is {site}.</p>\n")
         build.write("web", f"/etc/nginx/sites-enabled/{site}",

@@ -119,7 +119,7 @@ def test_bad_pipelines_are_refused(stages: list[Stage], message: str) -> None:
 
 
 def test_a_stage_cannot_configure_machines_it_does_not_add() -> None:
-    with pytest.raises(UsageError, match="packages or boot_args name machines it does not add: web"):
+    with pytest.raises(UsageError, match="packages, boot_args or sources name machines it does not add: web"):
         Stage("gw", machines=("gw",), packages={"web": ("nginx",)})
 
 

@@ -1,0 +1,59 @@
+"""Stage rhfs: rhfs0 (192.168.1.1 by DHCP reservation), and the contestants' root filesystem.
+
+rhfs0 serves the users' home directories over SFTP (OpenSSH): this kernel has no NFS,
+nbd or 9p, so homes travel in user space (sshfs on the contestant machines). The stage
+also builds ``rfs``, the tree every contestant machine boots read-only, from the base
+image: a DHCP client, the lab's users, and a login hook that mounts the user's home from
+rhfs0, creating it on first use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import rootfs
+from harness.build import Build
+from harness.stage import Stage
+from stages.common import add_users, configure_network
+from stages.inventory import INVENTORY, TEXT
+
+MOUNT_HOME = Path(__file__).parent / "files" / "mount-home"
+CONTESTANT = "pas-r11p11"  # whose network plan the rfs tree carries (by DHCP: the same for all)
+KEY = "/etc/harness/homes_key"
+
+
+def configure(build: Build) -> None:
+    """set up rhfs0's network, users and SSH access, and the rfs tree's DHCP client, users and login hook"""
+    configure_network(build, "rhfs0")
+    configure_network(build, CONTESTANT, into="rfs")
+    add_users(build, "rhfs0")
+    add_users(build, "rfs", password=True)
+    rfs = build.root("rfs")
+    (rfs / "etc/harness").mkdir(parents=True, exist_ok=True)
+    rootfs.run_in_root(rfs, ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rfs-homes",
+                             "-f", KEY])
+    build.write("rhfs0", "/root/.ssh/authorized_keys", (rfs / KEY.lstrip("/")).with_suffix(".pub")
+                .read_text(), 0o600)
+    build.write("rfs", "/usr/local/sbin/mount-home", MOUNT_HOME.read_text(), 0o755)
+    with open(rfs / "etc/pam.d/common-session", "a") as pam:
+        pam.write("session required pam_exec.so /usr/local/sbin/mount-home\n")
+
+
+def serving(build: Build) -> None:
+    """wait until rhfs0 has its DHCP address and serves SSH"""
+    address = str(INVENTORY["rhfs0"].nic("lan").address)
+    build["rhfs0"].wait_until_succeeds(f"ip -4 -o addr show dev lan0 | grep -q ' {address}/'")
+    build["rhfs0"].wait_for_open_port(22, address)
+
+
+STAGE = Stage.here(
+    "rhfs",
+    machines=("rhfs0",),
+    trees=("rfs",),
+    packages={"rhfs0": ("systemd-resolved", "openssh-server"),
+              "rfs": ("systemd-resolved", "openssh-client", "sshfs", "bind9-dnsutils", "curl",
+                      "polkitd")},
+    prepare=configure,
+    ready=(serving,),
+    definition={"inventory": TEXT, "mount-home": MOUNT_HOME.read_text()},
+)
