@@ -21,7 +21,8 @@ def dhcp_addresses(machine: Machine) -> list[str]:
 
 
 def test_lease_matches_the_reservation_with_all_options(pas: Machine) -> None:
-    assert dhcp_addresses(pas) == [str(PAS.address)]
+    held = dhcp_addresses(pas)
+    assert held == [str(PAS.address)], f"pas holds {held}, not its reservation {PAS.address}"
     assert pas.succeed("ip -4 route show default").split()[:3] == ["default", "via", GW]
     assert pas.succeed("resolvectl dns lan0").split()[-1] == GW
     assert pas.succeed("resolvectl domain lan0").split()[-1] == INVENTORY.domain
@@ -35,7 +36,8 @@ def test_root_is_read_only_with_a_volatile_overlay(pas: Machine) -> None:
 
 def test_the_uplink_sees_pas_coming_from_gw(pas: Machine, lab: Lab) -> None:
     marker = f"pas-{secrets.token_hex(3)}"
-    assert pas.succeed(f"curl -s -o /dev/null -w '%{{http_code}}' 'http://10.0.0.1/generate_204?{marker}'") == "204"
+    status = pas.succeed(f"curl -s -o /dev/null -w '%{{http_code}}' 'http://10.0.0.1/generate_204?{marker}'")
+    assert status == "204"
     seen = lab["internet"].succeed(f"grep -F '{marker}' /var/log/nginx/clients.log").split()[0]
     assert seen == str(INVENTORY["gw"].nic("uplink").address)
 

@@ -11,7 +11,8 @@ import pytest
 from harness.errors import CheckFailed
 from harness.lab import Lab
 from harness.machine import Machine
-from scenarios import test_dns, test_services
+from scenarios import test_dns, test_pas, test_services
+from stages.inventory import INVENTORY
 
 pytestmark = [pytest.mark.integration, pytest.mark.fresh_lab]
 
@@ -34,3 +35,16 @@ def test_dropping_the_masquerade_rule_fails_the_firewall_scenario(gw: Machine) -
     gw.succeed("nft flush chain ip nat postrouting")
     with pytest.raises(AssertionError, match=r"assert 'oifname \"wan0\" masquerade' in"):
         test_services.test_gw_firewall_is_loaded(gw)
+
+
+def test_removing_pas_reservation_fails_the_lease_scenario(gw: Machine, pas: Machine) -> None:
+    mac = INVENTORY["pas-r11p11"].nic("lan").mac
+    gw.succeed(f"systemctl stop kea-dhcp4-server && sed -i 's/{mac}/02:00:00:00:00:00/' "
+               "/etc/kea/kea-dhcp4.conf && rm -f /var/lib/kea/kea-leases4.csv* "
+               "&& systemctl start kea-dhcp4-server")
+    gw.wait_for_open_port(67, "192.168.1.254", "udp")
+    pas.succeed("networkctl reconfigure lan0")
+    pas.wait_until_succeeds("ip -4 -o addr show dev lan0 | grep -q ' 192.168.1.2[0-9][0-9]/'", timeout=30)
+    with pytest.raises(AssertionError, match=r"pas holds \['192.168.1.2\d\d'\], not its reservation "
+                                             r"192.168.0.1"):
+        test_pas.test_lease_matches_the_reservation_with_all_options(pas)
