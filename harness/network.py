@@ -23,6 +23,7 @@ from types import TracebackType
 from pyroute2 import NetNS, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
+from harness import proc
 from harness.errors import HarnessError, UsageError
 
 PREFIX = "harness-"
@@ -231,6 +232,38 @@ class LabNetwork:
             raise UsageError(f"lab {self.lab_id}: machine {machine} has no interface {ifname!r}")
         with _ns(self.switch) as sw:
             sw.link("set", index=_index(sw, switch_port(iface)), state="up" if up else "down")
+
+    # -- faults, for scenarios: nftables rules on the switch's bridges --------------------------
+
+    def _ports(self, machine: str) -> list[str]:
+        self.namespace(machine)
+        return [switch_port(i) for i in self.interfaces if i.machine == machine]
+
+    def _faults(self, rules: list[str]) -> None:
+        script = ["table bridge harness_faults {", "  chain forward {",
+                  "    type filter hook forward priority filter; policy accept;",
+                  *[f"    {rule}" for rule in rules], "  }", "}"]
+        # The table is created empty first, so that `add` never fails and rules accumulate.
+        proc.run(["nsenter", f"--net={NETNS_DIR / self.switch}", "nft", "-f", "-"],
+                 input="add table bridge harness_faults\n" + "\n".join(script) + "\n")
+
+    def partition(self, a: str, b: str) -> None:
+        """Drop every frame between machines ``a`` and ``b`` (both ways) until `heal()`."""
+        rules = [f'iifname "{pa}" oifname "{pb}" drop' for pa in self._ports(a) for pb in self._ports(b)]
+        rules += [f'iifname "{pb}" oifname "{pa}" drop' for pa in self._ports(a) for pb in self._ports(b)]
+        self._faults(rules)
+
+    def drop(self, machine: str, percent: int) -> None:
+        """Drop ``percent`` % of the frames to and from ``machine`` (this kernel has no netem)."""
+        if not 0 < percent <= 100:
+            raise UsageError(f"drop: percent must be within 1..100, not {percent}")
+        self._faults([f'{way} "{port}" numgen random mod 100 < {percent} drop'
+                      for port in self._ports(machine) for way in ("iifname", "oifname")])
+
+    def heal(self) -> None:
+        """Remove every partition and drop rule."""
+        proc.run(["nsenter", f"--net={NETNS_DIR / self.switch}", "nft", "delete table bridge "
+                  "harness_faults"], check=False)
 
     def remove(self) -> None:
         """Remove the namespaces this object created (their veths and bridges go with them)."""

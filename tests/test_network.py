@@ -104,3 +104,8 @@ def test_sysctls_apply_to_one_machine_namespace_only() -> None:
         assert network.read_sysctl(net.namespace("a"), "net.ipv4.ip_forward") == "1"
         assert network.read_sysctl(net.namespace("b"), "net.ipv4.ip_forward") == "0"
         assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == host_before  # back home
+
+
+def test_drop_share_must_be_a_percentage() -> None:
+    with pytest.raises(UsageError, match=r"drop: percent must be within 1\.\.100, not 0"):
+        LabNetwork("t", lan("a")).drop("a", 0)
