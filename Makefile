@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST_PACKAGES := btrfs-progs systemd-container debootstrap iproute2 nftables tcpdump \
-                 dnsmasq-base util-linux python3-venv
+                 dnsmasq-base util-linux python3-venv graphviz
 PYTEST_ARGS ?=
 
 .PHONY: setup host-packages e2e test lint clean-labs

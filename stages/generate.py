@@ -206,3 +206,23 @@ server {
     location / { return 200 "hello from the internet\n"; }
 }
 """
+
+
+def topology_dot(inv: Inventory) -> str:
+    """The lab as a graphviz graph: one node per segment and per machine, edges labelled with
+    interface and address."""
+    lines = ["graph lab {", '  graph [rankdir=LR, fontname="sans"];',
+             '  node [fontname="sans", fontsize=11]; edge [fontname="sans", fontsize=9];']
+    for seg in inv.segments.values():
+        pool = f"\\npool {seg.pool[0]} - {seg.pool[1]}" if seg.pool else ""
+        lines.append(f'  "{seg.name}" [shape=box, style="rounded,filled", fillcolor="#e8f0fe", '
+                     f'label="{seg.name}\\n{seg.cidr}{pool}"];')
+    for host in inv.hosts.values():
+        extra = f"\\n({', '.join(host.aliases)})" if host.aliases else ""
+        shape = "box, peripheries=2" if host.router else "ellipse" if host.kind is Kind.USER else "box"
+        lines.append(f'  "{host.name}" [shape={shape}, label="{host.name}\\n{host.kind} / '
+                     f'{host.room}{extra}"];')
+        for nic in host.nics:
+            lines.append(f'  "{host.name}" -- "{nic.segment}" [label="{nic.name} {nic.address}'
+                         f'\\n{nic.config}"];')
+    return "\n".join([*lines, "}"]) + "\n"

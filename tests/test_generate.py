@@ -99,3 +99,10 @@ def test_an_alias_may_not_shadow_a_machine() -> None:
     data = {"segments": {}, "machines": {"a": {"aliases": ["b"]}, "b": {}}}
     with pytest.raises(UsageError, match="alias b is already a machine or an alias"):
         parse(data)
+
+
+def test_the_topology_picture_is_current() -> None:
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    assert (docs / "lab.dot").read_text() == generate.topology_dot(INVENTORY), \
+        "docs/lab.dot is stale: run `.venv/bin/python -m stages.docs`"
+    assert "<svg" in (docs / "lab.svg").read_text()
