@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from harness import lab, log, network
+from harness import lab, log, network, nspawn
 from harness.build import Builder
 from harness.errors import HarnessError
 from harness.stage import Pipeline
@@ -67,6 +67,8 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     ids = {str(r["id"]) for r in lab.recorded_labs()}
     ids |= {n[len(network.PREFIX):].rsplit("-", 1)[0] for n in network.lab_namespaces()}
     ids |= {o for o in store.owners() if not o.startswith("build-")}
+    ids |= {u[len("harness-"):].split("-")[0] for u in nspawn.units_with_cgroups("harness-")
+            if not u.startswith("harness-prep-")}
     for lab_id in sorted(ids):
         lab.destroy(lab_id, store)
     print(f"destroyed {len(ids)} lab(s)" + (f": {', '.join(sorted(ids))}" if ids else ""))

@@ -190,6 +190,9 @@ def destroy(lab_id: str, store: Store | None = None) -> None:
             proc.kill(leader)  # PID 1 dying takes the machine's whole namespace down
         proc.kill(pid)
         proc.wait_for_exit(pid, 10)
+    for unit in nspawn.units_with_cgroups(f"harness-{lab_id}-"):
+        nspawn.kill(unit)  # machines whose nspawn died with their owner still run: kill them
+        nspawn.forget(unit)
     removed = network.remove_lab_namespaces(lab_id)
     for leftover in nspawn.STATE.glob(f"propagate/harness-{lab_id}-*"):
         nspawn.forget(leftover.name)

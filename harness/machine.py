@@ -146,7 +146,8 @@ class Machine:
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
         self.console_log.write_bytes(b"")
         try:
-            self._terminal = self._stack.enter_context(proc.spawn_tty(self.spec.nspawn_argv()))
+            self._terminal = self._stack.enter_context(proc.spawn_tty(
+                self.spec.nspawn_argv(), preexec=nspawn.join_cgroup(self.spec.unit)))
             self._tap = ConsoleTap(self._terminal, self.console_log, self.name)
             self._tap.start()
             retry(self._check_leader, self.boot_timeout, f"{self.name}: PID 1 to start")

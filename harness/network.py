@@ -254,10 +254,12 @@ class LabNetwork:
         self._faults(rules)
 
     def drop(self, machine: str, percent: int) -> None:
-        """Drop ``percent`` % of the frames to and from ``machine`` (this kernel has no netem)."""
+        """Drop ``percent`` % of the IP packets to and from ``machine`` (this kernel has no netem).
+
+        ARP is spared: a lost neighbour resolution would drop packets in bursts, not a share."""
         if not 0 < percent <= 100:
             raise UsageError(f"drop: percent must be within 1..100, not {percent}")
-        self._faults([f'{way} "{port}" numgen random mod 100 < {percent} drop'
+        self._faults([f'{way} "{port}" ether type ip numgen random mod 100 < {percent} drop'
                       for port in self._ports(machine) for way in ("iifname", "oifname")])
 
     def heal(self) -> None:

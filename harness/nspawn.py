@@ -1,18 +1,83 @@
 """What every systemd-nspawn run of the harness shares: its base flags and its cleanup.
 
 The host's PID 1 need not be systemd (NOTES.md), so nspawn runs with ``--register=no
---keep-unit``: no machined, no scope. nspawn keeps per-machine state under
-``/run/systemd/nspawn`` that it cannot remove when /run is not a tmpfs ("Attempted to
-remove disk file system under .../propagate/NAME"); `forget()` removes it after the run.
+--keep-unit``: no machined, no scope. With --keep-unit nspawn makes its ``payload`` and
+``supervisor`` cgroups inside the cgroup it was started in, so machines started by one
+process would share them (and each machine's systemd would see, and at shutdown kill,
+the others' processes). Each nspawn process therefore first joins a cgroup of its own,
+``harness/<unit>``, in every hierarchy nspawn uses (`join_cgroup`).
+
+nspawn also keeps per-machine state under ``/run/systemd/nspawn`` that it cannot remove
+when /run is not a tmpfs ("Attempted to remove disk file system under .../propagate/NAME");
+`forget()` removes that, and the machine's cgroups, after the run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+from harness.wait import retry
+
 STATE = Path("/run/systemd/nspawn")
+
+
+CGROUPS = Path("/sys/fs/cgroup")
+
+
+def cgroups(unit: str) -> list[Path]:
+    """The cgroups of machine ``unit``: in the unified hierarchy, and in the named systemd one
+    on a hybrid host."""
+    if (CGROUPS / "cgroup.controllers").exists():  # unified only
+        return [CGROUPS / "harness" / unit]
+    return [h / "harness" / unit for h in (CGROUPS / "unified", CGROUPS / "systemd") if h.is_dir()]
+
+
+def join_cgroup(unit: str) -> Callable[[], None]:
+    """Create ``unit``'s cgroups; return the function that moves the calling process into them
+    (to run in the child between fork and exec)."""
+    paths = cgroups(unit)
+    for path in paths:
+        path.mkdir(parents=True, exist_ok=True)
+
+    def join() -> None:
+        for path in paths:
+            (path / "cgroup.procs").write_text("0")
+
+    return join
+
+
+def _remove_cgroup(path: Path) -> None:
+    def gone(last_try: bool) -> bool:
+        try:
+            for directory, _, _ in sorted(os.walk(path), key=lambda w: -len(w[0])):
+                os.rmdir(directory)
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            return False  # its last processes are still exiting
+        return True
+
+    retry(gone, 5, f"cgroup {path} to empty")
+
+
+def kill(unit: str) -> None:
+    """Kill every process of machine ``unit``, its nspawn gone or not (``cgroup.kill``)."""
+    for path in cgroups(unit):
+        switch = path / "cgroup.kill"  # unified hierarchy only (kernel 5.14+)
+        if switch.exists():
+            switch.write_text("1")
+
+
+def units_with_cgroups(prefix: str) -> list[str]:
+    """Machines (nspawn units starting with ``prefix``) that still have cgroups on this host."""
+    return sorted({p.name for h in (CGROUPS / "unified", CGROUPS / "systemd", CGROUPS)
+                   for p in (h / "harness").glob(f"{prefix}*") if p.is_dir()})
 
 
 def base_argv(unit: str, root: Path) -> list[str]:
@@ -34,3 +99,5 @@ def forget(unit: str, root: Path | None = None) -> None:
     if root is not None:
         with contextlib.suppress(FileNotFoundError):
             lock_file(root).unlink()
+    for path in cgroups(unit):
+        _remove_cgroup(path)

@@ -15,7 +15,7 @@ import select
 import shlex
 import signal
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pexpect
@@ -72,12 +72,15 @@ def spawn(
     stdout: int | None = subprocess.PIPE,
     stderr: int | None = subprocess.PIPE,
     grace: float = 5.0,
+    preexec: Callable[[], None] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``argv`` and yield its Popen; on leaving, stop it (SIGTERM, then SIGKILL after ``grace``)."""
+    """Start ``argv`` and yield its Popen; on leaving, stop it (SIGTERM, then SIGKILL after ``grace``).
+
+    ``preexec`` runs in the child before it execs (e.g. to join a cgroup)."""
     try:
         proc = subprocess.Popen(
             list(argv), env=dict(env) if env is not None else host_env(),
-            stdin=stdin, stdout=stdout, stderr=stderr,
+            stdin=stdin, stdout=stdout, stderr=stderr, preexec_fn=preexec,
         )
     except FileNotFoundError as exc:
         raise HarnessError(f"cannot run `{shlex.join(argv)}`: {argv[0]} is not installed "
@@ -96,6 +99,7 @@ def run(
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
     capture: bool = True,
+    preexec: Callable[[], None] | None = None,
 ) -> Result:
     """Run ``argv`` to completion; raise `CommandFailed` on a non-zero exit when ``check``.
 
@@ -104,7 +108,7 @@ def run(
     data = input.encode() if isinstance(input, str) else input
     pipe = subprocess.PIPE if capture else None
     with spawn(argv, env=env, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-               stdout=pipe, stderr=pipe) as proc:
+               stdout=pipe, stderr=pipe, preexec=preexec) as proc:
         try:
             out, err = proc.communicate(data, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
@@ -140,12 +144,12 @@ def kill(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
 
 
 @contextlib.contextmanager
-def spawn_tty(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-              grace: float = 5.0) -> Iterator[pexpect.spawn]:
+def spawn_tty(argv: Sequence[str], *, env: Mapping[str, str] | None = None, grace: float = 5.0,
+              preexec: Callable[[], None] | None = None) -> Iterator[pexpect.spawn]:
     """Start ``argv`` on a new pseudo-terminal (pexpect); on leaving, stop and reap it."""
     try:
         child = pexpect.spawn(argv[0], list(argv[1:]), env=dict(env) if env is not None else host_env(),
-                              echo=False, dimensions=(50, 200))
+                              echo=False, dimensions=(50, 200), preexec_fn=preexec)
     except pexpect.ExceptionPexpect as exc:
         raise HarnessError(f"cannot run `{shlex.join(argv)}`: {exc}") from exc
     try:

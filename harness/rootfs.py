@@ -91,7 +91,7 @@ def run_in_root(root: Path, argv: Sequence[str], *, binds: Sequence[str] = (),
     try:
         return proc.run([*nspawn.base_argv(unit, root), "--resolv-conf=copy-host", "--pipe",
                          *[f"--bind={b}" for b in binds], *setenv, "--", *argv],
-                        timeout=timeout)
+                        timeout=timeout, preexec=nspawn.join_cgroup(unit))
     finally:
         nspawn.forget(unit, root)
 

@@ -34,7 +34,7 @@ def test_a_partition_cuts_two_machines_apart_and_nothing_else(pas: Machine, web:
 @pytest.mark.fresh_lab
 def test_dns_survives_a_lossy_link_by_retrying(pas: Machine, lab: Lab) -> None:
     lab.network.drop("pas-r11p11", 30)
-    assert 5 <= loss(pas, GW) <= 80  # about half the round trips lose a frame one way or the other
+    assert 20 <= loss(pas, GW) <= 80  # 1 - 0.7 * 0.7: about half the round trips lose a packet
     pas.wait_until_succeeds("getent hosts concours", timeout=30)
     lab.network.heal()
     assert loss(pas, GW, 20) == 0

@@ -9,8 +9,8 @@ from harness.machine import Machine
 from stages.inventory import INVENTORY
 
 
-@pytest.mark.parametrize("name", ["gw", "internet", "web"])
-def test_addresses_and_links_match_the_inventory(name: str, web: Machine, lab: Lab) -> None:
+@pytest.mark.parametrize("name", list(INVENTORY.hosts))
+def test_addresses_and_links_match_the_inventory(name: str, pas: Machine, lab: Lab) -> None:
     machine = lab[name]
     for nic in INVENTORY[name].nics:
         iface = machine.host.interface(nic.name)

@@ -13,6 +13,7 @@ SERVICES = [
     ("gw", "named", "tcp://192.168.1.254:53"),
     ("gw", "ssh", "tcp://0.0.0.0:22"),
     ("gw", "nftables", None),
+    ("rhfs0", "ssh", "tcp://0.0.0.0:22"),
     ("web", "nginx", "tcp://0.0.0.0:80"),
     ("web", "postgresql", "tcp://0.0.0.0:5432"),
     ("web", "concours", "tcp://127.0.0.1:8000"),
@@ -23,7 +24,7 @@ SERVICES = [
 
 @pytest.mark.parametrize("machine, service, socket", SERVICES,
                          ids=[f"{m}-{s}-{k or 'oneshot'}" for m, s, k in SERVICES])
-def test_service_enabled_active_listening(web: Machine, lab: Lab, machine: str, service: str,
+def test_service_enabled_active_listening(pas: Machine, lab: Lab, machine: str, service: str,
                                           socket: str | None) -> None:
     host = lab[machine].host
     assert host.service(service).is_enabled, f"{machine}: {service} is not enabled"
@@ -32,8 +33,8 @@ def test_service_enabled_active_listening(web: Machine, lab: Lab, machine: str, 
         assert host.socket(socket).is_listening, f"{machine}: nothing listens on {socket}"
 
 
-@pytest.mark.parametrize("machine", ["gw", "internet", "web"])
-def test_no_failed_unit(web: Machine, lab: Lab, machine: str) -> None:
+@pytest.mark.parametrize("machine", ["gw", "internet", "rhfs0", "web", "pas-r11p11"])
+def test_no_failed_unit(pas: Machine, lab: Lab, machine: str) -> None:
     failed = lab[machine].succeed("systemctl list-units --failed --plain --no-legend").split("\n")
     units = [line.split()[0] for line in failed if line.strip()]
     why = {u: lab[machine].succeed(f"systemctl status --no-pager --lines=8 {u} || true") for u in units}

@@ -21,9 +21,10 @@ class Traces:
     mounts: tuple[str, ...]
     clones: tuple[str, ...]
     nspawn_state: tuple[str, ...]
+    cgroups: tuple[str, ...]
 
 
-NOTHING = Traces((), (), (), (), ())
+NOTHING = Traces((), (), (), (), (), ())
 
 
 def traces_of(lab_id: str, work: Path) -> Traces:
@@ -42,7 +43,10 @@ def traces_of(lab_id: str, work: Path) -> Traces:
     namespaces = [n for n in network.lab_namespaces() if n.startswith(marker)]
     clones = sorted(p.name for p in work.iterdir() if p.is_dir()) if work.exists() else []
     state = sorted(p.name for p in Path("/run/systemd/nspawn/propagate").glob(f"{marker}*"))
-    return Traces(tuple(nspawn), tuple(namespaces), tuple(mounts), tuple(clones), tuple(state))
+    cgroups = sorted(str(p) for h in ("unified", "systemd", ".")
+                     for p in Path("/sys/fs/cgroup", h, "harness").glob(f"{marker}*"))
+    return Traces(tuple(nspawn), tuple(namespaces), tuple(mounts), tuple(clones), tuple(state),
+                  tuple(cgroups))
 
 
 def lan(*names: str, prefix: str = "10.77.0") -> list[Interface]:

@@ -61,6 +61,14 @@ def test_machine_sees_its_own_name_and_is_booted_by_systemd(pair: Lab) -> None:
 
 
 @pytest.mark.integration
+def test_each_machine_has_a_cgroup_of_its_own(pair: Lab) -> None:
+    # Shared cgroups let one machine's systemd see, and at shutdown kill, another's processes.
+    groups = {name: Path(f"/proc/{pair[name].leader}/cgroup").read_text() for name in ("a", "b")}
+    assert f"harness-{pair.id}-a/payload" in groups["a"]
+    assert f"harness-{pair.id}-b/payload" in groups["b"]
+
+
+@pytest.mark.integration
 def test_console_login_runs_a_command(pair: Lab) -> None:
     with pair["b"].console() as tty:
         tty.login("root")
