@@ -14,8 +14,9 @@ WEB = str(INVENTORY["web"].nic("lan").address)
 
 def test_the_uplink_sees_lan_requests_coming_from_gw(web: Machine, lab: Lab) -> None:
     marker = "nat-check-from-web"
-    status = web.succeed(f"curl -s -o /dev/null -w '%{{http_code}}' 'http://10.0.0.1/generate_204?{marker}'")
-    assert status == "204"
+    status = web.execute(f"curl -s --max-time 5 -o /dev/null -w '%{{http_code}}' "
+                         f"'http://10.0.0.1/generate_204?{marker}'")[1]
+    assert status == "204", f"the uplink did not answer web (HTTP {status})"
     seen = lab["internet"].succeed(f"grep -F '{marker}' /var/log/nginx/clients.log")
     assert seen.split()[0] == GW_WAN, f"the uplink saw the request from {seen.split()[0]}"
 

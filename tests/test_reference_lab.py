@@ -11,7 +11,7 @@ import pytest
 from harness.errors import CheckFailed
 from harness.lab import Lab
 from harness.machine import Machine
-from scenarios import test_dns, test_pas, test_services
+from scenarios import test_dns, test_nat, test_pas, test_services
 from stages.inventory import INVENTORY
 
 pytestmark = [pytest.mark.integration, pytest.mark.fresh_lab]
@@ -31,10 +31,14 @@ def test_stopping_bind_fails_dns_and_names_the_cause(gw: Machine, web: Machine, 
         test_services.test_service_enabled_active_listening(gw, lab, "gw", "named", None)
 
 
-def test_dropping_the_masquerade_rule_fails_the_firewall_scenario(gw: Machine) -> None:
+def test_dropping_the_masquerade_rule_fails_the_nat_and_firewall_scenarios(
+        gw: Machine, web: Machine, lab: Lab) -> None:
     gw.succeed("nft flush chain ip nat postrouting")
     with pytest.raises(AssertionError, match=r"assert 'oifname \"wan0\" masquerade' in"):
         test_services.test_gw_firewall_is_loaded(gw)
+    # Unmasqueraded, web's request leaves as 192.168.1.100: the uplink cannot answer it.
+    with pytest.raises(AssertionError, match=r"the uplink did not answer web \(HTTP 000\)"):
+        test_nat.test_the_uplink_sees_lan_requests_coming_from_gw(web, lab)
 
 
 def test_removing_pas_reservation_fails_the_lease_scenario(gw: Machine, pas: Machine) -> None:
