@@ -14,7 +14,7 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,9 +248,3 @@ class LabPool:
             self._stack.pop_all()
         self._stack.close()
         self._labs.clear()
-
-
-def describe(steps: list[Step]) -> Iterator[str]:
-    """One line per stage of a plan, for humans."""
-    for s in steps:
-        yield f"{s.stage:12} {s.key}  {s.action}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +64,5 @@ def as_nobody() -> list[str]:
     """Command prefix that drops root for the rest of the command."""
     return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 
-
-IS_ROOT = os.geteuid() == 0
 
 pytest_plugins = ["pytester"]

@@ -95,8 +95,6 @@ def test_waits_succeed_on_the_condition(pair: Lab) -> None:
     a.wait_for_unit("systemd-journald.service", timeout=10)
     a.succeed("systemd-run --unit=later sh -c 'sleep 1; touch /run/ready'")
     assert a.wait_until_succeeds("cat /run/ready && echo there", timeout=20) == "there\n"
-    a.succeed("systemd-run --unit=listener sh -c 'exec 3<>/dev/null; sleep 1;"
-              " exec python3 -m http.server 8080 2>/dev/null || exec sleep 60'")
 
 
 @pytest.mark.integration
