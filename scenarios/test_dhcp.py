@@ -9,6 +9,7 @@ import json
 import pytest
 
 from harness.machine import Machine
+from stages.generate import DYNAMIC
 from stages.inventory import INVENTORY
 
 WEB = INVENTORY["web"].nic("lan")
@@ -41,13 +42,16 @@ def test_gw_recorded_the_lease(gw: Machine, web: Machine) -> None:
 
 
 @pytest.mark.fresh_lab
-def test_an_unknown_mac_gets_a_pool_address(web: Machine) -> None:
+def test_an_unknown_mac_gets_a_pool_address_and_a_name(gw: Machine, web: Machine) -> None:
     assert POOL is not None
     web.succeed("ip link set dev lan0 down && ip link set dev lan0 address 02:99:00:00:00:01 "
                 "&& ip link set dev lan0 up && networkctl reconfigure lan0")
     web.wait_until_succeeds(f"ip -4 -o addr show dev lan0 | grep -qv ' {WEB.address}/'", timeout=30)
     [address] = dynamic_addresses(web)
     assert POOL[0] <= ipaddress.IPv4Address(address) <= POOL[1]
+    # Kea names it and tells BIND (DDNS): the LAN finds the stranger by name.
+    name = f"{DYNAMIC}-{address.replace('.', '-')}.{DYNAMIC}.{INVENTORY.domain}"
+    gw.wait_until_succeeds(f"dig +short @{GW} {name} A | grep -qx {address}", timeout=20)
 
 
 @pytest.mark.fresh_lab

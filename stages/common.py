@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness import rootfs
 from harness.build import Build
 from harness.inventory import Config
+from stages.bootstrap import HOSTS
 from stages.generate import network_units, resolver
 from stages.inventory import INVENTORY
 
@@ -21,6 +22,9 @@ def configure_network(build: Build, machine: str, into: str | None = None) -> No
     for path, text in network_units(INVENTORY, host).items():
         build.write(member, path, text)
     root = build.root(member)
+    # A machine knows its own name without asking DNS (Debian's 127.0.1.1 convention):
+    # daemons that look themselves up at start would otherwise wait on DNS not yet up.
+    build.write(member, "/etc/hosts", f"{HOSTS}127.0.1.1\t{machine}.{INVENTORY.domain} {machine}\n")
     if all(nic.config is Config.STATIC for nic in host.nics):
         build.write(member, "/etc/resolv.conf", resolver(INVENTORY, host))
     else:

@@ -12,6 +12,10 @@ import json
 from harness.inventory import Config, Host, Inventory, Kind
 
 UPLINK_ZONE = "example.org"  # the public-looking zone the simulated internet serves
+DYNAMIC = "dyn"  # machines without a reservation are named in <DYNAMIC>.<domain>, by DDNS
+# The TSIG secret Kea signs its DNS updates with: lab-only, so a fixed value is fine.
+DDNS_KEY = ("ddns-key", "hmac-sha256", "EgpYMoZ/pxF2BzGefRJBJcO/0dmdTdSyhaKY+DYgzUo=")
+DDNS_PORT = 53001
 LAN = "lan"
 UPLINK = "uplink"
 
@@ -75,8 +79,30 @@ def kea_dhcp4(inv: Inventory) -> str:
                            "name": "/var/lib/kea/kea-leases4.csv", "lfc-interval": 3600},
         "valid-lifetime": 3600, "renew-timer": 900, "rebind-timer": 1800,
         "authoritative": True,
+        # Every client is named <name>.dyn.<domain> in DNS; one without a reservation gets a
+        # generated name (dyn-192-168-1-200), so an unknown machine is reachable by name.
+        "dhcp-ddns": {"enable-updates": True, "server-ip": "127.0.0.1", "server-port": DDNS_PORT},
+        "ddns-send-updates": True, "ddns-override-client-update": True,
+        "ddns-override-no-update": True, "ddns-replace-client-name": "always",
+        "ddns-generated-prefix": DYNAMIC, "ddns-qualifying-suffix": f"{DYNAMIC}.{inv.domain}.",
         "subnet4": [subnet],
         "loggers": [{"name": "kea-dhcp4", "severity": "INFO",
+                     "output_options": [{"output": "syslog"}]}],
+    }}
+    return json.dumps(config, indent=2) + "\n"
+
+
+def kea_ddns(inv: Inventory) -> str:
+    """Kea's DDNS daemon: forward updates of the dynamic zone, signed, to gw's own BIND."""
+    name, algorithm, secret = DDNS_KEY
+    config = {"DhcpDdns": {
+        "ip-address": "127.0.0.1", "port": DDNS_PORT,
+        "tsig-keys": [{"name": name, "algorithm": algorithm.upper(), "secret": secret}],
+        "forward-ddns": {"ddns-domains": [{
+            "name": f"{DYNAMIC}.{inv.domain}.", "key-name": name,
+            "dns-servers": [{"ip-address": "127.0.0.1", "port": 53}]}]},
+        "reverse-ddns": {"ddns-domains": []},
+        "loggers": [{"name": "kea-dhcp-ddns", "severity": "INFO",
                      "output_options": [{"output": "syslog"}]}],
     }}
     return json.dumps(config, indent=2) + "\n"
@@ -140,9 +166,18 @@ options {{
     servfail-ttl 0;
 }};
 """
-    zones = [f'zone "{inv.domain}" {{ type primary; file "/etc/bind/db.{inv.domain}"; }};']
+    key, algorithm, secret = DDNS_KEY
+    dynamic = f"{DYNAMIC}.{inv.domain}"
+    zones = [f'key "{key}" {{ algorithm {algorithm}; secret "{secret}"; }};',
+             f'zone "{inv.domain}" {{ type primary; file "/etc/bind/db.{inv.domain}"; }};',
+             f'zone "{dynamic}" {{ type primary; file "/var/lib/bind/db.{dynamic}"; '
+             f'allow-update {{ key "{key}"; }}; }};']
+    ns = f"{router(inv).name}.{inv.domain}."
     files = {"/etc/bind/named.conf.options": options,
-             f"/etc/bind/db.{inv.domain}": zone_forward(inv)}
+             f"/etc/bind/db.{inv.domain}": zone_forward(inv),
+             f"/var/lib/bind/db.{dynamic}": "\n".join([
+                 "$TTL 300", f"@ IN SOA {ns} hostmaster.{inv.domain}. ( 1 3600 600 86400 300 )",
+                 f"@ IN NS {ns}"]) + "\n"}
     for net in reverse_zones(inv):
         name = reverse_name(net)
         zones.append(f'zone "{name}" {{ type primary; file "/etc/bind/db.{name}"; }};')

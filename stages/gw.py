@@ -17,8 +17,11 @@ from harness.build import Build
 from harness.stage import Stage
 from stages.common import configure_network, write_all
 from stages.generate import (
+    DDNS_PORT,
+    DYNAMIC,
     UPLINK_NGINX,
     UPLINK_ZONE,
+    kea_ddns,
     kea_dhcp4,
     named_conf,
     nftables_router,
@@ -28,8 +31,8 @@ from stages.generate import (
 )
 from stages.inventory import INVENTORY, TEXT
 
-GW_SERVICES = ("systemd-networkd.service", "kea-dhcp4-server.service", "named.service",
-               "nftables.service", "ssh.service")
+GW_SERVICES = ("systemd-networkd.service", "kea-dhcp4-server.service",
+               "kea-dhcp-ddns-server.service", "named.service", "nftables.service", "ssh.service")
 INTERNET_SERVICES = ("systemd-networkd.service", "nginx.service", "named.service")
 
 
@@ -38,9 +41,11 @@ def configure(build: Build) -> None:
     for machine in ("internet", "gw"):
         configure_network(build, machine)
     write_all(build, "gw", named_conf(INVENTORY))
+    rootfs.run_in_root(build.root("gw"), ["chown", "-R", "bind:bind", "/var/lib/bind"])
     build.write("gw", "/etc/kea/kea-dhcp4.conf", kea_dhcp4(INVENTORY))
+    build.write("gw", "/etc/kea/kea-dhcp-ddns.conf", kea_ddns(INVENTORY))
     build.write("gw", "/etc/nftables.conf", nftables_router(INVENTORY), 0o755)
-    rootfs.systemctl(build.root("gw"), "enable", "nftables.service")
+    rootfs.systemctl(build.root("gw"), "enable", "nftables.service", "kea-dhcp-ddns-server.service")
     write_all(build, "internet", uplink_named(INVENTORY))
     build.write("internet", "/etc/nginx/sites-available/default", UPLINK_NGINX)
 
@@ -57,7 +62,9 @@ def serving(build: Build) -> None:
     gw.wait_for_open_port(53, lan, "tcp")
     # BIND listens before its zones are loaded, and caches the SERVFAILs it gives meanwhile
     # for recursive queries: wait for the answers a client (asking for recursion) gets.
-    for zone in (INVENTORY.domain, *(reverse_name(n) for n in reverse_zones(INVENTORY))):
+    gw.wait_for_open_port(DDNS_PORT, "127.0.0.1", "udp")
+    for zone in (INVENTORY.domain, f"{DYNAMIC}.{INVENTORY.domain}",
+                 *(reverse_name(n) for n in reverse_zones(INVENTORY))):
         gw.wait_until_succeeds(f"dig +short @{lan} {zone} SOA | grep -q .")
     uplink = str(INVENTORY["internet"].nic("uplink").address)
     internet.wait_until_succeeds(f"dig +short +norecurse @{uplink} {UPLINK_ZONE} SOA | grep -q .")
@@ -67,8 +74,8 @@ def serving(build: Build) -> None:
 STAGE = Stage.here(
     "gw",
     machines=("gw", "internet"),
-    packages={"gw": ("kea-dhcp4-server", "bind9", "bind9-dnsutils", "nftables", "openssh-server",
-                     "curl"),
+    packages={"gw": ("kea-dhcp4-server", "kea-dhcp-ddns-server", "bind9", "bind9-dnsutils",
+                     "nftables", "openssh-server", "curl"),
               "internet": ("nginx", "bind9", "bind9-dnsutils")},
     prepare=configure,
     ready=(serving,),

@@ -26,10 +26,12 @@ CONCOURS_UNIT = """[Unit]
 Description=concours, the contest site (stand-in)
 After=network-online.target postgresql.service
 Wants=postgresql.service
+# Its database is reached by name over the network: keep trying until it answers.
+StartLimitIntervalSec=0
 
 [Service]
 ExecStart=/usr/bin/python3 /opt/concours/concours.py
-Restart=on-failure
+Restart=always
 RestartSec=1
 DynamicUser=yes
 
@@ -69,7 +71,7 @@ def create_database(build: Build) -> None:
     web.succeed("runuser -u postgres -- psql -v ON_ERROR_STOP=1 -c "
                 "\"CREATE ROLE concours LOGIN PASSWORD 'concours'\"")
     web.succeed("runuser -u postgres -- createdb -O concours concours")
-    web.succeed("systemctl restart concours.service")
+    web.succeed("systemctl reset-failed concours.service; systemctl restart concours.service")
 
 
 def serving(build: Build) -> None:

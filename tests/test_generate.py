@@ -30,6 +30,18 @@ def test_kea_reserves_every_dhcp_machine_with_the_lan_options() -> None:
                        "domain-name": "prolo", "domain-search": "prolo"}
 
 
+def test_strangers_are_named_in_the_dynamic_zone_by_signed_updates() -> None:
+    dhcp = json.loads(generate.kea_dhcp4(INVENTORY))["Dhcp4"]
+    assert dhcp["ddns-qualifying-suffix"] == "dyn.prolo." and dhcp["ddns-generated-prefix"] == "dyn"
+    ddns = json.loads(generate.kea_ddns(INVENTORY))["DhcpDdns"]
+    [domain] = ddns["forward-ddns"]["ddns-domains"]
+    assert (domain["name"], domain["key-name"]) == ("dyn.prolo.", "ddns-key")
+    assert ddns["reverse-ddns"]["ddns-domains"] == []  # the static reverse zones stay static
+    local = generate.named_conf(INVENTORY)["/etc/bind/named.conf.local"]
+    assert 'zone "dyn.prolo" { type primary; file "/var/lib/bind/db.dyn.prolo"; ' \
+           'allow-update { key "ddns-key"; }; };' in local
+
+
 def test_zones_name_every_lan_machine_and_alias_once() -> None:
     zone = generate.zone_forward(INVENTORY)
     assert "gw IN A 192.168.1.254" in zone and "mdb IN CNAME gw" in zone
