@@ -9,6 +9,7 @@ import pytest
 
 from harness.lab import Lab
 from harness.machine import Machine
+from stages.generate import DYNAMIC
 from stages.inventory import INVENTORY
 
 PAS = INVENTORY["pas-r11p11"].nic("lan")
@@ -27,6 +28,9 @@ def test_lease_matches_the_reservation_with_all_options(pas: Machine) -> None:
     assert pas.succeed("resolvectl dns lan0").split()[-1] == GW
     assert pas.succeed("resolvectl domain lan0").split()[-1] == INVENTORY.domain
     assert pas.succeed("getent hosts rhfs0").split()[0] == str(INVENTORY["rhfs0"].nic("lan").address)
+    # nspawn names the machine plain "pas-r11p11": a qualified name can only come from DHCP.
+    dhcp_name = f"pas-r11p11.{DYNAMIC}.{INVENTORY.domain}"
+    pas.wait_until_succeeds(f"test \"$(hostnamectl --transient)\" = {dhcp_name}", timeout=10)
 
 
 def test_root_is_read_only_with_a_volatile_overlay(pas: Machine) -> None:
