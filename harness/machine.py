@@ -11,6 +11,7 @@ testinfra Host for everything else.
 from __future__ import annotations
 
 import contextlib
+import json
 import shlex
 import signal
 import subprocess
@@ -348,6 +349,23 @@ class Machine:
         except CheckFailed as exc:
             listening = self.run(f"ss -Hln {flag}").stdout.strip() or "nothing"
             raise CheckFailed(f"{exc}; listening now: {listening}") from None
+
+    def addresses(self, ifname: str, dynamic: bool = False) -> list[str]:
+        """IPv4 addresses on ``ifname``; with ``dynamic``, only those leased by DHCP."""
+        links = json.loads(self.succeed(f"ip -j -4 addr show dev {shlex.quote(ifname)}"))
+        return [a["local"] for link in links for a in link.get("addr_info", [])
+                if not dynamic or a.get("dynamic")]
+
+    def wait_for_address(self, ifname: str, address: str,
+                         timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
+        """Wait until ``ifname`` holds ``address`` (a DHCP lease, a static address being applied)."""
+        __tracebackhide__ = True
+        try:
+            with step(f"{self.name}: wait for {address} on {ifname}"):
+                retry(lambda _: address in self.addresses(ifname), timeout,
+                      f"{self.name}: {address} on {ifname}")
+        except CheckFailed as exc:
+            raise CheckFailed(f"{exc}; it holds {self.addresses(ifname) or 'none'}") from None
 
     @property
     def host(self) -> testinfra.host.Host:

@@ -4,7 +4,6 @@ and keeps its leases across a restart."""
 from __future__ import annotations
 
 import ipaddress
-import json
 
 import pytest
 
@@ -17,12 +16,6 @@ GW = str(INVENTORY["gw"].nic("lan").address)
 POOL = INVENTORY.segments["lan"].pool
 
 
-def dynamic_addresses(machine: Machine, ifname: str = "lan0") -> list[str]:
-    """The addresses ``machine`` holds on ``ifname`` by DHCP (dynamic, with a lifetime)."""
-    links = json.loads(machine.succeed(f"ip -j -4 addr show dev {ifname}"))
-    return [a["local"] for link in links for a in link["addr_info"] if a.get("dynamic")]
-
-
 def lease_of(gw: Machine, mac: str) -> list[str]:
     """gw's lease file lines for ``mac``."""
     return [line for line in gw.succeed("cat /var/lib/kea/kea-leases4.csv").splitlines()
@@ -30,7 +23,7 @@ def lease_of(gw: Machine, mac: str) -> list[str]:
 
 
 def test_web_lease_matches_its_reservation_with_all_options(web: Machine) -> None:
-    assert dynamic_addresses(web) == [str(WEB.address)]
+    assert web.addresses("lan0", dynamic=True) == [str(WEB.address)]
     assert web.succeed("ip -4 route show default").split()[:3] == ["default", "via", GW]
     assert web.succeed("resolvectl dns lan0").split()[-1] == GW
     assert web.succeed("resolvectl domain lan0").split()[-1] == INVENTORY.domain
@@ -47,7 +40,7 @@ def test_an_unknown_mac_gets_a_pool_address_and_a_name(gw: Machine, web: Machine
     web.succeed("ip link set dev lan0 down && ip link set dev lan0 address 02:99:00:00:00:01 "
                 "&& ip link set dev lan0 up && networkctl reconfigure lan0")
     web.wait_until_succeeds(f"ip -4 -o addr show dev lan0 | grep -qv ' {WEB.address}/'", timeout=30)
-    [address] = dynamic_addresses(web)
+    [address] = web.addresses("lan0", dynamic=True)
     assert POOL[0] <= ipaddress.IPv4Address(address) <= POOL[1]
     # Kea names it and tells BIND (DDNS): the LAN finds the stranger by name.
     name = f"{DYNAMIC}-{address.replace('.', '-')}.{DYNAMIC}.{INVENTORY.domain}"
@@ -62,4 +55,4 @@ def test_leases_survive_a_gw_restart(gw: Machine, web: Machine) -> None:
     mark = gw.succeed("date +%s").strip()
     web.succeed("networkctl renew lan0")
     gw.wait_until_succeeds(f"journalctl -u kea-dhcp4-server --since=@{mark} | grep -q DHCP4_LEASE_ALLOC")
-    assert dynamic_addresses(web) == [str(WEB.address)]
+    assert web.addresses("lan0", dynamic=True) == [str(WEB.address)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 
 import pytest
@@ -16,13 +15,8 @@ PAS = INVENTORY["pas-r11p11"].nic("lan")
 GW = str(INVENTORY["gw"].nic("lan").address)
 
 
-def dhcp_addresses(machine: Machine) -> list[str]:
-    links = json.loads(machine.succeed("ip -j -4 addr show dev lan0"))
-    return [a["local"] for link in links for a in link["addr_info"] if a.get("dynamic")]
-
-
 def test_lease_matches_the_reservation_with_all_options(pas: Machine) -> None:
-    held = dhcp_addresses(pas)
+    held = pas.addresses("lan0", dynamic=True)
     assert held == [str(PAS.address)], f"pas holds {held}, not its reservation {PAS.address}"
     assert pas.succeed("ip -4 route show default").split()[:3] == ["default", "via", GW]
     assert pas.succeed("resolvectl dns lan0").split()[-1] == GW
@@ -57,7 +51,7 @@ def test_a_users_file_lives_on_rhfs0_and_survives_a_reboot(pas: Machine, rhfs: M
     assert on_rhfs == ["alice", text]
     pas.succeed("touch /etc/written-on-the-overlay")
     pas = lab.reboot("pas-r11p11")
-    pas.wait_until_succeeds(f"ip -4 -o addr show dev lan0 | grep -q ' {PAS.address}/'")
+    pas.wait_for_address("lan0", str(PAS.address))
     pas.fail("test -e /etc/written-on-the-overlay")  # the root is volatile
     with pas.console() as tty:
         tty.login("alice", "alice")
@@ -70,5 +64,5 @@ def test_cut_off_and_restored_pas_gets_its_lease_back(pas: Machine, lab: Lab) ->
     pas.wait_until_succeeds("ip -o link show dev lan0 | grep -q NO-CARRIER", timeout=10)
     pas.fail(f"ping -c1 -W1 {GW}")
     lab.network.set_link("pas-r11p11", "lan0", up=True)
-    pas.wait_until_succeeds(f"ip -4 -o addr show dev lan0 | grep -q ' {PAS.address}/'", timeout=30)
+    pas.wait_for_address("lan0", str(PAS.address), timeout=30)
     pas.wait_until_succeeds("getent hosts mdb", timeout=30)

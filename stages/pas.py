@@ -18,7 +18,7 @@ ADDRESS = str(INVENTORY[NAME].nic("lan").address)
 def on_the_lan(build: Build) -> None:
     """wait until pas has its DHCP address and a console login prompt"""
     pas = build[NAME]
-    pas.wait_until_succeeds(f"ip -4 -o addr show dev lan0 | grep -q ' {ADDRESS}/'")
+    pas.wait_for_address("lan0", ADDRESS)
     pas.wait_for_unit("console-getty.service")
 
 

@@ -42,7 +42,7 @@ def configure(build: Build) -> None:
 def serving(build: Build) -> None:
     """wait until rhfs0 has its DHCP address and serves SSH"""
     address = str(INVENTORY["rhfs0"].nic("lan").address)
-    build["rhfs0"].wait_until_succeeds(f"ip -4 -o addr show dev lan0 | grep -q ' {address}/'")
+    build["rhfs0"].wait_for_address("lan0", address)
     build["rhfs0"].wait_for_open_port(22, address)
 
 

@@ -77,7 +77,7 @@ def create_database(build: Build) -> None:
 def serving(build: Build) -> None:
     """wait until web has its DHCP address and serves HTTP, PostgreSQL and concours"""
     web = build["web"]
-    web.wait_until_succeeds(f"ip -4 -o addr show dev lan0 | grep -q ' {ADDRESS}/'")
+    web.wait_for_address("lan0", ADDRESS)
     for unit in SERVICES:
         web.wait_for_unit(unit)
     web.wait_for_open_port(80)
