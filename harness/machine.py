@@ -380,7 +380,7 @@ class Machine:
         """The machine's journal, from ``since`` (seconds since the epoch) if given."""
         argv = ["journalctl", "--no-pager", "-o", "short-precise"]
         if since is not None:
-            argv.append(f"--since=@{since:.0f}")
+            argv.append(f"--since=@{int(since)}")  # rounded down: nothing of that second is lost
         if unit:
             argv.append(f"--unit={unit}")
         return self.run(shlex.join(argv)).stdout

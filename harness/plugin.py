@@ -13,18 +13,22 @@ each `harness.log.step` becomes an allure step.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
+import shutil
+import time
 import types
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import log, store
+from harness import evidence, log, store
 from harness.build import Builder, LabPool
 from harness.errors import HarnessError
 from harness.lab import Lab, MachineSetup
@@ -58,7 +62,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--pipeline", metavar="MODULE", default=None,
                     help="module whose PIPELINE defines the stages (default: ini harness_pipeline, "
                          "else 'stages')")
+    group.addoption("--keep-failed", action="store_true",
+                    help="snapshot the lab of each failing test, with its evidence, as "
+                         "failed/<test-id> (resume it with `harness up --from-snapshot failed/<test-id>`)")
+    group.addoption("--reports", metavar="DIR", default=None,
+                    help="where allure results, junit.xml and evidence go (default: ini "
+                         "harness_reports; none if unset); --alluredir/--junitxml still win")
     parser.addini("harness_pipeline", "module whose PIPELINE defines the stages", default="stages")
+    parser.addini("harness_reports", "directory for allure results, junit.xml and evidence", default="")
 
 
 class _TerminalHandler(logging.Handler):
@@ -125,7 +136,30 @@ def _stage_fixture(stage: Stage) -> Callable[..., Any]:
     return machine
 
 
+def _point_reports(config: pytest.Config) -> None:
+    """Point allure and junitxml into the reports directory (before they read their options)."""
+    reports = reports_dir(config)
+    if reports is None:
+        return
+    if not config.option.allure_report_dir:
+        results = reports / "allure-results"
+        if not hasattr(config, "workerinput"):  # the controller cleans; workers only add
+            shutil.rmtree(results, ignore_errors=True)
+            shutil.rmtree(reports / "evidence", ignore_errors=True)
+        config.option.allure_report_dir = str(results)
+    if not config.option.xmlpath:
+        config.option.xmlpath = str(reports / "junit.xml")
+
+
+def reports_dir(config: pytest.Config) -> Path | None:
+    """``--reports``, else ini ``harness_reports`` (relative to the rootdir), else None."""
+    given = config.option.reports or config.getini("harness_reports")
+    return config.rootpath / given if given else None
+
+
+@pytest.hookimpl(tryfirst=True)  # before allure and junitxml read their options
 def pytest_configure(config: pytest.Config) -> None:
+    _point_reports(config)
     config.addinivalue_line("markers", "integration: needs root, real btrfs and real nspawn machines")
     config.addinivalue_line("markers", "fresh_lab: give this test a private lab, booted from the "
                                        "stage snapshot for it alone and destroyed after it")
@@ -161,6 +195,20 @@ def _with_snapshots(config: pytest.Config, pipeline: Pipeline) -> str:
         return ""
     have = [n for n in pipeline.names if any(s.name.startswith(f"{n}/") for s in snaps)]
     return f"; with snapshots: {', '.join(have) or 'none'}"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write allure's environment.properties: host, versions and the stage keys of this run."""
+    config = session.config
+    results = config.option.allure_report_dir
+    if not results or hasattr(config, "workerinput"):
+        return
+    pipeline = config.stash[PIPELINE_KEY]
+    used_store = pipeline is not None and config.stash.get(TARGET_KEY, None) is not None
+    props = evidence.environment(pipeline, _store(config) if used_store else None)
+    Path(results).mkdir(parents=True, exist_ok=True)
+    Path(results, "environment.properties").write_text(
+        "".join(f"{k} = {v}\n" for k, v in props.items()))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -228,10 +276,26 @@ def harness_lab(harness_labs: LabPool) -> Lab:
     return harness_labs.shared(harness_labs.snapshot_for(harness_labs.target))
 
 
+@dataclass
+class _Watched:
+    """A test's lab under watch: since when, which snapshot it came from, the running capture."""
+
+    lab: Lab
+    snapshot: store.Snapshot
+    since: float
+    capture: evidence.Capture
+
+
+WATCHED_KEY = pytest.StashKey[_Watched]()
+
+
 @pytest.fixture
-def lab(request: pytest.FixtureRequest, harness_labs: LabPool,
-        harness_pipeline: Pipeline) -> Iterator[Lab]:
+def lab(request: pytest.FixtureRequest, harness_labs: LabPool, harness_pipeline: Pipeline,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """Function: the lab this test runs against: a private one if marked ``fresh_lab``, else shared.
+
+    Its switch is captured while the test runs; if the test fails, the evidence (journals,
+    addresses, routes, rulesets, pcaps, topology) is attached to its report.
 
     >>> @pytest.mark.fresh_lab
     ... def test_gw_restart(lab):
@@ -239,11 +303,69 @@ def lab(request: pytest.FixtureRequest, harness_labs: LabPool,
     """
     need = needed_stage(harness_pipeline, [request.fixturenames]) or harness_labs.target
     snapshot = harness_labs.snapshot_for(need)
-    if request.node.get_closest_marker("fresh_lab") is None:
-        yield harness_labs.shared(snapshot)
+    with contextlib.ExitStack() as stack:
+        if request.node.get_closest_marker("fresh_lab") is None:
+            chosen = harness_labs.shared(snapshot)
+        else:
+            chosen = stack.enter_context(harness_labs.builder.lab(snapshot))
+        directory = tmp_path_factory.mktemp("capture")
+        capture = evidence.Capture(chosen.network, directory).start()
+        stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        stack.callback(capture.stop)
+        request.node.stash[WATCHED_KEY] = _Watched(chosen, snapshot, time.time(), capture)
+        yield chosen
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """On a failing test with a lab: gather its evidence, attach it, keep the lab if asked."""
+    outcome: Any = yield
+    report: pytest.TestReport = outcome.get_result()
+    watched = item.stash.get(WATCHED_KEY, None)
+    if report.when != "call" or not report.failed or watched is None:
         return
-    with harness_labs.builder.lab(snapshot) as private:
-        yield private
+    config = item.config
+    reports = reports_dir(config)
+    directory = (reports / "evidence" if reports else watched.capture.directory.parent / "evidence") \
+        / evidence.safe_name(item.nodeid)
+    pipeline = config.stash[PIPELINE_KEY]
+    declared: dict[str, dict[str, str]] = {}
+    for stage in pipeline.stages if pipeline else ():
+        for machine, commands in stage.evidence.items():
+            declared.setdefault(machine, {}).update(commands)
+    with log.step(f"evidence of {item.nodeid}"):
+        found = [*evidence.collect(watched.lab, directory, since=watched.since, declared=declared),
+                 *evidence.move(watched.capture.stop(), directory)]
+    for piece in found:
+        _allure_attach(piece)
+    report.sections.append(("harness evidence", f"written to {directory}"))
+    if config.option.keep_failed:
+        kept = _keep_failed(config, item, watched, directory)
+        report.sections.append(("harness kept lab", f"snapshot {kept}: resume it with "
+                                f"`harness up --from-snapshot {kept}`"))
+
+
+def _allure_attach(piece: evidence.Evidence) -> None:
+    import allure
+
+    kinds = {".svg": allure.attachment_type.SVG, ".pcap": allure.attachment_type.PCAP,
+             ".dot": allure.attachment_type.TEXT, ".txt": allure.attachment_type.TEXT}
+    allure.attach.file(str(piece.path), name=piece.title,  # type: ignore[no-untyped-call]
+                       attachment_type=kinds.get(piece.path.suffix, allure.attachment_type.TEXT))
+
+
+def _keep_failed(config: pytest.Config, item: pytest.Item, watched: _Watched,
+                 directory: Path) -> str:
+    name = f"failed/{evidence.safe_name(item.nodeid)}"
+    held = _store(config)
+    if held.exists(name):
+        held.remove(name)  # the newest failure of a test replaces the older one
+    lab = watched.lab
+    meta = {"stage": watched.snapshot.meta.get("stage"), "key": watched.snapshot.meta.get("key"),
+            "from": watched.snapshot.name, "test": item.nodeid}
+    with log.step(f"keep the lab of {item.nodeid} as {name}"):
+        held.publish(name, {m: lab.root(m) for m in lab.setups}, meta, evidence=directory)
+    return name
 
 
 MakeLab = Callable[[Sequence[MachineSetup]], Lab]

@@ -68,6 +68,10 @@ class Stage:
     or from a tree named in ``sources`` (machine -> tree). ``trees`` are roots a stage
     prepares but never boots (a diskless machine's root filesystem): they are cloned from
     the base image, get their ``packages``, and are carried in every later snapshot.
+
+    ``evidence`` names what to gather from a machine when a test fails, beyond its journal,
+    addresses, routes and ruleset: ``{"gw": {"dhcp-leases": "cat /var/lib/kea/..."}}``.
+    It is not part of the key: changing it rebuilds nothing.
     """
 
     name: str
@@ -82,6 +86,7 @@ class Stage:
     base: BaseBuilder | None = None
     definition: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
+    evidence: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = (set(self.packages) | set(self.boot_args) | set(self.sources)) - set(self.members)

@@ -36,6 +36,7 @@ BTRFS_INSTALL = "apt-get install -y btrfs-progs"
 DEFAULT_IMAGE = Path("/var/lib/harness/store.img")
 DEFAULT_IMAGE_SIZE = "32G"
 MANIFEST = "manifest.json"
+EVIDENCE = "evidence"  # a plain directory beside the members: files, not a machine
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")
 _SUBVOLUME_ROOT_INODE = 256  # every btrfs subvolume's top directory has this inode number
 
@@ -260,8 +261,11 @@ class Store:
                 found.append(snap)
         return found
 
-    def publish(self, name: str, members: Mapping[str, Path], meta: Mapping[str, Any]) -> Snapshot:
+    def publish(self, name: str, members: Mapping[str, Path], meta: Mapping[str, Any],
+                evidence: Path | None = None) -> Snapshot:
         """Publish read-only snapshots of ``members`` (name → subvolume) as snapshot ``name``.
+
+        ``evidence``: a directory of files copied along (a failed test's journals, pcaps...).
 
         Atomic: readers see the whole snapshot or none of it. Raises `HarnessError` if
         ``name`` is already published (a concurrent builder won; delete it first to replace).
@@ -272,6 +276,8 @@ class Store:
         try:
             for member, source in members.items():
                 self.freeze(source, tmp / member)
+            if evidence is not None:
+                shutil.copytree(evidence, tmp / EVIDENCE)
             manifest = {"name": name, "members": sorted(members), "created": time.time(), **meta}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             final.parent.mkdir(parents=True, exist_ok=True)

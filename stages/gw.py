@@ -80,4 +80,6 @@ STAGE = Stage.here(
     prepare=configure,
     ready=(serving,),
     definition={"inventory": TEXT},
+    evidence={"gw": {"dhcp-leases": "cat /var/lib/kea/kea-leases4.csv",
+                     "named": "rndc status; named-checkconf -z 2>&1 | tail -20"}},
 )
