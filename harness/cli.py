@@ -10,6 +10,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness import lab, log, network, nspawn
 from harness.build import Builder
@@ -75,6 +76,15 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Build the HTML report (Allure Report 3, one self-contained file) from allure results."""
+    from harness import report
+
+    index = report.generate(Path(args.results), Path(args.output))
+    print(f"report: {index}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser, with one sub-command per verb."""
     top = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
@@ -88,6 +98,10 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--rebuild", action="store_true", help="ignore cached snapshots")
     build.set_defaults(func=cmd_build)
     sub.add_parser("destroy", help=cmd_destroy.__doc__).set_defaults(func=cmd_destroy)
+    rep = sub.add_parser("report", help=cmd_report.__doc__)
+    rep.add_argument("--results", default="reports/allure-results", help="allure results directory")
+    rep.add_argument("-o", "--output", default="reports/html", help="where the report goes")
+    rep.set_defaults(func=cmd_report)
     return top
 
 
