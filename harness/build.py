@@ -169,9 +169,9 @@ class Builder:
                             boot=not self.pipeline.is_tree(machine))
 
     def _lab(self, setups: list[MachineSetup], before_boot: Callable[[Lab], None] | None = None,
-             after_boot: Callable[[Lab], None] | None = None) -> Lab:
+             after_boot: Callable[[Lab], None] | None = None, origin: str | None = None) -> Lab:
         return Lab(self.store, setups, boot_timeout=self.boot_timeout, log_dir=self.log_dir,
-                   before_boot=before_boot, after_boot=after_boot)
+                   before_boot=before_boot, after_boot=after_boot, origin=origin)
 
     def _ready(self, stages: Sequence[Stage]) -> Callable[[Lab], None]:
         """A hook that runs the ``ready`` hooks of ``stages`` on a booted lab."""
@@ -190,7 +190,7 @@ class Builder:
         members = self.pipeline.members_until(stage)
         stages = self.pipeline.stages[: self.pipeline.index(stage) + 1]
         return self._lab([self._setup(m, snapshot.member(m)) for m in members],
-                         after_boot=self._ready(stages))
+                         after_boot=self._ready(stages), origin=snapshot.name)
 
 
 class LabPool:

@@ -1,26 +1,53 @@
-"""The ``harness`` command: look at the store, build stages, clean up after killed runs.
+"""The ``harness`` command: look at the store, build stages, run labs by hand, move snapshots.
 
 Every error is one line on stderr (``harness: error: ...``) saying what to do, exit code 2.
+A snapshot is named either by stage (``gw``: its snapshot for the stages as they are
+now) or in full (``gw/1a2b...``, ``failed/scenarios-test_dns.py-test_x``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from harness import lab, log, network, nspawn
+from harness import bundle, lab, log, network, nspawn, proc
 from harness.build import Builder
-from harness.errors import HarnessError
-from harness.stage import Pipeline
-from harness.store import DEFAULT_IMAGE_SIZE, Store, open_store
+from harness.errors import HarnessError, UsageError
+from harness.lab import Lab
+from harness.stage import Pipeline, snapshot_name
+from harness.store import DEFAULT_IMAGE_SIZE, Snapshot, Store, open_store
+
+DEFAULT_PIPELINE = "stages"
 
 
 def _store(args: argparse.Namespace) -> Store:
     return open_store(args.store, size=args.store_size)
+
+
+def _pipeline(args: argparse.Namespace) -> Pipeline:
+    """The pipeline of module ``--pipeline`` (importable from the current directory too)."""
+    import importlib
+
+    name = args.pipeline or os.environ.get("HARNESS_PIPELINE") or DEFAULT_PIPELINE
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        raise UsageError(f"no pipeline module {name!r}: run from the project's directory or give "
+                         "--pipeline MODULE (a module that defines PIPELINE)") from None
+    pipeline = getattr(module, "PIPELINE", None)
+    if not isinstance(pipeline, Pipeline):
+        raise UsageError(f"module {name} has no PIPELINE (a harness.stage.Pipeline)")
+    return pipeline
 
 
 def _size(n: int) -> str:
@@ -32,38 +59,169 @@ def _size(n: int) -> str:
     return str(n)
 
 
+def _snapshot(args: argparse.Namespace, store: Store, ref: str) -> Snapshot:
+    """The snapshot ``ref`` names: a full name, or a stage (its snapshot for the current key)."""
+    if "/" in ref:
+        found = store.get(ref)
+        if found is None:
+            known = ", ".join(s.name for s in store.snapshots()) or "none"
+            raise UsageError(f"no snapshot {ref} in {store.root}; it has: {known}")
+        return found
+    pipeline = _pipeline(args)
+    key = pipeline.keys()[pipeline[ref].name]
+    found = store.get(snapshot_name(ref, key))
+    if found is None:
+        raise UsageError(f"stage {ref} has no snapshot for its current key {key}: build it with "
+                         f"`harness build --until {ref}`")
+    return found
+
+
+# -- the store --------------------------------------------------------------------------------------
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
-    """List published snapshots: name, age, size on disk."""
+    """List snapshots (stage, key, age, size on disk; * marks the current stages) and running labs."""
     store = _store(args)
     snaps = store.snapshots()
+    try:
+        current = {snapshot_name(n, k) for n, k in _pipeline(args).keys().items()}
+    except UsageError:
+        current = set()
     if not snaps:
         print(f"no snapshots in {store.root} (build some with `harness build`)")
-        return 0
-    print(f"{'SNAPSHOT':40} {'AGE':>8} {'TOTAL':>10} {'EXCLUSIVE':>10}")
+    else:
+        print(f"  {'STAGE':10} {'KEY':42} {'AGE':>8} {'EXCLUSIVE':>10} {'TOTAL':>10}")
     for snap in snaps:
         usage = store.usage(snap.path)
+        stage, _, key = snap.name.partition("/")
         age = log.format_elapsed(time.time() - snap.created)
-        print(f"{snap.name:40} {age:>8} {_size(usage.total):>10} {_size(usage.exclusive):>10}")
+        mark = "*" if snap.name in current else " "
+        print(f"{mark} {stage:10} {key:42} {age:>8} {_size(usage.exclusive):>10} {_size(usage.total):>10}")
+    labs = _live_labs()
+    for record in labs:
+        machines = ", ".join(dict(record.get("machines") or {}))  # type: ignore[call-overload]
+        owner = "kept" if record.get("pid") is None else f"pid {record['pid']}"
+        print(f"lab {record['id']} ({owner}, from {record.get('origin') or '?'}): {machines}")
     return 0
-
-
-def _pipeline() -> Pipeline:
-    from stages import PIPELINE
-
-    return PIPELINE
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Build every stage up to --until (default: the last), reusing cached snapshots."""
-    pipeline = _pipeline()
+    pipeline = _pipeline(args)
     builder = Builder(_store(args), pipeline)
     snap = builder.ensure(args.until or pipeline.names[-1], rebuild=args.rebuild)
     print(f"{snap.name} ready at {snap.path}")
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Delete snapshots no current stage produces (old keys), keeping the --keep newest per stage."""
+    store = _store(args)
+    pipeline = _pipeline(args)
+    current = {snapshot_name(n, k) for n, k in pipeline.keys().items()}
+    removed = []
+    for stage in sorted({s.name.split("/")[0] for s in store.snapshots()}):
+        if stage == "failed" and not args.failed:
+            continue
+        stale = sorted((s for s in store.snapshots() if s.name.split("/")[0] == stage
+                        and s.name not in current), key=lambda s: s.created, reverse=True)
+        with store.lock(stage):
+            for snap in stale[args.keep:]:
+                store.remove(snap.name)
+                removed.append(snap.name)
+    print(f"removed {len(removed)} snapshot(s)" + "".join(f"\n  {n}" for n in removed))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a snapshot (btrfs send streams, zstd, manifest, evidence) to a file to carry elsewhere."""
+    store = _store(args)
+    snap = _snapshot(args, store, args.snapshot)
+    target = Path(args.output or f"{snap.name.replace('/', '_')}.tar.zst")
+    bundle.save(store, snap, target)
+    print(f"{snap.name} exported to {target} ({_size(target.stat().st_size)})")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import a file written by `harness export`: verified whole before the store is touched."""
+    snap = bundle.load(_store(args), Path(args.file))
+    print(f"imported {snap.name} ({', '.join(snap.members)})")
+    return 0
+
+
+# -- labs by hand ---------------------------------------------------------------------------------
+
+
+def _live_labs() -> list[Mapping[str, object]]:
+    """Labs recorded on this host whose owner is alive, or that were kept on purpose."""
+    return [r for r in lab.recorded_labs()
+            if r.get("pid") is None or proc.alive(int(str(r["pid"])))]
+
+
+def _one_lab(wanted: str | None) -> Mapping[str, object]:
+    labs = _live_labs()
+    if wanted is not None:
+        found = [r for r in labs if r.get("id") == wanted]
+        if not found:
+            raise UsageError(f"no running lab {wanted}; running: "
+                             f"{', '.join(str(r['id']) for r in labs) or 'none'}")
+        return found[0]
+    kept = [r for r in labs if r.get("pid") is None]
+    if len(kept) == 1:
+        return kept[0]
+    if not kept:
+        raise UsageError("no lab is running: start one with `harness up`")
+    raise UsageError(f"{len(kept)} labs are running: give one with --lab "
+                     f"({', '.join(str(r['id']) for r in kept)})")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Boot a lab from a stage (built if needed) or a snapshot, and leave it running."""
+    store = _store(args)
+    pipeline = _pipeline(args)
+    builder = Builder(store, pipeline, boot_timeout=args.boot_timeout)
+    ref = args.from_snapshot or pipeline.names[-1]
+    snap = _snapshot(args, store, ref) if "/" in ref else builder.ensure(pipeline[ref].name)
+    running: Lab = builder.lab(snap).__enter__()
+    entries = running.detach()
+    print(f"lab {running.id} is up, from {snap.name}:")
+    for name in running.setups:
+        if running.setups[name].boot:
+            print(f"  harness shell {name}" + (f" --lab {running.id}" if len(_live_labs()) > 1 else ""))
+    print(f"stop it with `harness down {running.id}`; or enter a machine directly:\n  "
+          + "\n  ".join(entries))
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    """Open a login shell (or run COMMAND) in a machine of a running lab."""
+    record = _one_lab(args.lab)
+    machines = dict(record.get("machines") or {})  # type: ignore[call-overload]
+    if args.machine not in machines:
+        raise UsageError(f"lab {record['id']} has no machine {args.machine!r}; it has: "
+                         f"{', '.join(machines) or 'none'}")
+    leader = int(machines[args.machine])
+    if not proc.alive(leader):
+        raise HarnessError(f"machine {args.machine} of lab {record['id']} is not running any more: "
+                           f"`harness down {record['id']}`, then `harness up` again")
+    command = ["/bin/sh", "-c", shlex.join(args.words)] if args.words else ["/bin/bash", "-l"]
+    env = {"PATH": proc.PATH, "TERM": os.environ.get("TERM", "xterm"), "HOME": "/root", "LANG": "C.UTF-8"}
+    os.execvpe("nsenter", ["nsenter", f"--target={leader}", "--all", "--", *command], env)
+    return 0  # not reached
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    """Power off a lab started with `harness up` and remove everything it holds."""
+    record = _one_lab(args.lab)
+    lab_id = str(record["id"])
+    lab.shut_down(lab_id)
+    print(f"lab {lab_id} is down")
+    return 0
+
+
 def cmd_destroy(args: argparse.Namespace) -> int:
-    """Stop every harness machine and remove every lab namespace and clone on this host."""
+    """Stop every harness machine and remove every lab namespace, mount and clone on this host."""
     store = _store(args)
     ids = {str(r["id"]) for r in lab.recorded_labs()}
     ids |= {n[len(network.PREFIX):].rsplit("-", 1)[0] for n in network.lab_namespaces()}
@@ -91,25 +249,55 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--store", help="btrfs directory holding the snapshots (env HARNESS_STORE)")
     top.add_argument("--store-size", default=DEFAULT_IMAGE_SIZE,
                      help="size of the embedded store image on first use")
+    top.add_argument("--pipeline", metavar="MODULE",
+                     help=f"module defining PIPELINE (env HARNESS_PIPELINE; default {DEFAULT_PIPELINE})")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("ls", help=cmd_ls.__doc__).set_defaults(func=cmd_ls)
-    build = sub.add_parser("build", help=cmd_build.__doc__)
+
+    def verb(name: str, func: object) -> argparse.ArgumentParser:
+        doc = str(getattr(func, "__doc__", ""))
+        made = sub.add_parser(name, help=doc, description=doc)
+        made.set_defaults(func=func)
+        return made
+
+    verb("ls", cmd_ls)
+    build = verb("build", cmd_build)
     build.add_argument("--until", metavar="STAGE", help="last stage to build")
     build.add_argument("--rebuild", action="store_true", help="ignore cached snapshots")
-    build.set_defaults(func=cmd_build)
-    sub.add_parser("destroy", help=cmd_destroy.__doc__).set_defaults(func=cmd_destroy)
-    rep = sub.add_parser("report", help=cmd_report.__doc__)
+    up = verb("up", cmd_up)
+    up.add_argument("--from-snapshot", metavar="SNAPSHOT",
+                    help="a stage (default: the last) or a snapshot name such as failed/<test-id>")
+    up.add_argument("--boot-timeout", type=float, default=60.0, help="seconds a machine may take to boot")
+    shell = verb("shell", cmd_shell)
+    shell.epilog = "Run a command instead of a login shell after --: harness shell gw -- ip -br addr"
+    shell.add_argument("machine", metavar="MACHINE")
+    shell.add_argument("--lab", help="which lab, when several run (see `harness ls`)")
+    down = verb("down", cmd_down)
+    down.add_argument("lab", nargs="?", help="which lab (default: the only one `harness up` started)")
+    export = verb("export", cmd_export)
+    export.add_argument("snapshot", metavar="SNAPSHOT", help="a stage or a snapshot name")
+    export.add_argument("-o", "--output", metavar="FILE", help="default: <snapshot>.tar.zst")
+    imp = verb("import", cmd_import)
+    imp.add_argument("file", metavar="FILE")
+    gc = verb("gc", cmd_gc)
+    gc.add_argument("--keep", type=int, default=0, metavar="N",
+                    help="keep the N newest old snapshots of each stage (default 0)")
+    gc.add_argument("--failed", action="store_true", help="also delete kept failures (failed/*)")
+    verb("destroy", cmd_destroy)
+    rep = verb("report", cmd_report)
     rep.add_argument("--results", default="reports/allure-results", help="allure results directory")
     rep.add_argument("-o", "--output", default="reports/html", help="where the report goes")
-    rep.set_defaults(func=cmd_report)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``harness`` console script."""
-    import os
-
-    args = parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = words[words.index("--") + 1:] if "--" in words else []
+    words = words[: words.index("--")] if "--" in words else words
+    args = parser().parse_args(words)
+    if command and args.command != "shell":
+        parser().error("a command after -- is only for `harness shell MACHINE -- COMMAND`")
+    args.words = command
     if args.store is None:
         args.store = os.environ.get("HARNESS_STORE")
     handler = logging.StreamHandler(sys.stderr)
@@ -124,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return 130
+    finally:
+        log.logger.removeHandler(handler)
 
 
 if __name__ == "__main__":

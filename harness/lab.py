@@ -14,6 +14,8 @@ import json
 import os
 import secrets
 import shutil
+import signal
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,10 +60,11 @@ class Lab:
     def __init__(self, store: Store, setups: Sequence[MachineSetup], *, lab_id: str | None = None,
                  boot_timeout: float = DEFAULT_BOOT_TIMEOUT, log_dir: Path | None = None,
                  before_boot: Callable[[Lab], None] | None = None,
-                 after_boot: Callable[[Lab], None] | None = None) -> None:
+                 after_boot: Callable[[Lab], None] | None = None, origin: str | None = None) -> None:
         """``log_dir/<id>/`` receives the consoles (default: under /run/harness/labs, removed at
         teardown); ``before_boot(lab)`` runs once the roots are cloned, before any machine boots;
-        ``after_boot(lab)`` once every machine is ready."""
+        ``after_boot(lab)`` once every machine is ready; ``origin`` (the snapshot it was booted
+        from) goes into its record, for `harness ls`."""
         names = [s.name for s in setups]
         if len(set(names)) != len(names):
             raise UsageError(f"a lab's machine names must be unique: {names}")
@@ -73,6 +76,7 @@ class Lab:
         self._own_logs = log_dir is None
         self.before_boot = before_boot
         self.after_boot = after_boot
+        self.origin = origin
         booted = [s for s in setups if s.boot]
         self.network = LabNetwork(self.id, [i for s in booted for i in s.interfaces],
                                   [s.name for s in booted], {s.name: s.sysctls for s in booted})
@@ -162,7 +166,7 @@ class Lab:
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         record = {"id": self.id, "pid": None if kept else os.getpid(), "store": str(self.store.root),
                   "machines": {n: m.leader for n, m in self.machines.items()},
-                  "logs": str(self.log_dir)}
+                  "logs": str(self.log_dir), "origin": self.origin}
         (RUN_DIR / f"{self.id}.json").write_text(json.dumps(record))
 
     def _release(self) -> None:
@@ -209,6 +213,19 @@ def destroy(lab_id: str, store: Store | None = None) -> None:
         shutil.rmtree(str(record["logs"]), ignore_errors=True)
     (RUN_DIR / f"{lab_id}.json").unlink(missing_ok=True)
     logger.info("lab %s destroyed (%d namespace(s))", lab_id, len(removed))
+
+
+def shut_down(lab_id: str, timeout: float = 30.0) -> None:
+    """Power lab ``lab_id`` off cleanly (nspawn turns SIGTERM into an orderly shutdown), then
+    `destroy` what remains: whatever did not stop within ``timeout`` is killed."""
+    pids = _nspawn_pids(f"--machine=harness-{lab_id}-")
+    with step(f"lab {lab_id}: power off {len(pids)} machine(s)"):
+        for pid in pids:
+            proc.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for pid in pids:
+            proc.wait_for_exit(pid, max(0.0, deadline - time.monotonic()))
+    destroy(lab_id)
 
 
 def _nspawn_pids(marker: str) -> list[int]:

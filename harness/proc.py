@@ -137,6 +137,17 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
         os.close(fd)
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie counts: its parent has not reaped it yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def kill(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
     """Send ``sig`` to ``pid``; a process that is already gone is not an error."""
     with contextlib.suppress(ProcessLookupError):

@@ -23,11 +23,12 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from harness import proc
 from harness.errors import HarnessError, UsageError
@@ -261,37 +262,71 @@ class Store:
                 found.append(snap)
         return found
 
+    def staging(self, label: str) -> Path:
+        """A fresh directory under ``.tmp/`` to assemble a snapshot in (`sweep` removes it if
+        this process dies before `install`)."""
+        tmp = self.root / ".tmp" / f"{label.replace('/', '+')}.{os.getpid()}.{secrets.token_hex(3)}"
+        tmp.mkdir(parents=True)
+        return tmp
+
+    def install(self, staged: Path, name: str, meta: Mapping[str, Any]) -> Snapshot:
+        """Publish the assembled directory ``staged`` (read-only members, maybe evidence) as
+        snapshot ``name`` with manifest ``meta``: one rename. On failure ``staged`` is discarded."""
+        final = self.path_of(name)
+        try:
+            members = sorted(p.name for p in staged.iterdir() if is_subvolume(p))
+            manifest = {**meta, "name": name, "members": members,
+                        "created": meta.get("created", time.time())}
+            (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(staged, final)
+            except OSError as exc:
+                raise HarnessError(f"snapshot {name} is already published: "
+                                   f"remove it first (`harness gc` or delete {final})") from exc
+        except BaseException:
+            self._discard(staged)
+            raise
+        snap = self.get(name)
+        assert snap is not None
+        return snap
+
     def publish(self, name: str, members: Mapping[str, Path], meta: Mapping[str, Any],
                 evidence: Path | None = None) -> Snapshot:
         """Publish read-only snapshots of ``members`` (name → subvolume) as snapshot ``name``.
 
         ``evidence``: a directory of files copied along (a failed test's journals, pcaps...).
-
         Atomic: readers see the whole snapshot or none of it. Raises `HarnessError` if
         ``name`` is already published (a concurrent builder won; delete it first to replace).
         """
-        final = self.path_of(name)
-        tmp = self.root / ".tmp" / f"{name.replace('/', '+')}.{os.getpid()}.{secrets.token_hex(3)}"
-        tmp.mkdir(parents=True)
+        tmp = self.staging(check_name(name))
         try:
             for member, source in members.items():
                 self.freeze(source, tmp / member)
             if evidence is not None:
                 shutil.copytree(evidence, tmp / EVIDENCE)
-            manifest = {"name": name, "members": sorted(members), "created": time.time(), **meta}
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-            final.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.rename(tmp, final)
-            except OSError as exc:
-                raise HarnessError(f"snapshot {name} is already published: "
-                                   f"remove it first (`harness gc` or delete {final})") from exc
         except BaseException:
             self._discard(tmp)
             raise
-        snap = self.get(name)
-        assert snap is not None
-        return snap
+        return self.install(tmp, name, {k: v for k, v in meta.items() if k != "created"})
+
+    # -- moving snapshots between stores (btrfs send / receive) ------------------------------------
+
+    def send(self, member: Path, out: IO[bytes], parent: Path | None = None) -> None:
+        """Write the btrfs send stream of read-only subvolume ``member`` to ``out``; with
+        ``parent`` (present on the receiving side first), only what differs from it."""
+        argv = ["btrfs", "send", "-q", *(["-p", str(parent)] if parent else []), str(member)]
+        done = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE, env=proc.host_env())
+        if done.returncode != 0:
+            raise HarnessError(proc.describe_failure(argv, done.returncode, done.stderr.decode()))
+
+    def receive(self, stream: IO[bytes], directory: Path) -> None:
+        """Receive one btrfs send stream into ``directory`` (a staging directory)."""
+        argv = ["btrfs", "receive", "-q", str(directory)]
+        done = subprocess.run(argv, stdin=stream, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env=proc.host_env())
+        if done.returncode != 0:
+            raise HarnessError(proc.describe_failure(argv, done.returncode, done.stderr.decode()))
 
     def remove(self, name: str) -> None:
         """Delete published snapshot ``name``: first unpublish it (rename), then free its space."""
@@ -305,6 +340,10 @@ class Store:
         if path.parent != self.root / "snapshots":
             with contextlib.suppress(OSError):  # still holds other snapshots (other keys)
                 path.parent.rmdir()
+
+    def remove_staging(self, directory: Path) -> None:
+        """Delete a staging directory and every subvolume in it."""
+        self._discard(directory)
 
     def _discard(self, directory: Path) -> None:
         if not directory.exists():
@@ -323,21 +362,11 @@ class Store:
         for entry in sorted(top.iterdir()) if top.exists() else []:
             parts = entry.name.rsplit(".", 2)
             pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else 0
-            if pid and _alive(pid):
+            if pid and proc.alive(pid):
                 continue
             self._discard(entry)
             removed.append(entry.name)
         return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- choosing and opening the store ---------------------------------------------------------------

@@ -65,4 +65,4 @@ def as_nobody() -> list[str]:
     return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.toy"]

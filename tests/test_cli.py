@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
+from harness import cli, lab
 from harness.store import Snapshot, Store
 from tests.conftest import NOTHING, traces_of
+from tests.toy import Toy
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,11 +25,26 @@ def harness(*args: str, store: Store | None = None) -> subprocess.CompletedProce
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("ls", "build", "destroy"):
+    for command in ("ls", "build", "up", "shell", "down", "export", "import", "gc", "destroy", "report"):
         with pytest.raises(SystemExit) as info:
             cli.main([command, "--help"])
         assert info.value.code == 0
         assert f"usage: harness {command}" in capsys.readouterr().out
+
+
+def test_a_command_after_double_dash_is_only_for_shell(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["ls", "--", "true"])
+    assert info.value.code == 2
+    assert "only for `harness shell MACHINE -- COMMAND`" in capsys.readouterr().err
+
+
+def test_shell_without_a_running_lab_says_how_to_start_one(capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
+    assert cli.main(["shell", "gw", "--", "true"]) == 2
+    assert capsys.readouterr().err.strip().endswith("no lab is running: start one with `harness up`")
 
 
 @pytest.mark.integration
@@ -40,12 +56,14 @@ def test_unknown_stage_is_a_usage_error(harness_store: Store) -> None:
 
 
 @pytest.mark.integration
-def test_ls_shows_the_bootstrap_snapshot_with_its_size(harness_store: Store,
+def test_ls_shows_the_current_bootstrap_snapshot_with_its_size(harness_store: Store,
                                                        bootstrap: Snapshot) -> None:
     result = harness("ls", store=harness_store)
     assert result.returncode == 0, result.stderr
-    line = next(line for line in result.stdout.splitlines() if line.startswith(bootstrap.name))
-    assert "MiB" in line
+    stage, key = bootstrap.name.split("/")
+    line = next(line for line in result.stdout.splitlines() if line[2:].split()[:2] == [stage, key])
+    assert line.startswith("* ")  # the current key of the stage
+    assert line.endswith("MiB")  # its size on disk
 
 
 @pytest.mark.integration
@@ -88,3 +106,21 @@ def test_destroy_cleans_up_after_a_killed_run(harness_store: Store, bootstrap: S
     assert lab_id in result.stdout
     assert traces_of(lab_id, work) == NOTHING
     assert not work.exists()
+
+
+@pytest.mark.integration
+def test_gc_deletes_old_keys_only(toy: Toy) -> None:
+    toy.run("-k", "test_alpha").assert_outcomes(passed=1, deselected=4)
+    old = toy.store.snapshots()
+    toy.write(alpha=2, beta=1)
+    toy.run("-k", "test_alpha").assert_outcomes(passed=1, deselected=4)
+    names = [s.name for s in toy.store.snapshots()]
+    stale = [s.name for s in old if s.name.startswith("alpha/")]
+    assert len([n for n in names if n.startswith("alpha/")]) == 2
+    argv = [sys.executable, "-m", "harness.cli", "--store", str(toy.store.root), "--pipeline", "toystages"]
+    kept = subprocess.run([*argv, "gc", "--keep", "1"], capture_output=True, text=True, cwd=toy.pytester.path)
+    assert kept.returncode == 0 and kept.stdout.startswith("removed 0"), kept.stderr
+    done = subprocess.run([*argv, "gc"], capture_output=True, text=True, cwd=toy.pytester.path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["removed 1 snapshot(s)", f"  {stale[0]}"]
+    assert sorted(s.name for s in toy.store.snapshots()) == sorted(set(names) - set(stale))

@@ -1,0 +1,227 @@
+"""Snapshots as files: export one to a portable bundle, import it into another store.
+
+A bundle is a zstd-compressed tar stream::
+
+    bundle.json              format, harness version, snapshot name, stage, key, members
+    members/<member>.btrfs   one btrfs send stream per member; all but the first are sent
+                             relative to the first (siblings cloned from one base share most
+                             of their blocks, so this roughly halves the bundle)
+    evidence/...             a failed test's evidence, when the snapshot carries it
+    checksums.json           sha256 of every entry above: written last, so a truncated
+                             bundle has none and is refused
+
+`load()` reads the whole file and checks every checksum *before* anything is received:
+a corrupt or truncated bundle leaves the store untouched. The snapshot then appears
+in one rename, like a built one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from harness import __version__, proc
+from harness.errors import HarnessError
+from harness.log import step
+from harness.store import EVIDENCE, Snapshot, Store, check_name
+
+FORMAT = 1
+HEADER = "bundle.json"
+CHECKSUMS = "checksums.json"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a bundle holds, as read from its first entry."""
+
+    name: str
+    members: tuple[str, ...]
+    meta: dict[str, Any]
+    harness: str
+
+
+def _sha256(stream: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while chunk := stream.read(_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save(store: Store, snapshot: Snapshot, target: Path) -> Path:
+    """Write ``snapshot`` as a bundle at ``target`` (first as ``target.partial``, renamed when
+    complete: a bundle that exists is whole)."""
+    partial = target.with_name(target.name + ".partial")
+    scratch = store.staging("export")  # send streams land on the store's disk, one at a time
+    header = {"format": FORMAT, "harness": __version__, "name": snapshot.name,
+              "members": list(snapshot.members), "meta": dict(snapshot.meta), "exported": time.time()}
+    sums: dict[str, str] = {}
+    try:
+        with open(partial, "wb") as out, proc.spawn(["zstd", "-q", "-T0", "-3", "-c"],
+                                                    stdin=subprocess.PIPE, stdout=out.fileno()) as zstd:
+            assert zstd.stdin is not None
+            with tarfile.open(fileobj=zstd.stdin, mode="w|") as tar:
+                _add_bytes(tar, HEADER, json.dumps(header, indent=2).encode(), sums)
+                first = snapshot.members[0] if snapshot.members else None
+                for member in snapshot.members:
+                    with step(f"export {snapshot.name}: send {member}"):
+                        stream = scratch / f"{member}.btrfs"
+                        with open(stream, "wb") as handle:
+                            parent = snapshot.member(first) if first and member != first else None
+                            store.send(snapshot.member(member), handle, parent)
+                        _add_file(tar, f"members/{member}.btrfs", stream, sums)
+                        stream.unlink()
+                evidence = snapshot.path / EVIDENCE
+                for file in sorted(evidence.rglob("*")) if evidence.is_dir() else []:
+                    if file.is_file():
+                        _add_file(tar, f"{EVIDENCE}/{file.relative_to(evidence)}", file, sums)
+                _add_bytes(tar, CHECKSUMS, json.dumps(sums, indent=2).encode(), {})
+            zstd.stdin.close()
+            if zstd.wait() != 0:
+                raise HarnessError(f"zstd failed writing {partial}")
+        os.rename(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        store.remove_staging(scratch)
+    return target
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, sums: dict[str, str]) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+    tar.addfile(info, io.BytesIO(data))
+    sums[name] = hashlib.sha256(data).hexdigest()
+
+
+def _add_file(tar: tarfile.TarFile, name: str, path: Path, sums: dict[str, str]) -> None:
+    with open(path, "rb") as handle:
+        sums[name] = _sha256(handle)
+    info = tar.gettarinfo(str(path), arcname=name)
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    with open(path, "rb") as handle:
+        tar.addfile(info, handle)
+
+
+@contextlib.contextmanager
+def _entries(path: Path) -> Iterator[Iterator[tuple[tarfile.TarInfo, IO[bytes]]]]:
+    """The entries of bundle ``path``, streamed; any damage raises a `HarnessError` naming the file."""
+    if not path.is_file():
+        raise HarnessError(f"no bundle at {path}: give the file `harness export` wrote")
+    with open(path, "rb") as raw, proc.spawn(["zstd", "-q", "-d", "-c"], stdin=raw.fileno()) as unzstd:
+        assert unzstd.stdout is not None
+
+        def walk() -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
+            with tarfile.open(fileobj=unzstd.stdout, mode="r|") as tar:
+                for info in tar:
+                    handle = tar.extractfile(info) if info.isfile() else None
+                    if handle is not None:
+                        yield info, handle
+            if unzstd.wait() != 0:
+                assert unzstd.stderr is not None
+                detail = unzstd.stderr.read().decode(errors="replace").strip().splitlines()
+                raise HarnessError(f"{path} is truncated or corrupt (zstd: "
+                                   f"{detail[-1] if detail else 'failed'}): nothing was imported; "
+                                   "export it again or copy it whole")
+
+        try:
+            yield walk()
+        except (tarfile.TarError, OSError, EOFError) as exc:  # raised while an entry is read
+            raise HarnessError(f"{path} is truncated or corrupt ({exc}): nothing was imported; "
+                               "export it again or copy it whole") from None
+
+
+def verify(path: Path) -> Header:
+    """Read all of bundle ``path`` and check it: format, header, every checksum, nothing missing."""
+    header: Header | None = None
+    sums: dict[str, str] = {}
+    listed: dict[str, str] | None = None
+    with _entries(path) as entries:
+        for info, handle in entries:
+            if info.name == CHECKSUMS:
+                listed = json.loads(handle.read())
+                continue
+            if header is None:
+                header = _header(path, info, handle.read(), sums)
+                continue
+            sums[info.name] = _sha256(handle)
+    if header is None or listed is None:
+        raise HarnessError(f"{path} is truncated or corrupt (it ends before its checksums): "
+                           "nothing was imported; export it again or copy it whole")
+    wrong = sorted(n for n in set(sums) | set(listed) if sums.get(n) != listed.get(n))
+    if wrong:
+        raise HarnessError(f"{path} is corrupt: checksum mismatch or missing entry for "
+                           f"{', '.join(wrong[:5])}: nothing was imported; export it again")
+    missing = [m for m in header.members if f"members/{m}.btrfs" not in sums]
+    if missing:
+        raise HarnessError(f"{path} lacks members {', '.join(missing)}: nothing was imported")
+    return header
+
+
+def _header(path: Path, info: tarfile.TarInfo, data: bytes, sums: dict[str, str]) -> Header:
+    if info.name != HEADER:
+        raise HarnessError(f"{path} is not a harness bundle (first entry {info.name!r}, "
+                           f"not {HEADER}): give a file written by `harness export`")
+    try:
+        raw = json.loads(data)
+        fmt = raw["format"]
+        if fmt != FORMAT:
+            raise HarnessError(f"{path} has bundle format {fmt}; this harness ({__version__}) reads "
+                               f"format {FORMAT}: import it with the harness version that exported "
+                               f"it ({raw.get('harness')})")
+        header = Header(check_name(raw["name"]), tuple(raw["members"]), dict(raw["meta"]),
+                        str(raw["harness"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HarnessError(f"{path} has a malformed {HEADER} ({exc}): export it again") from None
+    sums[HEADER] = hashlib.sha256(data).hexdigest()
+    return header
+
+
+def load(store: Store, path: Path) -> Snapshot:
+    """Import bundle ``path`` into ``store``: verified whole first, received, then published."""
+    with step(f"import {path.name}: verify"):
+        header = verify(path)
+    if store.exists(header.name):
+        raise HarnessError(f"snapshot {header.name} is already in {store.root}: nothing to import "
+                           f"(remove it first with `harness gc` or `harness rm {header.name}`)")
+    staged = store.staging("import")
+    try:
+        with _entries(path) as entries:
+            for info, handle in entries:
+                if info.name.startswith("members/"):
+                    with step(f"import {header.name}: receive {Path(info.name).stem}"):
+                        _receive(store, handle, staged)
+                elif info.name.startswith(f"{EVIDENCE}/"):
+                    target = staged / info.name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with open(target, "wb") as out:
+                        while chunk := handle.read(_CHUNK):
+                            out.write(chunk)
+    except BaseException:
+        store.remove_staging(staged)
+        raise
+    meta = {**header.meta, "imported": time.time(), "imported_from": str(path)}
+    return store.install(staged, header.name, meta)
+
+
+def _receive(store: Store, handle: IO[bytes], staged: Path) -> None:
+    # btrfs receive wants a file descriptor: spool through an unnamed temporary file on the
+    # store's filesystem (streams are hundreds of MB; memory is not the place).
+    with tempfile.TemporaryFile(dir=staged.parent) as spool:
+        while chunk := handle.read(_CHUNK):
+            spool.write(chunk)
+        spool.seek(0)
+        store.receive(spool, staged)

@@ -1,0 +1,130 @@
+"""Bug reproduction end to end: a failing test's lab is kept, exported, carried to another
+store, imported and brought back up, with its state and evidence; damaged bundles are refused.
+
+Everything runs on the toy pipeline (tests/toy.py) and the ``harness`` command, as a user
+would type it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import lab as labs
+from harness.store import Snapshot, Store
+from tests.conftest import NOTHING, traces_of
+from tests.toy import Toy, drop_store, scratch_store
+
+pytestmark = pytest.mark.integration
+
+BROKEN = '''
+def test_note_then_fail(alpha):
+    alpha.succeed("echo written-before-the-failure > /root/note")
+    alpha.succeed("logger -t toy about-to-fail")
+    alpha.execute("ping -c1 -W1 10.66.0.99")  # nobody there: ARP requests cross the switch
+    assert alpha.succeed("cat /etc/alpha-built").strip() == "no such version"
+'''
+KEPT = "failed/test_broken.py-test_note_then_fail"
+
+
+def harness(*args: str | Path, store: Store, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the ``harness`` command on ``store`` with the toy pipeline, from ``cwd``."""
+    argv = [sys.executable, "-m", "harness.cli", "--store", str(store.root), "--pipeline", "toystages"]
+    return subprocess.run([*argv, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.fixture
+def elsewhere(harness_store: Store) -> Iterator[Store]:
+    """A second, empty store: another machine, as far as snapshots go."""
+    store = scratch_store(harness_store)
+    yield store
+    drop_store(store)
+
+
+@pytest.fixture
+def kept(toy: Toy) -> Snapshot:
+    """The toy's failing test, run with --keep-failed: its lab kept as a snapshot."""
+    toy.pytester.makepyfile(test_broken=BROKEN)
+    result = toy.run("test_broken.py", "--keep-failed")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*harness up --from-snapshot {KEPT}*"])
+    snapshot = toy.store.get(KEPT)
+    assert snapshot is not None
+    return snapshot
+
+
+def test_keep_failed_snapshots_the_lab_with_its_evidence(kept: Snapshot) -> None:
+    assert set(kept.members) == {"alpha"}
+    assert kept.meta["test"] == "test_broken.py::test_note_then_fail"
+    assert (kept.member("alpha") / "root/note").read_text() == "written-before-the-failure\n"
+    journal = kept.path / "evidence" / "alpha.journal.txt"
+    assert "about-to-fail" in journal.read_text()
+    pcap = subprocess.run(["tcpdump", "-nr", str(kept.path / "evidence" / "lan.pcap")],
+                          capture_output=True, text=True, check=True).stdout
+    assert "ARP, Request who-has 10.66.0.99" in pcap, pcap
+
+
+def test_export_destroy_import_up_gives_the_machine_back(toy: Toy, kept: Snapshot, elsewhere: Store,
+                                                         tmp_path: Path) -> None:
+    here = toy.pytester.path
+    bug = tmp_path / "bug.tar.zst"
+    ok(harness("export", KEPT, "-o", bug, store=toy.store, cwd=here))
+    destroyed = ok(harness("destroy", store=toy.store, cwd=here))
+    assert destroyed.startswith("destroyed")
+    assert labs.recorded_labs() == []
+    ok(harness("import", bug, store=elsewhere, cwd=here))
+    imported = elsewhere.get(KEPT)
+    assert imported is not None and imported.meta["test"] == kept.meta["test"]
+    assert (imported.path / "evidence" / "alpha.journal.txt").read_text() == \
+        (kept.path / "evidence" / "alpha.journal.txt").read_text()
+    up = ok(harness("up", "--from-snapshot", KEPT, store=elsewhere, cwd=here))
+    lab_id = up.split()[1]
+    try:
+        note = ok(harness("shell", "alpha", "--lab", lab_id, "--", "cat", "/root/note", store=elsewhere,
+                          cwd=here))
+        assert note == "written-before-the-failure\n"
+        listed = ok(harness("ls", store=elsewhere, cwd=here))
+        assert f"lab {lab_id} (kept, from {KEPT}): alpha" in listed
+    finally:
+        ok(harness("down", lab_id, store=elsewhere, cwd=here))
+    assert traces_of(lab_id, elsewhere.root / "work" / lab_id) == NOTHING
+
+
+def _state(store: Store) -> tuple[list[str], list[str]]:
+    """What a store holds: its snapshots and every subvolume under it."""
+    subvolumes = subprocess.run(["btrfs", "subvolume", "list", "-o", str(store.root)],
+                                capture_output=True, text=True).stdout
+    inside = sorted(p.as_posix() for p in store.root.rglob("*") if p.is_dir() and p.stat().st_ino == 256)
+    return [s.name for s in store.snapshots()], sorted(subvolumes.splitlines()) + inside
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_a_damaged_bundle_is_refused_and_the_store_is_unchanged(toy: Toy, kept: Snapshot,
+                                                                elsewhere: Store, tmp_path: Path,
+                                                                damage: str) -> None:
+    here = toy.pytester.path
+    bug = tmp_path / "bug.tar.zst"
+    ok(harness("export", KEPT, "-o", bug, store=toy.store, cwd=here))
+    data = bug.read_bytes()
+    broken = tmp_path / "broken.tar.zst"
+    if damage == "truncated":
+        broken.write_bytes(data[: len(data) * 2 // 3])
+    else:
+        middle = len(data) // 2
+        broken.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
+    before = _state(elsewhere)
+    refused = harness("import", broken, store=elsewhere, cwd=here)
+    assert refused.returncode == 2
+    message = refused.stderr.strip().splitlines()[-1]
+    assert message.startswith("harness: error: ") and "nothing was imported" in message, message
+    assert _state(elsewhere) == before
+    assert not (elsewhere.root / ".tmp").exists() or not any((elsewhere.root / ".tmp").iterdir())

@@ -1,0 +1,140 @@
+"""The toy project the pipeline tests run: the real bootstrap stage plus ``alpha`` and ``beta``.
+
+One module each, so that editing a module changes exactly that stage's key. Every step
+appends the stage's name to a host-side build log: the log says which stages a run
+built. Each test gets a scratch store of its own, seeded with the real bootstrap snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from harness.store import Snapshot, Store
+
+ALPHA = '''
+"""Toy stage alpha: one machine that records it was built."""
+import os
+from harness.stage import Stage
+
+def mark(build):
+    """mark alpha as built"""
+    build["alpha"].succeed("echo {version} > /etc/alpha-built")
+    with open(os.environ["TOY_LOG"], "a") as log:
+        log.write("alpha\\n")
+
+STAGE = Stage.here("alpha", machines=("alpha",), steps=(mark,))
+'''
+
+BETA = '''
+"""Toy stage beta: a second machine that reaches alpha over the lab network."""
+import os
+from harness.stage import Stage
+
+def mark(build):
+    """reach alpha and mark beta as built"""
+    if os.environ.get("TOY_FAIL") == "beta":
+        build["beta"].succeed("exit 3")
+    build["beta"].succeed("ping -c1 -W5 10.66.0.1 && echo {version} > /etc/beta-built")
+    with open(os.environ["TOY_LOG"], "a") as log:
+        log.write("beta\\n")
+
+STAGE = Stage.here("beta", machines=("beta",), steps=(mark,))
+'''
+
+PIPELINE = '''
+from harness.network import Interface
+from harness.stage import Pipeline
+from stages.bootstrap import STAGE as BOOTSTRAP
+import toy_alpha, toy_beta
+
+PIPELINE = Pipeline(
+    [BOOTSTRAP, toy_alpha.STAGE, toy_beta.STAGE],
+    {"alpha": [Interface("alpha", "host0", "lan", "02:00:00:00:66:01", ("10.66.0.1/24",))],
+     "beta": [Interface("beta", "host0", "lan", "02:00:00:00:66:02", ("10.66.0.2/24",))]},
+)
+'''
+
+SCENARIOS = '''
+import pytest
+
+def test_alpha(alpha):
+    assert alpha.succeed("cat /etc/alpha-built").strip()
+
+def test_beta_sees_alpha(beta, alpha):
+    assert beta.succeed("cat /etc/beta-built").strip()
+    beta.succeed("ping -c1 -W5 10.66.0.1")
+
+def test_beta_again(beta):
+    assert beta.succeed("hostname").strip() == "beta"
+
+@pytest.mark.fresh_lab
+def test_private_lab_is_private(beta, lab):
+    beta.succeed("touch /etc/scribbled")
+    assert lab["beta"] is beta
+
+def test_shared_lab_was_not_scribbled_on(beta):
+    beta.fail("test -e /etc/scribbled")
+'''
+
+
+class Toy:
+    """A toy project in pytester's directory, run against a scratch store."""
+
+    def __init__(self, pytester: pytest.Pytester, store: Store) -> None:
+        self.pytester = pytester
+        self.store = store
+        self.log = pytester.path / "build.log"
+        self.write(alpha=1, beta=1)
+        pytester.makepyfile(toystages=PIPELINE, test_toy=SCENARIOS)
+
+    def write(self, *, alpha: int, beta: int) -> None:
+        """(Re)write the stage modules; a new version changes the module's source, so its key."""
+        self.pytester.makepyfile(toy_alpha=ALPHA.replace("{version}", str(alpha)),
+                                 toy_beta=BETA.replace("{version}", str(beta)))
+
+    def run(self, *args: str) -> pytest.RunResult:
+        """Run the toy scenarios; return the result with ``built``: the stages built by this run."""
+        before = self.log.read_text().split() if self.log.exists() else []
+        result = self.pytester.runpytest_subprocess(
+            "--pipeline=toystages", f"--store={self.store.root}", "-p", "no:cacheprovider",
+            "-p", "no:randomly", *args, timeout=600)
+        after = self.log.read_text().split() if self.log.exists() else []
+        result.built = after[len(before):]  # type: ignore[attr-defined]
+        return result
+
+    def published(self) -> list[str]:
+        return sorted(s.name.split("/")[0] for s in self.store.snapshots())
+
+
+def scratch_store(main: Store) -> Store:
+    """An empty store in a fresh directory of ``main``'s filesystem (a second machine, say)."""
+    root = main.root / "scratch" / f"{os.getpid()}-{secrets.token_hex(3)}"
+    root.mkdir(parents=True)
+    return Store(root)
+
+
+def drop_store(store: Store) -> None:
+    """Delete a scratch store and everything in it."""
+    for snap in store.snapshots():
+        store.remove(snap.name)
+    for owner in store.owners():
+        store.release(owner)
+    shutil.rmtree(store.root)
+
+
+@pytest.fixture
+def toy(pytester: pytest.Pytester, harness_store: Store, bootstrap: Snapshot,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[Toy]:
+    """A toy project in pytester's directory, with a scratch store seeded with bootstrap."""
+    store = scratch_store(harness_store)
+    store.publish(bootstrap.name, {"base": bootstrap.member("base")}, dict(bootstrap.meta))
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    monkeypatch.setenv("TOY_LOG", str(pytester.path / "build.log"))
+    monkeypatch.delenv("TOY_FAIL", raising=False)
+    yield Toy(pytester, store)
+    drop_store(store)
