@@ -8,6 +8,7 @@ now) or in full (``gw/1a2b...``, ``failed/scenarios-test_dns.py-test_x``).
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import logging
 import os
 import shlex
@@ -134,19 +135,49 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write a snapshot (btrfs send streams, zstd, manifest, evidence) to a file to carry elsewhere."""
+    """Write snapshots (btrfs send streams, zstd, manifest, evidence) to files to carry elsewhere."""
     store = _store(args)
-    snap = _snapshot(args, store, args.snapshot)
-    target = Path(args.output or f"{snap.name.replace('/', '_')}.tar.zst")
-    bundle.save(store, snap, target)
-    print(f"{snap.name} exported to {target} ({_size(target.stat().st_size)})")
+    refs = list(args.snapshot)
+    if args.all_stages:
+        refs += list(_pipeline(args).names)
+    if not refs:
+        raise UsageError("name what to export: a stage, a snapshot, a pattern such as 'failed/*', "
+                         "or --all-stages")
+    chosen: dict[str, Snapshot] = {}
+    for ref in refs:
+        if any(c in ref for c in "*?["):
+            chosen.update({s.name: s for s in store.snapshots() if fnmatch.fnmatchcase(s.name, ref)})
+        else:
+            found = _snapshot(args, store, ref)
+            chosen[found.name] = found
+    if not chosen:
+        print(f"nothing matches {' '.join(refs)}: nothing to export")
+        return 0
+    output = Path(args.output) if args.output else None
+    into_directory = len(refs) > 1 or len(chosen) > 1 or (output is not None and (
+        output.is_dir() or str(args.output).endswith("/")))
+    if into_directory:
+        directory = output or Path(".")
+        directory.mkdir(parents=True, exist_ok=True)
+    for snap in chosen.values():
+        file_name = f"{snap.name.replace('/', '_')}.tar.zst"
+        target = directory / file_name if into_directory else output or Path(file_name)
+        bundle.save(store, snap, target)
+        print(f"{snap.name} exported to {target} ({_size(target.stat().st_size)})")
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import a file written by `harness export`: verified whole before the store is touched."""
-    snap = bundle.load(_store(args), Path(args.file))
-    print(f"imported {snap.name} ({', '.join(snap.members)})")
+    store = _store(args)
+    for file in map(Path, args.file):
+        if args.if_missing:
+            header = bundle.verify(file)
+            if store.exists(header.name):
+                print(f"{header.name} is already in the store: {file} not imported")
+                continue
+        snap = bundle.load(store, file)
+        print(f"imported {snap.name} ({', '.join(snap.members)})")
     return 0
 
 
@@ -274,10 +305,17 @@ def parser() -> argparse.ArgumentParser:
     down = verb("down", cmd_down)
     down.add_argument("lab", nargs="?", help="which lab (default: the only one `harness up` started)")
     export = verb("export", cmd_export)
-    export.add_argument("snapshot", metavar="SNAPSHOT", help="a stage or a snapshot name")
-    export.add_argument("-o", "--output", metavar="FILE", help="default: <snapshot>.tar.zst")
+    export.add_argument("snapshot", metavar="SNAPSHOT", nargs="*",
+                        help="a stage, a snapshot name, or a pattern ('failed/*')")
+    export.add_argument("--all-stages", action="store_true",
+                        help="every stage's snapshot for the stages as they are now")
+    export.add_argument("-o", "--output", metavar="PATH",
+                        help="the file (one snapshot), or a directory for several "
+                             "(default: <snapshot>.tar.zst here)")
     imp = verb("import", cmd_import)
-    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("file", metavar="FILE", nargs="+")
+    imp.add_argument("--if-missing", action="store_true",
+                     help="skip a bundle whose snapshot the store already holds")
     gc = verb("gc", cmd_gc)
     gc.add_argument("--keep", type=int, default=0, metavar="N",
                     help="keep the N newest old snapshots of each stage (default 0)")

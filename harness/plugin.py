@@ -13,6 +13,7 @@ each `harness.log.step` becomes an allure step.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
 import logging
@@ -65,6 +66,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--keep-failed", action="store_true",
                     help="snapshot the lab of each failing test, with its evidence, as "
                          "failed/<test-id> (resume it with `harness up --from-snapshot failed/<test-id>`)")
+    group.addoption("--shard", metavar="I/N", default=None, type=_shard,
+                    help="run only the I-th of N shares of the selected tests (I from 1): one "
+                         "runner of N in a fanned-out CI job; it builds only what its share needs")
     group.addoption("--reports", metavar="DIR", default=None,
                     help="where allure results, junit.xml and evidence go (default: ini "
                          "harness_reports; none if unset); --alluredir/--junitxml still win")
@@ -211,7 +215,25 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         "".join(f"{k} = {v}\n" for k, v in props.items()))
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """``I/N`` as (I, N); the error says the form."""
+    index, _, total = text.partition("/")
+    if not (index.isdigit() and total.isdigit() and 1 <= int(index) <= int(total)):
+        raise argparse.ArgumentTypeError(f"{text!r}: give I/N with 1 <= I <= N, e.g. 2/3")
+    return int(index), int(total)
+
+
+def shard_of(nodeids: Sequence[str], index: int, total: int) -> list[str]:
+    """The tests of share ``index`` (from 1) of ``total``: every N-th in node id order, so
+    shares differ by one test at most and a test's share depends on nothing but the ids."""
+    return [n for i, n in enumerate(sorted(nodeids)) if i % total == index - 1]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.option.shard is not None:
+        mine = set(shard_of([i.nodeid for i in items], *config.option.shard))
+        config.hook.pytest_deselected(items=[i for i in items if i.nodeid not in mine])
+        items[:] = [i for i in items if i.nodeid in mine]
     if os.geteuid() == 0:
         return
     skip = pytest.mark.skip(reason="needs root (btrfs, namespaces, nspawn): run as root")

@@ -97,11 +97,12 @@ class Toy:
         self.pytester.makepyfile(toy_alpha=ALPHA.replace("{version}", str(alpha)),
                                  toy_beta=BETA.replace("{version}", str(beta)))
 
-    def run(self, *args: str) -> pytest.RunResult:
-        """Run the toy scenarios; return the result with ``built``: the stages built by this run."""
+    def run(self, *args: str, store: Store | None = None) -> pytest.RunResult:
+        """Run the toy scenarios (on ``store``, default the toy's); return the result with
+        ``built``: the stages built by this run."""
         before = self.log.read_text().split() if self.log.exists() else []
         result = self.pytester.runpytest_subprocess(
-            "--pipeline=toystages", f"--store={self.store.root}", "-p", "no:cacheprovider",
+            "--pipeline=toystages", f"--store={(store or self.store).root}", "-p", "no:cacheprovider",
             "-p", "no:randomly", *args, timeout=600)
         after = self.log.read_text().split() if self.log.exists() else []
         result.built = after[len(before):]  # type: ignore[attr-defined]
