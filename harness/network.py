@@ -126,9 +126,27 @@ def _remove_namespace(name: str) -> None:
             raise
 
 
+def processes_in(names: Sequence[str]) -> list[int]:
+    """Pids of the host's processes whose network namespace is one of ``names`` (e.g. a
+    capture a killed run left behind: it would keep a removed namespace alive)."""
+    inodes = set()
+    for name in names:
+        with contextlib.suppress(OSError):
+            inodes.add((NETNS_DIR / name).stat().st_ino)
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/ns/net"):
+        with contextlib.suppress(OSError):
+            if entry.stat().st_ino in inodes:
+                found.append(int(entry.parent.parent.name))
+    return sorted(found)
+
+
 def remove_lab_namespaces(lab_id: str) -> list[str]:
-    """Remove every namespace of lab ``lab_id`` (also after a crash); return their names."""
+    """Remove every namespace of lab ``lab_id`` (also after a crash), killing any process
+    still inside one; return their names."""
     doomed = [n for n in lab_namespaces() if n.startswith(f"{PREFIX}{lab_id}-")]
+    for pid in processes_in(doomed):
+        proc.kill(pid)
     for name in doomed:
         _remove_namespace(name)
     return doomed

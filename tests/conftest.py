@@ -21,6 +21,7 @@ class Traces:
     clones: tuple[str, ...]
     nspawn_state: tuple[str, ...]
     cgroups: tuple[str, ...]
+    inside: tuple[str, ...] = ()  # any other process in the lab's namespaces (a capture...)
 
 
 NOTHING = Traces((), (), (), (), (), ())
@@ -44,8 +45,10 @@ def traces_of(lab_id: str, work: Path) -> Traces:
     state = sorted(p.name for p in Path("/run/systemd/nspawn/propagate").glob(f"{marker}*"))
     cgroups = sorted(str(p) for h in ("unified", "systemd", ".")
                      for p in Path("/sys/fs/cgroup", h, "harness").glob(f"{marker}*"))
+    inside = [Path(f"/proc/{pid}/comm").read_text().strip() for pid in network.processes_in(namespaces)
+              if Path(f"/proc/{pid}/comm").exists()]
     return Traces(tuple(nspawn), tuple(namespaces), tuple(mounts), tuple(clones), tuple(state),
-                  tuple(cgroups))
+                  tuple(cgroups), tuple(inside))
 
 
 def lan(*names: str, prefix: str = "10.77.0") -> list[Interface]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, lab
+from harness import cli, lab, network
 from harness.store import Snapshot, Store
 from tests.conftest import NOTHING, traces_of
 from tests.toy import Toy
@@ -85,27 +85,41 @@ from stages import PIPELINE
 base = Builder(store, PIPELINE).ensure("bootstrap").member("base")
 lab = Lab(store, [MachineSetup("a", base, (Interface("a", "host0", "lan", "02:00:00:00:00:01"),))])
 lab.__enter__()
+from pathlib import Path
+from harness.evidence import Capture
+capture = Capture(lab.network, Path(sys.argv[2])).start()  # tcpdump in the lab's switch namespace
 print(lab.id, flush=True)
 sys.stdin.read()  # hold the lab until killed
 """
 
 
 @pytest.mark.integration
-def test_destroy_cleans_up_after_a_killed_run(harness_store: Store, bootstrap: Snapshot) -> None:
-    leaker = subprocess.Popen([sys.executable, "-c", LEAKER, str(harness_store.root)], cwd=REPO,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def test_destroy_cleans_up_after_a_killed_run(harness_store: Store, bootstrap: Snapshot,
+                                              tmp_path: Path) -> None:
+    leaker = subprocess.Popen([sys.executable, "-c", LEAKER, str(harness_store.root), str(tmp_path)],
+                              cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert leaker.stdout is not None
     lab_id = leaker.stdout.readline().strip()
     work = harness_store.root / "work" / lab_id
     leaker.send_signal(signal.SIGKILL)
     leaker.wait()
     left = traces_of(lab_id, work)
-    assert left.namespaces and left.clones  # the killed run really left its lab behind
+    assert left.namespaces and left.clones and "tcpdump" in left.inside  # really left behind
+    stragglers = network.processes_in(left.namespaces)
     result = harness("destroy", store=harness_store)
     assert result.returncode == 0, result.stderr
     assert lab_id in result.stdout
     assert traces_of(lab_id, work) == NOTHING
     assert not work.exists()
+    assert [p for p in stragglers if running(p)] == []
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
 
 
 @pytest.mark.integration
