@@ -11,7 +11,7 @@ HOST_PACKAGES := btrfs-progs systemd-container debootstrap iproute2 nftables tcp
                  dnsmasq-base util-linux python3-venv graphviz zstd chromium
 PYTEST_ARGS ?=
 
-.PHONY: setup host-packages e2e test lint report clean-labs
+.PHONY: setup host-packages e2e test lint report bench clean-labs
 
 setup: host-packages $(VENV)/.installed tools/node_modules/.installed
 
@@ -43,11 +43,14 @@ e2e: setup
 test: setup lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
+bench: setup
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 report: setup
 	$(VENV)/bin/harness report
 
 lint: setup
-	$(VENV)/bin/ruff check harness stages tests scenarios
+	$(VENV)/bin/ruff check harness stages tests scenarios bench
 	$(VENV)/bin/mypy harness
 
 clean-labs: setup

@@ -71,6 +71,7 @@ class Builder:
         self.boot_timeout = boot_timeout
         self.log_dir = log_dir
         self.done: list[Step] = []
+        self.durations: dict[str, float] = {}  # seconds each stage this builder built took
 
     def _published(self, stage: str, key: str) -> bool:
         return self.store.exists(snapshot_name(stage, key))
@@ -105,7 +106,9 @@ class Builder:
                     logger.info("stage %s: restored %s", stage.name, name)
                     snapshot = found
                 else:
+                    began = time.monotonic()
                     snapshot = self._build(stage, decided.key, snapshot, base)
+                    self.durations[stage.name] = time.monotonic() - began
             base = base or snapshot
             self.done.append(decided)
         if snapshot is None:
@@ -119,6 +122,16 @@ class Builder:
 
     def _build(self, stage: Stage, key: str, parent: Snapshot | None,
                base: Snapshot | None) -> Snapshot:
+        try:
+            return self._build_stage(stage, key, parent, base)
+        except Exception as exc:
+            full = self.store.full(exc)
+            if full is not None:
+                raise full from exc
+            raise
+
+    def _build_stage(self, stage: Stage, key: str, parent: Snapshot | None,
+                     base: Snapshot | None) -> Snapshot:
         name = snapshot_name(stage.name, key)
         meta: dict[str, object] = {"stage": stage.name, "key": key, "run": self.run_id,
                 "parent": parent.name if parent else None}

@@ -342,7 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("[harness] %(message)s"))
     log.logger.addHandler(handler)
     log.logger.setLevel(logging.INFO)
+    proc.interrupt_on_sigterm()
     try:
+        if args.func in (cmd_build, cmd_up):
+            lab.sweep_stale()
         return int(args.func(args))
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

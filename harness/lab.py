@@ -164,7 +164,8 @@ class Lab:
     def _record(self, kept: bool = False) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         RUN_DIR.mkdir(parents=True, exist_ok=True)
-        record = {"id": self.id, "pid": None if kept else os.getpid(), "store": str(self.store.root),
+        record = {"id": self.id, "pid": None if kept else os.getpid(),
+                  "started": None if kept else proc.start_time(os.getpid()), "store": str(self.store.root),
                   "machines": {n: m.leader for n, m in self.machines.items()},
                   "logs": str(self.log_dir), "origin": self.origin}
         (RUN_DIR / f"{self.id}.json").write_text(json.dumps(record))
@@ -184,6 +185,28 @@ def recorded_labs() -> list[Mapping[str, object]]:
         with contextlib.suppress(ValueError, OSError):
             found.append(json.loads(path.read_text()))
     return found
+
+
+def owner_gone(record: Mapping[str, object]) -> bool:
+    """Whether the process that owned a recorded lab is gone (killed without cleaning up).
+    A kept lab (no owner) is never stale; a reused pid is told apart by its start time."""
+    pid = record.get("pid")
+    if pid is None:
+        return False
+    started = proc.start_time(int(str(pid)))
+    return started is None or (record.get("started") is not None and started != record["started"])
+
+
+def sweep_stale() -> list[str]:
+    """Destroy every lab whose owner is gone (a run killed with SIGKILL); say so; return their ids."""
+    swept = []
+    for record in recorded_labs():
+        if owner_gone(record):
+            lab_id = str(record["id"])
+            logger.warning("removing stale lab %s: its owner, pid %s, is gone", lab_id, record["pid"])
+            destroy(lab_id)
+            swept.append(lab_id)
+    return swept
 
 
 def destroy(lab_id: str, store: Store | None = None) -> None:

@@ -29,7 +29,8 @@ from typing import Any
 
 import pytest
 
-from harness import evidence, log, store
+from harness import evidence, log, proc, store
+from harness import lab as lab_module
 from harness.build import Builder, LabPool
 from harness.errors import HarnessError
 from harness.lab import Lab, MachineSetup
@@ -183,6 +184,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
+    config.add_cleanup(proc.interrupt_on_sigterm())
+    if config.stash[PIPELINE_KEY] is not None and os.geteuid() == 0 \
+            and not hasattr(config, "workerinput"):
+        lab_module.sweep_stale()  # labs of runs killed with SIGKILL: their owner pid is gone
     wanted = config.option.from_snapshot
     pipeline = config.stash[PIPELINE_KEY]
     if wanted is None or pipeline is None:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pexpect
 
@@ -146,6 +147,42 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def interrupt_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM (a CI job cancelled, a `kill`) raise KeyboardInterrupt like Ctrl-C, so that
+    every context manager cleans up (labs stopped, nothing half-published) instead of the
+    interpreter dying with machines still running. Returns the function that undoes it.
+
+    Only in this process: a forked child (pyroute2 forks one to create a namespace, then
+    terminates it) inherits the handler, and must die of SIGTERM as usual, not go on running
+    a copy of the caller."""
+    owner = os.getpid()
+
+    def interrupt(signum: int, frame: object) -> None:
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
+
+
+def start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/PID/stat field 22), or None
+    if it is gone or a zombie: with the pid, it names one process even after pids wrap."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the name, in parentheses, may hold spaces
+    return None if fields[0] == "Z" else int(fields[19])
 
 
 def kill(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:

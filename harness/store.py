@@ -18,6 +18,7 @@ Names are relative paths of ``[a-z0-9._-]`` parts: ``bootstrap/3f2a...``, ``fail
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -205,6 +206,20 @@ class Store:
         total, exclusive, *_ = out[-1].split()
         return Usage(int(total), int(exclusive))
 
+    def full(self, error: BaseException) -> HarnessError | None:
+        """If ``error`` came from this store running out of space, the error to raise instead:
+        one that says so and what to do; else None."""
+        nospace = "No space left on device" in str(error) or (
+            isinstance(error, OSError) and error.errno == errno.ENOSPC)
+        usage = shutil.disk_usage(self.root)
+        if not nospace and usage.free > usage.total // 50:
+            return None
+        return HarnessError(
+            f"store {self.root} is full ({usage.free // 2**20} MiB free of {usage.total // 2**20} MiB): "
+            "the published snapshots are intact; free space with `harness gc` (old stage keys) "
+            "or `harness gc --failed`, or give a bigger store (--store-size for the embedded "
+            "image, or --store on a larger btrfs)")
+
     # -- working subvolumes -------------------------------------------------------------------
 
     def work_path(self, owner: str, member: str) -> Path:
@@ -229,8 +244,9 @@ class Store:
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        """Hold the store-wide lock ``name`` (e.g. a stage): concurrent builders take turns."""
-        with _locked(self.root / ".locks" / f"{check_name(name).replace('/', '+')}.lock"):
+        """Hold the store-wide lock ``name`` (e.g. a stage): concurrent builders take turns, and
+        one that has to wait says for what and for whom."""
+        with _locked(self.root / ".locks" / f"{check_name(name).replace('/', '+')}.lock", name):
             yield
 
     # -- published snapshots --------------------------------------------------------------------
@@ -356,8 +372,15 @@ class Store:
         directory.rmdir()
 
     def sweep(self) -> list[str]:
-        """Remove unfinished publishes whose process is gone; return what was removed."""
+        """Remove unfinished publishes, imports and base builds whose process is gone; return
+        what was removed."""
         removed = []
+        for owner in self.owners():
+            parts = owner.split("-")  # build-<stage>-<pid>-<rand>: a base stage being built
+            if owner.startswith("build-") and len(parts) >= 4 and parts[-2].isdigit() \
+                    and not proc.alive(int(parts[-2])):
+                self.release(owner)
+                removed.append(f"work/{owner}")
         top = self.root / ".tmp"
         for entry in sorted(top.iterdir()) if top.exists() else []:
             parts = entry.name.rsplit(".", 2)
@@ -373,12 +396,26 @@ class Store:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, what: str | None = None) -> Iterator[None]:
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            if what is not None:
+                from harness.log import logger
+
+                logger.info("waiting for the lock on %s, held by %s (another run is building it)",
+                            what, holder)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
         yield
 
 

@@ -10,19 +10,43 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
 from harness.store import Snapshot, Store
 
+HOLD = '''
+"""Where a test can hold a toy run: TOY_HOLD names the place, TOY_HOLD_FILE the marker."""
+import os
+
+def hold(place, lab_id):
+    """At ``place``, write the lab's id to the marker, then block until the test opens the
+    FIFO <marker>.release for writing (or the run is interrupted)."""
+    if os.environ.get("TOY_HOLD") != place:
+        return
+    marker = os.environ["TOY_HOLD_FILE"]
+    with open(marker + ".part", "w") as out:
+        out.write(lab_id)
+    os.rename(marker + ".part", marker)
+    with open(marker + ".release") as release:
+        release.read()
+'''
+
 ALPHA = '''
 """Toy stage alpha: one machine that records it was built."""
 import os
 from harness.stage import Stage
+from toy_hold import hold
 
 def mark(build):
     """mark alpha as built"""
+    hold("alpha", build.lab.id)
+    if os.environ.get("TOY_FILL") == "alpha":
+        build["alpha"].succeed("dd if=/dev/zero of=/fill bs=1M count=4096 status=none")
     build["alpha"].succeed("echo {version} > /etc/alpha-built")
     with open(os.environ["TOY_LOG"], "a") as log:
         log.write("alpha\\n")
@@ -61,8 +85,10 @@ PIPELINE = Pipeline(
 
 SCENARIOS = '''
 import pytest
+from toy_hold import hold
 
-def test_alpha(alpha):
+def test_alpha(alpha, lab):
+    hold("scenario", lab.id)
     assert alpha.succeed("cat /etc/alpha-built").strip()
 
 def test_beta_sees_alpha(beta, alpha):
@@ -90,23 +116,38 @@ class Toy:
         self.store = store
         self.log = pytester.path / "build.log"
         self.write(alpha=1, beta=1)
-        pytester.makepyfile(toystages=PIPELINE, test_toy=SCENARIOS)
+        pytester.makepyfile(toystages=PIPELINE, test_toy=SCENARIOS, toy_hold=HOLD)
 
     def write(self, *, alpha: int, beta: int) -> None:
         """(Re)write the stage modules; a new version changes the module's source, so its key."""
         self.pytester.makepyfile(toy_alpha=ALPHA.replace("{version}", str(alpha)),
                                  toy_beta=BETA.replace("{version}", str(beta)))
 
-    def run(self, *args: str, store: Store | None = None) -> pytest.RunResult:
-        """Run the toy scenarios (on ``store``, default the toy's); return the result with
-        ``built``: the stages built by this run."""
+    def run(self, *args: str, store: Store | None = None,
+            env: Mapping[str, str] | None = None) -> pytest.RunResult:
+        """Run the toy scenarios (on ``store``, default the toy's, with ``env`` added); return
+        the result with ``built``: the stages built by this run."""
         before = self.log.read_text().split() if self.log.exists() else []
-        result = self.pytester.runpytest_subprocess(
-            "--pipeline=toystages", f"--store={(store or self.store).root}", "-p", "no:cacheprovider",
-            "-p", "no:randomly", *args, timeout=600)
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            result = self.pytester.runpytest_subprocess(
+                "--pipeline=toystages", f"--store={(store or self.store).root}", "-p",
+                "no:cacheprovider", "-p", "no:randomly", *args, timeout=600)
         after = self.log.read_text().split() if self.log.exists() else []
         result.built = after[len(before):]  # type: ignore[attr-defined]
         return result
+
+    def start(self, *args: str, env: Mapping[str, str] | None = None,
+              output: Path | None = None) -> subprocess.Popen[str]:
+        """Start the toy scenarios in the background (``env`` added to the environment), output
+        to ``output`` (unbuffered: a test can watch it)."""
+        out = open(output or self.pytester.path / "run.out", "w")  # noqa: SIM115 (the run owns it)
+        return subprocess.Popen(
+            [sys.executable, "-m", "pytest", "--pipeline=toystages", f"--store={self.store.root}",
+             "-p", "no:cacheprovider", "-p", "no:randomly", *args],
+            cwd=self.pytester.path, stdout=out, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
     def published(self) -> list[str]:
         return sorted(s.name.split("/")[0] for s in self.store.snapshots())

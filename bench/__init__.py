@@ -1,0 +1,1 @@
+"""Benchmarks of the harness (see bench/README.md)."""

@@ -1,0 +1,314 @@
+"""Measure the harness on the reference lab, and the ancestor's fixed waits on the same lab.
+
+Run as root from the repository (``make bench``, or ``.venv/bin/python -m bench.run``).
+Writes ``reports/bench/latest.json`` and ``reports/bench/latest.md``. Every figure is
+repeated and reported as min / median / max; nothing here is asserted: the targets are
+printed beside the figures, to be read, not to fail a build.
+
+What is measured (see bench/README.md for the figures):
+
+- cold: each stage built from an empty store (the host's package cache stays warm: a
+  host downloads each .deb once, ever);
+- resume: a lab booted from each stage's snapshot until every machine is ready, its
+  readiness hooks included; and its teardown;
+- fresh_lab: what a ``fresh_lab`` scenario costs beyond a shared-lab one (median per-test
+  time from pytest's JUnit XML, the same trivial test both ways);
+- suite: every scenario from a warm store, with ``-n 1`` and ``-n 2``;
+- disk: the snapshot chain's unique bytes against the last stage's own;
+- ancestor: the Prologin SADM scripts' waits (sleep 5 after each machine start, sleep 10
+  before checking services) on the pas lab, against the harness resuming the same lab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import lab as labs
+from harness import proc
+from harness.build import Builder
+from harness.lab import Lab
+from harness.stage import Pipeline, snapshot_name
+from harness.store import Snapshot, Store, open_store
+
+REPO = Path(__file__).resolve().parent.parent
+ANCESTOR_AFTER_START = 5.0  # `sleep 5` after each machine start
+ANCESTOR_BEFORE_CHECKS = 10.0  # `sleep 10` before checking services
+TARGETS = {
+    "resume pas to all-ready": "< 3 s",
+    "fresh_lab overhead per scenario": "< 2 s",
+    "warm suite vs cold": ">= 10x faster",
+    "snapshot chain vs last stage": "< 1.3x",
+}
+
+
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    """min / median / max (and the raw values) of repeated measurements."""
+    return {"min": min(values), "median": statistics.median(values), "max": max(values),
+            "n": len(values), "values": [round(v, 3) for v in values]}
+
+
+def repeat(times: int, measure: Callable[[], float]) -> dict[str, Any]:
+    return summary([measure() for _ in range(times)])
+
+
+def progress(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+# -- the measurements ---------------------------------------------------------------------------------
+
+
+def cold(main: Store, pipeline: Pipeline, reps: int) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """Build every stage into a fresh empty store, ``reps`` times; return per-stage build
+    times, the chain's disk figures (from the last rep) and the median total."""
+    per_stage: dict[str, list[float]] = {s: [] for s in pipeline.names}
+    totals: list[float] = []
+    disk: dict[str, Any] = {}
+    for rep in range(reps):
+        scratch = main.root / "scratch" / f"bench-{os.getpid()}-{secrets.token_hex(3)}"
+        scratch.mkdir(parents=True)
+        store = Store(scratch)
+        try:
+            progress(f"cold build {rep + 1}/{reps}")
+            builder = Builder(store, pipeline)
+            began = time.monotonic()
+            builder.ensure(pipeline.names[-1])
+            totals.append(time.monotonic() - began)
+            for name, seconds in builder.durations.items():
+                per_stage[name].append(seconds)
+            if rep == reps - 1:
+                disk = chain_disk(store, pipeline)
+        finally:
+            for snap in store.snapshots():
+                store.remove(snap.name)
+            shutil.rmtree(scratch, ignore_errors=True)
+    result = {name: summary(v) for name, v in per_stage.items()}
+    result["all stages"] = summary(totals)
+    return result, disk, statistics.median(totals)
+
+
+def _du(paths: Sequence[Path]) -> tuple[int, int, int]:
+    """(total, exclusive, set shared) bytes of each path's set, summed (btrfs filesystem du)."""
+    out = proc.run(["btrfs", "filesystem", "du", "-s", "--raw", *map(str, paths)]).stdout
+    rows = [line.split()[:3] for line in out.splitlines()[1:] if line.strip()]
+    return (sum(int(r[0]) for r in rows), sum(int(r[1]) for r in rows),
+            sum(int(r[2]) for r in rows if r[2].isdigit()))
+
+
+def chain_disk(store: Store, pipeline: Pipeline) -> dict[str, Any]:
+    """Unique bytes of the whole chain (every stage's snapshot of one build, as one set) and of
+    the last stage's snapshot alone. Unique = exclusive + set shared (shared extents once)."""
+    total, exclusive, shared = _du([store.root / "snapshots"])
+    last = store.get(snapshot_name(pipeline.names[-1], pipeline.keys()[pipeline.names[-1]]))
+    assert last is not None
+    _, last_exclusive, last_shared = _du([last.path])
+    per_stage = {}
+    for snap in store.snapshots():
+        t, e, _ = _du([snap.path])
+        per_stage[snap.name.split("/")[0]] = {"referenced": t, "exclusive": e}
+    chain = exclusive + shared
+    own = last_exclusive + last_shared
+    return {"chain unique bytes": chain, "chain referenced bytes": total,
+            "last stage unique bytes": own, "ratio": chain / own, "stages": per_stage}
+
+
+def resume(builder: Builder, snapshot: Snapshot, reps: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Boot a lab from ``snapshot`` to all-ready (readiness hooks included), then tear it down."""
+    ready, down = [], []
+    for _ in range(reps):
+        began = time.monotonic()
+        lab = builder.lab(snapshot)
+        lab.__enter__()
+        ready.append(time.monotonic() - began)
+        began = time.monotonic()
+        lab.__exit__(None, None, None)
+        down.append(time.monotonic() - began)
+    return summary(ready), summary(down)
+
+
+class AncestorLab(Lab):
+    """The same lab, booted the ancestor's way: one machine at a time, a fixed `sleep 5` after
+    each start, `sleep 10` before the service checks; no readiness signal is used."""
+
+    def boot(self, names: Sequence[str], wait: bool = True) -> None:
+        for name in names:
+            super().boot([name], wait=False)
+            time.sleep(ANCESTOR_AFTER_START)  # the ancestor's wait, reproduced on purpose
+        time.sleep(ANCESTOR_BEFORE_CHECKS)  # the ancestor's wait, reproduced on purpose
+        for name in names:
+            self.machines[name].wait_ready()  # its checks then pass (or the figure would lie)
+
+
+def ancestor(builder: Builder, snapshot: Snapshot, reps: int) -> dict[str, Any]:
+    times = []
+    for _ in range(reps):
+        template = builder.lab(snapshot)
+        lab = AncestorLab(builder.store, list(template.setups.values()), after_boot=template.after_boot,
+                          boot_timeout=builder.boot_timeout)
+        began = time.monotonic()
+        with lab:
+            times.append(time.monotonic() - began)
+    return summary(times)
+
+
+FRESH = '''
+import pytest
+
+@pytest.mark.parametrize("i", range({n}))
+{marker}
+def test_trivial(pas, i):
+    pas.succeed("true")
+'''
+
+
+def fresh_lab_overhead(store: Store, n: int) -> dict[str, Any]:
+    """Median per-test time of a trivial scenario on a fresh lab minus on the shared lab."""
+    medians = {}
+    with tempfile.TemporaryDirectory() as work:
+        for kind, marker in (("shared", ""), ("fresh", "@pytest.mark.fresh_lab")):
+            test = Path(work) / f"test_{kind}.py"
+            test.write_text(FRESH.replace("{n}", str(n)).replace("{marker}", marker))
+            junit = Path(work) / f"{kind}.xml"
+            run_pytest([str(test), f"--junitxml={junit}", f"--store={store.root}", "--pipeline=stages"],
+                       cwd=Path(work))
+            times = [float(case.get("time", "0")) for case in ET.parse(junit).getroot().iter("testcase")]
+            medians[kind] = summary(times)
+    overhead = medians["fresh"]["median"] - medians["shared"]["median"]
+    return {"per scenario": overhead, "fresh test": medians["fresh"], "shared test": medians["shared"]}
+
+
+def run_pytest(args: Sequence[str], cwd: Path) -> float:
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-o", "harness_reports=", *args], cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench: pytest {' '.join(args)} failed:\n{done.stdout[-3000:]}")
+    return time.monotonic() - began
+
+
+def suite(store: Store, workers: int, reps: int) -> dict[str, Any]:
+    extra = ["-n", str(workers)] if workers > 1 else []
+    return repeat(reps, lambda: run_pytest(["scenarios", f"--store={store.root}", *extra], cwd=REPO))
+
+
+# -- the report ---------------------------------------------------------------------------------------
+
+
+def fmt(s: dict[str, Any], unit: str = "s") -> str:
+    return f"{s['min']:.2f} / {s['median']:.2f} / {s['max']:.2f} {unit} (n={s['n']})"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["| measurement | min / median / max |", "| --- | --- |"]
+    for name, s in results.get("cold", {}).items():
+        lines.append(f"| cold build: {name} | {fmt(s)} |")
+    for name, s in results.get("resume", {}).items():
+        lines.append(f"| resume from {name} to all-ready | {fmt(s['ready'])} |")
+        lines.append(f"| tear down the {name} lab | {fmt(s['down'])} |")
+    if "fresh_lab" in results:
+        f = results["fresh_lab"]
+        fresh, shared = f["fresh test"]["median"], f["shared test"]["median"]
+        lines.append(f"| fresh_lab overhead per scenario | {f['per scenario']:.2f} s (median fresh "
+                     f"{fresh:.2f} s - median shared {shared:.2f} s) |")
+    for name, s in results.get("suite", {}).items():
+        lines.append(f"| warm scenario suite, {name} | {fmt(s)} |")
+    if "ancestor" in results:
+        a = results["ancestor"]
+        lines.append(f"| ancestor's fixed waits, pas lab | {fmt(a['baseline'])} |")
+        lines.append(f"| harness, same lab | {fmt(a['harness'])} |")
+        lines.append(f"| ratio ancestor / harness (medians) | {a['ratio']:.1f}x |")
+    if "disk" in results:
+        d = results["disk"]
+        lines.append(f"| snapshot chain, unique bytes | {d['chain unique bytes'] / 2**20:.0f} MiB "
+                     f"(referenced {d['chain referenced bytes'] / 2**20:.0f} MiB) |")
+        lines.append(f"| last stage alone, unique bytes | {d['last stage unique bytes'] / 2**20:.0f} MiB |")
+        lines.append(f"| chain / last stage | {d['ratio']:.2f}x |")
+    if "warm_vs_cold" in results:
+        lines.append(f"| warm suite vs cold (cold build + warm suite) | {results['warm_vs_cold']:.1f}x |")
+    lines += ["", "| target | wanted | measured |", "| --- | --- | --- |"]
+    for name, wanted in TARGETS.items():
+        lines.append(f"| {name} | {wanted} | {results.get('targets', {}).get(name, 'not measured')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5, help="repetitions of the quick measurements")
+    parser.add_argument("--cold-reps", type=int, default=3, help="repetitions of the cold build")
+    parser.add_argument("--suite-reps", type=int, default=1, help="repetitions of each suite run")
+    parser.add_argument("--skip", default="", help="comma-separated: cold,resume,fresh,suite,ancestor")
+    parser.add_argument("--store", default=os.environ.get("HARNESS_STORE"))
+    parser.add_argument("--out", default=str(REPO / "reports" / "bench"))
+    args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    logging.getLogger("harness").setLevel(logging.WARNING)
+    sys.path.insert(0, str(REPO))
+    from stages import PIPELINE
+
+    store = open_store(args.store)
+    labs.sweep_stale()
+    results: dict[str, Any] = {"host": {"kernel": platform.release(), "cores": os.cpu_count(),
+                                        "python": platform.python_version()},
+                               "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "targets": {}}
+    cold_total = None
+    if "cold" not in skip:
+        results["cold"], results["disk"], cold_total = cold(store, PIPELINE, args.cold_reps)
+        results["targets"]["snapshot chain vs last stage"] = f"{results['disk']['ratio']:.2f}x"
+    builder = Builder(store, PIPELINE)
+    last = builder.ensure(PIPELINE.names[-1])  # warm store from here on
+    if "resume" not in skip:
+        results["resume"] = {}
+        for name in PIPELINE.names[1:]:
+            progress(f"resume from {name}")
+            snap = store.get(snapshot_name(name, PIPELINE.keys()[name]))
+            assert snap is not None
+            ready, down = resume(builder, snap, args.reps)
+            results["resume"][name] = {"ready": ready, "down": down}
+        pas = results["resume"][PIPELINE.names[-1]]["ready"]
+        results["targets"]["resume pas to all-ready"] = f"{pas['median']:.2f} s"
+    if "fresh" not in skip:
+        progress("fresh_lab overhead")
+        results["fresh_lab"] = fresh_lab_overhead(store, args.reps)
+        overhead = results["fresh_lab"]["per scenario"]
+        results["targets"]["fresh_lab overhead per scenario"] = f"{overhead:.2f} s"
+    if "suite" not in skip:
+        results["suite"] = {}
+        for workers in (1, 2):
+            progress(f"warm suite -n {workers}")
+            results["suite"][f"-n {workers}"] = suite(store, workers, args.suite_reps)
+        if cold_total is not None:
+            warm = results["suite"]["-n 1"]["median"]
+            results["warm_vs_cold"] = (cold_total + warm) / warm
+            results["targets"]["warm suite vs cold"] = f"{results['warm_vs_cold']:.1f}x faster"
+    if "ancestor" not in skip:
+        progress("ancestor's waits")
+        baseline = ancestor(builder, last, max(1, args.reps // 2))
+        harness_figure = resume(builder, last, max(1, args.reps // 2))[0]
+        results["ancestor"] = {"baseline": baseline, "harness": harness_figure,
+                               "ratio": baseline["median"] / harness_figure["median"]}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (out / "latest.md").write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""A harness that survives what happens to real runs: Ctrl-C, a cancelled CI job, kill -9,
+two runs at once, a full disk. Each on the toy pipeline (tests/toy.py), a real pytest run
+held at a chosen place (a stage's step, a scenario) until the test acts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import bundle, lab, proc
+from harness.store import Snapshot, Store
+from harness.wait import retry
+from tests.conftest import NOTHING, traces_of
+from tests.toy import Toy
+
+pytestmark = pytest.mark.integration
+
+
+class Held:
+    """A toy run held at a place: its process, and the lab id the hold reported."""
+
+    def __init__(self, toy: Toy, place: str, *args: str) -> None:
+        self.marker = toy.pytester.path / f"hold-{place}"
+        os.mkfifo(f"{self.marker}.release")
+        self.output = toy.pytester.path / f"run-{place}.out"
+        self.process = toy.start(*args, env={"TOY_HOLD": place, "TOY_HOLD_FILE": str(self.marker)},
+                                 output=self.output)
+        retry(lambda last: self.marker.exists() or self.process.poll() is not None, timeout=300,
+              what=f"the toy run to reach {place}")
+        assert self.process.poll() is None, self.output.read_text()[-3000:]
+        self.lab_id = self.marker.read_text()
+
+    def release(self) -> None:
+        with open(f"{self.marker}.release", "w"):
+            pass
+
+    def finish(self, timeout: float = 120) -> int:
+        return self.process.wait(timeout)
+
+
+def leftovers(store: Store) -> list[str]:
+    """Working clones and unfinished publishes in a store."""
+    tmp = store.root / ".tmp"
+    return [*store.owners(), *(p.name for p in tmp.iterdir() if tmp.exists())]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_stage_build_leaves_nothing(toy: Toy, sig: signal.Signals) -> None:
+    held = Held(toy, "alpha")
+    held.process.send_signal(sig)
+    assert held.finish() == 2, held.output.read_text()[-3000:]  # pytest: interrupted
+    assert traces_of(held.lab_id, toy.store.root / "work" / held.lab_id) == NOTHING
+    assert toy.published() == ["bootstrap"]  # no partial alpha
+    assert leftovers(toy.store) == []
+    again = toy.run()
+    again.assert_outcomes(passed=5)
+    assert again.built == ["alpha", "beta"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_scenario_leaves_nothing(toy: Toy, sig: signal.Signals) -> None:
+    held = Held(toy, "scenario")
+    held.process.send_signal(sig)
+    assert held.finish() == 2, held.output.read_text()[-3000:]
+    assert traces_of(held.lab_id, toy.store.root / "work" / held.lab_id) == NOTHING
+    assert leftovers(toy.store) == []
+    again = toy.run()
+    again.assert_outcomes(passed=5)
+    assert again.built == []  # the stages it had built are published whole
+
+
+def test_the_next_run_removes_the_lab_of_a_killed_run(toy: Toy) -> None:
+    held = Held(toy, "scenario")
+    held.process.send_signal(signal.SIGKILL)
+    held.finish()
+    work = toy.store.root / "work" / held.lab_id
+    left = traces_of(held.lab_id, work)
+    assert left.namespaces and left.clones and left.cgroups  # kill -9 cleans nothing
+    again = toy.run()
+    again.assert_outcomes(passed=5)
+    again.stdout.fnmatch_lines([f"*removing stale lab {held.lab_id}: its owner, pid "
+                                f"{held.process.pid}, is gone*"])
+    assert traces_of(held.lab_id, work) == NOTHING
+
+
+def test_two_runs_at_once_build_each_stage_once(toy: Toy) -> None:
+    first = Held(toy, "alpha")
+    second_out = toy.pytester.path / "second.out"
+    second = toy.start(output=second_out)
+    retry(lambda last: "waiting for the lock on alpha, held by pid" in second_out.read_text()
+          or second.poll() is not None, timeout=120, what="the second run to wait for alpha's lock")
+    first.release()
+    assert first.finish(300) == 0, first.output.read_text()[-3000:]
+    assert second.wait(300) == 0, second_out.read_text()[-3000:]
+    assert sorted(toy.log.read_text().split()) == ["alpha", "beta"]  # each built once
+    assert "restored bootstrap, alpha, beta; built nothing" in second_out.read_text()
+
+
+@pytest.fixture
+def small_store(toy: Toy, bootstrap: Snapshot, tmp_path: Path) -> Iterator[Store]:
+    """A 1.2 GiB btrfs holding only the bootstrap snapshot: one stage's worth of room."""
+    image, mountpoint = tmp_path / "small.img", tmp_path / "small"
+    proc.run(["truncate", "-s", "1200M", str(image)])
+    proc.run(["mkfs.btrfs", "-q", str(image)])
+    mountpoint.mkdir()
+    proc.run(["mount", "-o", "loop", str(image), str(mountpoint)])
+    try:
+        store = Store(mountpoint)
+        carried = bundle.save(toy.store, bootstrap, tmp_path / "bootstrap.tar.zst")
+        bundle.load(store, carried)
+        yield store
+    finally:
+        lab.sweep_stale()
+        proc.run(["umount", str(mountpoint)])
+
+
+def test_a_full_store_is_a_clear_error_and_keeps_its_snapshots(toy: Toy, small_store: Store) -> None:
+    base = small_store.get(next(s.name for s in small_store.snapshots()))
+    assert base is not None
+    before = sorted(p.name for p in (base.member("base") / "etc").iterdir())
+    result = toy.run("-k", "test_alpha", store=small_store, env={"TOY_FILL": "alpha"})
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*store {small_store.root} is full (* MiB free of * MiB): the "
+                                 "published snapshots are intact; free space with `harness gc`*"])
+    assert [s.name.split("/")[0] for s in small_store.snapshots()] == ["bootstrap"]
+    assert sorted(p.name for p in (base.member("base") / "etc").iterdir()) == before
+    assert leftovers(small_store) == []
