@@ -107,6 +107,8 @@ def _load_pipeline(config: pytest.Config) -> Pipeline | None:
     name = config.option.pipeline or config.getini("harness_pipeline")
     try:
         module = importlib.import_module(name)
+    except HarnessError as exc:  # a stage, the pipeline or the inventory is wrong: say where
+        raise pytest.UsageError(f"pipeline {name}: {exc}") from None
     except ModuleNotFoundError as exc:
         if config.option.pipeline and exc.name == name:
             raise pytest.UsageError(f"--pipeline={name}: no such module; give a module "

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import harness
 from harness.errors import UsageError
 from harness.network import Interface
+from harness.network import validate as validate_interfaces
 
 if TYPE_CHECKING:
     from harness.build import Build
@@ -87,22 +88,26 @@ class Stage:
     definition: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
     evidence: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    origin: str = field(default="", compare=False)  # file:line of its declaration, for errors
 
     def __post_init__(self) -> None:
+        where = f"{self.origin}: " if self.origin else ""
         unknown = (set(self.packages) | set(self.boot_args) | set(self.sources)) - set(self.members)
         if unknown:
-            raise UsageError(f"stage {self.name}: packages, boot_args or sources name machines it "
-                             f"does not add: {', '.join(sorted(unknown))}; it adds: "
-                             f"{', '.join(self.members)}")
+            raise UsageError(f"{where}stage {self.name}: packages, boot_args or sources name "
+                             f"machines it does not add: {', '.join(sorted(unknown))}; it adds: "
+                             f"{', '.join(self.members) or 'none'}")
         if self.base is not None and self.machines:
-            raise UsageError(f"stage {self.name}: a base stage adds no machines")
+            raise UsageError(f"{where}stage {self.name}: a base stage adds no machines")
 
     @classmethod
     def here(cls, name: str, **fields: Any) -> Stage:
         """A stage whose key includes the source of the module that calls this, and of every
         module of the same package it uses (its configuration generators, its helpers)."""
-        module = sys.modules[inspect.stack()[1].frame.f_globals["__name__"]]
-        return cls(name=name, source=sources_used(module), **fields)
+        caller = inspect.stack()[1]
+        module = sys.modules[caller.frame.f_globals["__name__"]]
+        origin = f"{caller.filename}:{caller.lineno}"
+        return cls(name=name, source=sources_used(module), origin=origin, **fields)
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -157,20 +162,38 @@ class Pipeline:
 
     def __init__(self, stages: Sequence[Stage], interfaces: Mapping[str, Sequence[Interface]],
                  sysctls: Mapping[str, Mapping[str, str]] | None = None) -> None:
-        """``interfaces`` and ``sysctls`` (per machine) come from the inventory."""
+        """``interfaces`` and ``sysctls`` (per machine) come from the inventory.
+
+        Everything is checked here, when the pipeline's module is imported, before anything
+        is built: each error names the declaration at fault (file:line)."""
+        caller = inspect.stack()[1]
+        here = f"{caller.filename}:{caller.lineno}: "
         if not stages or stages[0].base is None:
-            raise UsageError("a pipeline starts with a base stage (one with `base=`)")
+            raise UsageError(f"{here}a pipeline starts with a base stage (one with `base=`)")
         names = [s.name for s in stages]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise UsageError(f"stage names must be unique: {', '.join(dupes)} repeated")
+            raise UsageError(f"{here}stage names must be unique: {', '.join(dupes)} repeated")
         owners: dict[str, str] = {}
         for stage in stages:
+            where = f"{stage.origin}: " if stage.origin else here
             for machine in stage.members:
                 if machine in owners:
-                    raise UsageError(f"machine {machine} is added by both {owners[machine]} "
+                    raise UsageError(f"{where}machine {machine} is added by both {owners[machine]} "
                                      f"and {stage.name}")
                 owners[machine] = stage.name
+            for machine, tree in stage.sources.items():
+                if tree not in owners or tree not in self._trees(stages):
+                    raise UsageError(f"{where}stage {stage.name}: {machine}'s source {tree!r} is not "
+                                     "a tree of this or an earlier stage")
+        strangers = sorted((set(interfaces) | set(sysctls or {})) - set(owners))
+        if strangers:
+            raise UsageError(f"{here}interfaces or sysctls for machines no stage adds: "
+                             f"{', '.join(strangers)}; the stages add: {', '.join(owners)}")
+        try:
+            validate_interfaces([i for ifaces in interfaces.values() for i in ifaces])
+        except UsageError as exc:
+            raise UsageError(f"{here}{exc}") from None
         self.stages = tuple(stages)
         self.interfaces = {m: tuple(i) for m, i in interfaces.items()}
         self.sysctls = {m: dict(s) for m, s in (sysctls or {}).items()}
@@ -180,6 +203,10 @@ class Pipeline:
     def names(self) -> tuple[str, ...]:
         """Stage names, in order."""
         return tuple(s.name for s in self.stages)
+
+    @staticmethod
+    def _trees(stages: Sequence[Stage]) -> set[str]:
+        return {t for s in stages for t in s.trees}
 
     def __getitem__(self, name: str) -> Stage:
         for stage in self.stages:

@@ -130,3 +130,76 @@ def test_a_stage_key_covers_the_helpers_it_uses() -> None:
     used = [line for line in stages.gw.STAGE.source.splitlines() if line.startswith("# stages.")]
     assert used == ["# stages.common", "# stages.generate", "# stages.gw"]
     assert "# stages.gw" not in stages.bootstrap.STAGE.source
+
+
+# -- garbage in a stage or a pipeline: rejected when declared, naming the line at fault ------------
+
+
+def _line_of(marker: str) -> int:
+    """The line of this file holding ``marker`` (where a declaration under test is)."""
+    return next(i for i, line in enumerate(Path(__file__).read_text().splitlines(), 1) if marker in line)
+
+
+def test_a_stage_naming_a_machine_it_does_not_add_names_its_line() -> None:
+    with pytest.raises(UsageError) as info:
+        Stage.here("web", machines=("web",), packages={"wbe": ("nginx",)})  # typo: wbe
+    line = _line_of("# typo: wbe")
+    assert str(info.value).startswith(f"{__file__}:{line}: stage web: packages, boot_args or sources "
+                                      "name machines it does not add: wbe; it adds: web")
+
+
+def _lan(machine: str, mac: str, address: str) -> list[Interface]:
+    return [Interface(machine, "lan0", "lan", mac, (address,))]
+
+
+@pytest.mark.parametrize("interfaces, message", [
+    ({"gw": _lan("gw", "02:00:00:00:00:01", "10.0.0.1/24"),
+      "web": _lan("web", "02:00:00:00:00:01", "10.0.0.2/24")},
+     "MAC 02:00:00:00:00:01 is used twice: by gw/lan0 and by web/lan0"),
+    ({"gw": _lan("gw", "02:00:00:00:00:01", "10.0.0.1/24"),
+      "web": _lan("web", "02:00:00:00:00:02", "10.0.0.1/24")},
+     "address 10.0.0.1 is used twice: by gw/lan0 and by web/lan0"),
+    ({"mdb": _lan("mdb", "02:00:00:00:00:03", "10.0.0.3/24")},
+     "interfaces or sysctls for machines no stage adds: mdb; the stages add: gw, web"),
+], ids=["duplicate MAC", "duplicate address", "unknown machine"])
+def test_a_bad_pipeline_names_its_line(interfaces: dict[str, list[Interface]], message: str) -> None:
+    stages = [Stage("bootstrap", base=base), Stage("gw", machines=("gw",)), Stage("web", machines=("web",))]
+    with pytest.raises(UsageError) as info:
+        Pipeline(stages, interfaces)  # the declaration at fault
+    assert str(info.value) == f"{__file__}:{_line_of('# the declaration at fault')}: {message}"
+
+
+def test_a_bad_cidr_is_rejected_where_it_is_written() -> None:
+    with pytest.raises(UsageError, match=r"gw/lan0: bad address '10.0.0.300/24': write it as a CIDR"):
+        Interface("gw", "lan0", "lan", "02:00:00:00:00:01", ("10.0.0.300/24",))
+
+
+def test_a_source_must_be_a_tree() -> None:
+    stages = [Stage("bootstrap", base=base), Stage("rhfs", machines=("rhfs0",)),
+              Stage("pas", machines=("pas",), sources={"pas": "rhfs0"})]
+    with pytest.raises(UsageError, match="pas's source 'rhfs0' is not a tree of this or an earlier stage"):
+        Pipeline(stages, {})
+
+
+BROKEN_PIPELINE = '''
+from harness.network import Interface
+from harness.stage import Pipeline, Stage
+
+def base(root):
+    return {}
+
+PIPELINE = Pipeline(
+    [Stage("bootstrap", base=base), Stage("alpha", machines=("alpha",))],
+    {"alpha": [Interface("alpha", "host0", "lan", "02:00:00:00:66:01", ("10.66.0.1/24",))],
+     "beta": [Interface("beta", "host0", "lan", "02:00:00:00:66:02", ("10.66.0.2/24",))]},
+)
+'''
+
+
+def test_pytest_rejects_a_bad_pipeline_before_building_anything(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(brokenstages=BROKEN_PIPELINE, test_x="def test_x(alpha):\n    pass\n")
+    result = pytester.runpytest_subprocess("--pipeline=brokenstages", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: pipeline brokenstages: *brokenstages.py:7: interfaces or "
+                                 "sysctls for machines no stage adds: beta; the stages add: alpha"])
+    assert "stage" not in result.stdout.str()  # nothing was built, nothing was even collected
