@@ -19,9 +19,17 @@ import pytest
 
 from harness.store import Snapshot, Store
 
-HOLD = '''
-"""Where a test can hold a toy run: TOY_HOLD names the place, TOY_HOLD_FILE the marker."""
+COMMON = '''
+"""What the toy stages share: the build log, and where a test can hold a run (TOY_HOLD names
+the place, TOY_HOLD_FILE the marker)."""
 import os
+
+
+def record(stage):
+    """Append ``stage`` to the host-side build log: the log says what a run built."""
+    with open(os.environ["TOY_LOG"], "a") as log:
+        log.write(stage + "\\n")
+
 
 def hold(place, lab_id):
     """At ``place``, write the lab's id to the marker, then block until the test opens the
@@ -40,7 +48,7 @@ ALPHA = '''
 """Toy stage alpha: one machine that records it was built."""
 import os
 from harness.stage import Stage
-from toy_hold import hold
+from toy_common import hold, record
 
 def mark(build):
     """mark alpha as built"""
@@ -48,8 +56,7 @@ def mark(build):
     if os.environ.get("TOY_FILL") == "alpha":
         build["alpha"].succeed("dd if=/dev/zero of=/fill bs=1M count=4096 status=none")
     build["alpha"].succeed("echo {version} > /etc/alpha-built")
-    with open(os.environ["TOY_LOG"], "a") as log:
-        log.write("alpha\\n")
+    record("alpha")
 
 STAGE = Stage.here("alpha", machines=("alpha",), steps=(mark,))
 '''
@@ -58,14 +65,14 @@ BETA = '''
 """Toy stage beta: a second machine that reaches alpha over the lab network."""
 import os
 from harness.stage import Stage
+from toy_common import record
 
 def mark(build):
     """reach alpha and mark beta as built"""
     if os.environ.get("TOY_FAIL") == "beta":
         build["beta"].succeed("exit 3")
     build["beta"].succeed("ping -c1 -W5 10.66.0.1 && echo {version} > /etc/beta-built")
-    with open(os.environ["TOY_LOG"], "a") as log:
-        log.write("beta\\n")
+    record("beta")
 
 STAGE = Stage.here("beta", machines=("beta",), steps=(mark,))
 '''
@@ -85,7 +92,7 @@ PIPELINE = Pipeline(
 
 SCENARIOS = '''
 import pytest
-from toy_hold import hold
+from toy_common import hold
 
 def test_alpha(alpha, lab):
     hold("scenario", lab.id)
@@ -116,7 +123,7 @@ class Toy:
         self.store = store
         self.log = pytester.path / "build.log"
         self.write(alpha=1, beta=1)
-        pytester.makepyfile(toystages=PIPELINE, test_toy=SCENARIOS, toy_hold=HOLD)
+        pytester.makepyfile(toystages=PIPELINE, test_toy=SCENARIOS, toy_common=COMMON)
 
     def write(self, *, alpha: int, beta: int) -> None:
         """(Re)write the stage modules; a new version changes the module's source, so its key."""
