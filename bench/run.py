@@ -193,11 +193,14 @@ def fresh_lab_overhead(store: Store, n: int) -> dict[str, Any]:
 
 
 def run_pytest(args: Sequence[str], cwd: Path) -> float:
+    """Wall time of one pytest run; a failing run stops the bench (its figure would be wrong),
+    after saying which tests failed."""
     began = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-o", "harness_reports=", *args], cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"bench: pytest {' '.join(args)} failed:\n{done.stdout[-3000:]}")
+        failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        raise SystemExit(f"bench: `pytest {' '.join(args)}` failed: " + "; ".join(failed[:5]))
     return time.monotonic() - began
 
 

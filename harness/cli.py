@@ -11,7 +11,6 @@ import argparse
 import fnmatch
 import logging
 import os
-import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -236,7 +235,9 @@ def cmd_shell(args: argparse.Namespace) -> int:
     if not proc.alive(leader):
         raise HarnessError(f"machine {args.machine} of lab {record['id']} is not running any more: "
                            f"`harness down {record['id']}`, then `harness up` again")
-    command = ["/bin/sh", "-c", shlex.join(args.words)] if args.words else ["/bin/bash", "-l"]
+    # As ssh does: the words are joined with spaces and read by the machine's shell, so that
+    # `harness shell gw -- 'journalctl -b | tail'` pipes inside the machine.
+    command = ["/bin/sh", "-c", " ".join(args.words)] if args.words else ["/bin/bash", "-l"]
     env = {"PATH": proc.PATH, "TERM": os.environ.get("TERM", "xterm"), "HOME": "/root", "LANG": "C.UTF-8"}
     os.execvpe("nsenter", ["nsenter", f"--target={leader}", "--all", "--", *command], env)
     return 0  # not reached

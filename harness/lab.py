@@ -114,6 +114,11 @@ class Lab:
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> None:
+        machines = list(self.machines.values())
+        for machine in machines:  # the clones go next: no orderly shutdown, all at once
+            machine.request_stop(kill=True)
+        for machine in machines:
+            machine.discard()
         self._stack.close()
 
     def boot(self, names: Sequence[str], wait: bool = True) -> None:
@@ -153,6 +158,8 @@ class Lab:
 
     def stop_all(self) -> None:
         """Power every machine off cleanly (roots, network and clones stay: ready to snapshot)."""
+        for machine in self.machines.values():
+            machine.request_stop()
         for name in reversed(list(self.machines)):
             self.stop(name)
 

@@ -211,6 +211,22 @@ class Machine:
                                    f"{state or 'no answer'}); console:\n{self.console_tail()}") from None
         return state
 
+    def request_stop(self, kill: bool = False) -> None:
+        """Start stopping without waiting: an orderly power-off (SIGTERM to nspawn) of a ready
+        machine, or with ``kill`` the end of its PID 1. `stop` or `discard` then waits; a lab
+        asks all its machines first, so that they stop side by side."""
+        if self._terminal is None or not self._terminal.isalive():
+            return
+        if kill and self.leader:
+            proc.kill(self.leader)
+        elif self.ready:
+            self._terminal.kill(signal.SIGTERM)
+
+    def discard(self) -> None:
+        """Kill the machine at once (PID 1 first, then nspawn): for a machine whose root is
+        about to be deleted, an orderly shutdown would only cost time."""
+        self.stop(timeout=0)
+
     def stop(self, timeout: float = 20.0) -> None:
         """Power off cleanly (nspawn turns SIGTERM into an orderly shutdown), then kill at ``timeout``.
 
@@ -219,12 +235,15 @@ class Machine:
         """
         terminal, self._terminal = self._terminal, None
         if terminal is not None and terminal.isalive():
-            terminal.kill(signal.SIGTERM)
-            if not proc.wait_for_exit(terminal.pid, timeout if self.ready else 0):
+            grace = timeout if self.ready else 0
+            if grace:
+                terminal.kill(signal.SIGTERM)
+            if not grace or not proc.wait_for_exit(terminal.pid, grace):
                 if self.leader:
                     proc.kill(self.leader)  # PID 1 dying takes its whole namespace down
-                terminal.kill(signal.SIGKILL)
-                proc.wait_for_exit(terminal.pid, 5)
+                if not proc.wait_for_exit(terminal.pid, 5):  # nspawn then exits by itself
+                    terminal.kill(signal.SIGKILL)
+                    proc.wait_for_exit(terminal.pid, 5)
         if self._tap is not None:
             self._tap.join(5)  # before the terminal's fd is closed under the reader
         self._stack.close()

@@ -208,5 +208,8 @@ def spawn_tty(argv: Sequence[str], *, env: Mapping[str, str] | None = None, grac
             child.kill(signal.SIGTERM)
             if not wait_for_exit(child.pid, grace):
                 child.kill(signal.SIGKILL)
+                wait_for_exit(child.pid, grace)
         if not child.closed:
+            # pexpect sleeps 0.1 s after closing, for a child still exiting; ours has exited.
+            child.delayafterclose = child.ptyproc.delayafterclose = 0
             child.close(force=True)

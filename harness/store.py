@@ -26,7 +26,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -187,18 +187,30 @@ class Store:
     def delete(self, path: Path) -> None:
         """Delete subvolume ``path`` and any subvolume nested in it; a missing path is not an error.
 
-        Nested ones exist because systemd-tmpfiles inside a machine may create subvolumes.
-        """
-        if not path.exists():
-            return
-        nested = [Path(d) / n for d, names, _ in os.walk(path) for n in names
-                  if is_subvolume(Path(d) / n)]
-        for sub in sorted(nested, key=lambda p: len(p.parts), reverse=True):
-            self._btrfs("subvolume", "delete", str(sub))
-        if is_subvolume(path):
-            self._btrfs("subvolume", "delete", str(path))
-        else:
-            shutil.rmtree(path)
+        Nested ones exist because systemd-tmpfiles inside a machine may create subvolumes."""
+        self.delete_all([path])
+
+    def delete_all(self, paths: Sequence[Path]) -> None:
+        """Delete subvolumes ``paths`` (plain directories too), nested subvolumes included.
+
+        One ``btrfs subvolume delete`` for all of them first; btrfs refuses a subvolume that
+        holds another, and only those are then searched for what they hold (a walk of a whole
+        root costs a tenth of a second, the common case none)."""
+        present = [p for p in paths if p.exists()]
+        subvolumes = [p for p in present if is_subvolume(p)]
+        if subvolumes:
+            proc.run(["btrfs", "subvolume", "delete", *map(str, subvolumes)], check=False)
+        for path in present:
+            if not path.exists():
+                continue
+            nested = [Path(d) / n for d, names, _ in os.walk(path) for n in names
+                      if is_subvolume(Path(d) / n)]
+            for sub in sorted(nested, key=lambda p: len(p.parts), reverse=True):
+                self._btrfs("subvolume", "delete", str(sub))
+            if is_subvolume(path):
+                self._btrfs("subvolume", "delete", str(path))
+            else:
+                shutil.rmtree(path)
 
     def usage(self, path: Path) -> Usage:
         """Bytes ``path`` references and bytes only it holds (``btrfs filesystem du``)."""
@@ -230,10 +242,10 @@ class Store:
         """Delete every working subvolume of ``owner``."""
         top = self.root / "work" / owner
         if top.exists():
-            for entry in sorted(top.iterdir()):
-                if entry.is_dir() and not entry.is_symlink():
-                    self.delete(entry)
-                else:  # e.g. the image lock ".#<member>.lck" that nspawn keeps beside a root
+            entries = sorted(top.iterdir())
+            self.delete_all([e for e in entries if e.is_dir() and not e.is_symlink()])
+            for entry in entries:  # e.g. the image lock ".#<member>.lck" nspawn keeps beside a root
+                if entry.exists() or entry.is_symlink():
                     entry.unlink()
             top.rmdir()
 
@@ -364,10 +376,10 @@ class Store:
     def _discard(self, directory: Path) -> None:
         if not directory.exists():
             return
-        for entry in directory.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                self.delete(entry)
-            else:
+        entries = list(directory.iterdir())
+        self.delete_all([e for e in entries if e.is_dir() and not e.is_symlink()])
+        for entry in entries:
+            if entry.exists() or entry.is_symlink():
                 entry.unlink()
         directory.rmdir()
 
