@@ -20,7 +20,7 @@ from harness import bundle, lab, log, network, nspawn, proc
 from harness.build import Builder
 from harness.errors import HarnessError, UsageError
 from harness.lab import Lab
-from harness.stage import Pipeline, snapshot_name
+from harness.stage import Pipeline, load_pipeline, snapshot_name
 from harness.store import DEFAULT_IMAGE_SIZE, Snapshot, Store, open_store
 
 DEFAULT_PIPELINE = "stages"
@@ -32,21 +32,13 @@ def _store(args: argparse.Namespace) -> Store:
 
 def _pipeline(args: argparse.Namespace) -> Pipeline:
     """The pipeline of module ``--pipeline`` (importable from the current directory too)."""
-    import importlib
-
     name = args.pipeline or os.environ.get("HARNESS_PIPELINE") or DEFAULT_PIPELINE
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
+    pipeline = load_pipeline(name)
+    if pipeline is None:
         raise UsageError(f"no pipeline module {name!r}: run from the project's directory or give "
-                         "--pipeline MODULE (a module that defines PIPELINE)") from None
-    pipeline = getattr(module, "PIPELINE", None)
-    if not isinstance(pipeline, Pipeline):
-        raise UsageError(f"module {name} has no PIPELINE (a harness.stage.Pipeline)")
+                         "--pipeline MODULE (a module that defines PIPELINE)")
     return pipeline
 
 
@@ -185,8 +177,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def _live_labs() -> list[Mapping[str, object]]:
     """Labs recorded on this host whose owner is alive, or that were kept on purpose."""
-    return [r for r in lab.recorded_labs()
-            if r.get("pid") is None or proc.alive(int(str(r["pid"])))]
+    return [r for r in lab.recorded_labs() if not lab.owner_gone(r)]
 
 
 def _one_lab(wanted: str | None) -> Mapping[str, object]:

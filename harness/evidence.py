@@ -11,9 +11,9 @@ allure report and ``--keep-failed`` ships them with the lab's snapshot.
 from __future__ import annotations
 
 import contextlib
+import platform
 import re
 import select
-import shlex
 import shutil
 import signal
 import struct
@@ -21,6 +21,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from harness import proc
@@ -60,12 +61,12 @@ class Capture:
         self.network = network
         self.directory = directory
         self._ports: dict[str, list[Path]] = {}
+        self._children: dict[str, subprocess.Popen[bytes]] = {}  # switch port -> its tcpdump
         self._stack = contextlib.ExitStack()
 
     def start(self) -> Capture:
         """Start capturing; returns once every tcpdump is listening."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        started = []
         try:
             for iface in self.network.interfaces:
                 port = switch_port(iface)
@@ -74,25 +75,25 @@ class Capture:
                         "-Q", "in", "-n", "--immediate-mode", "-U", "-s", "0", "-w", str(pcap)]
                 child = self._stack.enter_context(proc.spawn(argv, stdout=subprocess.DEVNULL,
                                                              stderr=subprocess.PIPE, grace=5))
-                started.append((child, argv))
+                self._children[port] = child
                 self._ports.setdefault(iface.segment, []).append(pcap)
-            for child, argv in started:
-                _await_listening(child, argv)
+            for port, child in self._children.items():
+                _await_listening(child, port)
         except BaseException:
             self._stack.close()
             raise
-        self._children = [child for child, _ in started]
         return self
 
     def stop(self) -> list[Evidence]:
         """Stop capturing; return one merged pcap per segment (idempotent: later calls return [])."""
-        for child in getattr(self, "_children", []):
+        for child in self._children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGINT)  # tcpdump writes what it holds and exits
-        for child in getattr(self, "_children", []):
+        for child in self._children.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=5)
         self._stack.close()
+        self._children.clear()
         found = []
         for segment, ports in self._ports.items():
             merged = self.directory / f"{segment}.pcap"
@@ -131,7 +132,7 @@ def merge_pcaps(sources: Sequence[Path], target: Path) -> None:
     target.write_bytes(header + b"".join(r[3] for r in records))
 
 
-def _await_listening(child: subprocess.Popen[bytes], argv: Sequence[str]) -> None:
+def _await_listening(child: subprocess.Popen[bytes], port: str) -> None:
     """Wait until tcpdump says it is capturing (it prints ``listening on`` once it is)."""
     assert child.stderr is not None
     seen = b""
@@ -140,8 +141,8 @@ def _await_listening(child: subprocess.Popen[bytes], argv: Sequence[str]) -> Non
     while b"listening on" not in seen:
         left = deadline - time.monotonic()
         if left <= 0 or child.poll() is not None:
-            raise HarnessError(f"tcpdump did not start capturing within {TCPDUMP_READY:g}s "
-                               f"(`{shlex.join(argv)}`): {seen.decode(errors='replace').strip()}")
+            raise HarnessError(f"tcpdump on switch port {port} did not start capturing within "
+                               f"{TCPDUMP_READY:g}s: {seen.decode(errors='replace').strip()}")
         if select.select([fd], [], [], left)[0]:
             chunk = child.stderr.read1(4096)  # type: ignore[attr-defined]
             seen += chunk
@@ -253,9 +254,6 @@ HARNESS_PACKAGES = ("harness", "pytest", "pytest-xdist", "pytest-testinfra", "py
 def environment(pipeline: Pipeline | None, store: Store | None) -> dict[str, str]:
     """What a report's reader needs to reproduce a run: host, tool versions, stage keys and the
     versions of every package the stages install (read from the last stage's snapshot)."""
-    import platform
-    from importlib import metadata
-
     props = {"host.kernel": platform.release(), "host.python": platform.python_version()}
     nspawn = proc.run(["systemd-nspawn", "--version"], check=False).stdout.splitlines()
     props["host.systemd"] = nspawn[0] if nspawn else "not installed"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import logging
 import os
 import shutil
@@ -35,7 +34,7 @@ from harness.build import Builder, LabPool
 from harness.errors import HarnessError
 from harness.lab import Lab, MachineSetup
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
-from harness.stage import Pipeline, Stage, needed_stage
+from harness.stage import Pipeline, Stage, load_pipeline, needed_stage
 
 STORE_KEY = pytest.StashKey[store.Store]()
 PIPELINE_KEY = pytest.StashKey[Pipeline | None]()
@@ -106,19 +105,12 @@ def _allure_step(title: str) -> Any:
 def _load_pipeline(config: pytest.Config) -> Pipeline | None:
     name = config.option.pipeline or config.getini("harness_pipeline")
     try:
-        module = importlib.import_module(name)
+        pipeline = load_pipeline(name)
     except HarnessError as exc:  # a stage, the pipeline or the inventory is wrong: say where
-        raise pytest.UsageError(f"pipeline {name}: {exc}") from None
-    except ModuleNotFoundError as exc:
-        if config.option.pipeline and exc.name == name:
-            raise pytest.UsageError(f"--pipeline={name}: no such module; give a module "
-                                    "importable from the rootdir that defines PIPELINE") from None
-        if exc.name != name:
-            raise
-        return None
-    pipeline = getattr(module, "PIPELINE", None)
-    if not isinstance(pipeline, Pipeline):
-        raise pytest.UsageError(f"module {name} has no PIPELINE (a harness.stage.Pipeline)")
+        raise pytest.UsageError(str(exc)) from None
+    if pipeline is None and config.option.pipeline:
+        raise pytest.UsageError(f"--pipeline={name}: no such module; give a module "
+                                "importable from the rootdir that defines PIPELINE")
     return pipeline
 
 
@@ -358,10 +350,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     directory = (reports / "evidence" if reports else watched.capture.directory.parent / "evidence") \
         / evidence.safe_name(item.nodeid)
     pipeline = config.stash[PIPELINE_KEY]
-    declared: dict[str, dict[str, str]] = {}
-    for stage in pipeline.stages if pipeline else ():
-        for machine, commands in stage.evidence.items():
-            declared.setdefault(machine, {}).update(commands)
+    declared = pipeline.evidence if pipeline else {}
     with log.step(f"evidence of {item.nodeid}"):
         found = [*evidence.collect(watched.lab, directory, since=watched.since, declared=declared),
                  *evidence.move(watched.capture.stop(), directory)]

@@ -246,6 +246,15 @@ class Pipeline:
             "steps": [getattr(s, "__qualname__", repr(s)) for s in (*stage.steps, *stage.ready)],
         }
 
+    @property
+    def evidence(self) -> dict[str, dict[str, str]]:
+        """Per machine, the evidence every stage declares for it (title -> shell command)."""
+        merged: dict[str, dict[str, str]] = {}
+        for stage in self.stages:
+            for machine, commands in stage.evidence.items():
+                merged.setdefault(machine, {}).update(commands)
+        return merged
+
     def keys(self, start: Mapping[str, str] | None = None) -> dict[str, str]:
         """Each stage's key, in order; ``start`` pins the keys of leading stages (a restored one)."""
         keys: dict[str, str] = {}
@@ -254,6 +263,27 @@ class Pipeline:
             key = (start or {}).get(stage.name) or stage_key(self.definition(stage), parent)
             keys[stage.name] = parent = key
         return keys
+
+
+def load_pipeline(module_name: str) -> Pipeline | None:
+    """The ``PIPELINE`` of module ``module_name``; None if there is no such module.
+
+    A stage, the pipeline or the inventory that is wrong raises a `UsageError` naming the
+    line at fault (see `Pipeline`); a module without a PIPELINE says so."""
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise  # the module exists; something it imports does not
+        return None
+    except UsageError as exc:
+        raise UsageError(f"pipeline {module_name}: {exc}") from None
+    pipeline = getattr(module, "PIPELINE", None)
+    if not isinstance(pipeline, Pipeline):
+        raise UsageError(f"module {module_name} has no PIPELINE (a harness.stage.Pipeline)")
+    return pipeline
 
 
 def plan(pipeline: Pipeline, target: str, published: Callable[[str, str], bool], *,

@@ -33,6 +33,7 @@ from typing import IO, Any
 
 from harness import proc
 from harness.errors import HarnessError, UsageError
+from harness.log import logger
 
 BTRFS_INSTALL = "apt-get install -y btrfs-progs"
 DEFAULT_IMAGE = Path("/var/lib/harness/store.img")
@@ -336,6 +337,7 @@ class Store:
         except BaseException:
             self._discard(tmp)
             raise
+        # Published now: a "created" copied along from another snapshot's manifest is dropped.
         return self.install(tmp, name, {k: v for k, v in meta.items() if k != "created"})
 
     # -- moving snapshots between stores (btrfs send / receive) ------------------------------------
@@ -419,8 +421,6 @@ def _locked(path: Path, what: str | None = None) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             if what is not None:
-                from harness.log import logger
-
                 logger.info("waiting for the lock on %s, held by %s (another run is building it)",
                             what, holder)
             fcntl.flock(handle, fcntl.LOCK_EX)
