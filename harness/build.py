@@ -23,6 +23,7 @@ from harness.errors import UsageError
 from harness.lab import Lab, MachineSetup
 from harness.log import format_elapsed, logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
+from harness.mutant import Mutant
 from harness.stage import BASE_MEMBER, Action, Pipeline, Stage, Step, plan, snapshot_name
 from harness.store import Snapshot, Store
 
@@ -61,11 +62,20 @@ class Builder:
 
     ``run_id`` identifies this run (all xdist workers share it): a stage this run built
     is never rebuilt by it again, even with ``--rebuild`` or ``--from-snapshot``.
+
+    With ``mutant`` (a name of `Pipeline.mutants`), every lab it boots from a snapshot has
+    that regression: built into its stage's snapshot (a build-time mutant, under keys of its
+    own) or applied once the lab is ready. Builds themselves are never mutated otherwise.
     """
 
     def __init__(self, store: Store, pipeline: Pipeline, *, run_id: str | None = None,
-                 boot_timeout: float = DEFAULT_BOOT_TIMEOUT, log_dir: Path | None = None) -> None:
+                 boot_timeout: float = DEFAULT_BOOT_TIMEOUT, log_dir: Path | None = None,
+                 mutant: str | None = None) -> None:
         self.store = store
+        self.mutant: tuple[str, Mutant] | None = None
+        if mutant is not None:
+            self.mutant = pipeline.mutant(mutant)
+            pipeline = pipeline.mutated(mutant)
         self.pipeline = pipeline
         self.run_id = run_id or secrets.token_hex(8)
         self.boot_timeout = boot_timeout
@@ -202,8 +212,23 @@ class Builder:
         stage = str(snapshot.meta.get("stage", snapshot.name.split("/")[0]))
         members = self.pipeline.members_until(stage)
         stages = self.pipeline.stages[: self.pipeline.index(stage) + 1]
+        ready = self._ready(stages)
+        if self.mutant is not None and self.mutant[1].apply is not None:
+            ready = self._mutate(ready, *self.mutant)
         return self._lab([self._setup(m, snapshot.member(m)) for m in members],
-                         after_boot=self._ready(stages), origin=snapshot.name)
+                         after_boot=ready, origin=snapshot.name)
+
+    def _mutate(self, ready: Callable[[Lab], None], stage: str, mutant: Mutant) -> Callable[[Lab], None]:
+        """``ready``, then mutant ``mutant`` of ``stage`` applied (if the lab holds that stage)."""
+
+        def mutate(lab: Lab) -> None:
+            ready(lab)
+            if set(self.pipeline[stage].machines) <= set(lab.machines):
+                assert mutant.apply is not None
+                with step(f"mutant {mutant.name}: apply ({mutant.regression})"):
+                    mutant.apply(lab)
+
+        return mutate
 
 
 class LabPool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -72,6 +73,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reports", metavar="DIR", default=None,
                     help="where allure results, junit.xml and evidence go (default: ini "
                          "harness_reports; none if unset); --alluredir/--junitxml still win")
+    group.addoption("--mutant", metavar="NAME", default=None,
+                    help="run against labs with mutant NAME applied (a regression a stage declares; "
+                         "`harness mutate --list` lists them): the run should fail")
+    group.addoption("--mutant-log", metavar="FILE", default=None,
+                    help="append one JSON line per test outcome to FILE (for `harness mutate`)")
     parser.addini("harness_pipeline", "module whose PIPELINE defines the stages", default="stages")
     parser.addini("harness_reports", "directory for allure results, junit.xml and evidence", default="")
 
@@ -169,6 +175,13 @@ def pytest_configure(config: pytest.Config) -> None:
     log.logger.setLevel(logging.INFO)
     config.add_cleanup(log.add_step_listener(_allure_step))
     pipeline = config.stash[PIPELINE_KEY] = _load_pipeline(config)
+    if config.option.mutant is not None:
+        if pipeline is None:
+            raise pytest.UsageError("--mutant needs a pipeline: give --pipeline MODULE")
+        try:
+            pipeline.mutant(config.option.mutant)
+        except HarnessError as exc:
+            raise pytest.UsageError(f"--mutant={config.option.mutant}: {exc}") from None
     if pipeline is not None:
         fixtures = types.ModuleType("harness_stage_fixtures", "One fixture per stage.")
         for stage in pipeline.stages:
@@ -244,7 +257,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     pipeline = session.config.stash[PIPELINE_KEY]
     names = [getattr(item, "fixturenames", ()) for item in session.items]
-    session.config.stash[TARGET_KEY] = needed_stage(pipeline, names) if pipeline else None
+    target = needed_stage(pipeline, names) if pipeline else None
+    mutant = session.config.option.mutant
+    if pipeline is not None and target is not None and mutant is not None:
+        # the lab must hold what the mutant breaks, even if the selected tests need less
+        target = max(target, pipeline.mutant(mutant)[0], key=pipeline.index)
+    session.config.stash[TARGET_KEY] = target
 
 
 def _store(config: pytest.Config) -> store.Store:
@@ -275,7 +293,7 @@ def harness_builder(pytestconfig: pytest.Config, harness_store: store.Store,
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
     return Builder(harness_store, harness_pipeline, run_id=run_id,
                    boot_timeout=pytestconfig.option.boot_timeout,
-                   log_dir=tmp_path_factory.getbasetemp() / "labs")
+                   log_dir=tmp_path_factory.getbasetemp() / "labs", mutant=pytestconfig.option.mutant)
 
 
 @pytest.fixture(scope="session")
@@ -342,6 +360,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """On a failing test with a lab: gather its evidence, attach it, keep the lab if asked."""
     outcome: Any = yield
     report: pytest.TestReport = outcome.get_result()
+    _log_outcome(item.config, report, call)
     watched = item.stash.get(WATCHED_KEY, None)
     if report.when != "call" or not report.failed or watched is None:
         return
@@ -361,6 +380,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         kept = _keep_failed(config, item, watched, directory)
         report.sections.append(("harness kept lab", f"snapshot {kept}: resume it with "
                                 f"`harness up --from-snapshot {kept}`"))
+
+
+def _log_outcome(config: pytest.Config, report: pytest.TestReport, call: pytest.CallInfo[None]) -> None:
+    """With ``--mutant-log``: one JSON line per phase that did not pass, and per passed test.
+
+    A failure is ``failed`` when the test's assertion failed (the lab misbehaved) and
+    ``broken`` when anything else was raised (the harness, the host, a mutant that did not
+    apply): only the first kind kills a mutant."""
+    path = config.option.mutant_log
+    if path is None or (report.passed and report.when != "call") or report.skipped:
+        return
+    kind = "passed"
+    if report.failed:
+        assertion = call.excinfo is not None and call.excinfo.errisinstance(AssertionError)
+        kind = "failed" if report.when == "call" and assertion else "broken"
+    message = ""
+    if call.excinfo is not None:
+        message = call.excinfo.exconly().strip().splitlines()[0][:500] if call.excinfo.exconly() else ""
+    line = json.dumps({"test": report.nodeid, "when": report.when, "outcome": kind,
+                       "message": message, "duration": round(report.duration, 3)})
+    with open(path, "a") as out:  # one short write with O_APPEND: xdist workers do not interleave
+        out.write(line + "\n")
 
 
 def _allure_attach(piece: evidence.Evidence) -> None:

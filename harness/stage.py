@@ -14,6 +14,8 @@ to build: it is the pure heart of ``--from-snapshot`` and ``--rebuild``.
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import enum
 import hashlib
 import inspect
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import harness
 from harness.errors import UsageError
+from harness.mutant import Mutant
 from harness.network import Interface
 from harness.network import validate as validate_interfaces
 
@@ -73,6 +76,10 @@ class Stage:
     ``evidence`` names what to gather from a machine when a test fails, beyond its journal,
     addresses, routes and ruleset: ``{"gw": {"dhcp-leases": "cat /var/lib/kea/..."}}``.
     It is not part of the key: changing it rebuilds nothing.
+
+    ``mutants`` are the regressions of this stage's behaviour that a mutation run applies
+    (see `harness.mutant`); `Stage.here` collects those its module defines. Neither they nor
+    their code are part of the key.
     """
 
     name: str
@@ -88,6 +95,7 @@ class Stage:
     definition: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
     evidence: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    mutants: tuple[Mutant, ...] = field(default=(), compare=False)
     origin: str = field(default="", compare=False)  # file:line of its declaration, for errors
 
     def __post_init__(self) -> None:
@@ -107,6 +115,8 @@ class Stage:
         caller = inspect.stack()[1]
         module = sys.modules[caller.frame.f_globals["__name__"]]
         origin = f"{caller.filename}:{caller.lineno}"
+        declared = tuple(v for v in vars(module).values() if isinstance(v, Mutant))
+        fields["mutants"] = (*declared, *fields.get("mutants", ()))
         return cls(name=name, source=sources_used(module), origin=origin, **fields)
 
     @property
@@ -137,7 +147,19 @@ def sources_used(module: types.ModuleType) -> str:
             if used is not None and used.__name__.split(".")[0] == package \
                     and getattr(used, "__file__", None):
                 todo.append(used)
-    return "\n".join(f"# {name}\n{inspect.getsource(seen[name])}" for name in sorted(seen))
+    return "\n".join(f"# {name}\n{_without_mutants(inspect.getsource(seen[name]))}"
+                     for name in sorted(seen))
+
+
+def _without_mutants(source: str) -> str:
+    """``source`` less its top-level ``@mutant`` functions: mutants are not part of a key."""
+    lines = source.splitlines(keepends=True)
+    for node in reversed(ast.parse(source).body):
+        if isinstance(node, ast.FunctionDef) and any(
+                "mutant" in ast.unparse(d).split("(")[0].split(".") for d in node.decorator_list):
+            start = min(d.lineno for d in node.decorator_list) - 1
+            del lines[start: node.end_lineno]
+    return "".join(lines)
 
 
 class Action(enum.StrEnum):
@@ -186,6 +208,13 @@ class Pipeline:
                 if tree not in owners or tree not in self._trees(stages):
                     raise UsageError(f"{where}stage {stage.name}: {machine}'s source {tree!r} is not "
                                      "a tree of this or an earlier stage")
+        mutants: dict[str, tuple[str, Mutant]] = {}
+        for stage in stages:
+            for declared in stage.mutants:
+                if declared.name in mutants:
+                    raise UsageError(f"{declared.origin or here}: mutant {declared.name} is declared "
+                                     f"twice (stages {mutants[declared.name][0]} and {stage.name})")
+                mutants[declared.name] = (stage.name, declared)
         strangers = sorted((set(interfaces) | set(sysctls or {})) - set(owners))
         if strangers:
             raise UsageError(f"{here}interfaces or sysctls for machines no stage adds: "
@@ -198,6 +227,44 @@ class Pipeline:
         self.interfaces = {m: tuple(i) for m, i in interfaces.items()}
         self.sysctls = {m: dict(s) for m, s in (sysctls or {}).items()}
         self.owner = owners
+        self._mutants = mutants
+
+    @property
+    def mutants(self) -> dict[str, Mutant]:
+        """Every mutant the stages declare, by name, in pipeline order."""
+        return {name: declared for name, (_, declared) in self._mutants.items()}
+
+    def mutant(self, name: str) -> tuple[str, Mutant]:
+        """The stage that declares mutant ``name``, and the mutant (a `UsageError` listing them)."""
+        if name not in self._mutants:
+            raise UsageError(f"unknown mutant {name!r}: `harness mutate --list` lists the "
+                             f"{len(self._mutants)} mutants of this pipeline")
+        return self._mutants[name]
+
+    def mutated(self, name: str) -> Pipeline:
+        """This pipeline with build-time mutant ``name`` built into its stage: that stage and every
+        later one get keys of their own. A mutant applied to a booted lab changes nothing here."""
+        stage_name, declared = self.mutant(name)
+        if declared.variant is None:
+            return self
+        stage = self[stage_name]
+        changed = dataclasses.replace(
+            declared.variant(stage), name=stage.name, mutants=stage.mutants,
+            definition={**stage.definition, "mutant": declared.name, "mutant_source": declared.source})
+        if changed.members != stage.members:
+            raise UsageError(f"{declared.origin}: mutant {name} changes the machines of stage "
+                             f"{stage_name}; a variant keeps them and changes how they are built")
+        stages = [changed if s.name == stage_name else s for s in self.stages]
+        return Pipeline._trusted(stages, self)
+
+    @classmethod
+    def _trusted(cls, stages: Sequence[Stage], like: Pipeline) -> Pipeline:
+        """A pipeline of ``stages`` with ``like``'s inventory, already validated."""
+        made = cls.__new__(cls)
+        made.stages = tuple(stages)
+        made.interfaces, made.sysctls, made.owner = like.interfaces, like.sysctls, like.owner
+        made._mutants = like._mutants
+        return made
 
     @property
     def names(self) -> tuple[str, ...]:
