@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from harness import bundle, lab, log, network, nspawn, proc
+from harness import bundle, lab, log, mutate, network, nspawn, proc
 from harness.build import Builder
 from harness.errors import HarnessError, UsageError
 from harness.lab import Lab
@@ -257,6 +257,63 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mutate(args: argparse.Namespace) -> int:
+    """Run the scenarios against every mutant (or those matching -k): which test killed each, or SURVIVED."""
+    pipeline = _pipeline(args)
+    chosen = [(pipeline.mutant(name)[0], m) for name, m in pipeline.mutants.items()
+              if not args.k or any(fnmatch.fnmatchcase(name, p if any(c in p for c in "*?[") else f"*{p}*")
+                                   for p in args.k)]
+    if args.list:
+        if not pipeline.mutants:
+            print("this pipeline declares no mutants (see harness.mutant)")
+        width = max([len(m.name) for _, m in chosen] + [6])
+        for stage, m in chosen:
+            when = "build" if m.at_build else "booted"
+            extra = f"  [equivalent: {m.equivalent}]" if m.equivalent else ""
+            print(f"{m.name:{width}}  {stage:6}  {when:6}  {m.regression}{extra}")
+        print(f"{len(chosen)} mutant(s)" + (f" of {len(pipeline.mutants)}" if args.k else ""))
+        return 0
+    if not chosen:
+        raise UsageError(f"no mutant matches {' '.join(args.k)}: `harness mutate --list` lists them")
+    scenarios = tuple(args.scenarios) or ("scenarios",)
+    missing = [p for p in scenarios if not Path(p.split("::")[0]).exists()]
+    if missing:
+        raise UsageError(f"no scenarios at {', '.join(missing)}: give the scenarios' path "
+                         "(`harness mutate PATH`), from the project's directory")
+    reports = Path(args.reports)
+    store = _store(args)
+    began = time.monotonic()
+    Builder(store, pipeline).ensure(pipeline.names[-1])  # once, before the runs restore it
+    run = mutate.Run(scenarios, args.pipeline or os.environ.get("HARNESS_PIPELINE") or DEFAULT_PIPELINE,
+                     str(store.root), reports, tuple(args.words))
+
+    def progress(done: int, total: int, outcome: mutate.Outcome) -> None:
+        by = f" by {outcome.test}" if outcome.status is mutate.Status.KILLED else \
+            f": {outcome.message[:120]}" if outcome.status is not mutate.Status.SURVIVED else ""
+        print(f"[{done}/{total}] {outcome.mutant} {outcome.status.value}{by} "
+              f"({log.format_elapsed(outcome.seconds)})", flush=True)
+
+    print(f"mutation run: {len(chosen)} mutant(s), {args.jobs} at a time, against "
+          f"{' '.join(scenarios)}", flush=True)
+    outcomes = mutate.run_all(run, chosen, jobs=args.jobs, first=mutate.previous_killers(reports),
+                              progress=progress)
+    summary = mutate.Summary(tuple(outcomes), args.min_kill)
+    elapsed = time.monotonic() - began
+    path = mutate.write_reports(summary, reports, seconds=elapsed)
+    print(mutate.table(outcomes))
+    equivalent = len(outcomes) - summary.counted
+    print(f"mutation run: {summary.killed} of {summary.counted} counted mutant(s) killed "
+          f"({summary.ratio:.1%}, minimum {args.min_kill:.0%})"
+          + (f", {equivalent} equivalent" if equivalent else "")
+          + f", in {log.format_elapsed(elapsed)}; table in {path}")
+    if not summary.passed:
+        print(f"harness: error: the kill ratio {summary.ratio:.1%} is under --min-kill "
+              f"{args.min_kill:.0%}: write scenarios that notice the SURVIVED mutants above",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Build the HTML report (Allure Report 3, one self-contained file) from allure results."""
     from harness import report
@@ -313,6 +370,20 @@ def parser() -> argparse.ArgumentParser:
                     help="keep the N newest old snapshots of each stage (default 0)")
     gc.add_argument("--failed", action="store_true", help="also delete kept failures (failed/*)")
     verb("destroy", cmd_destroy)
+    mut = verb("mutate", cmd_mutate)
+    mut.epilog = ("Arguments after -- go to every pytest run: harness mutate -k dhcp -- -k 'not faults'. "
+                  "See reports/mutants/<mutant>/pytest.log for a run's output.")
+    mut.add_argument("scenarios", metavar="SCENARIOS", nargs="*",
+                     help="test paths to run against each mutant (default: scenarios)")
+    mut.add_argument("-k", action="append", default=[], metavar="PATTERN",
+                     help="only mutants whose name contains PATTERN (or matches it, with * ? [)")
+    mut.add_argument("--list", action="store_true", help="list the mutants and exit")
+    mut.add_argument("--min-kill", type=float, default=0.95, metavar="RATIO",
+                     help="exit non-zero when killed/counted is under RATIO (default 0.95)")
+    mut.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                     help="mutants run at once (default: one per core)")
+    mut.add_argument("--reports", default="reports", metavar="DIR",
+                     help="where mutants.json, allure results and each run's output go")
     rep = verb("report", cmd_report)
     rep.add_argument("--results", default="reports/allure-results", help="allure results directory")
     rep.add_argument("-o", "--output", default="reports/html", help="where the report goes")
@@ -325,8 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = words[words.index("--") + 1:] if "--" in words else []
     words = words[: words.index("--")] if "--" in words else words
     args = parser().parse_args(words)
-    if command and args.command != "shell":
-        parser().error("a command after -- is only for `harness shell MACHINE -- COMMAND`")
+    if command and args.command not in ("shell", "mutate"):
+        parser().error("a command after -- is only for `harness shell MACHINE -- COMMAND` and "
+                       "pytest arguments for `harness mutate -- ARGS`")
     args.words = command
     if args.store is None:
         args.store = os.environ.get("HARNESS_STORE")

@@ -78,6 +78,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "`harness mutate --list` lists them): the run should fail")
     group.addoption("--mutant-log", metavar="FILE", default=None,
                     help="append one JSON line per test outcome to FILE (for `harness mutate`)")
+    group.addoption("--first", metavar="NODEID", action="append", default=[],
+                    help="run this selected test before the others (repeatable; `harness mutate` "
+                         "runs the test that killed a mutant last time first)")
     parser.addini("harness_pipeline", "module whose PIPELINE defines the stages", default="stages")
     parser.addini("harness_reports", "directory for allure results, junit.xml and evidence", default="")
 
@@ -246,6 +249,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         mine = set(shard_of([i.nodeid for i in items], *config.option.shard))
         config.hook.pytest_deselected(items=[i for i in items if i.nodeid not in mine])
         items[:] = [i for i in items if i.nodeid in mine]
+    if config.option.first:
+        first = set(config.option.first)
+        items.sort(key=lambda i: i.nodeid not in first)  # stable: the rest keep their order
     if os.geteuid() == 0:
         return
     skip = pytest.mark.skip(reason="needs root (btrfs, namespaces, nspawn): run as root")

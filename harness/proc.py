@@ -74,14 +74,16 @@ def spawn(
     stderr: int | None = subprocess.PIPE,
     grace: float = 5.0,
     preexec: Callable[[], None] | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``argv`` and yield its Popen; on leaving, stop it (SIGTERM, then SIGKILL after ``grace``).
+    """Start ``argv`` (in directory ``cwd``) and yield its Popen; on leaving, stop it (SIGTERM,
+    then SIGKILL after ``grace``).
 
     ``preexec`` runs in the child before it execs (e.g. to join a cgroup)."""
     try:
         proc = subprocess.Popen(
             list(argv), env=dict(env) if env is not None else host_env(),
-            stdin=stdin, stdout=stdout, stderr=stderr, preexec_fn=preexec,
+            stdin=stdin, stdout=stdout, stderr=stderr, preexec_fn=preexec, cwd=cwd,
         )
     except FileNotFoundError as exc:
         raise HarnessError(f"cannot run `{shlex.join(argv)}`: {argv[0]} is not installed "

@@ -157,8 +157,10 @@ def _without_mutants(source: str) -> str:
     for node in reversed(ast.parse(source).body):
         if isinstance(node, ast.FunctionDef) and any(
                 "mutant" in ast.unparse(d).split("(")[0].split(".") for d in node.decorator_list):
-            start = min(d.lineno for d in node.decorator_list) - 1
-            del lines[start: node.end_lineno]
+            start, end = min(d.lineno for d in node.decorator_list) - 1, node.end_lineno or 0
+            while end < len(lines) and not lines[end].strip():
+                end += 1  # and the blank lines after it: adding one leaves the rest as it was
+            del lines[start:end]
     return "".join(lines)
 
 

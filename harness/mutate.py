@@ -1,0 +1,267 @@
+"""The mutation run: every mutant against the scenarios, and which scenario killed it.
+
+Each mutant gets a pytest run of its own (``pytest SCENARIOS --mutant=NAME -x``), several
+at once (one per core by default), all on the same store: the stages are built once and
+restored for every run, a build-time mutant's variant is built once and cached. A run
+stops at its first failing scenario. A mutant is
+
+- KILLED when a scenario *failed* (an assertion: the lab misbehaved and a test saw it);
+- SURVIVED when every selected scenario passed: no scenario watches what it breaks;
+- BROKEN when its lab could not be built, booted or mutated, or a test ended in a harness
+  error: never counted as killed;
+- EQUIVALENT when its declaration says no scenario can tell it apart (not run, not counted).
+
+The table goes to the terminal, to ``reports/mutants.json`` and, as one allure result per
+mutant (suite "mutation run"), into the HTML report.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import enum
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness import proc
+from harness.log import format_elapsed
+from harness.mutant import Mutant
+
+RESULT_PREFIX = "mutant-"  # allure result files of the mutation run: mutant-<name>-result.json
+MUTANT_TIMEOUT = 900.0  # one mutant's pytest run; a hung lab must not hold the whole run
+
+
+class Status(enum.StrEnum):
+    """What a mutant's run ended as."""
+
+    KILLED = "killed"
+    SURVIVED = "SURVIVED"
+    BROKEN = "broken"
+    EQUIVALENT = "equivalent"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One row of the table: a mutant, how its run ended, by which test, in how long."""
+
+    mutant: str
+    stage: str
+    regression: str
+    status: Status
+    test: str = ""      # the scenario that killed it, or that broke
+    message: str = ""   # what that scenario said (or why it broke, or why it is equivalent)
+    seconds: float = 0.0
+
+
+def judge(mutant: str, stage: str, regression: str, exit_code: int, lines: Iterable[str],
+          output: str = "", seconds: float = 0.0) -> Outcome:
+    """The outcome of one mutant's pytest run, from its exit code and its ``--mutant-log`` lines.
+
+    >>> line = '{"test": "t", "when": "call", "outcome": "failed", "message": "x"}'
+    >>> judge("m", "gw", "r", 1, [line]).status
+    <Status.KILLED: 'killed'>
+    """
+    records = [json.loads(line) for line in lines if line.strip()]
+
+    def row(status: Status, test: str = "", message: str = "") -> Outcome:
+        return Outcome(mutant, stage, regression, status, test, message, round(seconds, 1))
+
+    for record in records:
+        if record["outcome"] == "failed":
+            return row(Status.KILLED, record["test"], record["message"])
+        if record["outcome"] == "broken":
+            return row(Status.BROKEN, record["test"], f"{record['when']}: {record['message']}")
+    passed = sum(r["outcome"] == "passed" for r in records)
+    if exit_code == 0 and passed:
+        return row(Status.SURVIVED, message=f"{passed} scenario(s) passed")
+    tail = " | ".join(line.strip() for line in output.strip().splitlines()[-3:])
+    why = "no scenario ran" if exit_code in (0, 5) else f"pytest exited {exit_code}"
+    return row(Status.BROKEN, message=f"{why}: {tail}"[:500])
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The ratio that decides the run: killed over counted (equivalent mutants not counted)."""
+
+    outcomes: tuple[Outcome, ...]
+    min_kill: float
+
+    @property
+    def counted(self) -> int:
+        return sum(o.status is not Status.EQUIVALENT for o in self.outcomes)
+
+    @property
+    def killed(self) -> int:
+        return sum(o.status is Status.KILLED for o in self.outcomes)
+
+    @property
+    def ratio(self) -> float:
+        return self.killed / self.counted if self.counted else 1.0
+
+    @property
+    def passed(self) -> bool:
+        return self.ratio >= self.min_kill
+
+
+def table(outcomes: Sequence[Outcome]) -> str:
+    """The outcomes as a plain-text table, one line per mutant."""
+    width = max([len(o.mutant) for o in outcomes] + [6])
+    lines = [f"{'MUTANT':{width}}  {'STAGE':6}  {'RESULT':10}  {'TIME':>6}  KILLED BY / WHY"]
+    for o in outcomes:
+        detail = o.test + (f": {o.message}" if o.message else "") if o.test else o.message
+        lines.append(f"{o.mutant:{width}}  {o.stage:6}  {o.status.value:10}  "
+                     f"{format_elapsed(o.seconds):>6}  {detail[:160]}")
+    return "\n".join(lines)
+
+
+def write_reports(summary: Summary, reports: Path, *, seconds: float) -> Path:
+    """``reports/mutants.json`` and one allure result per mutant; returns the JSON's path."""
+    reports.mkdir(parents=True, exist_ok=True)
+    path = reports / "mutants.json"
+    path.write_text(json.dumps({
+        "killed": summary.killed, "counted": summary.counted, "ratio": round(summary.ratio, 4),
+        "min_kill": summary.min_kill, "passed": summary.passed, "seconds": round(seconds, 1),
+        "mutants": [asdict(o) for o in summary.outcomes]}, indent=2) + "\n")
+    results = reports / "allure-results"
+    results.mkdir(parents=True, exist_ok=True)
+    for old in results.glob(f"{RESULT_PREFIX}*-result.json"):
+        old.unlink()
+    now = int(time.time() * 1000)
+    status = {Status.KILLED: "passed", Status.SURVIVED: "failed", Status.BROKEN: "broken",
+              Status.EQUIVALENT: "skipped"}
+    for o in summary.outcomes:
+        detail = {Status.KILLED: f"killed by {o.test}: {o.message}",
+                  Status.SURVIVED: f"SURVIVED: {o.message}; no scenario watches this behaviour",
+                  Status.BROKEN: f"broken ({o.test or 'run'}): {o.message}",
+                  Status.EQUIVALENT: f"equivalent: {o.message}"}[o.status]
+        result = {"uuid": f"{RESULT_PREFIX}{o.mutant}", "historyId": f"{RESULT_PREFIX}{o.mutant}",
+                  "name": f"{o.mutant}: {o.regression}", "fullName": f"mutation run::{o.mutant}",
+                  "status": status[o.status], "statusDetails": {"message": detail},
+                  "description": o.regression, "start": now, "stop": now + int(o.seconds * 1000),
+                  "labels": [{"name": "parentSuite", "value": "mutation run"},
+                             {"name": "suite", "value": f"stage {o.stage}"},
+                             {"name": "tag", "value": o.status.value}]}
+        (results / f"{RESULT_PREFIX}{o.mutant}-result.json").write_text(json.dumps(result))
+    return path
+
+
+def previous_killers(reports: Path) -> dict[str, str]:
+    """The test that killed each mutant in the last run (run first this time: a quick kill)."""
+    try:
+        rows = json.loads((reports / "mutants.json").read_text())["mutants"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {r["mutant"]: r["test"] for r in rows if r.get("status") == Status.KILLED and r.get("test")}
+
+
+@dataclass(frozen=True)
+class Run:
+    """How to run one mutant's scenarios: the pytest arguments every run shares."""
+
+    scenarios: tuple[str, ...]
+    pipeline: str
+    store: str | None
+    reports: Path
+    extra: tuple[str, ...] = ()
+    cwd: Path | None = None
+
+    def argv(self, name: str, log: Path, first: str | None) -> list[str]:
+        argv = [sys.executable, "-m", "pytest", *self.scenarios, f"--mutant={name}",
+                f"--mutant-log={log}", f"--pipeline={self.pipeline}", "-x", "-q",
+                f"--reports={self.reports / 'mutants' / name}"]
+        if self.store:
+            argv.append(f"--store={self.store}")
+        if first:
+            argv.append(f"--first={first}")
+        return [*argv, *self.extra]
+
+
+class _Runner:
+    """Runs mutants' pytest runs side by side; an interrupt stops every one still running
+    (SIGTERM: each tears its labs down as on Ctrl-C)."""
+
+    def __init__(self, run: Run, first: Mapping[str, str]) -> None:
+        self.run = run
+        self.first = first
+        self.children: set[subprocess.Popen[bytes]] = set()
+        self.stopping = False
+        self.lock = threading.Lock()
+
+    def one(self, stage: str, mutant: Mutant) -> Outcome:
+        """Run the scenarios against ``mutant``; output in reports/mutants/<name>/pytest.log."""
+        if mutant.equivalent:
+            return Outcome(mutant.name, stage, mutant.regression, Status.EQUIVALENT,
+                           message=mutant.equivalent)
+        directory = self.run.reports / "mutants" / mutant.name
+        directory.mkdir(parents=True, exist_ok=True)
+        log, output = directory / "outcomes.jsonl", directory / "pytest.log"
+        log.unlink(missing_ok=True)
+        argv = self.run.argv(mutant.name, log, self.first.get(mutant.name))
+        began = time.monotonic()
+        with open(output, "w") as out:
+            out.write(f"$ {shlex.join(argv)}\n")
+            out.flush()
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            with proc.spawn(argv, env=env, stdout=out.fileno(), stderr=out.fileno(), grace=30.0,
+                            cwd=self.run.cwd) as child:
+                with self.lock:
+                    if self.stopping:
+                        raise KeyboardInterrupt
+                    self.children.add(child)
+                try:
+                    code = child.wait(timeout=MUTANT_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    out.write(f"\nharness mutate: no result within {MUTANT_TIMEOUT:.0f}s: stopped\n")
+                    code = -1
+                finally:
+                    with self.lock:
+                        self.children.discard(child)
+        lines = log.read_text().splitlines() if log.exists() else []
+        return judge(mutant.name, stage, mutant.regression, code, lines, output.read_text(),
+                     time.monotonic() - began)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+            for child in self.children:
+                child.send_signal(signal.SIGTERM)
+
+
+def run_all(run: Run, mutants: Sequence[tuple[str, Mutant]], *, jobs: int,
+            first: Mapping[str, str] | None = None,
+            progress: Callable[[int, int, Outcome], None] | None = None) -> list[Outcome]:
+    """Every mutant of ``mutants`` ((stage, mutant) pairs), ``jobs`` at a time; in their order.
+
+    ``first`` names, per mutant, a test to run before the others (the one that killed it last
+    time: most mutants then die in seconds)."""
+    runner = _Runner(run, first or {})
+    done: dict[str, Outcome] = {}
+
+    def one(stage: str, mutant: Mutant) -> None:
+        outcome = runner.one(stage, mutant)
+        with runner.lock:
+            done[mutant.name] = outcome
+            if progress is not None:
+                progress(len(done), len(mutants), outcome)
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs))
+    futures = [pool.submit(one, stage, m) for stage, m in mutants]
+    try:
+        for future in concurrent.futures.as_completed(futures):
+            future.result()
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        runner.stop()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [done[m.name] for _, m in mutants]

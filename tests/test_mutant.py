@@ -1,0 +1,130 @@
+"""harness.mutant, the pipeline's mutants and harness.mutate's verdicts: pure logic, no root."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import mutate
+from harness.errors import HarnessError, UsageError
+from harness.mutant import Mutant, mutant
+from harness.mutate import Outcome, Status, Summary, judge
+from harness.stage import Pipeline, Stage, sources_used
+
+
+def base(root: Path) -> dict[str, str]:
+    return {}
+
+
+@mutant("gw forgets its route")
+def drop_route(lab: object) -> None:
+    pass
+
+
+@mutant.at_build("web is built without its step")
+def no_steps(stage: Stage) -> Stage:
+    return dataclasses.replace(stage, steps=())
+
+
+def pipeline(*gw_mutants: Mutant) -> Pipeline:
+    return Pipeline([Stage("bootstrap", base=base), Stage("gw", machines=("gw",), mutants=gw_mutants),
+                     Stage("web", machines=("web",), mutants=(no_steps,)),
+                     Stage("pas", machines=("pas",))], {})
+
+
+def test_the_decorator_names_a_mutant_after_its_function() -> None:
+    assert (drop_route.name, drop_route.regression, drop_route.at_build) == \
+        ("drop-route", "gw forgets its route", False)
+    assert no_steps.name == "no-steps" and no_steps.at_build
+    assert drop_route.origin.endswith(f"{Path(__file__).name}:23")
+
+
+def test_a_mutant_is_applied_or_built_not_both_nor_neither() -> None:
+    with pytest.raises(HarnessError, match="exactly one of apply= .* or variant="):
+        Mutant("x", "y")
+    with pytest.raises(HarnessError, match="use letters, digits and dashes"):
+        Mutant("a b", "y", apply=lambda lab: None)
+
+
+def test_the_pipeline_lists_mutants_in_order_and_rejects_duplicates() -> None:
+    assert list(pipeline(drop_route).mutants) == ["drop-route", "no-steps"]
+    assert pipeline(drop_route).mutant("no-steps") == ("web", no_steps)
+    with pytest.raises(UsageError, match="unknown mutant 'nope': `harness mutate --list`"):
+        pipeline().mutant("nope")
+    twice = dataclasses.replace(no_steps, origin="gw.py:3")
+    with pytest.raises(UsageError, match=r"test_mutant.py:\d+: mutant no-steps is declared twice "
+                                         r"\(stages gw and web\)"):
+        pipeline(twice)
+
+
+def test_a_build_time_mutant_gets_keys_of_its_own_from_its_stage_on() -> None:
+    plain = pipeline(drop_route)
+    assert plain.mutated("drop-route").keys() == plain.keys()  # applied to a booted lab
+    variant = plain.mutated("no-steps")
+    assert [variant.keys()[s] == plain.keys()[s] for s in plain.names] == [True, True, False, False]
+    assert variant["web"].steps == () and variant["web"].definition["mutant"] == "no-steps"
+    assert plain.keys() == pipeline(drop_route).keys()  # the pipeline itself is untouched
+
+
+def test_mutants_are_not_part_of_a_stage_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stage = "from harness.stage import Stage\nfrom harness.mutant import mutant\n{extra}" \
+            "STAGE = Stage.here('alpha', machines=('alpha',))\n"
+    extra = "@mutant('alpha loses a file')\ndef lose(lab):\n    lab['alpha'].succeed('rm /x')\n\n"
+    keys = []
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for version, text in enumerate(["", extra, extra.replace("/x", "/y")]):
+        (tmp_path / f"toymut{version}").mkdir()
+        (tmp_path / f"toymut{version}" / "__init__.py").write_text(stage.format(extra=text))
+        module = __import__(f"toymut{version}")
+        keys.append(sources_used(module).replace(f"toymut{version}", "toymut"))
+        assert len(module.STAGE.mutants) == (1 if text else 0)
+    assert keys[0] == keys[1] == keys[2]
+
+
+def record(test: str, outcome: str, when: str = "call", message: str = "") -> str:
+    return json.dumps({"test": test, "when": when, "outcome": outcome, "message": message})
+
+
+def test_a_failed_assertion_kills_and_anything_else_breaks() -> None:
+    killed = judge("m", "gw", "r", 1, [record("a", "passed"), record("b", "failed", message="no")])
+    assert (killed.status, killed.test, killed.message) == (Status.KILLED, "b", "no")
+    broken = judge("m", "gw", "r", 1, [record("a", "broken", "setup", "HarnessError: mutant")])
+    assert (broken.status, broken.message) == (Status.BROKEN, "setup: HarnessError: mutant")
+    assert judge("m", "gw", "r", 0, [record("a", "passed")]).status is Status.SURVIVED
+    nothing = judge("m", "gw", "r", 5, [], "no tests ran")
+    assert (nothing.status, nothing.message) == (Status.BROKEN, "no scenario ran: no tests ran")
+    usage = judge("m", "gw", "r", 4, [], "ERROR: --mutant=m: unknown mutant")
+    assert usage.status is Status.BROKEN and "pytest exited 4" in usage.message
+
+
+def test_equivalent_mutants_are_not_counted(tmp_path: Path) -> None:
+    rows = [Outcome("a", "gw", "r", Status.KILLED, "t", "m", 1.0),
+            Outcome("b", "gw", "r", Status.SURVIVED),
+            Outcome("c", "gw", "r", Status.BROKEN, message="boot"),
+            Outcome("d", "gw", "r", Status.EQUIVALENT, message="same")]
+    summary = Summary(tuple(rows), 0.3)
+    assert (summary.killed, summary.counted, round(summary.ratio, 3), summary.passed) == \
+        (1, 3, 0.333, True)
+    path = mutate.write_reports(summary, tmp_path, seconds=3.0)
+    written = json.loads(path.read_text())
+    assert [m["status"] for m in written["mutants"]] == ["killed", "SURVIVED", "broken", "equivalent"]
+    assert mutate.previous_killers(tmp_path) == {"a": "t"}
+    allure = {p.name: json.loads(p.read_text())["status"]
+              for p in (tmp_path / "allure-results").glob("mutant-*-result.json")}
+    assert allure == {"mutant-a-result.json": "passed", "mutant-b-result.json": "failed",
+                      "mutant-c-result.json": "broken", "mutant-d-result.json": "skipped"}
+    assert "SURVIVED" in mutate.table(rows).splitlines()[2]
+
+
+def test_each_run_is_a_pytest_of_its_own_with_the_mutant() -> None:
+    run = mutate.Run(("scenarios",), "stages", "/store", Path("reports"), ("-k", "dns"))
+    argv = run.argv("dhcp-no-router", Path("log"), "scenarios/test_dhcp.py::test_x")
+    assert argv[:4] == [sys.executable, "-m", "pytest", "scenarios"]
+    assert {"--mutant=dhcp-no-router", "--mutant-log=log", "-x", "--store=/store",
+            "--first=scenarios/test_dhcp.py::test_x", "--reports=reports/mutants/dhcp-no-router"} \
+        <= set(argv)
+    assert argv[-2:] == ["-k", "dns"]
