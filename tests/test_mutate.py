@@ -61,7 +61,8 @@ def test_pytest_with_a_mutant_fails_the_scenario_that_watches_it(mutated: Toy) -
     result.assert_outcomes(failed=1, passed=4)
     result.stdout.fnmatch_lines(["*CheckFailed: alpha: command `cat /etc/alpha-built` failed*"])
     # applied to the shared lab and to the fresh_lab test's private one
-    assert result.stdout.str().count("[harness] mutant alpha-forgets: apply (alpha forgets that it was built) done") == 2
+    applied = "[harness] mutant alpha-forgets: apply (alpha forgets that it was built) done"
+    assert result.stdout.str().count(applied) == 2
     assert mutated.run().ret == 0  # an ordinary run is untouched: no mutant, nothing rebuilt
     unknown = mutated.run("--mutant=nope")
     assert unknown.ret == pytest.ExitCode.USAGE_ERROR
