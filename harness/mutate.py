@@ -153,13 +153,37 @@ def write_reports(summary: Summary, reports: Path, *, seconds: float) -> Path:
     return path
 
 
-def previous_killers(reports: Path) -> dict[str, str]:
-    """The test that killed each mutant in the last run (run first this time: a quick kill)."""
+def load(reports: Path) -> dict[str, Outcome]:
+    """The outcomes of the last mutation run written under ``reports``, by mutant (none: {})."""
     try:
         rows = json.loads((reports / "mutants.json").read_text())["mutants"]
-    except (OSError, ValueError, KeyError):
+        return {r["mutant"]: Outcome(**{**r, "status": Status(r["status"])}) for r in rows}
+    except (OSError, ValueError, KeyError, TypeError):
         return {}
-    return {r["mutant"]: r["test"] for r in rows if r.get("status") == Status.KILLED and r.get("test")}
+
+
+def markdown(mutants: Sequence[tuple[str, Mutant]], last: Mapping[str, Outcome]) -> str:
+    """A reference page: every mutant, what it stands for, and how the last run judged it."""
+    lines = ["| mutant | stage | made | regression | last run |", "| --- | --- | --- | --- | --- |"]
+    for stage, m in mutants:
+        found = last.get(m.name)
+        if m.equivalent:
+            verdict = f"equivalent: {m.equivalent}"
+        elif found is None:
+            verdict = "not run yet"
+        elif found.status is Status.KILLED:
+            verdict = f"killed by `{found.test.rsplit('/', 1)[-1]}`"
+        else:
+            verdict = f"**{found.status.value}**: {found.message}"
+        made = "at build" if m.at_build else "on the booted lab"
+        lines.append(f"| `{m.name}` | {stage} | {made} | {m.regression} | "
+                     f"{verdict.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def previous_killers(reports: Path) -> dict[str, str]:
+    """The test that killed each mutant in the last run (run first this time: a quick kill)."""
+    return {name: o.test for name, o in load(reports).items() if o.status is Status.KILLED and o.test}
 
 
 @dataclass(frozen=True)
