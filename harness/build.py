@@ -147,8 +147,8 @@ class Builder:
                 "parent": parent.name if parent else None}
         started = time.monotonic()
         with step(f"stage {stage.name}: build"):
-            if self.store.exists(name):
-                self.store.remove(name)  # a rebuild replaces it (we hold the stage's lock)
+            # A rebuild replaces the published snapshot only once the new one is whole (we
+            # hold the stage's lock): interrupted or failed, the old one stays.
             if stage.base is not None:
                 return self._build_base(stage, name, meta)
             assert parent is not None and base is not None
@@ -174,7 +174,7 @@ class Builder:
                         hook(Build(stage, self.pipeline, lab))
                 lab.stop_all()
                 meta["duration"] = round(time.monotonic() - started, 3)
-                return self.store.publish(name, {m: lab.root(m) for m in members}, meta)
+                return self.store.publish(name, {m: lab.root(m) for m in members}, meta, replace=True)
 
     def _build_base(self, stage: Stage, name: str, meta: dict[str, object]) -> Snapshot:
         assert stage.base is not None
@@ -182,7 +182,7 @@ class Builder:
         root = self.store.create(self.store.work_path(owner, BASE_MEMBER))
         try:
             facts = stage.base(root)
-            return self.store.publish(name, {BASE_MEMBER: root}, {**meta, **facts})
+            return self.store.publish(name, {BASE_MEMBER: root}, {**meta, **facts}, replace=True)
         finally:
             self.store.release(owner)
 

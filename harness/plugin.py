@@ -32,7 +32,7 @@ import pytest
 from harness import evidence, log, proc, store
 from harness import lab as lab_module
 from harness.build import Builder, LabPool
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UsageError
 from harness.lab import Lab, MachineSetup
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
 from harness.stage import Pipeline, Stage, load_pipeline, needed_stage
@@ -171,6 +171,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: needs root, real btrfs and real nspawn machines")
     config.addinivalue_line("markers", "fresh_lab: give this test a private lab, booted from the "
                                        "stage snapshot for it alone and destroyed after it")
+    config.addinivalue_line("markers", "machines(*names): the test needs a lab holding these "
+                                       "machines (as a parametrized `machine` does)")
     if not hasattr(config, "workerinput") and config.option.verbose >= 0:
         handler = _TerminalHandler(config)
         log.logger.addHandler(handler)
@@ -262,13 +264,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     pipeline = session.config.stash[PIPELINE_KEY]
-    names = [getattr(item, "fixturenames", ()) for item in session.items]
+    names = [_needs(item, pipeline) for item in session.items] if pipeline else []
     target = needed_stage(pipeline, names) if pipeline else None
     mutant = session.config.option.mutant
     if pipeline is not None and target is not None and mutant is not None:
         # the lab must hold what the mutant breaks, even if the selected tests need less
         target = max(target, pipeline.mutant(mutant)[0], key=pipeline.index)
     session.config.stash[TARGET_KEY] = target
+
+
+def _needs(item: pytest.Item, pipeline: Pipeline) -> list[str]:
+    """What ``item`` needs from the pipeline: its fixture names, plus the stage that adds each
+    machine it is parametrized with (a ``machine`` argument, or a ``machines`` mark), so a
+    per-machine test gets a lab holding its machine without asking for the last stage."""
+    named: list[object] = []
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "machine" in callspec.params:
+        named.append(callspec.params["machine"])
+    for mark in item.iter_markers("machines"):
+        named += mark.args
+    stages = [pipeline.owner[n] for n in named if isinstance(n, str) and n in pipeline.owner]
+    return [*getattr(item, "fixturenames", ()), *stages]
 
 
 def _store(config: pytest.Config) -> store.Store:
@@ -321,6 +337,22 @@ def harness_lab(harness_labs: LabPool) -> Lab:
     return harness_labs.shared(harness_labs.snapshot_for(harness_labs.target))
 
 
+@pytest.fixture
+def machine(request: pytest.FixtureRequest, lab: Lab) -> Machine:
+    """Function: the machine named by the test's ``machine`` parameter, from its lab, which
+    holds it: the stage that adds it counts among the test's needs.
+
+    >>> @pytest.mark.parametrize("machine", ["gw", "web"], indirect=True)
+    ... def test_answers_ping(machine):
+    ...     machine.succeed("ping -c1 -W2 127.0.0.1")
+    """
+    name = getattr(request, "param", None)
+    if not isinstance(name, str):
+        raise UsageError("the machine fixture needs @pytest.mark.parametrize(\"machine\", NAMES, "
+                         "indirect=True)")
+    return lab[name]
+
+
 @dataclass
 class _Watched:
     """A test's lab under watch: since when, which snapshot it came from, the running capture."""
@@ -346,7 +378,8 @@ def lab(request: pytest.FixtureRequest, harness_labs: LabPool, harness_pipeline:
     ... def test_gw_restart(lab):
     ...     lab["gw"].succeed("systemctl restart kea-dhcp4-server")
     """
-    need = needed_stage(harness_pipeline, [request.fixturenames]) or harness_labs.target
+    need = needed_stage(harness_pipeline, [_needs(request.node, harness_pipeline)]) \
+        or harness_labs.target
     snapshot = harness_labs.snapshot_for(need)
     with contextlib.ExitStack() as stack:
         if request.node.get_closest_marker("fresh_lab") is None:
@@ -423,13 +456,12 @@ def _keep_failed(config: pytest.Config, item: pytest.Item, watched: _Watched,
                  directory: Path) -> str:
     name = f"failed/{evidence.safe_name(item.nodeid)}"
     held = _store(config)
-    if held.exists(name):
-        held.remove(name)  # the newest failure of a test replaces the older one
     lab = watched.lab
     meta = {"stage": watched.snapshot.meta.get("stage"), "key": watched.snapshot.meta.get("key"),
             "from": watched.snapshot.name, "test": item.nodeid}
     with log.step(f"keep the lab of {item.nodeid} as {name}"):
-        held.publish(name, {m: lab.root(m) for m in lab.setups}, meta, evidence=directory)
+        # the newest failure of a test replaces the older one
+        held.publish(name, {m: lab.root(m) for m in lab.setups}, meta, evidence=directory, replace=True)
     return name
 
 

@@ -10,14 +10,18 @@ Layout of a store root (any directory on btrfs)::
 
 Publishing is atomic: the snapshot is assembled under ``.tmp/`` and renamed into
 ``snapshots/`` only when complete (btrfs refuses to move a read-only subvolume between
-directories, but a plain directory holding them renames in one step). A crash leaves
-at most a ``.tmp`` entry, which the next `Store.sweep()` removes once its owner is dead.
+directories, but a plain directory holding them renames in one step). Replacing a
+published snapshot (a rebuild) swaps the new one in with one ``renameat2(RENAME_EXCHANGE)``
+and only then deletes the old one: at every instant the name holds a whole snapshot,
+the old or the new. A crash leaves at most a ``.tmp`` entry (unfinished, or the replaced
+snapshot), which the next `Store.sweep()` removes once its owner is dead.
 Names are relative paths of ``[a-z0-9._-]`` parts: ``bootstrap/3f2a...``, ``failed/test_x``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import os
@@ -42,6 +46,16 @@ MANIFEST = "manifest.json"
 EVIDENCE = "evidence"  # a plain directory beside the members: files, not a machine
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")
 _SUBVOLUME_ROOT_INODE = 256  # every btrfs subvolume's top directory has this inode number
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
+
+
+def exchange(a: Path, b: Path) -> None:
+    """Swap paths ``a`` and ``b`` in one step (``renameat2(RENAME_EXCHANGE)``): no moment when
+    either name is missing. Python's os module has no renameat2; glibc (>= 2.28) has."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"renameat2 exchange: {os.strerror(code)}", str(a), None, str(b))
 
 
 def check_name(name: str) -> str:
@@ -298,9 +312,13 @@ class Store:
         tmp.mkdir(parents=True)
         return tmp
 
-    def install(self, staged: Path, name: str, meta: Mapping[str, Any]) -> Snapshot:
+    def install(self, staged: Path, name: str, meta: Mapping[str, Any], *,
+                replace: bool = False) -> Snapshot:
         """Publish the assembled directory ``staged`` (read-only members, maybe evidence) as
-        snapshot ``name`` with manifest ``meta``: one rename. On failure ``staged`` is discarded."""
+        snapshot ``name`` with manifest ``meta``: one rename. On failure ``staged`` is discarded.
+
+        With ``replace``, a snapshot already published as ``name`` is swapped out in the same
+        step and deleted afterwards (the caller holds the name's lock)."""
         final = self.path_of(name)
         try:
             members = sorted(p.name for p in staged.iterdir() if is_subvolume(p))
@@ -309,7 +327,11 @@ class Store:
             (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.rename(staged, final)
+                if replace and final.exists():
+                    exchange(staged, final)  # staged now holds the old snapshot: discarded below
+                    self._discard(staged)
+                else:
+                    os.rename(staged, final)
             except OSError as exc:
                 raise HarnessError(f"snapshot {name} is already published: "
                                    f"remove it first (`harness gc` or delete {final})") from exc
@@ -321,12 +343,13 @@ class Store:
         return snap
 
     def publish(self, name: str, members: Mapping[str, Path], meta: Mapping[str, Any],
-                evidence: Path | None = None) -> Snapshot:
+                evidence: Path | None = None, *, replace: bool = False) -> Snapshot:
         """Publish read-only snapshots of ``members`` (name → subvolume) as snapshot ``name``.
 
         ``evidence``: a directory of files copied along (a failed test's journals, pcaps...).
         Atomic: readers see the whole snapshot or none of it. Raises `HarnessError` if
-        ``name`` is already published (a concurrent builder won; delete it first to replace).
+        ``name`` is already published (a concurrent builder won), unless ``replace``: then
+        the new snapshot takes the old one's place in one step, and the old one is deleted.
         """
         tmp = self.staging(check_name(name))
         try:
@@ -338,7 +361,8 @@ class Store:
             self._discard(tmp)
             raise
         # Published now: a "created" copied along from another snapshot's manifest is dropped.
-        return self.install(tmp, name, {k: v for k, v in meta.items() if k != "created"})
+        return self.install(tmp, name, {k: v for k, v in meta.items() if k != "created"},
+                            replace=replace)
 
     # -- moving snapshots between stores (btrfs send / receive) ------------------------------------
 

@@ -24,12 +24,12 @@ pytestmark = pytest.mark.integration
 class Held:
     """A toy run held at a place: its process, and the lab id the hold reported."""
 
-    def __init__(self, toy: Toy, place: str, *args: str) -> None:
+    def __init__(self, toy: Toy, place: str, *args: str, group: bool = False) -> None:
         self.marker = toy.pytester.path / f"hold-{place}"
         os.mkfifo(f"{self.marker}.release")
         self.output = toy.pytester.path / f"run-{place}.out"
         self.process = toy.start(*args, env={"TOY_HOLD": place, "TOY_HOLD_FILE": str(self.marker)},
-                                 output=self.output)
+                                 output=self.output, group=group)
         retry(lambda last: self.marker.exists() or self.process.poll() is not None, timeout=300,
               what=f"the toy run to reach {place}")
         assert self.process.poll() is None, self.output.read_text()[-3000:]
@@ -72,6 +72,23 @@ def test_a_signal_during_a_scenario_leaves_nothing(toy: Toy, sig: signal.Signals
     again = toy.run()
     again.assert_outcomes(passed=5)
     assert again.built == []  # the stages it had built are published whole
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGINT", "SIGTERM", "SIGKILL"])
+def test_an_interrupted_rebuild_keeps_every_published_snapshot(toy: Toy, sig: signal.Signals) -> None:
+    toy.run().assert_outcomes(passed=5)
+    before = sorted(s.name for s in toy.store.snapshots())
+    held = Held(toy, "beta", "--from-snapshot=alpha", group=True)  # rebuilding beta, held there
+    os.killpg(held.process.pid, sig)  # as a terminal's Ctrl-C, a cancelled job, kill -9
+    assert held.finish() == (2 if sig is not signal.SIGKILL else -sig), held.output.read_text()[-3000:]
+    assert sorted(s.name for s in toy.store.snapshots()) == before
+    again = toy.run("--from-snapshot=alpha")
+    again.assert_outcomes(passed=5)
+    assert again.built == ["beta"]
+    assert sorted(s.name for s in toy.store.snapshots()) == before  # beta replaced in place
+    assert leftovers(toy.store) == []
+    assert traces_of(held.lab_id, toy.store.root / "work" / held.lab_id) == NOTHING
 
 
 def test_the_next_run_removes_the_lab_of_a_killed_run(toy: Toy) -> None:

@@ -136,6 +136,38 @@ def test_publish_list_get_usage_remove(harness_store: Store, scratch: str) -> No
 
 
 @pytest.mark.integration
+def test_replacing_a_snapshot_swaps_it_whole_then_deletes_the_old_one(
+        harness_store: Store, scratch: str) -> None:
+    a = harness_store.create(harness_store.work_path(scratch, "a"))
+    (a / "version").write_text("1")
+    name = f"test/{scratch}"
+    old = harness_store.publish(name, {"a": a}, {"version": 1})
+    try:
+        held = os.open(old.member("a") / "version", os.O_RDONLY)  # a reader of the old one
+        (a / "version").write_text("2")
+        new = harness_store.publish(name, {"a": a}, {"version": 2}, replace=True)
+        assert (new.member("a") / "version").read_text() == "2" and new.meta["version"] == 2
+        assert os.read(held, 10) == b"1"  # what was open stays readable; its name is gone
+        os.close(held)
+        # the old snapshot went through .tmp (under the publish's name) and was deleted there
+        assert not list((harness_store.root / ".tmp").glob(f"*{scratch}*"))
+    finally:
+        harness_store.remove(name)
+    assert not list((harness_store.root / ".tmp").glob(f"*{scratch}*"))
+
+
+def test_exchange_swaps_two_paths(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x").write_text("a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x").write_text("b")
+    store.exchange(tmp_path / "a", tmp_path / "b")
+    assert [(tmp_path / n / "x").read_text() for n in "ab"] == ["b", "a"]
+    with pytest.raises(OSError, match="renameat2 exchange"):
+        store.exchange(tmp_path / "a", tmp_path / "missing")
+
+
+@pytest.mark.integration
 def test_failed_publish_leaves_nothing(harness_store: Store, scratch: str) -> None:
     good = harness_store.create(harness_store.work_path(scratch, "good"))
     name = f"test/{scratch}"

@@ -65,10 +65,11 @@ BETA = '''
 """Toy stage beta: a second machine that reaches alpha over the lab network."""
 import os
 from harness.stage import Stage
-from toy_common import record
+from toy_common import hold, record
 
 def mark(build):
     """reach alpha and mark beta as built"""
+    hold("beta", build.lab.id)
     if os.environ.get("TOY_FAIL") == "beta":
         build["beta"].succeed("exit 3")
     build["beta"].succeed("ping -c1 -W5 10.66.0.1 && echo {version} > /etc/beta-built")
@@ -146,15 +147,16 @@ class Toy:
         return result
 
     def start(self, *args: str, env: Mapping[str, str] | None = None,
-              output: Path | None = None) -> subprocess.Popen[str]:
+              output: Path | None = None, group: bool = False) -> subprocess.Popen[str]:
         """Start the toy scenarios in the background (``env`` added to the environment), output
-        to ``output`` (unbuffered: a test can watch it)."""
+        to ``output`` (unbuffered: a test can watch it); with ``group``, in a process group of
+        its own, as a terminal starts a command (signal it with ``os.killpg``)."""
         out = open(output or self.pytester.path / "run.out", "w")  # noqa: SIM115 (the run owns it)
         return subprocess.Popen(
             [sys.executable, "-m", "pytest", "--pipeline=toystages", f"--store={self.store.root}",
              "-p", "no:cacheprovider", "-p", "no:randomly", *args],
             cwd=self.pytester.path, stdout=out, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, start_new_session=group)
 
     def published(self) -> list[str]:
         return sorted(s.name.split("/")[0] for s in self.store.snapshots())
