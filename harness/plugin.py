@@ -37,6 +37,7 @@ from harness.lab import Lab, MachineSetup
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
 from harness.stage import Pipeline, Stage, load_pipeline, needed_stage
 
+HOST_TOOLS = ("systemd-nspawn", "nsenter", "nft", "tcpdump", "debootstrap")
 STORE_KEY = pytest.StashKey[store.Store]()
 PIPELINE_KEY = pytest.StashKey[Pipeline | None]()
 TARGET_KEY = pytest.StashKey[str | None]()
@@ -225,8 +226,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not results or hasattr(config, "workerinput"):
         return
     pipeline = config.stash[PIPELINE_KEY]
-    used_store = pipeline is not None and config.stash.get(TARGET_KEY, None) is not None
-    props = evidence.environment(pipeline, _store(config) if used_store else None)
+    opened = config.stash.get(STORE_KEY, None)  # only a store this run could open
+    props = evidence.environment(pipeline, opened if config.stash.get(TARGET_KEY, None) else None)
     Path(results).mkdir(parents=True, exist_ok=True)
     Path(results, "environment.properties").write_text(
         "".join(f"{k} = {v}\n" for k, v in props.items()))
@@ -271,6 +272,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         # the lab must hold what the mutant breaks, even if the selected tests need less
         target = max(target, pipeline.mutant(mutant)[0], key=pipeline.index)
     session.config.stash[TARGET_KEY] = target
+    runnable = [i for i in session.items if i.get_closest_marker("skip") is None]
+    if pipeline is not None and runnable and needed_stage(
+            pipeline, [_needs(i, pipeline) for i in runnable]) is not None:
+        _preflight(session.config)
+
+
+def _preflight(config: pytest.Config) -> None:
+    """Before any test runs: root, btrfs-progs, the store, the host tools labs need. A missing
+    one is a usage error, one line that says what to do (exit 4), not an error per test."""
+    try:
+        _store(config)
+        proc.require_tools(HOST_TOOLS)
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _needs(item: pytest.Item, pipeline: Pipeline) -> list[str]:

@@ -13,6 +13,7 @@ import contextlib
 import os
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -122,6 +123,19 @@ def run(
         raise CommandFailed(describe_failure(argv, result.status, result.stderr or result.stdout),
                             status=result.status, stdout=result.stdout, stderr=result.stderr)
     return result
+
+
+APT_PACKAGE = {"systemd-nspawn": "systemd-container", "nsenter": "util-linux", "nft": "nftables",
+               "tcpdump": "tcpdump", "debootstrap": "debootstrap", "btrfs": "btrfs-progs"}
+
+
+def require_tools(tools: Sequence[str]) -> None:
+    """Raise `HarnessError` naming every tool of ``tools`` that is not on PATH, and its package."""
+    missing = [t for t in tools if shutil.which(t, path=PATH) is None]
+    if missing:
+        packages = " ".join(dict.fromkeys(APT_PACKAGE.get(t, t) for t in missing))
+        raise HarnessError(f"missing host tools: {', '.join(missing)}: install them with "
+                           f"`apt-get install -y {packages}` (or `make setup`)")
 
 
 def wait_for_exit(pid: int, timeout: float) -> bool:

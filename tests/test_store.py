@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,20 @@ def test_not_root_is_one_clear_line() -> None:
     assert result.stderr.strip().splitlines() == [
         "harness: error: harness needs root (btrfs, network namespaces, systemd-nspawn): "
         "run it as root, e.g. `sudo make test`"]
+
+
+@pytest.mark.integration
+def test_pytest_as_a_user_is_one_usage_error_before_any_test() -> None:
+    with tempfile.TemporaryDirectory() as reports:  # where the user may write
+        Path(reports).chmod(0o777)
+        result = subprocess.run([*as_nobody(), sys.executable, "-m", "pytest", "scenarios", "-q",
+                                 "-p", "no:cacheprovider", f"--reports={reports}"],
+                                capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout[-2000:] + result.stderr
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        "ERROR: harness needs root (btrfs, network namespaces, systemd-nspawn): "
+        "run it as root, e.g. `sudo make test`"]
+    assert "passed" not in result.stdout and "error" not in result.stdout
 
 
 @pytest.mark.integration
