@@ -24,6 +24,7 @@ from harness.lab import Lab, MachineSetup
 from harness.log import format_elapsed, logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
 from harness.mutant import Mutant
+from harness.names import SnapshotRef
 from harness.stage import BASE_MEMBER, Action, Pipeline, Stage, Step, plan, snapshot_name
 from harness.store import Snapshot, Store
 
@@ -209,7 +210,7 @@ class Builder:
 
     def lab(self, snapshot: Snapshot) -> Lab:
         """A lab (not yet entered) of every machine in stage ``snapshot``, booted from it."""
-        stage = str(snapshot.meta.get("stage", snapshot.name.split("/")[0]))
+        stage = str(snapshot.meta.get("stage") or SnapshotRef.parse(snapshot.name).stage)
         members = self.pipeline.members_until(stage)
         stages = self.pipeline.stages[: self.pipeline.index(stage) + 1]
         ready = self._ready(stages)

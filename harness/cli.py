@@ -20,6 +20,7 @@ from harness import bundle, lab, log, mutate, network, nspawn, proc
 from harness.build import Builder
 from harness.errors import HarnessError, UsageError
 from harness.lab import Lab
+from harness.names import FAILED, PREFIX, LabName, SnapshotRef
 from harness.stage import Pipeline, load_pipeline, snapshot_name
 from harness.store import DEFAULT_IMAGE_SIZE, Snapshot, Store, open_store
 
@@ -54,7 +55,7 @@ def _size(n: int) -> str:
 def _snapshot(args: argparse.Namespace, store: Store, ref: str) -> Snapshot:
     """The snapshot ``ref`` names: a full name, or a stage (its snapshot for the current key)."""
     if "/" in ref:
-        found = store.get(ref)
+        found = store.get(str(SnapshotRef.parse(ref)))
         if found is None:
             known = ", ".join(s.name for s in store.snapshots()) or "none"
             raise UsageError(f"no snapshot {ref} in {store.root}; it has: {known}")
@@ -71,30 +72,85 @@ def _snapshot(args: argparse.Namespace, store: Store, ref: str) -> Snapshot:
 # -- the store --------------------------------------------------------------------------------------
 
 
+def _age(seconds: float) -> str:
+    """``45s``, ``12m``, ``3h05m``, ``2d04h``: a snapshot's age at a glance."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def _in_order(snaps: Sequence[Snapshot], stages: Sequence[str]) -> list[tuple[SnapshotRef, Snapshot]]:
+    """Snapshots in pipeline order (other groups after, kept failures last), newest first."""
+    def rank(ref: SnapshotRef) -> tuple[int, str]:
+        if ref.is_failure:
+            return (len(stages) + 1, "")
+        return (stages.index(ref.group), "") if ref.group in stages else (len(stages), ref.group)
+
+    pairs = [(SnapshotRef.parse(s.name), s) for s in snaps]
+    return sorted(pairs, key=lambda p: (rank(p[0]), -p[1].created))
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
-    """List snapshots (stage, key, age, size on disk; * marks the current stages) and running labs."""
+    """List snapshots in pipeline order (* marks the stages' current keys) with what each was built
+    on and its age, sizes with --size; then the running labs."""
     store = _store(args)
     snaps = store.snapshots()
     try:
-        current = {snapshot_name(n, k) for n, k in _pipeline(args).keys().items()}
+        pipeline: Pipeline | None = _pipeline(args)
     except UsageError:
-        current = set()
+        pipeline = None
+    stages = list(pipeline.names) if pipeline else []
+    current = {snapshot_name(n, k) for n, k in pipeline.keys().items()} if pipeline else set()
     if not snaps:
         print(f"no snapshots in {store.root} (build some with `harness build`)")
     else:
-        print(f"  {'STAGE':10} {'KEY':42} {'AGE':>8} {'EXCLUSIVE':>10} {'TOTAL':>10}")
-    for snap in snaps:
-        usage = store.usage(snap.path)
-        stage, _, key = snap.name.partition("/")
-        age = log.format_elapsed(time.time() - snap.created)
+        sizes = f" {'EXCLUSIVE':>10} {'TOTAL':>10}" if args.size else ""
+        print(f"  {'STAGE':10} {'KEY':42} {'AGE':>6}{sizes}  BUILT ON")
+    now = time.time()
+    for ref, snap in _in_order(snaps, stages):
         mark = "*" if snap.name in current else " "
-        print(f"{mark} {stage:10} {key:42} {age:>8} {_size(usage.exclusive):>10} {_size(usage.total):>10}")
-    labs = _live_labs()
-    for record in labs:
+        parent = snap.meta.get("parent") or snap.meta.get("from") or "-"
+        sizes = ""
+        if args.size:
+            usage = store.usage(snap.path)
+            sizes = f" {_size(usage.exclusive):>10} {_size(usage.total):>10}"
+        print(f"{mark} {ref.group:10} {ref.key:42} {_age(now - snap.created):>6}{sizes}  {parent}")
+    for record in _live_labs():
         machines = ", ".join(dict(record.get("machines") or {}))  # type: ignore[call-overload]
         owner = "kept" if record.get("pid") is None else f"pid {record['pid']}"
         print(f"lab {record['id']} ({owner}, from {record.get('origin') or '?'}): {machines}")
     return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    """Delete snapshots: a stage (its current snapshot), a full name, or a pattern ('failed/*')."""
+    store = _store(args)
+    chosen = _chosen(args, store, args.snapshot)
+    if not chosen:
+        print(f"nothing matches {' '.join(args.snapshot)}: nothing removed")
+        return 0
+    for snap in chosen.values():
+        with store.lock(SnapshotRef.parse(snap.name).group):
+            store.remove(snap.name)
+        print(f"removed {snap.name}")
+    return 0
+
+
+def _chosen(args: argparse.Namespace, store: Store, refs: Sequence[str]) -> dict[str, Snapshot]:
+    """The snapshots ``refs`` name: stages, full names, or patterns ('failed/*')."""
+    chosen: dict[str, Snapshot] = {}
+    for ref in refs:
+        if any(c in ref for c in "*?["):
+            chosen.update({s.name: s for s in store.snapshots() if fnmatch.fnmatchcase(s.name, ref)})
+        else:
+            found = _snapshot(args, store, ref)
+            chosen[found.name] = found
+    return chosen
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -112,11 +168,12 @@ def cmd_gc(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     current = {snapshot_name(n, k) for n, k in pipeline.keys().items()}
     removed = []
-    for stage in sorted({s.name.split("/")[0] for s in store.snapshots()}):
-        if stage == "failed" and not args.failed:
+    snapshots = [(SnapshotRef.parse(s.name), s) for s in store.snapshots()]
+    for stage in sorted({ref.group for ref, _ in snapshots}):
+        if stage == FAILED and not args.failed:
             continue
-        stale = sorted((s for s in store.snapshots() if s.name.split("/")[0] == stage
-                        and s.name not in current), key=lambda s: s.created, reverse=True)
+        stale = sorted((s for ref, s in snapshots if ref.group == stage and s.name not in current),
+                       key=lambda s: s.created, reverse=True)
         with store.lock(stage):
             for snap in stale[args.keep:]:
                 store.remove(snap.name)
@@ -134,13 +191,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not refs:
         raise UsageError("name what to export: a stage, a snapshot, a pattern such as 'failed/*', "
                          "or --all-stages")
-    chosen: dict[str, Snapshot] = {}
-    for ref in refs:
-        if any(c in ref for c in "*?["):
-            chosen.update({s.name: s for s in store.snapshots() if fnmatch.fnmatchcase(s.name, ref)})
-        else:
-            found = _snapshot(args, store, ref)
-            chosen[found.name] = found
+    chosen = _chosen(args, store, refs)
     if not chosen:
         print(f"nothing matches {' '.join(refs)}: nothing to export")
         return 0
@@ -244,13 +295,15 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    """Stop every harness machine and remove every lab namespace, mount and clone on this host."""
+    """Stop every lab of this store (running, kept or orphaned): machines, namespaces, mounts, clones."""
     store = _store(args)
-    ids = {str(r["id"]) for r in lab.recorded_labs()}
-    ids |= {n[len(network.PREFIX):].rsplit("-", 1)[0] for n in network.lab_namespaces()}
-    ids |= {o for o in store.owners() if not o.startswith("build-")}
-    ids |= {u[len("harness-"):].split("-")[0] for u in nspawn.units_with_cgroups("harness-")
-            if not u.startswith("harness-prep-")}
+    records = lab.recorded_labs()
+    ids = {str(r["id"]) for r in records if Path(str(r.get("store"))) == store.root}
+    ids |= {o for o in store.owners() if LabName.is_lab_id(o)}  # not builds' owners
+    # Pieces of a lab without any record belong to no live run of any store: remove them too.
+    recorded = {str(r["id"]) for r in records}
+    pieces = [LabName.parse(n) for n in [*network.lab_namespaces(), *nspawn.units_with_cgroups(PREFIX)]]
+    ids |= {p.lab for p in pieces if p is not None and p.lab not in recorded}
     for lab_id in sorted(ids):
         lab.destroy(lab_id, store)
     print(f"destroyed {len(ids)} lab(s)" + (f": {', '.join(sorted(ids))}" if ids else ""))
@@ -339,7 +392,12 @@ def parser() -> argparse.ArgumentParser:
         made.set_defaults(func=func)
         return made
 
-    verb("ls", cmd_ls)
+    ls = verb("ls", cmd_ls)
+    ls.add_argument("--size", action="store_true",
+                    help="also each snapshot's size on disk (exclusive, total): slower")
+    rm = verb("rm", cmd_rm)
+    rm.add_argument("snapshot", metavar="SNAPSHOT", nargs="+",
+                    help="a stage (its current snapshot), a snapshot name, or a pattern ('failed/*')")
     build = verb("build", cmd_build)
     build.add_argument("--until", metavar="STAGE", help="last stage to build")
     build.add_argument("--rebuild", action="store_true", help="ignore cached snapshots")

@@ -25,6 +25,7 @@ from harness import network, nspawn, proc
 from harness.errors import HarnessError, UsageError
 from harness.log import logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineSpec, find_leader
+from harness.names import LabName
 from harness.network import Interface, LabNetwork
 from harness.store import Store
 
@@ -125,7 +126,7 @@ class Lab:
         """Boot machines ``names`` (all started first, then awaited: boots overlap)."""
         for name in names:
             setup = self.setups[name]
-            spec = MachineSpec(name=name, root=self.root(name), unit=f"harness-{self.id}-{name}",
+            spec = MachineSpec(name=name, root=self.root(name), unit=str(LabName(self.id, name)),
                                netns=self.network.namespace_path(name),
                                extra_args=setup.extra_args)
             machine = Machine(spec, console_log=self.log_dir / f"{name}.console",
@@ -218,17 +219,17 @@ def sweep_stale() -> list[str]:
 
 def destroy(lab_id: str, store: Store | None = None) -> None:
     """Remove every trace of lab ``lab_id``: machines, namespaces, clones, record."""
-    for pid in _nspawn_pids(f"--machine=harness-{lab_id}-"):
+    for pid in _nspawn_pids(f"--machine={LabName.prefix(lab_id)}"):
         leader = find_leader(pid)
         if leader:
             proc.kill(leader)  # PID 1 dying takes the machine's whole namespace down
         proc.kill(pid)
         proc.wait_for_exit(pid, 10)
-    for unit in nspawn.units_with_cgroups(f"harness-{lab_id}-"):
+    for unit in nspawn.units_with_cgroups(LabName.prefix(lab_id)):
         nspawn.kill(unit)  # machines whose nspawn died with their owner still run: kill them
         nspawn.forget(unit)
     removed = network.remove_lab_namespaces(lab_id)
-    for leftover in nspawn.STATE.glob(f"propagate/harness-{lab_id}-*"):
+    for leftover in nspawn.STATE.glob(f"propagate/{LabName.prefix(lab_id)}*"):
         nspawn.forget(leftover.name)
     record = next((r for r in recorded_labs() if r.get("id") == lab_id), {})
     if record.get("store"):
@@ -237,7 +238,7 @@ def destroy(lab_id: str, store: Store | None = None) -> None:
     if store is not None:
         for root in store.root.glob(f"work/{lab_id}/*"):
             if root.is_dir():
-                nspawn.forget(f"harness-{lab_id}-{root.name}", root)
+                nspawn.forget(str(LabName(lab_id, root.name)), root)
         store.release(lab_id)
     if record.get("logs") and Path(str(record["logs"])).parent == RUN_DIR:
         shutil.rmtree(str(record["logs"]), ignore_errors=True)
@@ -248,7 +249,7 @@ def destroy(lab_id: str, store: Store | None = None) -> None:
 def shut_down(lab_id: str, timeout: float = 30.0) -> None:
     """Power lab ``lab_id`` off cleanly (nspawn turns SIGTERM into an orderly shutdown), then
     `destroy` what remains: whatever did not stop within ``timeout`` is killed."""
-    pids = _nspawn_pids(f"--machine=harness-{lab_id}-")
+    pids = _nspawn_pids(f"--machine={LabName.prefix(lab_id)}")
     with step(f"lab {lab_id}: power off {len(pids)} machine(s)"):
         for pid in pids:
             proc.kill(pid, signal.SIGTERM)

@@ -25,8 +25,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from harness import proc
 from harness.errors import HarnessError, UsageError
+from harness.names import PREFIX, LabName
 
-PREFIX = "harness-"
 NETNS_DIR = Path("/run/netns")
 IFNAMSIZ = 15  # longest interface name the kernel accepts
 _IFNAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_.-]*")
@@ -69,7 +69,7 @@ class Interface:
 
 def namespace_name(lab_id: str, machine: str | None = None) -> str:
     """``harness-<lab>-sw`` for the switch, ``harness-<lab>-<machine>`` for a machine."""
-    return f"{PREFIX}{lab_id}-{machine}" if machine else f"{PREFIX}{lab_id}-sw"
+    return str(LabName(lab_id, machine or "sw"))
 
 
 def switch_port(interface: Interface) -> str:
@@ -144,7 +144,7 @@ def processes_in(names: Sequence[str]) -> list[int]:
 def remove_lab_namespaces(lab_id: str) -> list[str]:
     """Remove every namespace of lab ``lab_id`` (also after a crash), killing any process
     still inside one; return their names."""
-    doomed = [n for n in lab_namespaces() if n.startswith(f"{PREFIX}{lab_id}-")]
+    doomed = [n for n in lab_namespaces() if n.startswith(LabName.prefix(lab_id))]
     for pid in processes_in(doomed):
         proc.kill(pid)
     for name in doomed:
@@ -171,8 +171,7 @@ class LabNetwork:
         """``machines`` adds namespaces for machines without interfaces (loopback only);
         ``sysctls`` sets ``net.*`` keys in a machine's namespace (nspawn leaves /proc/sys/net
         read-only inside a machine whose namespace was prepared for it)."""
-        if not _ID.fullmatch(lab_id):
-            raise UsageError(f"bad lab id {lab_id!r}: use [a-z0-9-]")
+        LabName(lab_id, "sw")  # a bad lab id is a UsageError saying the rule
         validate(interfaces)
         self.lab_id = lab_id
         self.interfaces = tuple(interfaces)
@@ -271,13 +270,22 @@ class LabNetwork:
         rules += [f'iifname "{pb}" oifname "{pa}" drop' for pa in self._ports(a) for pb in self._ports(b)]
         self._faults(rules)
 
-    def drop(self, machine: str, percent: int) -> None:
-        """Drop ``percent`` % of the IP packets to and from ``machine`` (this kernel has no netem).
+    def drop(self, machine: str, percent: int | None = None, *, every: int | None = None) -> None:
+        """Drop IP packets to and from ``machine`` (this kernel has no netem): ``percent`` % of
+        them at random, or with ``every=N`` exactly the N-th, 2N-th... of each direction, so
+        that what a scenario loses, and how long its retries take, is the same on every run.
 
         ARP is spared: a lost neighbour resolution would drop packets in bursts, not a share."""
-        if not 0 < percent <= 100:
+        if (percent is None) == (every is None):
+            raise UsageError("drop: give a percent or every=N, one of the two")
+        if percent is not None and not 0 < percent <= 100:
             raise UsageError(f"drop: percent must be within 1..100, not {percent}")
-        self._faults([f'{way} "{port}" ether type ip numgen random mod 100 < {percent} drop'
+        if every is not None and every < 1:
+            raise UsageError(f"drop: every must be 1 or more, not {every}")
+        # numgen inc counts the packets that reach it, per rule: 0, 1, ... N-1, 0...
+        pick = f"numgen random mod 100 < {percent}" if every is None \
+            else f"numgen inc mod {every} {every - 1}"
+        self._faults([f'{way} "{port}" ether type ip {pick} drop'
                       for port in self._ports(machine) for way in ("iifname", "oifname")])
 
     def heal(self) -> None:

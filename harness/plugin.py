@@ -35,6 +35,7 @@ from harness.build import Builder, LabPool
 from harness.errors import HarnessError, UsageError
 from harness.lab import Lab, MachineSetup
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
+from harness.names import SnapshotRef
 from harness.stage import Pipeline, Stage, load_pipeline, needed_stage
 
 HOST_TOOLS = ("systemd-nspawn", "nsenter", "nft", "tcpdump", "debootstrap")
@@ -215,7 +216,8 @@ def _with_snapshots(config: pytest.Config, pipeline: Pipeline) -> str:
         snaps = _store(config).snapshots()
     except HarnessError:
         return ""
-    have = [n for n in pipeline.names if any(s.name.startswith(f"{n}/") for s in snaps)]
+    groups = {SnapshotRef.parse(s.name).group for s in snaps}
+    have = [n for n in pipeline.names if n in groups]
     return f"; with snapshots: {', '.join(have) or 'none'}"
 
 
@@ -469,7 +471,7 @@ def _allure_attach(piece: evidence.Evidence) -> None:
 
 def _keep_failed(config: pytest.Config, item: pytest.Item, watched: _Watched,
                  directory: Path) -> str:
-    name = f"failed/{evidence.safe_name(item.nodeid)}"
+    name = str(SnapshotRef.failure(evidence.safe_name(item.nodeid)))
     held = _store(config)
     lab = watched.lab
     meta = {"stage": watched.snapshot.meta.get("stage"), "key": watched.snapshot.meta.get("key"),

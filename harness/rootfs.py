@@ -18,6 +18,7 @@ from pathlib import Path
 
 from harness import nspawn, proc
 from harness.errors import HarnessError
+from harness.names import prep_unit
 
 DEFAULT_CACHE = Path(os.environ.get("HARNESS_CACHE", "/var/cache/harness"))
 _APT_OPTIONS = ["-o", "APT::Keep-Downloaded-Packages=true", "-o", "Dpkg::Use-Pty=0",
@@ -86,7 +87,7 @@ def run_in_root(root: Path, argv: Sequence[str], *, binds: Sequence[str] = (),
                 env: dict[str, str] | None = None, timeout: float = 1800) -> proc.Result:
     """Run ``argv`` in the unbooted ``root`` with the host's network (systemd-nspawn, no boot)."""
     # A unique machine name: nspawn keeps per-name runtime state under /run/systemd/nspawn.
-    unit = f"harness-prep-{os.getpid()}-{secrets.token_hex(3)}"
+    unit = prep_unit(os.getpid(), secrets.token_hex(3))
     setenv = [f"--setenv={k}={v}" for k, v in (env or {}).items()]
     try:
         return proc.run([*nspawn.base_argv(unit, root), "--resolv-conf=copy-host", "--pipe",

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import harness
 from harness.errors import UsageError
 from harness.mutant import Mutant
+from harness.names import FAILED, SnapshotRef
 from harness.network import Interface
 from harness.network import validate as validate_interfaces
 
@@ -55,8 +56,8 @@ def stage_key(definition: Any, parent: str | None) -> str:
 
 
 def snapshot_name(stage: str, key: str) -> str:
-    """Where stage ``stage`` with ``key`` is published: ``<stage>/<key>``."""
-    return f"{stage}/{key}"
+    """Where stage ``stage`` with ``key`` is published: ``<stage>/<key>`` (see `SnapshotRef`)."""
+    return str(SnapshotRef.of_stage(stage, key))
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,9 @@ class Stage:
     def here(cls, name: str, **fields: Any) -> Stage:
         """A stage whose key includes the source of the module that calls this, and of every
         module of the same package it uses (its configuration generators, its helpers)."""
-        caller = inspect.stack()[1]
-        module = sys.modules[caller.frame.f_globals["__name__"]]
-        origin = f"{caller.filename}:{caller.lineno}"
+        caller = sys._getframe(1)  # inspect.stack() reads the source of every frame: slow
+        module = sys.modules[caller.f_globals["__name__"]]
+        origin = f"{caller.f_code.co_filename}:{caller.f_lineno}"
         declared = tuple(v for v in vars(module).values() if isinstance(v, Mutant))
         fields["mutants"] = (*declared, *fields.get("mutants", ()))
         return cls(name=name, source=sources_used(module), origin=origin, **fields)
@@ -190,11 +191,13 @@ class Pipeline:
 
         Everything is checked here, when the pipeline's module is imported, before anything
         is built: each error names the declaration at fault (file:line)."""
-        caller = inspect.stack()[1]
-        here = f"{caller.filename}:{caller.lineno}: "
+        caller = sys._getframe(1)
+        here = f"{caller.f_code.co_filename}:{caller.f_lineno}: "
         if not stages or stages[0].base is None:
             raise UsageError(f"{here}a pipeline starts with a base stage (one with `base=`)")
         names = [s.name for s in stages]
+        if FAILED in names:
+            raise UsageError(f"{here}no stage may be called {FAILED!r}: that name holds kept failures")
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise UsageError(f"{here}stage names must be unique: {', '.join(dupes)} repeated")

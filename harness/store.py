@@ -299,7 +299,8 @@ class Store:
         """Every published snapshot, sorted by name."""
         top = self.root / "snapshots"
         found = []
-        for manifest in sorted(top.glob(f"**/{MANIFEST}")) if top.exists() else []:
+        # names are <group>/<key>: never walk into the machine roots below them
+        for manifest in sorted(top.glob(f"*/*/{MANIFEST}")) if top.exists() else []:
             snap = self.get(manifest.parent.relative_to(top).as_posix())
             if snap is not None:
                 found.append(snap)

@@ -25,7 +25,8 @@ def harness(*args: str, store: Store | None = None) -> subprocess.CompletedProce
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("ls", "build", "up", "shell", "down", "export", "import", "gc", "destroy", "report"):
+    for command in ("ls", "rm", "build", "up", "shell", "down", "export", "import", "gc", "destroy",
+                    "report", "mutate"):
         with pytest.raises(SystemExit) as info:
             cli.main([command, "--help"])
         assert info.value.code == 0
@@ -63,7 +64,25 @@ def test_ls_shows_the_current_bootstrap_snapshot_with_its_size(harness_store: St
     stage, key = bootstrap.name.split("/")
     line = next(line for line in result.stdout.splitlines() if line[2:].split()[:2] == [stage, key])
     assert line.startswith("* ")  # the current key of the stage
-    assert line.endswith("MiB")  # its size on disk
+    assert "MiB" not in line  # sizes cost a walk of the tree: only with --size
+    sized = harness("ls", "--size", store=harness_store)
+    assert next(line for line in sized.stdout.splitlines() if key in line).split()[-2] == "MiB"
+
+
+@pytest.mark.integration
+def test_ls_lists_in_pipeline_order_with_what_each_was_built_on_and_rm_removes(toy: Toy) -> None:
+    toy.run().assert_outcomes(passed=5)
+    snaps = {s.name.split("/")[0]: s.name for s in toy.store.snapshots()}
+    argv = [sys.executable, "-m", "harness.cli", "--store", str(toy.store.root), "--pipeline", "toystages"]
+    listed = subprocess.run([*argv, "ls"], capture_output=True, text=True, cwd=toy.pytester.path)
+    rows = [line[2:].split() for line in listed.stdout.splitlines()[1:] if not line.startswith("lab ")]
+    assert [(r[0], r[-1]) for r in rows] == [("bootstrap", "-"), ("alpha", snaps["bootstrap"]),
+                                             ("beta", snaps["alpha"])]
+    removed = subprocess.run([*argv, "rm", "beta", "failed/*"], capture_output=True, text=True,
+                             cwd=toy.pytester.path)
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.splitlines() == [f"removed {snaps['beta']}"]
+    assert toy.published() == ["alpha", "bootstrap"]
 
 
 @pytest.mark.integration
@@ -112,6 +131,24 @@ def test_destroy_cleans_up_after_a_killed_run(harness_store: Store, bootstrap: S
     assert traces_of(lab_id, work) == NOTHING
     assert not work.exists()
     assert [p for p in stragglers if running(p)] == []
+
+
+@pytest.mark.integration
+def test_destroy_removes_only_the_labs_of_its_store(harness_store: Store, toy: Toy,
+                                                   tmp_path: Path) -> None:
+    leaker = subprocess.Popen([sys.executable, "-c", LEAKER, str(toy.store.root), str(tmp_path)],
+                              cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert leaker.stdout is not None
+    lab_id = leaker.stdout.readline().strip()
+    work = toy.store.root / "work" / lab_id
+    leaker.send_signal(signal.SIGKILL)
+    leaker.wait()
+    result = harness("destroy", store=harness_store)  # another store: not its lab
+    assert result.returncode == 0, result.stderr
+    assert lab_id not in result.stdout and traces_of(lab_id, work).clones
+    result = harness("destroy", store=toy.store)
+    assert lab_id in result.stdout
+    assert traces_of(lab_id, work) == NOTHING
 
 
 def running(pid: int) -> bool:
