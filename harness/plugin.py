@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from harness import evidence, log, proc, store
+from harness import evidence, flaky, log, proc, store
 from harness import lab as lab_module
 from harness.build import Builder, LabPool
 from harness.errors import HarnessError, UsageError
@@ -80,6 +80,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "`harness mutate --list` lists them): the run should fail")
     group.addoption("--mutant-log", metavar="FILE", default=None,
                     help="append one JSON line per test outcome to FILE (for `harness mutate`)")
+    group.addoption("--flake-check", metavar="N", type=int, default=0,
+                    help="rerun a failing test up to N times, each in a fresh lab from the same "
+                         "snapshot, and say whether it 'fails N/N' or is 'flaky k/N'")
     group.addoption("--first", metavar="NODEID", action="append", default=[],
                     help="run this selected test before the others (repeatable; `harness mutate` "
                          "runs the test that killed a mutant last time first)")
@@ -181,6 +184,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: log.logger.removeHandler(handler))
     log.logger.setLevel(logging.INFO)
     config.add_cleanup(log.add_step_listener(_allure_step))
+    if config.option.flake_check < 0:
+        raise pytest.UsageError(f"--flake-check={config.option.flake_check}: give a number of "
+                                "reruns, 1 or more")
+    if config.option.flake_check:
+        config.pluginmanager.register(flaky.FlakeCheck(config.option.flake_check), "harness-flake-check")
     pipeline = config.stash[PIPELINE_KEY] = _load_pipeline(config)
     if config.option.mutant is not None:
         if pipeline is None:
@@ -399,7 +407,8 @@ def lab(request: pytest.FixtureRequest, harness_labs: LabPool, harness_pipeline:
         or harness_labs.target
     snapshot = harness_labs.snapshot_for(need)
     with contextlib.ExitStack() as stack:
-        if request.node.get_closest_marker("fresh_lab") is None:
+        rerun = request.node.stash.get(flaky.RERUN_KEY, 0)  # --flake-check: a lab of its own
+        if request.node.get_closest_marker("fresh_lab") is None and not rerun:
             chosen = harness_labs.shared(snapshot)
         else:
             chosen = stack.enter_context(harness_labs.builder.lab(snapshot))

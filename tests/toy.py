@@ -131,17 +131,18 @@ class Toy:
         self.pytester.makepyfile(toy_alpha=ALPHA.replace("{version}", str(alpha)),
                                  toy_beta=BETA.replace("{version}", str(beta)))
 
-    def run(self, *args: str, store: Store | None = None,
-            env: Mapping[str, str] | None = None) -> pytest.RunResult:
-        """Run the toy scenarios (on ``store``, default the toy's, with ``env`` added); return
-        the result with ``built``: the stages built by this run."""
+    def run(self, *args: str, store: Store | None = None, env: Mapping[str, str] | None = None,
+            cache: bool = False) -> pytest.RunResult:
+        """Run the toy scenarios (on ``store``, default the toy's, with ``env`` added; with
+        ``cache``, pytest's cache on: --lf, --ff); return the result with ``built``: the stages
+        built by this run."""
         before = self.log.read_text().split() if self.log.exists() else []
         with pytest.MonkeyPatch.context() as patch:
             for name, value in (env or {}).items():
                 patch.setenv(name, value)
             result = self.pytester.runpytest_subprocess(
-                "--pipeline=toystages", f"--store={(store or self.store).root}", "-p",
-                "no:cacheprovider", "-p", "no:randomly", *args, timeout=600)
+                "--pipeline=toystages", f"--store={(store or self.store).root}",
+                *([] if cache else ["-p", "no:cacheprovider"]), *args, timeout=600)
         after = self.log.read_text().split() if self.log.exists() else []
         result.built = after[len(before):]  # type: ignore[attr-defined]
         return result
