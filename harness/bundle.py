@@ -6,9 +6,15 @@ A bundle is a zstd-compressed tar stream::
     members/<member>.btrfs   one btrfs send stream per member; all but the first are sent
                              relative to the first (siblings cloned from one base share most
                              of their blocks, so this roughly halves the bundle)
+    changes/<member>.tar     or, in an incremental bundle, what each member changed since
+                             the stage snapshot it was restored from (`harness.treediff`)
     evidence/...             a failed test's evidence, when the snapshot carries it
     checksums.json           sha256 of every entry above: written last, so a truncated
                              bundle has none and is refused
+
+A kept failure (whose manifest names the snapshot its lab came ``from``) is exported
+incrementally: a few MB instead of a whole lab. Importing it needs a snapshot of the same
+stage and key in the receiving store, built there or imported (`MissingParent` says which).
 
 `load()` reads the whole file and checks every checksum *before* anything is received:
 a corrupt or truncated bundle leaves the store untouched. The snapshot then appears
@@ -31,12 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from harness import __version__, proc
+from harness import __version__, proc, treediff
 from harness.errors import HarnessError
 from harness.log import step
+from harness.names import SnapshotRef
 from harness.store import EVIDENCE, Snapshot, Store, check_name
 
-FORMAT = 1
+FORMAT = 2  # 2: incremental bundles (``parent`` in the header, changes/); 1 is still read
+READS = (1, 2)
 HEADER = "bundle.json"
 CHECKSUMS = "checksums.json"
 _CHUNK = 1 << 20
@@ -50,6 +58,19 @@ class Header:
     members: tuple[str, ...]
     meta: dict[str, Any]
     harness: str
+    parent: str | None = None  # incremental: the stage snapshot its members changed from
+
+
+class MissingParent(HarnessError):
+    """An incremental bundle's stage snapshot is not in the receiving store."""
+
+    def __init__(self, path: Path, parent: str) -> None:
+        stage = SnapshotRef.parse(parent).group
+        super().__init__(f"{path} holds changes to snapshot {parent}, which this store lacks: "
+                         f"build that stage first (`harness build --until {stage}` from a checkout "
+                         "of the same stages), import it, or ask for a whole bundle "
+                         "(`harness export --full`)")
+        self.parent = parent
 
 
 def _sha256(stream: IO[bytes]) -> str:
@@ -59,13 +80,26 @@ def _sha256(stream: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-def save(store: Store, snapshot: Snapshot, target: Path) -> Path:
+def parent_of(store: Store, snapshot: Snapshot) -> Snapshot | None:
+    """The stage snapshot ``snapshot`` was restored from, if the store still has it and it holds
+    every member: what an incremental bundle is relative to."""
+    name = snapshot.meta.get("from")
+    parent = store.get(str(name)) if name else None
+    if parent is None or not set(snapshot.members) <= set(parent.members):
+        return None
+    return parent
+
+
+def save(store: Store, snapshot: Snapshot, target: Path, *, full: bool = False) -> Path:
     """Write ``snapshot`` as a bundle at ``target`` (first as ``target.partial``, renamed when
-    complete: a bundle that exists is whole)."""
+    complete: a bundle that exists is whole). A kept failure whose parent is in the store is
+    written incrementally, unless ``full``."""
     partial = target.with_name(target.name + ".partial")
+    parent = None if full else parent_of(store, snapshot)
     scratch = store.staging("export")  # send streams land on the store's disk, one at a time
     header = {"format": FORMAT, "harness": __version__, "name": snapshot.name,
-              "members": list(snapshot.members), "meta": dict(snapshot.meta), "exported": time.time()}
+              "members": list(snapshot.members), "meta": dict(snapshot.meta), "exported": time.time(),
+              "parent": parent.name if parent else None}
     sums: dict[str, str] = {}
     try:
         with open(partial, "wb") as out, proc.spawn(["zstd", "-q", "-T0", "-3", "-c"],
@@ -75,11 +109,19 @@ def save(store: Store, snapshot: Snapshot, target: Path) -> Path:
                 _add_bytes(tar, HEADER, json.dumps(header, indent=2).encode(), sums)
                 first = snapshot.members[0] if snapshot.members else None
                 for member in snapshot.members:
+                    if parent is not None:
+                        with step(f"export {snapshot.name}: changes of {member} since {parent.name}"):
+                            changes = treediff.diff(parent.member(member), snapshot.member(member))
+                            packed = treediff.pack(changes, snapshot.member(member),
+                                                   scratch / f"{member}.tar")
+                            _add_file(tar, f"changes/{member}.tar", packed, sums)
+                            packed.unlink()
+                        continue
                     with step(f"export {snapshot.name}: send {member}"):
                         stream = scratch / f"{member}.btrfs"
                         with open(stream, "wb") as handle:
-                            parent = snapshot.member(first) if first and member != first else None
-                            store.send(snapshot.member(member), handle, parent)
+                            base = snapshot.member(first) if first and member != first else None
+                            store.send(snapshot.member(member), handle, base)
                         _add_file(tar, f"members/{member}.btrfs", stream, sums)
                         stream.unlink()
                 evidence = snapshot.path / EVIDENCE
@@ -165,7 +207,8 @@ def verify(path: Path) -> Header:
     if wrong:
         raise HarnessError(f"{path} is corrupt: checksum mismatch or missing entry for "
                            f"{', '.join(wrong[:5])}: nothing was imported; export it again")
-    missing = [m for m in header.members if f"members/{m}.btrfs" not in sums]
+    kind = "changes/{}.tar" if header.parent else "members/{}.btrfs"
+    missing = [m for m in header.members if kind.format(m) not in sums]
     if missing:
         raise HarnessError(f"{path} lacks members {', '.join(missing)}: nothing was imported")
     return header
@@ -178,12 +221,13 @@ def _header(path: Path, info: tarfile.TarInfo, data: bytes, sums: dict[str, str]
     try:
         raw = json.loads(data)
         fmt = raw["format"]
-        if fmt != FORMAT:
+        if fmt not in READS:
             raise HarnessError(f"{path} has bundle format {fmt}; this harness ({__version__}) reads "
-                               f"format {FORMAT}: import it with the harness version that exported "
-                               f"it ({raw.get('harness')})")
+                               f"formats {', '.join(map(str, READS))}: import it with the harness "
+                               f"version that exported it ({raw.get('harness')})")
+        parent = raw.get("parent")
         header = Header(check_name(raw["name"]), tuple(raw["members"]), dict(raw["meta"]),
-                        str(raw["harness"]))
+                        str(raw["harness"]), check_name(parent) if parent else None)
     except (ValueError, KeyError, TypeError) as exc:
         raise HarnessError(f"{path} has a malformed {HEADER} ({exc}): export it again") from None
     sums[HEADER] = hashlib.sha256(data).hexdigest()
@@ -197,11 +241,18 @@ def load(store: Store, path: Path) -> Snapshot:
     if store.exists(header.name):
         raise HarnessError(f"snapshot {header.name} is already in {store.root}: nothing to import "
                            f"(remove it first with `harness gc` or `harness rm {header.name}`)")
+    parent = store.get(header.parent) if header.parent else None
+    if header.parent and parent is None:
+        raise MissingParent(path, header.parent)
     staged = store.staging("import")
     try:
         with _entries(path) as entries:
             for info, handle in entries:
-                if info.name.startswith("members/"):
+                if info.name.startswith("changes/") and parent is not None:
+                    member = Path(info.name).stem
+                    with step(f"import {header.name}: {member} from {parent.name} and its changes"):
+                        _rebuild(store, parent.member(member), handle, staged / member)
+                elif info.name.startswith("members/"):
                     with step(f"import {header.name}: receive {Path(info.name).stem}"):
                         _receive(store, handle, staged)
                 elif info.name.startswith(f"{EVIDENCE}/"):
@@ -213,8 +264,24 @@ def load(store: Store, path: Path) -> Snapshot:
     except BaseException:
         store.remove_staging(staged)
         raise
-    meta = {**header.meta, "imported": time.time(), "imported_from": str(path)}
+    meta = {**header.meta, "imported": time.time(), "imported_from": str(path),
+            "imported_on": header.parent}
     return store.install(staged, header.name, meta)
+
+
+def _rebuild(store: Store, base: Path, changes: IO[bytes], target: Path) -> None:
+    """``target`` (read-only): a clone of ``base`` with a changes tar applied."""
+    owner = f"import-{os.getpid()}-{target.name}"
+    work = store.clone(base, store.work_path(owner, target.name))
+    try:
+        with tempfile.NamedTemporaryFile(dir=target.parent.parent, suffix=".tar") as spool:
+            while chunk := changes.read(_CHUNK):
+                spool.write(chunk)
+            spool.flush()
+            treediff.apply(Path(spool.name), work)
+        store.freeze(work, target)
+    finally:
+        store.release(owner)
 
 
 def _receive(store: Store, handle: IO[bytes], staged: Path) -> None:

@@ -204,9 +204,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     for snap in chosen.values():
         file_name = f"{snap.name.replace('/', '_')}.tar.zst"
         target = directory / file_name if into_directory else output or Path(file_name)
-        bundle.save(store, snap, target)
+        bundle.save(store, snap, target, full=args.full)
         print(f"{snap.name} exported to {target} ({_size(target.stat().st_size)})")
     return 0
+
+
+def _build_parent(args: argparse.Namespace, store: Store, missing: bundle.MissingParent) -> None:
+    """Build the stage snapshot an incremental bundle needs, when this checkout's stages give it
+    the same key; otherwise re-raise `missing`, which says what to do."""
+    wanted = SnapshotRef.parse(missing.parent)
+    try:
+        pipeline = _pipeline(args)
+    except UsageError:
+        raise missing from None
+    if wanted.stage is None or pipeline.keys().get(wanted.stage) != wanted.key:
+        raise missing from None
+    print(f"building {missing.parent} first: the bundle holds changes to it", flush=True)
+    Builder(store, pipeline).ensure(wanted.stage)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -218,8 +232,13 @@ def cmd_import(args: argparse.Namespace) -> int:
             if store.exists(header.name):
                 print(f"{header.name} is already in the store: {file} not imported")
                 continue
-        snap = bundle.load(store, file)
-        print(f"imported {snap.name} ({', '.join(snap.members)})")
+        try:
+            snap = bundle.load(store, file)
+        except bundle.MissingParent as missing:
+            _build_parent(args, store, missing)  # or say what to build
+            snap = bundle.load(store, file)
+        how = f"as changes to {snap.meta['imported_on']}" if snap.meta.get("imported_on") else "whole"
+        print(f"imported {snap.name} ({', '.join(snap.members)}; {how})")
     return 0
 
 
@@ -414,6 +433,8 @@ def parser() -> argparse.ArgumentParser:
     export = verb("export", cmd_export)
     export.add_argument("snapshot", metavar="SNAPSHOT", nargs="*",
                         help="a stage, a snapshot name, or a pattern ('failed/*')")
+    export.add_argument("--full", action="store_true",
+                        help="a kept failure whole, not as changes to its stage's snapshot")
     export.add_argument("--all-stages", action="store_true",
                         help="every stage's snapshot for the stages as they are now")
     export.add_argument("-o", "--output", metavar="PATH",

@@ -16,12 +16,12 @@ import secrets
 import shutil
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from harness import network, nspawn, proc
+from harness import network, nspawn, proc, treediff
 from harness.errors import HarnessError, UsageError
 from harness.log import logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineSpec, find_leader
@@ -136,6 +136,26 @@ class Lab:
         if wait:
             for name in names:
                 self.machines[name].wait_ready()
+
+    @contextlib.contextmanager
+    def roots_as_seen(self) -> Iterator[dict[str, Path]]:
+        """Each machine's root as the machine sees it now, to snapshot: its own root, or, for a
+        machine booted with a volatile overlay (a diskless machine), a clone of that root with
+        what it wrote to the overlay copied in. The clones are deleted on leaving."""
+        owner = f"{self.id}keep{secrets.token_hex(2)}"
+        roots = {name: self.root(name) for name in self.setups}
+        try:
+            for name, machine in self.machines.items():
+                volatile = any(a.startswith("--volatile") for a in self.setups[name].extra_args)
+                if not volatile or machine.leader is None:
+                    continue
+                seen = Path(f"/proc/{machine.leader}/root")
+                changes = treediff.diff(roots[name], seen, treediff.mount_points(machine.leader))
+                roots[name] = self.store.clone(roots[name], self.store.work_path(owner, name))
+                treediff.copy_changes(changes, seen, roots[name])
+            yield roots
+        finally:
+            self.store.release(owner)
 
     def detach(self) -> list[str]:
         """Leave the lab running after this process exits: machines, network and clones stay.

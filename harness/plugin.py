@@ -485,9 +485,9 @@ def _keep_failed(config: pytest.Config, item: pytest.Item, watched: _Watched,
     lab = watched.lab
     meta = {"stage": watched.snapshot.meta.get("stage"), "key": watched.snapshot.meta.get("key"),
             "from": watched.snapshot.name, "test": item.nodeid}
-    with log.step(f"keep the lab of {item.nodeid} as {name}"):
-        # the newest failure of a test replaces the older one
-        held.publish(name, {m: lab.root(m) for m in lab.setups}, meta, evidence=directory, replace=True)
+    # a diskless machine's writes included; the newest failure of a test replaces the older one
+    with log.step(f"keep the lab of {item.nodeid} as {name}"), lab.roots_as_seen() as roots:
+        held.publish(name, roots, meta, evidence=directory, replace=True)
     return name
 
 

@@ -17,7 +17,7 @@ import pytest
 from harness import lab as labs
 from harness.store import Snapshot, Store
 from tests.conftest import NOTHING, traces_of
-from tests.toy import Toy, drop_store, scratch_store
+from tests.toy import PIPELINE, Toy, drop_store, scratch_store
 
 pytestmark = pytest.mark.integration
 
@@ -77,10 +77,10 @@ def test_export_destroy_import_up_gives_the_machine_back(toy: Toy, kept: Snapsho
                                                          tmp_path: Path) -> None:
     here = toy.pytester.path
     bug = tmp_path / "bug.tar.zst"
-    ok(harness("export", KEPT, "-o", bug, store=toy.store, cwd=here))
+    ok(harness("export", KEPT, "-o", bug, "--full", store=toy.store, cwd=here))  # the whole lab
     destroyed = ok(harness("destroy", store=toy.store, cwd=here))
     assert destroyed.startswith("destroyed")
-    assert labs.recorded_labs() == []
+    assert [r for r in labs.recorded_labs() if r.get("store") == str(toy.store.root)] == []
     ok(harness("import", bug, store=elsewhere, cwd=here))
     imported = elsewhere.get(KEPT)
     assert imported is not None and imported.meta["test"] == kept.meta["test"]
@@ -97,6 +97,52 @@ def test_export_destroy_import_up_gives_the_machine_back(toy: Toy, kept: Snapsho
     finally:
         ok(harness("down", lab_id, store=elsewhere, cwd=here))
     assert traces_of(lab_id, elsewhere.root / "work" / lab_id) == NOTHING
+
+
+VOLATILE = PIPELINE.replace("PIPELINE = Pipeline(", "import dataclasses\nPIPELINE = Pipeline(").replace(
+    "toy_beta.STAGE]", 'dataclasses.replace(toy_beta.STAGE, boot_args={"beta": ("--volatile=overlay",)})]')
+BROKEN_BOTH = '''
+def test_both_write_then_fail(alpha, beta):
+    alpha.succeed("echo alpha-wrote-this > /root/note")
+    beta.succeed("echo beta-wrote-this-on-its-overlay > /root/volatile-note")
+    assert False, "on purpose"
+'''
+
+
+def test_a_kept_failure_travels_as_its_changes_with_a_diskless_machines_writes(
+        toy: Toy, bootstrap: Snapshot, elsewhere: Store, tmp_path: Path) -> None:
+    here = toy.pytester.path
+    toy.pytester.makepyfile(toystages=VOLATILE, test_both=BROKEN_BOTH)
+    toy.run("test_both.py", "--keep-failed").assert_outcomes(failed=1)
+    kept = "failed/test_both.py-test_both_write_then_fail"
+    snapshot = toy.store.get(kept)
+    assert snapshot is not None
+    assert (snapshot.member("beta") / "root/volatile-note").exists()  # the overlay's writes kept
+    bug = tmp_path / "bug.tar.zst"
+    ok(harness("export", kept, "-o", bug, store=toy.store, cwd=here))
+    whole = tmp_path / "whole.tar.zst"
+    ok(harness("export", kept, "-o", whole, "--full", store=toy.store, cwd=here))
+    assert bug.stat().st_size < 5 << 20 and bug.stat().st_size * 10 < whole.stat().st_size
+    # another machine: the same checkout, only bootstrap in its store, no running stage of the toy
+    elsewhere.publish(bootstrap.name, {"base": bootstrap.member("base")}, dict(bootstrap.meta))
+    refused = subprocess.run([sys.executable, "-m", "harness.cli", "--store", str(elsewhere.root),
+                              "--pipeline", "no_such_pipeline", "import", str(bug)],
+                             capture_output=True, text=True, cwd=tmp_path)  # no pipeline at hand
+    assert refused.returncode == 2
+    assert f"holds changes to snapshot {snapshot.meta['from']}, which this store lacks: build " \
+           "that stage first (`harness build --until beta`" in refused.stderr
+    imported = ok(harness("import", bug, store=elsewhere, cwd=here))  # the pipeline is at hand
+    assert imported.startswith(f"building {snapshot.meta['from']} first")
+    assert f"imported {kept} (alpha, beta; as changes to {snapshot.meta['from']})" in imported
+    up = ok(harness("up", "--from-snapshot", kept, store=elsewhere, cwd=here))
+    lab_id = up.split()[1]
+    try:
+        notes = [ok(harness("shell", machine, "--lab", lab_id, "--", "cat", f"/root/{note}",
+                            store=elsewhere, cwd=here))
+                 for machine, note in (("alpha", "note"), ("beta", "volatile-note"))]
+        assert notes == ["alpha-wrote-this\n", "beta-wrote-this-on-its-overlay\n"]
+    finally:
+        ok(harness("down", lab_id, store=elsewhere, cwd=here))
 
 
 def _state(store: Store) -> tuple[list[str], list[str]]:

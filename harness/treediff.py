@@ -1,0 +1,160 @@
+"""What changed between two machine roots, carried as a small tar and applied elsewhere.
+
+A kept failure differs from the stage snapshot its lab was restored from by a few files
+(logs, leases, a database page): `diff` finds them by comparing the two trees entry by
+entry (type, mode, owner, size, modification time, link target), `pack` writes them to a
+tar with the list of what was removed, and `apply` replays that on a writable clone of the
+same stage's snapshot in another store: built there or imported, it need not be the very
+same subvolume (a btrfs incremental receive would insist on that). The same walk also
+recovers what a machine wrote to its volatile overlay (a diskless machine), by comparing
+its running root with the tree below the overlay.
+
+Extended attributes are not carried (tar as Python writes it has none); file capabilities
+of changed files are lost, which a kept failure's logs and data do not have.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import stat
+import tarfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REMOVED = ".harness-removed.json"  # the tar's last entry: paths to delete before extracting
+
+
+@dataclass
+class Changes:
+    """Entries new or different in the newer tree, and entries only the older one has."""
+
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.removed)
+
+
+def _signature(st: os.stat_result, path: Path) -> tuple[object, ...]:
+    kind = stat.S_IFMT(st.st_mode)
+    target = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
+    size = st.st_size if not stat.S_ISDIR(st.st_mode) else 0  # a directory's size is btrfs's affair
+    return (kind, st.st_mode, st.st_uid, st.st_gid, size, st.st_mtime_ns, st.st_rdev, target)
+
+
+def _walk(root: Path, skip: frozenset[str], rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
+    """Every entry under ``root``, parents first, except the subtrees at ``skip`` (mount points:
+    an overlay reports its files on the devices of its layers, so devices cannot tell)."""
+    try:
+        entries = sorted(os.scandir(root / rel if rel else root), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    for entry in entries:
+        path = f"{rel}/{entry.name}" if rel else entry.name
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if path in skip:
+            continue
+        yield path, st
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk(root, skip, path)
+
+
+def diff(old: Path, new: Path, skip: Iterable[str] = ()) -> Changes:
+    """What `apply` must do to a copy of ``old`` to make it ``new`` (both trees on one host),
+    leaving out the subtrees at relative paths ``skip`` in both."""
+    changes = Changes()
+    seen: set[str] = set()
+    skipped = frozenset(skip)
+    for rel, st in _walk(new, skipped):
+        seen.add(rel)
+        try:
+            before = _signature((old / rel).lstat(), old / rel)
+        except (FileNotFoundError, NotADirectoryError):
+            before = None
+        if before != _signature(st, new / rel):
+            changes.changed.append(rel)
+    gone = {rel for rel, _ in _walk(old, skipped)} - seen
+    changes.removed = sorted(r for r in gone if os.path.dirname(r) not in gone)  # top-most only
+    return changes
+
+
+def mount_points(pid: int) -> list[str]:
+    """The mount points inside the root of process ``pid`` (relative; its root itself left out):
+    what a walk of ``/proc/PID/root`` must not enter (/proc, /sys, /dev, tmpfs, a FUSE home)."""
+    points = []
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")  # \040 for a space...
+        if point != "/":
+            points.append(point.lstrip("/"))
+    return points
+
+
+def pack(changes: Changes, new: Path, target: Path) -> Path:
+    """Write the ``changes`` of tree ``new`` to tar ``target`` (uncompressed: the bundle is)."""
+    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
+        for rel in changes.changed:
+            tar.add(new / rel, arcname=rel, recursive=False)
+        data = json.dumps(changes.removed).encode()
+        info = tarfile.TarInfo(REMOVED)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return target
+
+
+def apply(tar_path: Path, root: Path) -> None:
+    """Replay a `pack`ed tar on the writable tree ``root``: remove, then write what changed."""
+    with tarfile.open(tar_path) as tar:
+        removed = tar.extractfile(REMOVED)
+        for rel in json.loads(removed.read()) if removed is not None else []:
+            _remove(root / rel)
+        members = [m for m in tar.getmembers() if m.name != REMOVED]
+        for member in members:  # a changed file may replace a directory, or the reverse
+            existing = root / member.name
+            if existing.is_dir() and not existing.is_symlink() and not member.isdir():
+                _remove(existing)
+            elif existing.is_symlink() or (existing.exists() and not existing.is_dir()):
+                existing.unlink()
+        tar.extractall(root, members=members, numeric_owner=True, filter="fully_trusted")
+
+
+def copy_changes(changes: Changes, new: Path, root: Path) -> None:
+    """Apply ``changes`` read from tree ``new`` directly to ``root`` (no tar in between)."""
+    for rel in changes.removed:
+        _remove(root / rel)
+    for rel in changes.changed:
+        source, target = new / rel, root / rel
+        st = source.lstat()
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            target.unlink()
+        elif target.is_dir() and not stat.S_ISDIR(st.st_mode):
+            _remove(target)
+        if stat.S_ISDIR(st.st_mode):
+            target.mkdir(exist_ok=True)
+        elif stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(source), target)
+        elif stat.S_ISREG(st.st_mode):
+            shutil.copyfile(source, target, follow_symlinks=False)
+        else:
+            os.mknod(target, st.st_mode, st.st_rdev)
+        os.lchown(target, st.st_uid, st.st_gid)
+        if not stat.S_ISLNK(st.st_mode):
+            os.chmod(target, stat.S_IMODE(st.st_mode))
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    for rel in reversed(changes.changed):  # writing into a directory moved its time again
+        st = (new / rel).lstat()
+        if stat.S_ISDIR(st.st_mode):
+            os.utime(root / rel, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

@@ -1,0 +1,55 @@
+"""harness.treediff: changes between two trees, packed, and replayed on a copy of the first."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from harness import treediff
+
+
+def tree(root: Path) -> dict[str, tuple[str, str]]:
+    """Every entry under ``root``: its kind and content (file text, link target)."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            found[rel] = ("link", os.readlink(path))
+        elif path.is_dir():
+            found[rel] = ("dir", oct(path.stat().st_mode & 0o7777))
+        else:
+            found[rel] = ("file", path.read_text() + oct(path.stat().st_mode & 0o7777))
+    return found
+
+
+def test_pack_and_apply_turn_a_copy_of_the_old_tree_into_the_new(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    (old / "etc/app").mkdir(parents=True)
+    (old / "etc/app/conf").write_text("a=1\n")
+    (old / "etc/keep").write_text("same\n")
+    (old / "var/cache").mkdir(parents=True)
+    (old / "var/cache/big").write_text("x" * 1000)
+    (old / "link").symlink_to("etc/keep")
+    new = tmp_path / "new"
+    shutil.copytree(old, new, symlinks=True)
+    (new / "etc/app/conf").write_text("a=2\n")          # changed
+    (new / "etc/app/secret").write_text("s\n")          # added
+    (new / "etc/app/secret").chmod(0o600)
+    shutil.rmtree(new / "var/cache")                    # a directory removed
+    (new / "link").unlink()
+    (new / "link").symlink_to("etc/app/conf")           # a link retargeted
+    (new / "etc/keep").chmod(0o640)                     # only its mode changed
+    changes = treediff.diff(old, new)
+    assert set(changes.changed) == {"etc/app", "etc/app/conf", "etc/app/secret", "etc/keep", "link",
+                                    "var"}
+    assert changes.removed == ["var/cache"]  # the top-most only
+    packed = treediff.pack(changes, new, tmp_path / "changes.tar")
+    copy = tmp_path / "copy"
+    shutil.copytree(old, copy, symlinks=True)
+    treediff.apply(packed, copy)
+    assert tree(copy) == tree(new)
+    direct = tmp_path / "direct"
+    shutil.copytree(old, direct, symlinks=True)
+    treediff.copy_changes(changes, new, direct)
+    assert tree(direct) == tree(new)
