@@ -114,19 +114,22 @@ class Builder:
                 if decided.action is Action.REUSE:
                     found = self.store.get(name)
                     assert found is not None
-                    logger.info("stage %s: restored %s", stage.name, name)
+                    how = "restored" if from_snapshot is not None else "reused"
+                    logger.info("stage %s: %s %s", stage.name, how, name)
                     snapshot = found
                 else:
                     began = time.monotonic()
                     snapshot = self._build(stage, decided.key, snapshot, base)
                     self.durations[stage.name] = time.monotonic() - began
+                    logger.info("stage %s: built %s in %s", stage.name, name,
+                                format_elapsed(self.durations[stage.name]))
             base = base or snapshot
             self.done.append(decided)
         if snapshot is None:
             raise UsageError(f"nothing to build for {target}")
         restored = [s.stage for s in self.done if s.action is Action.REUSE]
         built = [s.stage for s in self.done if s.action is Action.BUILD]
-        logger.info("lab at %s in %s: restored %s; built %s", target,
+        logger.info("stages up to %s ready in %s: restored %s; built %s", target,
                     format_elapsed(time.monotonic() - start),
                     ", ".join(restored) or "nothing", ", ".join(built) or "nothing")
         return snapshot

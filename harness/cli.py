@@ -11,6 +11,7 @@ import argparse
 import fnmatch
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -401,6 +402,8 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--store", help="btrfs directory holding the snapshots (env HARNESS_STORE)")
     top.add_argument("--store-size", default=DEFAULT_IMAGE_SIZE,
                      help="size of the embedded store image on first use")
+    top.add_argument("-v", "--verbose", action="store_true",
+                     help="show every step and wait as a line (default: one line per stage and lab)")
     top.add_argument("--pipeline", metavar="MODULE",
                      help=f"module defining PIPELINE (env HARNESS_PIPELINE; default {DEFAULT_PIPELINE})")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -469,6 +472,25 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _progress(verbose: bool) -> log.Progress:
+    """Progress on stderr: headlines as lines; on a terminal, steps as one status line."""
+    err = sys.stderr
+
+    def line(text: str) -> None:
+        print(text, file=err, flush=True)
+
+    def status(text: str) -> None:
+        width = shutil.get_terminal_size().columns
+        err.write("\r\x1b[K" + text[: width - 1])
+        err.flush()
+
+    def clear() -> None:
+        err.write("\r\x1b[K")
+        err.flush()
+
+    return log.Progress(line, status if err.isatty() else None, clear, verbose=verbose)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``harness`` console script."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -481,8 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.words = command
     if args.store is None:
         args.store = os.environ.get("HARNESS_STORE")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("[harness] %(message)s"))
+    handler = _progress(args.verbose)
     log.logger.addHandler(handler)
     log.logger.setLevel(logging.INFO)
     proc.interrupt_on_sigterm()

@@ -23,7 +23,7 @@ from types import TracebackType
 
 from harness import network, nspawn, proc, treediff
 from harness.errors import HarnessError, UsageError
-from harness.log import logger, step
+from harness.log import format_elapsed, logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineSpec, find_leader
 from harness.names import LabName
 from harness.network import Interface, LabNetwork
@@ -96,6 +96,7 @@ class Lab:
         return self.store.work_path(self.id, name)
 
     def __enter__(self) -> Lab:
+        began = time.monotonic()
         try:
             self._record()
             self._stack.callback(self._release)
@@ -111,6 +112,10 @@ class Lab:
         except BaseException:
             self._stack.close()
             raise
+        if self.origin:  # a lab booted from a snapshot (a build's own lab is part of its stage)
+            booted = [n for n, s in self.setups.items() if s.boot]
+            logger.info("lab %s: %d machine(s) up from %s in %s", self.id, len(booted), self.origin,
+                        format_elapsed(time.monotonic() - began))
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,

@@ -90,24 +90,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("harness_reports", "directory for allure results, junit.xml and evidence", default="")
 
 
-class _TerminalHandler(logging.Handler):
-    """Writes harness progress straight to the terminal, even while output is captured."""
+def _terminal_progress(config: pytest.Config) -> log.Progress:
+    """Harness progress on pytest's terminal, even while output is captured: headlines as lines,
+    steps as one status line (on a terminal; every step as lines with -v)."""
 
-    def __init__(self, config: pytest.Config) -> None:
-        super().__init__(logging.INFO)
-        self.config = config
+    def terminal() -> tuple[Any, Any]:
+        return (config.pluginmanager.get_plugin("terminalreporter"),
+                config.pluginmanager.get_plugin("capturemanager"))
 
-    def emit(self, record: logging.LogRecord) -> None:
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        capture = self.config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None:
-            return
-        line = f"[harness] {self.format(record)}"
-        if capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line(line)
-        else:
-            reporter.write_line(line)
+    def uncaptured(write: Callable[..., None]) -> Callable[..., None]:
+        def run(*args: Any) -> None:
+            reporter, capture = terminal()
+            if reporter is None:
+                return
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                write(reporter, *args)
+        return run
+
+    def status(reporter: Any, text: str) -> None:
+        reporter.ensure_newline()
+        reporter.rewrite(text[: reporter._tw.fullwidth - 1], erase=True)
+        reporter.flush()
+
+    def clear(reporter: Any) -> None:
+        reporter.rewrite("", erase=True)
+        reporter.write("\r", flush=True)
+
+    reporter, _ = terminal()
+    tty = reporter is not None and reporter._tw.hasmarkup  # a terminal, not a CI log
+    return log.Progress(uncaptured(lambda r, line: r.write_line(line)),
+                        uncaptured(status) if tty else None, uncaptured(clear),
+                        verbose=config.option.verbose >= 1)
 
 
 def _allure_step(title: str) -> Any:
@@ -179,7 +192,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "machines(*names): the test needs a lab holding these "
                                        "machines (as a parametrized `machine` does)")
     if not hasattr(config, "workerinput") and config.option.verbose >= 0:
-        handler = _TerminalHandler(config)
+        handler = _terminal_progress(config)
         log.logger.addHandler(handler)
         config.add_cleanup(lambda: log.logger.removeHandler(handler))
     log.logger.setLevel(logging.INFO)

@@ -57,7 +57,7 @@ def mutated(toy: Toy) -> Toy:
 
 
 def test_pytest_with_a_mutant_fails_the_scenario_that_watches_it(mutated: Toy) -> None:
-    result = mutated.run("--mutant=alpha-forgets")
+    result = mutated.run("--mutant=alpha-forgets", "-v")
     result.assert_outcomes(failed=1, passed=4)
     result.stdout.fnmatch_lines(["*CheckFailed: alpha: command `cat /etc/alpha-built` failed*"])
     # applied to the shared lab and to the fresh_lab test's private one

@@ -107,10 +107,15 @@ def test_waits(alpha):
     alpha.wait_for_unit("systemd-journald.service")
 """)
     results = toy.pytester.path / "allure"
-    run = toy.run("test_wait.py", f"--alluredir={results}")
+    run = toy.run("test_wait.py", f"--alluredir={results}", "-v")  # -v: every step, as lines
     run.assert_outcomes(passed=1)
     run.stdout.fnmatch_lines(["*stage alpha: mark alpha as built done in *s",
                               "*alpha: wait for unit systemd-journald.service done in *s"])
+    quiet = toy.run("test_wait.py")  # by default: one line per stage and per lab, no steps
+    quiet.stdout.fnmatch_lines(["[[]harness[]] stage bootstrap: reused bootstrap/*",
+                                "[[]harness[]] stage alpha: reused alpha/*",
+                                "[[]harness[]] lab *: 1 machine(s) up from alpha/* in *s"])
+    assert "wait for unit" not in quiet.stdout.str().split("= FAILURES =")[0]
     steps = []
     for path in results.glob("*-result.json"):
         report = json.loads(path.read_text())
