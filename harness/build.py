@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import rootfs
-from harness.errors import UsageError
+from harness.errors import UsageError, present
 from harness.lab import Lab, MachineSetup
 from harness.log import format_elapsed, logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
@@ -112,8 +112,7 @@ class Builder:
                 decided = self.plan(target, from_snapshot=from_snapshot, rebuild=rebuild)[index]
                 name = snapshot_name(stage.name, decided.key)
                 if decided.action is Action.REUSE:
-                    found = self.store.get(name)
-                    assert found is not None
+                    found = present(self.store.get(name), f"snapshot {name}")
                     how = "restored" if from_snapshot is not None else "reused"
                     logger.info("stage %s: %s %s", stage.name, how, name)
                     snapshot = found
@@ -155,7 +154,7 @@ class Builder:
             # hold the stage's lock): interrupted or failed, the old one stays.
             if stage.base is not None:
                 return self._build_base(stage, name, meta)
-            assert parent is not None and base is not None
+            parent, base = present(parent, "the previous stage"), present(base, "the base image")
             members = self.pipeline.members_until(stage.name)
             setups = [self._setup(m, parent.member(m) if m in parent.members
                                   else parent.member(stage.sources[m]) if m in stage.sources
@@ -181,11 +180,11 @@ class Builder:
                 return self.store.publish(name, {m: lab.root(m) for m in members}, meta, replace=True)
 
     def _build_base(self, stage: Stage, name: str, meta: dict[str, object]) -> Snapshot:
-        assert stage.base is not None
+        fill = present(stage.base, f"stage {stage.name}'s base=")
         owner = f"build-{stage.name}-{os.getpid()}-{secrets.token_hex(2)}"
         root = self.store.create(self.store.work_path(owner, BASE_MEMBER))
         try:
-            facts = stage.base(root)
+            facts = fill(root)
             return self.store.publish(name, {BASE_MEMBER: root}, {**meta, **facts}, replace=True)
         finally:
             self.store.release(owner)
@@ -228,9 +227,9 @@ class Builder:
         def mutate(lab: Lab) -> None:
             ready(lab)
             if set(self.pipeline[stage].machines) <= set(lab.machines):
-                assert mutant.apply is not None
+                apply = present(mutant.apply, f"mutant {mutant.name}'s apply=")
                 with step(f"mutant {mutant.name}: apply ({mutant.regression})"):
-                    mutant.apply(lab)
+                    apply(lab)
 
         return mutate
 
@@ -265,14 +264,14 @@ class LabPool:
                 self._error = exc
         if self._built is not None:
             return self._built
-        assert self._error is not None
+        error = present(self._error, "the build's error")
         done = [s for s in self.builder.done if s.action is not Action.SKIP]
         pipeline = self.builder.pipeline
         if done and pipeline.index(done[-1].stage) >= pipeline.index(need):
             found = self.builder.store.get(snapshot_name(done[-1].stage, done[-1].key))
             if found is not None:
                 return found
-        raise self._error
+        raise error
 
     def shared(self, snapshot: Snapshot) -> Lab:
         """The session's lab booted from ``snapshot`` (booted on first call)."""

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness import __version__, proc, treediff
-from harness.errors import HarnessError
+from harness.errors import HarnessError, present
 from harness.log import step
 from harness.names import SnapshotRef
 from harness.store import EVIDENCE, Snapshot, Store, check_name
@@ -104,8 +104,7 @@ def save(store: Store, snapshot: Snapshot, target: Path, *, full: bool = False) 
     try:
         with open(partial, "wb") as out, proc.spawn(["zstd", "-q", "-T0", "-3", "-c"],
                                                     stdin=subprocess.PIPE, stdout=out.fileno()) as zstd:
-            assert zstd.stdin is not None
-            with tarfile.open(fileobj=zstd.stdin, mode="w|") as tar:
+            with tarfile.open(fileobj=present(zstd.stdin, "zstd's input"), mode="w|") as tar:
                 _add_bytes(tar, HEADER, json.dumps(header, indent=2).encode(), sums)
                 first = snapshot.members[0] if snapshot.members else None
                 for member in snapshot.members:
@@ -129,7 +128,7 @@ def save(store: Store, snapshot: Snapshot, target: Path, *, full: bool = False) 
                     if file.is_file():
                         _add_file(tar, f"{EVIDENCE}/{file.relative_to(evidence)}", file, sums)
                 _add_bytes(tar, CHECKSUMS, json.dumps(sums, indent=2).encode(), {})
-            zstd.stdin.close()
+            present(zstd.stdin, "zstd's input").close()
             if zstd.wait() != 0:
                 raise HarnessError(f"zstd failed writing {partial}")
         os.rename(partial, target)
@@ -164,17 +163,17 @@ def _entries(path: Path) -> Iterator[Iterator[tuple[tarfile.TarInfo, IO[bytes]]]
     if not path.is_file():
         raise HarnessError(f"no bundle at {path}: give the file `harness export` wrote")
     with open(path, "rb") as raw, proc.spawn(["zstd", "-q", "-d", "-c"], stdin=raw.fileno()) as unzstd:
-        assert unzstd.stdout is not None
+        output = present(unzstd.stdout, "zstd's output")
 
         def walk() -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
-            with tarfile.open(fileobj=unzstd.stdout, mode="r|") as tar:
+            with tarfile.open(fileobj=output, mode="r|") as tar:
                 for info in tar:
                     handle = tar.extractfile(info) if info.isfile() else None
                     if handle is not None:
                         yield info, handle
             if unzstd.wait() != 0:
-                assert unzstd.stderr is not None
-                detail = unzstd.stderr.read().decode(errors="replace").strip().splitlines()
+                said = present(unzstd.stderr, "zstd's errors").read().decode(errors="replace")
+                detail = said.strip().splitlines()
                 raise HarnessError(f"{path} is truncated or corrupt (zstd: "
                                    f"{detail[-1] if detail else 'failed'}): nothing was imported; "
                                    "export it again or copy it whole")

@@ -6,6 +6,10 @@ the first as *broken* and the second as *failed*, so a reader knows whose fault 
 This module imports nothing of the package.
 """
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class HarnessError(Exception):
     """The harness or the host it runs on cannot do what was asked.
@@ -33,6 +37,15 @@ class CommandFailed(HarnessError):
 
 class WaitTimeout(CheckFailed):
     """A condition awaited with a deadline did not come true in time."""
+
+
+def present(value: T | None, what: str) -> T:
+    """``value``, which cannot be None unless the harness has a bug or its store changed under
+    it: then a `HarnessError` (reported as broken), never a bare ``assert`` (reported as failed)."""
+    if value is None:
+        raise HarnessError(f"{what} is missing: the store changed under this run, or this is a "
+                           "harness bug; run again, and report it if it persists")
+    return value
 
 
 class UsageError(HarnessError):

@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 from harness import proc
-from harness.errors import HarnessError
+from harness.errors import HarnessError, present
 from harness.lab import Lab
 from harness.network import NETNS_DIR, LabNetwork, switch_port
 from harness.stage import Pipeline, snapshot_name
@@ -134,17 +134,17 @@ def merge_pcaps(sources: Sequence[Path], target: Path) -> None:
 
 def _await_listening(child: subprocess.Popen[bytes], port: str) -> None:
     """Wait until tcpdump says it is capturing (it prints ``listening on`` once it is)."""
-    assert child.stderr is not None
+    stderr = present(child.stderr, "tcpdump's errors")
     seen = b""
     deadline = time.monotonic() + TCPDUMP_READY
-    fd = child.stderr.fileno()
+    fd = stderr.fileno()
     while b"listening on" not in seen:
         left = deadline - time.monotonic()
         if left <= 0 or child.poll() is not None:
             raise HarnessError(f"tcpdump on switch port {port} did not start capturing within "
                                f"{TCPDUMP_READY:g}s: {seen.decode(errors='replace').strip()}")
         if select.select([fd], [], [], left)[0]:
-            chunk = child.stderr.read1(4096)  # type: ignore[attr-defined]
+            chunk = stderr.read1(4096)  # type: ignore[attr-defined]
             seen += chunk
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from harness import nspawn, proc
 from harness.console import ConsoleSession, ConsoleTap
-from harness.errors import CheckFailed, HarnessError
+from harness.errors import CheckFailed, HarnessError, present
 from harness.log import step
 from harness.wait import Unrecoverable, retry
 
@@ -167,10 +167,10 @@ class Machine:
         return self._terminal is not None and bool(self._terminal.isalive())
 
     def _check_leader(self, last_try: bool) -> bool:
-        assert self._terminal is not None
-        if not self._terminal.isalive():
-            raise Unrecoverable(f"systemd-nspawn exited (status {self._terminal.exitstatus})")
-        self.leader = find_leader(self._terminal.pid)
+        terminal = present(self._terminal, f"machine {self.name}'s console")
+        if not terminal.isalive():
+            raise Unrecoverable(f"systemd-nspawn exited (status {terminal.exitstatus})")
+        self.leader = find_leader(terminal.pid)
         return self.leader is not None
 
     def console_tail(self, chars: int = 2000) -> str:

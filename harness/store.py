@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness import proc
-from harness.errors import HarnessError, UsageError
+from harness.errors import HarnessError, UsageError, present
 from harness.log import logger
 
 BTRFS_INSTALL = "apt-get install -y btrfs-progs"
@@ -339,9 +339,7 @@ class Store:
         except BaseException:
             self._discard(staged)
             raise
-        snap = self.get(name)
-        assert snap is not None
-        return snap
+        return present(self.get(name), f"snapshot {name}, just published")
 
     def publish(self, name: str, members: Mapping[str, Path], meta: Mapping[str, Any],
                 evidence: Path | None = None, *, replace: bool = False) -> Snapshot:
