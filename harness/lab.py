@@ -205,10 +205,7 @@ class Lab:
 
     def _release(self) -> None:
         with step(f"lab {self.id}: tear down"):
-            self.store.release(self.id)
-            (RUN_DIR / f"{self.id}.json").unlink(missing_ok=True)
-            if self._own_logs:
-                shutil.rmtree(self.log_dir, ignore_errors=True)
+            destroy(self.id, self.store, quiet=True)  # the one teardown path, whatever is left
 
 
 def recorded_labs() -> list[Mapping[str, object]]:
@@ -242,8 +239,11 @@ def sweep_stale() -> list[str]:
     return swept
 
 
-def destroy(lab_id: str, store: Store | None = None) -> None:
-    """Remove every trace of lab ``lab_id``: machines, namespaces, clones, record."""
+def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False) -> None:
+    """Remove every trace of lab ``lab_id``: machines, namespaces, clones, logs, record.
+
+    The one way a lab goes: a `Lab` leaving its ``with`` block (after stopping the machines it
+    knows), `harness down` and `harness destroy`, and the sweep of labs whose owner died."""
     for pid in _nspawn_pids(f"--machine={LabName.prefix(lab_id)}"):
         leader = find_leader(pid)
         if leader:
@@ -268,7 +268,8 @@ def destroy(lab_id: str, store: Store | None = None) -> None:
     if record.get("logs") and Path(str(record["logs"])).parent == RUN_DIR:
         shutil.rmtree(str(record["logs"]), ignore_errors=True)
     (RUN_DIR / f"{lab_id}.json").unlink(missing_ok=True)
-    logger.info("lab %s destroyed (%d namespace(s))", lab_id, len(removed))
+    if not quiet:
+        logger.info("lab %s destroyed (%d namespace(s))", lab_id, len(removed))
 
 
 def shut_down(lab_id: str, timeout: float = 30.0) -> None:

@@ -113,19 +113,19 @@ sys.stdin.read()  # hold the lab until killed
 
 
 @pytest.mark.integration
-def test_destroy_cleans_up_after_a_killed_run(harness_store: Store, bootstrap: Snapshot,
-                                              tmp_path: Path) -> None:
-    leaker = subprocess.Popen([sys.executable, "-c", LEAKER, str(harness_store.root), str(tmp_path)],
+def test_destroy_cleans_up_after_a_killed_run(toy: Toy, tmp_path: Path) -> None:
+    # a store of its own: `harness destroy` removes every lab of its store, running ones too
+    leaker = subprocess.Popen([sys.executable, "-c", LEAKER, str(toy.store.root), str(tmp_path)],
                               cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert leaker.stdout is not None
     lab_id = leaker.stdout.readline().strip()
-    work = harness_store.root / "work" / lab_id
+    work = toy.store.root / "work" / lab_id
     leaker.send_signal(signal.SIGKILL)
     leaker.wait()
     left = traces_of(lab_id, work)
     assert left.namespaces and left.clones and "tcpdump" in left.inside  # really left behind
     stragglers = network.processes_in(left.namespaces)
-    result = harness("destroy", store=harness_store)
+    result = harness("destroy", store=toy.store)
     assert result.returncode == 0, result.stderr
     assert lab_id in result.stdout
     assert traces_of(lab_id, work) == NOTHING

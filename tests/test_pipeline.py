@@ -96,7 +96,8 @@ def test_keep_lab_leaves_it_running_until_destroy(toy: Toy) -> None:
         assert marker.stdout == "1\n"
         assert len(traces_of(lab_id, work).nspawn) == 1
     finally:
-        destroyed = proc.run([sys.executable, "-m", "harness.cli", "destroy"], check=False)
+        destroyed = proc.run([sys.executable, "-m", "harness.cli", "--store", str(toy.store.root),
+                              "destroy"], check=False)
     assert lab_id in destroyed.stdout, destroyed.stderr
     assert traces_of(lab_id, work) == NOTHING
 
