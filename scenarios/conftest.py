@@ -1,7 +1,12 @@
-"""Shared helpers for the reference lab's scenarios (fixtures come from the harness plugin)."""
+"""Shared helpers for the reference lab's scenarios (fixtures come from the harness plugin).
+
+Each helper returns what a client saw, and each assertion's first line says what was
+expected and what was seen: that line is what a mutation run reports as the kill reason.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from harness.machine import Machine
@@ -15,15 +20,35 @@ class Answer:
     records: list[str]
     raw: str = field(default="", compare=False)
 
+    def __str__(self) -> str:
+        return f"{self.status} {self.records}"
+
     def __repr__(self) -> str:
         return f"Answer({self.status}, {self.records})\n--- dig said ---\n{self.raw}"
 
 
 def dig(client: Machine, *query: str, server: str) -> Answer:
-    """The answer ``client`` gets from DNS ``server`` to ``query`` (dig arguments)."""
-    __tracebackhide__ = True
-    out = client.succeed(f"dig +time=2 +tries=2 +noall +comments +answer @{server} {' '.join(query)}")
-    status = next((line.split("status: ")[1].split(",")[0] for line in out.splitlines()
-                   if "status: " in line), "NO ANSWER")
+    """The answer ``client`` gets from DNS ``server`` to ``query`` (dig arguments); status
+    ``NO ANSWER`` when none came (dig's complaint is in ``raw``)."""
+    status, out = client.execute(f"dig +time=2 +tries=2 +noall +comments +answer @{server} "
+                                 f"{' '.join(query)} 2>&1")
+    found = next((line.split("status: ")[1].split(",")[0] for line in out.splitlines()
+                  if "status: " in line), None)
+    if status != 0 or found is None:
+        return Answer("NO ANSWER", [], out)
     records = [line.split()[-1] for line in out.splitlines() if line and not line.startswith(";")]
-    return Answer(status, records, out)
+    return Answer(found, records, out)
+
+
+def expect(seen: Answer, wanted: Answer, what: str) -> None:
+    """Assert that ``what`` was answered ``wanted``; the message leads with both answers."""
+    __tracebackhide__ = True
+    assert seen == wanted, f"{what}: expected {wanted}, the client got {seen}\n{seen!r}"
+
+
+def lease(client: Machine, ifname: str) -> dict[str, str]:
+    """The DHCP lease ``client``'s systemd-networkd holds on ``ifname``: its options as
+    received (ADDRESS, ROUTER, DNS, DOMAINNAME, LIFETIME, HOSTNAME...)."""
+    [link] = json.loads(client.succeed(f"ip -j link show dev {ifname}"))
+    text = client.succeed(f"cat /run/systemd/netif/leases/{link['ifindex']}")
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#")

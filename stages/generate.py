@@ -10,12 +10,14 @@ import ipaddress
 import json
 
 from harness.inventory import Config, Host, Inventory, Kind
+from stages import policy
 
 UPLINK_ZONE = "example.org"  # the public-looking zone the simulated internet serves
 DYNAMIC = "dyn"  # machines without a reservation are named in <DYNAMIC>.<domain>, by DDNS
 # The TSIG secret Kea signs its DNS updates with: lab-only, so a fixed value is fine.
 DDNS_KEY = ("ddns-key", "hmac-sha256", "EgpYMoZ/pxF2BzGefRJBJcO/0dmdTdSyhaKY+DYgzUo=")
 DDNS_PORT = 53001
+LEASE = 3600  # seconds a DHCP lease lasts; clients renew at a quarter, rebind at half
 LAN = "lan"
 UPLINK = "uplink"
 
@@ -77,7 +79,7 @@ def kea_dhcp4(inv: Inventory) -> str:
         "interfaces-config": {"interfaces": [gw.nic(LAN).name], "dhcp-socket-type": "raw"},
         "lease-database": {"type": "memfile", "persist": True,
                            "name": "/var/lib/kea/kea-leases4.csv", "lfc-interval": 3600},
-        "valid-lifetime": 3600, "renew-timer": 900, "rebind-timer": 1800,
+        "valid-lifetime": LEASE, "renew-timer": LEASE // 4, "rebind-timer": LEASE // 2,
         "authoritative": True,
         # Every client is named <name>.dyn.<domain> in DNS; one without a reservation gets a
         # generated name (dyn-192-168-1-200), so an unknown machine is reachable by name.
@@ -145,8 +147,8 @@ def zone_reverse(inv: Inventory, net: ipaddress.IPv4Network) -> str:
 
 
 def named_conf(inv: Inventory) -> dict[str, str]:
-    """BIND on gw: authoritative for the domain and its reverse zones, recursive for the LAN only,
-    forwarding to the uplink's resolver."""
+    """BIND on gw: authoritative for the domain and its reverse zones (transferred to no one),
+    recursive for the LAN only, forwarding to the uplink's resolver."""
     upstream = inv[next(h.name for h in inv.hosts.values() if h.kind is Kind.UPLINK)].nic(UPLINK)
     options = f"""acl lan {{ {inv.segments[LAN].cidr}; 127.0.0.0/8; }};
 
@@ -158,6 +160,8 @@ options {{
     recursion yes;
     allow-recursion {{ lan; }};
     allow-query-cache {{ lan; }};
+    // No zone leaves gw whole: it has no secondary, and a transfer would list every machine.
+    allow-transfer {{ none; }};
     forwarders {{ {upstream.address}; }};
     forward only;
     dnssec-validation no;
@@ -187,20 +191,36 @@ options {{
 
 
 def nftables_router(inv: Inventory) -> str:
-    """gw's ruleset: masquerade LAN to uplink; forward LAN to uplink and replies only."""
+    """gw's ruleset, from the policy table (stages/policy.py): the services gw accepts from
+    each segment, new connections forwarded only between the segments it routes, masquerade
+    to the uplink. Everything else is dropped, so a client sees no answer at all."""
     gw = router(inv)
-    lan, wan = gw.nic(LAN).name, gw.nic(UPLINK).name
+    wan = gw.nic(UPLINK).name
+    accept = []
+    for service in (s for s in policy.SERVICES if s.machine == gw.name):
+        what = "icmp type echo-request" if service.proto is policy.Proto.ICMP \
+            else f"{service.proto} dport {service.port}"
+        accept += [f'iifname "{gw.nic(segment).name}" {what} accept comment "{service.name}"'
+                   for segment in sorted(service.allowed)]
+    forward = [f'iifname "{gw.nic(a).name}" oifname "{gw.nic(b).name}" accept' for a, b in policy.ROUTED]
+    indent = "\n        "
     return f"""#!/usr/sbin/nft -f
 flush ruleset
 
 table inet filter {{
     chain input {{
-        type filter hook input priority filter; policy accept;
+        type filter hook input priority filter; policy drop;
+        ct state established,related accept
+        ct state invalid drop
+        iifname "lo" accept
+        # IPv6 neighbour discovery, which any link needs; the policy itself is IPv4
+        meta l4proto ipv6-icmp accept
+        {indent.join(accept)}
     }}
     chain forward {{
         type filter hook forward priority filter; policy drop;
         ct state established,related accept
-        iifname "{lan}" oifname "{wan}" accept
+        {indent.join(forward)}
     }}
 }}
 

@@ -9,66 +9,140 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UsageError
-from harness.inventory import load, parse
-from stages import generate
+from harness.inventory import Config, load, parse
+from stages import generate, policy
 from stages.inventory import INVENTORY
+
+GW = generate.router(INVENTORY)
+LAN = INVENTORY.segments["lan"]
+DOMAIN = INVENTORY.domain
 
 
 def test_kea_reserves_every_dhcp_machine_with_the_lan_options() -> None:
     config = json.loads(generate.kea_dhcp4(INVENTORY))["Dhcp4"]
     subnet = config["subnet4"][0]
-    assert config["interfaces-config"]["interfaces"] == ["lan0"]
-    assert subnet["subnet"] == "192.168.0.0/23"
-    assert subnet["pools"] == [{"pool": "192.168.1.200 - 192.168.1.250"}]
-    assert {r["hostname"]: (r["hw-address"], r["ip-address"]) for r in subnet["reservations"]} == {
-        "rhfs0": ("02:c0:a8:01:00:01", "192.168.1.1"),
-        "web": ("02:c0:a8:01:00:64", "192.168.1.100"),
-        "pas-r11p11": ("02:c0:a8:00:00:01", "192.168.0.1"),
-    }
+    assert config["interfaces-config"]["interfaces"] == [GW.nic("lan").name]
+    assert subnet["subnet"] == str(LAN.cidr)
+    assert LAN.pool and subnet["pools"] == [{"pool": f"{LAN.pool[0]} - {LAN.pool[1]}"}]
+    clients = {h.name: (n.mac, str(n.address)) for h in INVENTORY.hosts.values() for n in h.nics
+               if n.segment == "lan" and n.config is Config.DHCP}
+    assert clients, "the reference lab has DHCP clients"
+    assert {r["hostname"]: (r["hw-address"], r["ip-address"]) for r in subnet["reservations"]} == clients
     options = {o["name"]: o["data"] for o in subnet["option-data"]}
-    assert options == {"routers": "192.168.1.254", "domain-name-servers": "192.168.1.254",
-                       "domain-name": "prolo", "domain-search": "prolo"}
+    gw = str(GW.nic("lan").address)
+    assert options == {"routers": gw, "domain-name-servers": gw, "domain-name": DOMAIN,
+                       "domain-search": DOMAIN}
+    assert (config["valid-lifetime"], config["renew-timer"], config["rebind-timer"]) == \
+        (generate.LEASE, generate.LEASE // 4, generate.LEASE // 2)
 
 
 def test_strangers_are_named_in_the_dynamic_zone_by_signed_updates() -> None:
+    dynamic = f"{generate.DYNAMIC}.{DOMAIN}"
     dhcp = json.loads(generate.kea_dhcp4(INVENTORY))["Dhcp4"]
-    assert dhcp["ddns-qualifying-suffix"] == "dyn.prolo." and dhcp["ddns-generated-prefix"] == "dyn"
+    assert dhcp["ddns-qualifying-suffix"] == f"{dynamic}." and dhcp["ddns-generated-prefix"] == "dyn"
     ddns = json.loads(generate.kea_ddns(INVENTORY))["DhcpDdns"]
     [domain] = ddns["forward-ddns"]["ddns-domains"]
-    assert (domain["name"], domain["key-name"]) == ("dyn.prolo.", "ddns-key")
+    assert (domain["name"], domain["key-name"]) == (f"{dynamic}.", "ddns-key")
     assert ddns["reverse-ddns"]["ddns-domains"] == []  # the static reverse zones stay static
     local = generate.named_conf(INVENTORY)["/etc/bind/named.conf.local"]
-    assert 'zone "dyn.prolo" { type primary; file "/var/lib/bind/db.dyn.prolo"; ' \
+    assert f'zone "{dynamic}" {{ type primary; file "/var/lib/bind/db.{dynamic}"; ' \
            'allow-update { key "ddns-key"; }; };' in local
 
 
 def test_zones_name_every_lan_machine_and_alias_once() -> None:
-    zone = generate.zone_forward(INVENTORY)
-    assert "gw IN A 192.168.1.254" in zone and "mdb IN CNAME gw" in zone
-    assert "concours IN CNAME web" in zone and "internet" not in zone
-    assert [generate.reverse_name(n) for n in generate.reverse_zones(INVENTORY)] == [
-        "0.168.192.in-addr.arpa", "1.168.192.in-addr.arpa"]
-    low = generate.zone_reverse(INVENTORY, ipaddress.IPv4Network("192.168.0.0/24"))
-    assert low.splitlines()[-1] == "1 IN PTR pas-r11p11.prolo."
+    zone = generate.zone_forward(INVENTORY).splitlines()
+    reverse = [line for net in generate.reverse_zones(INVENTORY)
+               for line in generate.zone_reverse(INVENTORY, net).splitlines()]
+    for host in INVENTORY.hosts.values():
+        named = [line for line in zone if line.split()[0] in (host.name, *host.aliases)]
+        if not any(n.segment == "lan" for n in host.nics):
+            assert named == [], f"{host.name} is not on the LAN"
+            continue
+        address = host.nic("lan").address
+        assert named == [f"{host.name} IN A {address}", *(f"{a} IN CNAME {host.name}" for a in host.aliases)]
+        assert reverse.count(f"{str(address).split('.')[-1]} IN PTR {host.name}.{DOMAIN}.") == 1
+
+
+def test_reverse_zones_cover_the_lan_in_24s() -> None:
+    zones = generate.reverse_zones(INVENTORY)
+    whole = LAN.cidr if LAN.cidr.prefixlen <= 24 else LAN.cidr.supernet(new_prefix=24)
+    assert all(z.prefixlen == 24 for z in zones) and list(ipaddress.collapse_addresses(zones)) == [whole]
+    assert generate.reverse_name(ipaddress.IPv4Network("192.168.1.0/24")) == "1.168.192.in-addr.arpa"
 
 
 def test_bind_recurses_for_the_lan_only_and_forwards_to_the_uplink() -> None:
     options = generate.named_conf(INVENTORY)["/etc/bind/named.conf.options"]
-    assert "acl lan { 192.168.0.0/23; 127.0.0.0/8; };" in options
-    assert "allow-recursion { lan; };" in options and "forwarders { 10.0.0.1; };" in options
+    upstream = INVENTORY["internet"].nic("uplink").address
+    assert f"acl lan {{ {LAN.cidr}; 127.0.0.0/8; }};" in options
+    assert "allow-recursion { lan; };" in options and f"forwarders {{ {upstream}; }};" in options
 
 
 def test_network_units_follow_the_interface_config() -> None:
-    gw = generate.network_units(INVENTORY, INVENTORY["gw"])
-    assert "Address=10.0.0.254/24\nGateway=10.0.0.1" in gw["/etc/systemd/network/10-wan0.network"]
-    web = generate.network_units(INVENTORY, INVENTORY["web"])["/etc/systemd/network/10-lan0.network"]
-    assert "DHCP=ipv4" in web and "Address=" not in web
+    for host in INVENTORY.hosts.values():
+        units = generate.network_units(INVENTORY, host)
+        for nic in host.nics:
+            unit = units[f"/etc/systemd/network/10-{nic.name}.network"]
+            if nic.config is Config.DHCP:
+                assert "DHCP=ipv4" in unit and "Address=" not in unit, unit
+            else:
+                prefix = INVENTORY.segments[nic.segment].cidr.prefixlen
+                assert f"Address={nic.address}/{prefix}" in unit and "DHCP" not in unit, unit
+                assert (f"Gateway={nic.gateway}" in unit) == (nic.gateway is not None), unit
 
 
-def test_the_firewall_masquerades_lan_to_uplink_only() -> None:
+def test_only_the_router_forwards() -> None:
+    for host in INVENTORY.hosts.values():
+        assert INVENTORY.sysctls(host.name) == ({"net.ipv4.ip_forward": "1"} if host.router else {})
+
+
+def _chain(rules: str, name: str) -> list[str]:
+    body = rules.split(f"chain {name} {{")[1].split("}")[0]
+    return [line.strip() for line in body.splitlines() if line.strip()]
+
+
+def test_gw_accepts_what_the_policy_allows_from_each_segment_and_drops_the_rest() -> None:
+    chain = _chain(generate.nftables_router(INVENTORY), "input")
+    assert "type filter hook input priority filter; policy drop;" in chain
+    for service in (s for s in policy.SERVICES if s.machine == GW.name):
+        what = "icmp type echo-request" if service.proto is policy.Proto.ICMP \
+            else f"{service.proto} dport {service.port}"
+        for segment in INVENTORY.segments:
+            rule = f'iifname "{GW.nic(segment).name}" {what} accept comment "{service.name}"'
+            assert (rule in chain) == (segment in service.allowed), rule
+    opened = [r for r in chain if " accept comment " in r]  # nothing else is open
+    assert len(opened) == sum(len(s.allowed) for s in policy.SERVICES if s.machine == GW.name)
+
+
+def test_gw_forwards_new_connections_only_where_the_policy_routes_and_masquerades() -> None:
     rules = generate.nftables_router(INVENTORY)
-    assert 'iifname "lan0" oifname "wan0" accept' in rules
-    assert 'oifname "wan0" masquerade' in rules and "policy drop" in rules
+    chain = _chain(rules, "forward")
+    assert chain[0].endswith("policy drop;") and chain[1] == "ct state established,related accept"
+    assert chain[2:] == [f'iifname "{GW.nic(a).name}" oifname "{GW.nic(b).name}" accept'
+                         for a, b in policy.ROUTED]
+    assert f'oifname "{GW.nic("uplink").name}" masquerade' in rules
+
+
+def test_the_policy_refuses_a_table_that_contradicts_routing() -> None:
+    closed = policy.Service("internet", "http", policy.Proto.TCP, 80, frozenset({"uplink"}))
+    with pytest.raises(UsageError, match="internet http/tcp: allowed from lan must say what gw "
+                                         "does: forward all of it"):
+        policy.check(INVENTORY, (closed,))
+    with pytest.raises(UsageError, match="no machine 'nosuch'"):
+        policy.check(INVENTORY, (policy.Service("nosuch", "x", policy.Proto.TCP, 1, frozenset()),))
+
+
+def test_every_policy_row_has_a_client_on_its_segment_and_a_way_there() -> None:
+    rows = policy.rows(INVENTORY)
+    assert {(r.segment, r.service) for r in rows} >= {
+        (seg, s) for s in policy.SERVICES if s.machine == GW.name and s.name != "dhcp"
+        for seg in INVENTORY.segments}, "gw's services are tried from every segment"
+    for row in rows:
+        client = INVENTORY[row.client]
+        assert row.client != row.service.machine and not client.router
+        assert any(n.segment == row.segment for n in client.nics)
+        assert row.accepted == (row.segment in row.service.allowed)
+        if row.route_via:  # a client with no route of its own goes through gw
+            assert row.route_via == str(GW.nic(row.segment).address)
 
 
 BASE = """

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from pathlib import Path
 
 import pytest
-from pyroute2 import NetNS
+from pyroute2 import NetNS, netns
 
 from harness import network
 from harness.errors import HarnessError, UsageError
@@ -56,7 +58,7 @@ def test_lab_network_builds_and_removes_exactly_its_namespaces() -> None:
     lab_id = new_lab_id()
     interfaces = lan("a", "b")
     with LabNetwork(lab_id, interfaces, machines=["c"]) as net:
-        assert network.lab_namespaces() >= [f"harness-{lab_id}-{n}" for n in ("a", "b", "c", "sw")]
+        assert set(network.lab_namespaces()) >= {f"harness-{lab_id}-{n}" for n in ("a", "b", "c", "sw")}
         with NetNS(net.namespace("a")) as ns:
             link = ns.get_links(ifname="host0")[0]
             assert link.get("address") == "02:00:00:00:00:01"
@@ -109,3 +111,52 @@ def test_sysctls_apply_to_one_machine_namespace_only() -> None:
 def test_drop_share_must_be_a_percentage() -> None:
     with pytest.raises(UsageError, match=r"drop: percent must be within 1\.\.100, not 0"):
         LabNetwork("t", lan("a")).drop("a", 0)
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    ((), {"every": 0}, r"drop: every must be 1 or more, not 0"),
+    ((15,), {"every": 3}, r"drop: give a percent or every=N, one of the two"),
+    ((), {}, r"drop: give a percent or every=N, one of the two"),
+])
+def test_drop_takes_a_percent_or_a_period(args: tuple[int, ...], kwargs: dict[str, int],
+                                          message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        LabNetwork("t", lan("a")).drop("a", *args, **kwargs)
+
+
+def _echoes(net: LabNetwork, count: int) -> int:
+    """Of ``count`` UDP datagrams from machine a to machine b, one at a time, how many b got
+    and echoed back to a (the host has no ping; sockets keep the namespace they were made in)."""
+    ends = []
+    for iface in lan("a", "b"):
+        netns.pushns(net.namespace(iface.machine))
+        try:
+            end = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        finally:
+            netns.popns()
+        end.bind((iface.addresses[0].split("/")[0], 7000))
+        end.settimeout(0.1)  # a lab round trip takes microseconds: silence is a drop
+        ends.append(end)
+    a, b = ends
+    answered = 0
+    with a, b:
+        for _ in range(count):
+            a.sendto(b"ping", b.getsockname())
+            with contextlib.suppress(TimeoutError):
+                data, peer = b.recvfrom(64)
+                b.sendto(data, peer)
+                a.recvfrom(64)
+                answered += 1
+    return answered
+
+
+@pytest.mark.integration
+def test_dropping_every_third_packet_loses_the_same_share_every_time() -> None:
+    with LabNetwork(new_lab_id(), lan("a", "b")) as net:
+        assert _echoes(net, 3) == 3
+        for _ in range(2):
+            net.drop("a", every=3)
+            # each way drops its 3rd, 6th...: 20 of 30 requests pass, and 14 of their 20 replies
+            assert _echoes(net, 30) == 14
+            net.heal()
+        assert _echoes(net, 5) == 5

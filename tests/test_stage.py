@@ -128,7 +128,7 @@ def test_a_stage_key_covers_the_helpers_it_uses() -> None:
     import stages.gw
 
     used = [line for line in stages.gw.STAGE.source.splitlines() if line.startswith("# stages.")]
-    assert used == ["# stages.common", "# stages.generate", "# stages.gw"]
+    assert used == ["# stages.common", "# stages.generate", "# stages.gw", "# stages.policy"]
     assert "# stages.gw" not in stages.bootstrap.STAGE.source
 
 

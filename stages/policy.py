@@ -1,0 +1,163 @@
+"""The lab's connection policy: the ports each machine serves, and from which segments a
+client may open a connection to them. It is the one statement of that policy, read twice:
+`stages.generate.nftables_router` turns it into gw's firewall, and scenarios/test_policy.py
+tries every row from a client standing on each segment. Adding a service here (or a machine
+to the inventory) adds its rules and its rows.
+
+A row's outcome, as the client sees it: *accepted* (the TCP handshake completes, the DNS
+query is answered, the ping comes back, the DHCP renewal is answered) or *refused*, which
+here always means dropped: nothing comes back, because gw's firewall swallowed the packet.
+A TCP reset or an ICMP error is neither: it proves the packet got through to a machine that
+does not serve that port, so no row expects one.
+
+Rows that no machine of the lab can try are not made: a segment needs a client other than
+the router and the server itself (nothing on the uplink but ``internet`` can ask ``internet``),
+and a DHCP renewal needs a DHCP client on the segment (the uplink has none).
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass
+
+from harness.errors import UsageError
+from harness.inventory import Config, Host, Inventory, Kind
+from stages.inventory import INVENTORY
+
+
+class Proto(enum.StrEnum):
+    """How a service is reached (``icmp``: echo, for ping)."""
+
+    TCP = "tcp"
+    UDP = "udp"
+    ICMP = "icmp"
+
+
+@dataclass(frozen=True)
+class Service:
+    """Port ``port``/``proto`` of ``machine``, and the segments whose clients it accepts."""
+
+    machine: str
+    name: str
+    proto: Proto
+    port: int | None
+    allowed: frozenset[str]
+
+
+def _on(machine: str, name: str, proto: Proto, port: int | None, *segments: str) -> Service:
+    return Service(machine, name, proto, port, frozenset(segments))
+
+
+LAN, UPLINK = "lan", "uplink"
+SERVICES = (
+    # gw: the LAN's resolver, DHCP server and admin entry; the uplink may ask it about the
+    # lab's own zones (BIND answers REFUSED to its recursive queries) but not log in.
+    _on("gw", "dns", Proto.UDP, 53, LAN, UPLINK),
+    _on("gw", "dns", Proto.TCP, 53, LAN, UPLINK),
+    _on("gw", "dhcp", Proto.UDP, 67, LAN),
+    _on("gw", "ssh", Proto.TCP, 22, LAN),
+    _on("gw", "ping", Proto.ICMP, None, LAN, UPLINK),
+    _on("rhfs0", "ssh", Proto.TCP, 22, LAN),
+    _on("web", "http", Proto.TCP, 80, LAN),
+    _on("web", "postgresql", Proto.TCP, 5432, LAN),
+    _on("internet", "http", Proto.TCP, 80, LAN, UPLINK),
+    _on("internet", "dns", Proto.UDP, 53, LAN, UPLINK),
+    _on("internet", "dns", Proto.TCP, 53, LAN, UPLINK),
+)
+# gw forwards new connections from the first segment into the second, on any port; the
+# other way, only replies: nothing from the uplink opens a connection into the LAN.
+ROUTED = ((LAN, UPLINK),)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One cell of the matrix: ``client``, standing on ``segment``, tries ``service`` at
+    ``address``. ``route_via`` is set when the client has no route there of its own: it adds
+    one through that router address first, as an attacker next door would."""
+
+    segment: str
+    service: Service
+    client: str
+    address: str
+    accepted: bool
+    route_via: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.segment}-{self.service.machine}-{self.service.name}-{self.service.proto}"
+
+    @property
+    def machines(self) -> tuple[str, str]:
+        return self.client, self.service.machine
+
+
+def router(inv: Inventory) -> Host:
+    """The machine marked ``router`` (gw)."""
+    [found] = [h for h in inv.hosts.values() if h.router]
+    return found
+
+
+def home(inv: Inventory, machine: str) -> str:
+    """The segment of a machine that is not the router (its first interface's)."""
+    return inv[machine].nics[0].segment
+
+
+def check(inv: Inventory, services: tuple[Service, ...] = SERVICES,
+          routed: tuple[tuple[str, str], ...] = ROUTED) -> None:
+    """Refuse a table that names what the inventory lacks or contradicts itself: a service
+    open to a foreign segment gw does not route from, or closed to one it routes (gw forwards
+    a routed segment's connections on every port)."""
+    gw = router(inv)
+    for service in services:
+        where = f"policy: {service.machine} {service.name}/{service.proto}"
+        if service.machine not in inv.hosts:
+            raise UsageError(f"{where}: no machine {service.machine!r} in the inventory")
+        if unknown := service.allowed - set(inv.segments):
+            raise UsageError(f"{where}: unknown segments {sorted(unknown)}")
+        if service.machine == gw.name:
+            continue
+        mine = home(inv, service.machine)
+        for segment in set(inv.segments) - {mine}:
+            if (segment in service.allowed) != ((segment, mine) in routed):
+                raise UsageError(f"{where}: allowed from {segment} must say what gw does: "
+                                 f"{'forward' if (segment, mine) in routed else 'drop'} all of it")
+
+
+def _client(inv: Inventory, segment: str, service: Service) -> Host | None:
+    """Who tries ``service`` from ``segment``: a user's machine if there is one, else the
+    first other machine there; for DHCP, only a DHCP client of that segment."""
+    hosts = [h for h in inv.on(segment) if not h.router and h.name != service.machine
+             and (service.name != "dhcp" or h.nic(segment).config is Config.DHCP)]
+    hosts.sort(key=lambda h: h.kind is not Kind.USER)
+    return hosts[0] if hosts else None
+
+
+def rows(inv: Inventory) -> list[Row]:
+    """Every (segment, service) pair some machine of the lab can try, with its expected outcome."""
+    found = []
+    gw = router(inv)
+    for service in SERVICES:
+        server = inv[service.machine]
+        for segment in inv.segments:
+            client = _client(inv, segment, service)
+            if client is None:
+                continue
+            near = [n for n in server.nics if n.segment == segment]
+            address = (near or list(server.nics))[0].address
+            nic = client.nic(segment)
+            routed = nic.config is Config.DHCP or nic.gateway is not None
+            via = None if near or routed else str(gw.nic(segment).address)
+            found.append(Row(segment, service, client.name, str(address),
+                             segment in service.allowed, via))
+    return found
+
+
+def cidr_of(inv: Inventory, address: str) -> ipaddress.IPv4Network:
+    """The segment network ``address`` belongs to (where a client adds its route)."""
+    ip = ipaddress.IPv4Address(address)
+    return next(s.cidr for s in inv.segments.values() if ip in s.cidr)
+
+
+check(INVENTORY)
+ROWS = rows(INVENTORY)
