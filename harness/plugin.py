@@ -275,9 +275,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         mine = set(shard_of([i.nodeid for i in items], *config.option.shard))
         config.hook.pytest_deselected(items=[i for i in items if i.nodeid not in mine])
         items[:] = [i for i in items if i.nodeid in mine]
-    if config.option.first:
+    if config.option.first or config.option.mutant:
+        # --first ones first; against a mutant, the tests on the shared lab before those that
+        # boot a lab of their own: a mutant dies at its first failure, the cheaper the sooner
         first = set(config.option.first)
-        items.sort(key=lambda i: i.nodeid not in first)  # stable: the rest keep their order
+        cheap = config.option.mutant is not None
+        items.sort(key=lambda i: (i.nodeid not in first,
+                                  cheap and i.get_closest_marker("fresh_lab") is not None))
     if os.geteuid() == 0:
         return
     skip = pytest.mark.skip(reason="needs root (btrfs, namespaces, nspawn): run as root")
