@@ -16,7 +16,11 @@ What is measured (see bench/README.md for the figures):
 - suite: every scenario from a warm store, with ``-n 1`` and ``-n 2``;
 - disk: the snapshot chain's unique bytes against the last stage's own;
 - ancestor: the Prologin SADM scripts' waits (sleep 5 after each machine start, sleep 10
-  before checking services) on the pas lab, against the harness resuming the same lab.
+  before checking services) on the pas lab, against the harness resuming the same lab;
+- ls: `harness ls` on a store of 100 snapshots;
+- bundle: a kept failure of the reference lab (a scenario failed by a mutant, with
+  --keep-failed), exported incrementally and whole;
+- mutate (only with --mutate): the whole mutation run, `harness mutate`.
 """
 
 from __future__ import annotations
@@ -53,7 +57,12 @@ TARGETS = {
     "fresh_lab overhead per scenario": "< 2 s",
     "warm suite vs cold": ">= 10x faster",
     "snapshot chain vs last stage": "< 1.3x",
+    "harness ls, 100 snapshots": "< 1 s",
+    "kept failure bundle": "< 5 MiB",
+    "whole mutation run": "< 15 min",
 }
+# A scenario that a mutant fails, for a kept failure of the reference lab.
+KEEP_TEST, KEEP_MUTANT = "scenarios/test_web.py", "web-vhost-missing"
 
 
 def summary(values: Sequence[float]) -> dict[str, Any]:
@@ -209,6 +218,63 @@ def suite(store: Store, workers: int, reps: int) -> dict[str, Any]:
     return repeat(reps, lambda: run_pytest(["scenarios", f"--store={store.root}", *extra], cwd=REPO))
 
 
+def ls_many(main: Store, reps: int, count: int = 100) -> dict[str, Any]:
+    """`harness ls` on a scratch store holding ``count`` snapshots (of one small subvolume)."""
+    root = main.root / "scratch" / f"bench-ls-{os.getpid()}"
+    root.mkdir(parents=True)
+    store = Store(root)
+    try:
+        source = store.create(store.work_path("bench", "m"))
+        (source / "file").write_text("x")
+        for i in range(count):
+            store.publish(f"s{i % 5}/{secrets.token_hex(8)}", {"m": source}, {"stage": f"s{i % 5}"})
+        argv = [sys.executable, "-m", "harness.cli", "--store", str(root), "ls"]
+        return repeat(reps, lambda: _timed(argv))
+    finally:
+        for snap in store.snapshots():
+            store.remove(snap.name)
+        store.release("bench")
+        shutil.rmtree(root)
+
+
+def _timed(argv: Sequence[str]) -> float:
+    began = time.monotonic()
+    subprocess.run(argv, cwd=REPO, capture_output=True, check=True)
+    return time.monotonic() - began
+
+
+def kept_bundle(store: Store) -> dict[str, Any]:
+    """Sizes of a kept failure's bundle, incremental and whole (MiB)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", KEEP_TEST, "-x", "--keep-failed",
+                               f"--mutant={KEEP_MUTANT}", f"--store={store.root}", f"--reports={tmp}"],
+                              cwd=REPO, capture_output=True, text=True)
+        kept = next((line.split()[1].rstrip(":") for line in done.stdout.splitlines()
+                     if line.startswith("snapshot failed/")), None)
+        if kept is None:
+            raise SystemExit(f"bench: no kept failure from {KEEP_TEST} with {KEEP_MUTANT}")
+        sizes = {}
+        for kind, extra in (("incremental", []), ("whole", ["--full"])):
+            target = Path(tmp) / f"{kind}.tar.zst"
+            subprocess.run([sys.executable, "-m", "harness.cli", "--store", str(store.root), "export",
+                            kept, "-o", str(target), *extra], cwd=REPO, capture_output=True, check=True)
+            sizes[kind] = round(target.stat().st_size / 2**20, 2)
+        subprocess.run([sys.executable, "-m", "harness.cli", "--store", str(store.root), "rm", kept],
+                       cwd=REPO, capture_output=True, check=True)
+        return sizes
+
+
+def mutation_run(store: Store) -> dict[str, Any]:
+    """The whole mutation run: its wall time, and its kill ratio."""
+    with tempfile.TemporaryDirectory() as tmp:
+        began = time.monotonic()
+        subprocess.run([sys.executable, "-m", "harness.cli", "--store", str(store.root), "mutate",
+                        "--reports", tmp], cwd=REPO, capture_output=True, text=True)
+        seconds = time.monotonic() - began
+        table = json.loads((Path(tmp) / "mutants.json").read_text())
+        return {"seconds": round(seconds, 1), "killed": table["killed"], "counted": table["counted"]}
+
+
 # -- the report ---------------------------------------------------------------------------------------
 
 
@@ -241,6 +307,16 @@ def markdown(results: dict[str, Any]) -> str:
                      f"(referenced {d['chain referenced bytes'] / 2**20:.0f} MiB) |")
         lines.append(f"| last stage alone, unique bytes | {d['last stage unique bytes'] / 2**20:.0f} MiB |")
         lines.append(f"| chain / last stage | {d['ratio']:.2f}x |")
+    if "ls" in results:
+        lines.append(f"| harness ls, 100 snapshots | {fmt(results['ls'])} |")
+    if "bundle" in results:
+        b = results["bundle"]
+        lines.append(f"| kept failure bundle (incremental / whole) | {b['incremental']} MiB / "
+                     f"{b['whole']} MiB |")
+    if "mutate" in results:
+        m = results["mutate"]
+        lines.append(f"| whole mutation run | {m['seconds'] / 60:.1f} min, {m['killed']} of "
+                     f"{m['counted']} killed |")
     if "warm_vs_cold" in results:
         lines.append(f"| warm suite vs cold (cold build + warm suite) | {results['warm_vs_cold']:.1f}x |")
     lines += ["", "| target | wanted | measured |", "| --- | --- | --- |"]
@@ -254,7 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="repetitions of the quick measurements")
     parser.add_argument("--cold-reps", type=int, default=3, help="repetitions of the cold build")
     parser.add_argument("--suite-reps", type=int, default=1, help="repetitions of each suite run")
-    parser.add_argument("--skip", default="", help="comma-separated: cold,resume,fresh,suite,ancestor")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated: cold,resume,fresh,suite,ancestor,ls,bundle")
+    parser.add_argument("--mutate", action="store_true", help="also time the whole mutation run")
     parser.add_argument("--store", default=os.environ.get("HARNESS_STORE"))
     parser.add_argument("--out", default=str(REPO / "reports" / "bench"))
     args = parser.parse_args(argv)
@@ -304,6 +382,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         harness_figure = resume(builder, last, max(1, args.reps // 2))[0]
         results["ancestor"] = {"baseline": baseline, "harness": harness_figure,
                                "ratio": baseline["median"] / harness_figure["median"]}
+    if "ls" not in skip:
+        progress("harness ls, 100 snapshots")
+        results["ls"] = ls_many(store, args.reps)
+        results["targets"]["harness ls, 100 snapshots"] = f"{results['ls']['median']:.2f} s"
+    if "bundle" not in skip:
+        progress("a kept failure's bundle")
+        results["bundle"] = kept_bundle(store)
+        results["targets"]["kept failure bundle"] = f"{results['bundle']['incremental']} MiB"
+    if args.mutate:
+        progress("the whole mutation run")
+        results["mutate"] = mutation_run(store)
+        results["targets"]["whole mutation run"] = f"{results['mutate']['seconds'] / 60:.1f} min"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
