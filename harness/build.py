@@ -24,7 +24,7 @@ from harness.lab import Lab, MachineSetup
 from harness.log import format_elapsed, logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
 from harness.mutant import Mutant
-from harness.names import SnapshotRef
+from harness.names import SnapshotRef, WorkOwner
 from harness.stage import BASE_MEMBER, Action, Pipeline, Stage, Step, plan, snapshot_name
 from harness.store import Snapshot, Store
 
@@ -181,7 +181,7 @@ class Builder:
 
     def _build_base(self, stage: Stage, name: str, meta: dict[str, object]) -> Snapshot:
         fill = present(stage.base, f"stage {stage.name}'s base=")
-        owner = f"build-{stage.name}-{os.getpid()}-{secrets.token_hex(2)}"
+        owner = str(WorkOwner("build", stage.name, os.getpid(), secrets.token_hex(2)))
         root = self.store.create(self.store.work_path(owner, BASE_MEMBER))
         try:
             facts = fill(root)
@@ -216,20 +216,21 @@ class Builder:
         members = self.pipeline.members_until(stage)
         stages = self.pipeline.stages[: self.pipeline.index(stage) + 1]
         ready = self._ready(stages)
-        if self.mutant is not None and self.mutant[1].apply is not None:
-            ready = self._mutate(ready, *self.mutant)
+        if self.mutant is not None and self.mutant[1].apply is not None \
+                and self.pipeline.index(stage) >= self.pipeline.index(self.mutant[0]):
+            ready = self._mutate(ready, self.mutant[1])  # the lab holds what it breaks
         return self._lab([self._setup(m, snapshot.member(m)) for m in members],
                          after_boot=ready, origin=snapshot.name)
 
-    def _mutate(self, ready: Callable[[Lab], None], stage: str, mutant: Mutant) -> Callable[[Lab], None]:
-        """``ready``, then mutant ``mutant`` of ``stage`` applied (if the lab holds that stage)."""
+    @staticmethod
+    def _mutate(ready: Callable[[Lab], None], mutant: Mutant) -> Callable[[Lab], None]:
+        """``ready``, then ``mutant`` applied."""
 
         def mutate(lab: Lab) -> None:
             ready(lab)
-            if set(self.pipeline[stage].machines) <= set(lab.machines):
-                apply = present(mutant.apply, f"mutant {mutant.name}'s apply=")
-                with step(f"mutant {mutant.name}: apply ({mutant.regression})"):
-                    apply(lab)
+            apply = present(mutant.apply, f"mutant {mutant.name}'s apply=")
+            with step(f"mutant {mutant.name}: apply ({mutant.regression})"):
+                apply(lab)
 
         return mutate
 

@@ -28,6 +28,8 @@ import hashlib
 import io
 import json
 import os
+import secrets
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -40,7 +42,7 @@ from typing import IO, Any
 from harness import __version__, proc, treediff
 from harness.errors import HarnessError, present
 from harness.log import step
-from harness.names import SnapshotRef
+from harness.names import SnapshotRef, WorkOwner
 from harness.store import EVIDENCE, Snapshot, Store, check_name
 
 FORMAT = 2  # 2: incremental bundles (``parent`` in the header, changes/); 1 is still read
@@ -255,7 +257,7 @@ def load(store: Store, path: Path) -> Snapshot:
                     with step(f"import {header.name}: receive {Path(info.name).stem}"):
                         _receive(store, handle, staged)
                 elif info.name.startswith(f"{EVIDENCE}/"):
-                    target = staged / info.name
+                    target = staged / treediff.inside(info.name)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with open(target, "wb") as out:
                         while chunk := handle.read(_CHUNK):
@@ -270,14 +272,13 @@ def load(store: Store, path: Path) -> Snapshot:
 
 def _rebuild(store: Store, base: Path, changes: IO[bytes], target: Path) -> None:
     """``target`` (read-only): a clone of ``base`` with a changes tar applied."""
-    owner = f"import-{os.getpid()}-{target.name}"
+    owner = str(WorkOwner("import", target.name, os.getpid(), secrets.token_hex(2)))
     work = store.clone(base, store.work_path(owner, target.name))
     try:
-        with tempfile.NamedTemporaryFile(dir=target.parent.parent, suffix=".tar") as spool:
-            while chunk := changes.read(_CHUNK):
-                spool.write(chunk)
-            spool.flush()
-            treediff.apply(Path(spool.name), work)
+        with tempfile.TemporaryFile(dir=target.parent) as spool:  # in the staging directory
+            shutil.copyfileobj(changes, spool, _CHUNK)
+            spool.seek(0)
+            treediff.apply(spool, work)
         store.freeze(work, target)
     finally:
         store.release(owner)

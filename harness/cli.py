@@ -168,6 +168,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
     store = _store(args)
     pipeline = _pipeline(args)
     current = {snapshot_name(n, k) for n, k in pipeline.keys().items()}
+    for name, declared in pipeline.mutants.items():  # build-time mutants' variants are current too
+        if declared.at_build:
+            current |= {snapshot_name(n, k) for n, k in pipeline.mutated(name).keys().items()}
     removed = []
     snapshots = [(SnapshotRef.parse(s.name), s) for s in store.snapshots()]
     for stage in sorted({ref.group for ref, _ in snapshots}):

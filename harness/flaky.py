@@ -55,6 +55,12 @@ class FlakeCheck:
         item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
         return True
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Under xdist, the controller learns each verdict from the reports the workers send."""
+        for key, value in report.user_properties:
+            if key == "flake-check":
+                self.verdicts[report.nodeid] = str(value)
+
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
         verdict = self.verdicts.get(report.nodeid)
         if report.when == "call" and report.failed and verdict:

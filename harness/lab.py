@@ -25,7 +25,7 @@ from harness import network, nspawn, proc, treediff
 from harness.errors import HarnessError, UsageError
 from harness.log import format_elapsed, logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineSpec, find_leader
-from harness.names import LabName
+from harness.names import LabName, WorkOwner
 from harness.network import Interface, LabNetwork
 from harness.store import Store
 
@@ -147,11 +147,12 @@ class Lab:
         """Each machine's root as the machine sees it now, to snapshot: its own root, or, for a
         machine booted with a volatile overlay (a diskless machine), a clone of that root with
         what it wrote to the overlay copied in. The clones are deleted on leaving."""
-        owner = f"{self.id}keep{secrets.token_hex(2)}"
+        owner = str(WorkOwner("keep", self.id, os.getpid(), secrets.token_hex(2)))
         roots = {name: self.root(name) for name in self.setups}
         try:
             for name, machine in self.machines.items():
-                volatile = any(a.startswith("--volatile") for a in self.setups[name].extra_args)
+                # --volatile=overlay only: with =yes or =state, the root is not the tree below
+                volatile = "--volatile=overlay" in self.setups[name].extra_args
                 if not volatile or machine.leader is None:
                     continue
                 seen = Path(f"/proc/{machine.leader}/root")
@@ -262,8 +263,9 @@ def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False) -> 
             store = Store(Path(str(record["store"])))
     if store is not None:
         for root in store.root.glob(f"work/{lab_id}/*"):
-            if root.is_dir():
-                nspawn.forget(str(LabName(lab_id, root.name)), root)
+            machine = LabName.parse(f"{LabName.prefix(lab_id)}{root.name}")
+            if root.is_dir() and machine is not None:
+                nspawn.forget(str(machine), root)
         store.release(lab_id)
     if record.get("logs") and Path(str(record["logs"])).parent == RUN_DIR:
         shutil.rmtree(str(record["logs"]), ignore_errors=True)

@@ -30,6 +30,7 @@ ordinary run neither builds nor restores anything different.
 from __future__ import annotations
 
 import inspect
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,9 +68,9 @@ class Mutant:
         if (self.apply is None) == (self.variant is None):
             raise HarnessError(f"{self.origin or self.name}: mutant {self.name} needs exactly one "
                                "of apply= (a booted lab) or variant= (a build-time stage)")
-        if not self.name or any(c.isspace() or c in "/[]" for c in self.name):
-            raise HarnessError(f"{self.origin}: mutant name {self.name!r}: use letters, digits "
-                               "and dashes (it goes into command lines and file names)")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.name):
+            raise HarnessError(f"{self.origin or 'a mutant'}: mutant name {self.name!r}: use lowercase "
+                               "letters, digits and dashes (it goes into command lines and file names)")
 
     @property
     def at_build(self) -> bool:

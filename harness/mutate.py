@@ -69,7 +69,12 @@ def judge(mutant: str, stage: str, regression: str, exit_code: int, lines: Itera
     >>> judge("m", "gw", "r", 1, [line]).status
     <Status.KILLED: 'killed'>
     """
-    records = [json.loads(line) for line in lines if line.strip()]
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # a line cut short by a killed run: what it said is lost anyway
+            continue
 
     def row(status: Status, test: str = "", message: str = "") -> Outcome:
         return Outcome(mutant, stage, regression, status, test, message, round(seconds, 1))
@@ -234,8 +239,10 @@ class _Runner:
             out.write(f"$ {shlex.join(argv)}\n")
             out.flush()
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            # its own process group: Ctrl-C reaches this process, which stops each run once
+            # (SIGTERM: it tears its labs down), instead of interrupting their teardown twice
             with proc.spawn(argv, env=env, stdout=out.fileno(), stderr=out.fileno(), grace=30.0,
-                            cwd=self.run.cwd) as child:
+                            cwd=self.run.cwd, own_group=True) as child:
                 with self.lock:
                     if self.stopping:
                         raise KeyboardInterrupt
@@ -270,7 +277,11 @@ def run_all(run: Run, mutants: Sequence[tuple[str, Mutant]], *, jobs: int,
     done: dict[str, Outcome] = {}
 
     def one(stage: str, mutant: Mutant) -> None:
-        outcome = runner.one(stage, mutant)
+        try:
+            outcome = runner.one(stage, mutant)
+        except Exception as exc:  # one mutant's trouble is its row, not the end of the run
+            outcome = Outcome(mutant.name, stage, mutant.regression, Status.BROKEN,
+                              message=f"harness mutate: {exc}")
         with runner.lock:
             done[mutant.name] = outcome
             if progress is not None:

@@ -68,6 +68,36 @@ class LabName:
             return None
 
 
+@dataclass(frozen=True)
+class WorkOwner:
+    """``<kind>-<label>-<pid>-<token>``: who holds working clones in a store besides labs (a base
+    stage being built, a bundle being imported, a failure being kept), and which process: the
+    store's sweep releases them once that process is gone.
+
+    >>> WorkOwner.parse("build-bootstrap-1234-ab12")
+    WorkOwner(kind='build', label='bootstrap', pid=1234, token='ab12')
+    """
+
+    kind: str
+    label: str
+    pid: int
+    token: str
+
+    KINDS = ("build", "import", "keep")
+
+    def __str__(self) -> str:
+        return f"{self.kind}-{self.label}-{self.pid}-{self.token}"
+
+    @classmethod
+    def parse(cls, text: str) -> WorkOwner | None:
+        kind, _, rest = text.partition("-")
+        label, _, tail = rest.rpartition("-")
+        label, _, pid = label.rpartition("-")
+        if kind not in cls.KINDS or not label or not pid.isdigit() or not tail:
+            return None
+        return cls(kind, label, int(pid), tail)
+
+
 def prep_unit(pid: int, token: str) -> str:
     """The nspawn machine name of a command run in an unbooted root: no lab's (`LabName.parse`
     says None), so `harness destroy` leaves a live build's preparation alone."""

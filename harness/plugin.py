@@ -42,6 +42,7 @@ HOST_TOOLS = ("systemd-nspawn", "nsenter", "nft", "tcpdump", "debootstrap")
 STORE_KEY = pytest.StashKey[store.Store]()
 PIPELINE_KEY = pytest.StashKey[Pipeline | None]()
 TARGET_KEY = pytest.StashKey[str | None]()
+RUN_ID_KEY = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -300,7 +301,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         target = max(target, pipeline.mutant(mutant)[0], key=pipeline.index)
     session.config.stash[TARGET_KEY] = target
     runnable = [i for i in session.items if i.get_closest_marker("skip") is None]
-    if pipeline is not None and runnable and needed_stage(
+    if pipeline is not None and runnable and not session.config.option.collectonly and needed_stage(
             pipeline, [_needs(i, pipeline) for i in runnable]) is not None:
         _preflight(session.config)
 
@@ -354,7 +355,9 @@ def harness_pipeline(pytestconfig: pytest.Config) -> Pipeline:
 def harness_builder(pytestconfig: pytest.Config, harness_store: store.Store,
                     harness_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Builder:
     """Session: builds and restores stages; one run id shared by all xdist workers."""
-    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+    # kept in the stash: a --flake-check rerun of the last test re-creates session fixtures
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or pytestconfig.stash.setdefault(
+        RUN_ID_KEY, uuid.uuid4().hex)
     return Builder(harness_store, harness_pipeline, run_id=run_id,
                    boot_timeout=pytestconfig.option.boot_timeout,
                    log_dir=tmp_path_factory.getbasetemp() / "labs", mutant=pytestconfig.option.mutant)
@@ -446,6 +449,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     watched = item.stash.get(WATCHED_KEY, None)
     if report.when != "call" or not report.failed or watched is None:
         return
+    if item.stash.get(flaky.RERUN_KEY, 0):
+        return  # a --flake-check rerun: the first failure's evidence and lab are the ones kept
     config = item.config
     reports = reports_dir(config)
     directory = (reports / "evidence" if reports else watched.capture.directory.parent / "evidence") \
@@ -459,7 +464,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         _allure_attach(piece)
     report.sections.append(("harness evidence", f"written to {directory}"))
     if config.option.keep_failed:
-        kept = _keep_failed(config, item, watched, directory)
+        try:
+            kept = _keep_failed(config, item, watched, directory)
+        except (HarnessError, OSError) as exc:  # the test's own result must still be reported
+            report.sections.append(("harness kept lab", f"could not keep the lab: {exc}"))
+            return
         report.sections.append(("harness kept lab", f"snapshot {kept}: resume it with "
                                 f"`harness up --from-snapshot {kept}`"))
 

@@ -76,15 +76,19 @@ def spawn(
     grace: float = 5.0,
     preexec: Callable[[], None] | None = None,
     cwd: Path | None = None,
+    own_group: bool = False,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``argv`` (in directory ``cwd``) and yield its Popen; on leaving, stop it (SIGTERM,
     then SIGKILL after ``grace``).
 
-    ``preexec`` runs in the child before it execs (e.g. to join a cgroup)."""
+    ``preexec`` runs in the child before it execs (e.g. to join a cgroup). With ``own_group``
+    the child gets a process group of its own: a terminal's Ctrl-C reaches only the caller,
+    which then stops the child (once) as it sees fit."""
     try:
         proc = subprocess.Popen(
             list(argv), env=dict(env) if env is not None else host_env(),
             stdin=stdin, stdout=stdout, stderr=stderr, preexec_fn=preexec, cwd=cwd,
+            process_group=0 if own_group else None,
         )
     except FileNotFoundError as exc:
         raise HarnessError(f"cannot run `{shlex.join(argv)}`: {argv[0]} is not installed "

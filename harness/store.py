@@ -38,6 +38,7 @@ from typing import IO, Any
 from harness import proc
 from harness.errors import HarnessError, UsageError, present
 from harness.log import logger
+from harness.names import WorkOwner
 
 BTRFS_INSTALL = "apt-get install -y btrfs-progs"
 DEFAULT_IMAGE = Path("/var/lib/harness/store.img")
@@ -329,16 +330,23 @@ class Store:
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
                 if replace and final.exists():
-                    exchange(staged, final)  # staged now holds the old snapshot: discarded below
-                    self._discard(staged)
+                    exchange(staged, final)  # staged now holds the old snapshot
                 else:
                     os.rename(staged, final)
             except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
                 raise HarnessError(f"snapshot {name} is already published: "
-                                   f"remove it first (`harness gc` or delete {final})") from exc
+                                   f"remove it first (`harness rm {name}`)") from exc
         except BaseException:
             self._discard(staged)
             raise
+        if staged.exists():  # the replaced snapshot: published over already, so best effort
+            try:
+                self._discard(staged)
+            except (OSError, HarnessError) as exc:
+                logger.warning("could not delete the snapshot %s replaced (%s): the next run's "
+                               "sweep will", name, exc)
         return present(self.get(name), f"snapshot {name}, just published")
 
     def publish(self, name: str, members: Mapping[str, Path], meta: Mapping[str, Any],
@@ -399,6 +407,9 @@ class Store:
         self._discard(directory)
 
     def _discard(self, directory: Path) -> None:
+        if directory.is_file() or directory.is_symlink():  # a stray file (a spool) in .tmp
+            directory.unlink()
+            return
         if not directory.exists():
             return
         entries = list(directory.iterdir())
@@ -413,9 +424,8 @@ class Store:
         what was removed."""
         removed = []
         for owner in self.owners():
-            parts = owner.split("-")  # build-<stage>-<pid>-<rand>: a base stage being built
-            if owner.startswith("build-") and len(parts) >= 4 and parts[-2].isdigit() \
-                    and not proc.alive(int(parts[-2])):
+            held = WorkOwner.parse(owner)  # a build, an import, a kept failure: not a lab
+            if held is not None and not proc.alive(held.pid):
                 self.release(owner)
                 removed.append(f"work/{owner}")
         top = self.root / ".tmp"

@@ -24,6 +24,9 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
+
+from harness.errors import HarnessError
 
 REMOVED = ".harness-removed.json"  # the tar's last entry: paths to delete before extracting
 
@@ -41,7 +44,10 @@ class Changes:
 
 def _signature(st: os.stat_result, path: Path) -> tuple[object, ...]:
     kind = stat.S_IFMT(st.st_mode)
-    target = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
+    try:
+        target = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
+    except FileNotFoundError:  # a running machine removed it meanwhile
+        target = None
     size = st.st_size if not stat.S_ISDIR(st.st_mode) else 0  # a directory's size is btrfs's affair
     return (kind, st.st_mode, st.st_uid, st.st_gid, size, st.st_mtime_ns, st.st_rdev, target)
 
@@ -108,13 +114,39 @@ def pack(changes: Changes, new: Path, target: Path) -> Path:
     return target
 
 
-def apply(tar_path: Path, root: Path) -> None:
-    """Replay a `pack`ed tar on the writable tree ``root``: remove, then write what changed."""
-    with tarfile.open(tar_path) as tar:
-        removed = tar.extractfile(REMOVED)
-        for rel in json.loads(removed.read()) if removed is not None else []:
-            _remove(root / rel)
+def inside(name: str) -> str:
+    """``name`` if it is a relative path that stays inside the tree it is joined to; else a
+    `HarnessError`: a bundle never writes or deletes anything outside its own machines."""
+    parts = Path(name).parts
+    if not name or Path(name).is_absolute() or ".." in parts:
+        raise HarnessError(f"a bundle names {name!r}, outside the machine it belongs to: refused")
+    return name
+
+
+def apply(source: Path | IO[bytes], root: Path) -> None:
+    """Replay a `pack`ed tar (a path or an open file) on the writable tree ``root``: remove,
+    then write what changed. Any name leading outside ``root`` is refused first."""
+    where = {"name": source} if isinstance(source, Path) else {"fileobj": source}
+    with tarfile.open(**where) as tar:
         members = [m for m in tar.getmembers() if m.name != REMOVED]
+        links = {m.name for m in members if m.issym()}
+        for member in members:
+            inside(member.name)
+            if member.islnk():
+                inside(member.linkname)  # a hard link's target is a path in the tree too
+            # a real tree has nothing below a symbolic link: a name through one could lead out
+            for parent in Path(member.name).parents:
+                if str(parent) in links or (root / parent).is_symlink():
+                    raise HarnessError(f"a bundle names {member.name!r}, below the symbolic link "
+                                       f"{parent}: refused")
+        try:
+            removed = tar.extractfile(REMOVED)
+        except KeyError:
+            removed = None
+        if removed is None:
+            raise HarnessError(f"a changes tar without {REMOVED}: not written by the harness")
+        for rel in json.loads(removed.read()):
+            _remove(root / inside(rel))
         for member in members:  # a changed file may replace a directory, or the reverse
             existing = root / member.name
             if existing.is_dir() and not existing.is_symlink() and not member.isdir():
@@ -130,7 +162,10 @@ def copy_changes(changes: Changes, new: Path, root: Path) -> None:
         _remove(root / rel)
     for rel in changes.changed:
         source, target = new / rel, root / rel
-        st = source.lstat()
+        try:
+            st = source.lstat()
+        except FileNotFoundError:  # a running machine removed it since `diff` saw it
+            continue
         if target.is_symlink() or (target.exists() and not target.is_dir()):
             target.unlink()
         elif target.is_dir() and not stat.S_ISDIR(st.st_mode):
@@ -140,7 +175,10 @@ def copy_changes(changes: Changes, new: Path, root: Path) -> None:
         elif stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink(source), target)
         elif stat.S_ISREG(st.st_mode):
-            shutil.copyfile(source, target, follow_symlinks=False)
+            try:
+                shutil.copyfile(source, target, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
         else:
             os.mknod(target, st.st_mode, st.st_rdev)
         os.lchown(target, st.st_uid, st.st_gid)
@@ -148,8 +186,11 @@ def copy_changes(changes: Changes, new: Path, root: Path) -> None:
             os.chmod(target, stat.S_IMODE(st.st_mode))
         os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
     for rel in reversed(changes.changed):  # writing into a directory moved its time again
-        st = (new / rel).lstat()
-        if stat.S_ISDIR(st.st_mode):
+        try:
+            st = (new / rel).lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and (root / rel).is_dir():
             os.utime(root / rel, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 

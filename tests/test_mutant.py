@@ -46,7 +46,7 @@ def test_the_decorator_names_a_mutant_after_its_function() -> None:
 def test_a_mutant_is_applied_or_built_not_both_nor_neither() -> None:
     with pytest.raises(HarnessError, match=r"exactly one of apply= .* or variant="):
         Mutant("x", "y")
-    with pytest.raises(HarnessError, match="use letters, digits and dashes"):
+    with pytest.raises(HarnessError, match="use lowercase letters, digits and dashes"):
         Mutant("a b", "y", apply=lambda lab: None)
 
 

@@ -53,3 +53,29 @@ def test_pack_and_apply_turn_a_copy_of_the_old_tree_into_the_new(tmp_path: Path)
     shutil.copytree(old, direct, symlinks=True)
     treediff.copy_changes(changes, new, direct)
     assert tree(direct) == tree(new)
+
+
+def test_a_changes_tar_that_leads_outside_the_tree_is_refused(tmp_path: Path) -> None:
+    import io
+    import json
+    import tarfile
+
+    import pytest
+
+    from harness.errors import HarnessError
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (tmp_path / "victim").write_text("keep me")
+    for name, removed in (("ok", ["../victim"]), ("../escape", []), ("/etc/abs", [])):
+        bad = tmp_path / "bad.tar"
+        with tarfile.open(bad, "w") as tar:
+            info = tarfile.TarInfo(name)
+            tar.addfile(info, io.BytesIO(b""))
+            data = json.dumps(removed).encode()
+            listed = tarfile.TarInfo(treediff.REMOVED)
+            listed.size = len(data)
+            tar.addfile(listed, io.BytesIO(data))
+        with pytest.raises(HarnessError, match="outside the machine it belongs to: refused"):
+            treediff.apply(bad, root)
+    assert (tmp_path / "victim").read_text() == "keep me"
