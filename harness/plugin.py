@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -23,26 +22,23 @@ import time
 import types
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import evidence, flaky, log, proc, store
+from harness import evidence, flaky, log, proc, reporting, store
 from harness import lab as lab_module
 from harness.build import Builder, LabPool
 from harness.errors import HarnessError, UsageError
 from harness.lab import Lab, MachineSetup
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
 from harness.names import SnapshotRef
+from harness.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
+from harness.session import PIPELINE_KEY, RUN_ID_KEY, TARGET_KEY, store_of
 from harness.stage import Pipeline, Stage, load_pipeline, needed_stage
 
 HOST_TOOLS = ("systemd-nspawn", "nsenter", "nft", "tcpdump", "debootstrap")
-STORE_KEY = pytest.StashKey[store.Store]()
-PIPELINE_KEY = pytest.StashKey[Pipeline | None]()
-TARGET_KEY = pytest.StashKey[str | None]()
-RUN_ID_KEY = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -91,45 +87,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("harness_reports", "directory for allure results, junit.xml and evidence", default="")
 
 
-def _terminal_progress(config: pytest.Config) -> log.Progress:
-    """Harness progress on pytest's terminal, even while output is captured: headlines as lines,
-    steps as one status line (on a terminal; every step as lines with -v)."""
-
-    def terminal() -> tuple[Any, Any]:
-        return (config.pluginmanager.get_plugin("terminalreporter"),
-                config.pluginmanager.get_plugin("capturemanager"))
-
-    def uncaptured(write: Callable[..., None]) -> Callable[..., None]:
-        def run(*args: Any) -> None:
-            reporter, capture = terminal()
-            if reporter is None:
-                return
-            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-                write(reporter, *args)
-        return run
-
-    def status(reporter: Any, text: str) -> None:
-        reporter.ensure_newline()
-        reporter.rewrite(text[: reporter._tw.fullwidth - 1], erase=True)
-        reporter.flush()
-
-    def clear(reporter: Any) -> None:
-        reporter.rewrite("", erase=True)
-        reporter.write("\r", flush=True)
-
-    reporter, _ = terminal()
-    tty = reporter is not None and reporter._tw.hasmarkup  # a terminal, not a CI log
-    return log.Progress(uncaptured(lambda r, line: r.write_line(line)),
-                        uncaptured(status) if tty else None, uncaptured(clear),
-                        verbose=config.option.verbose >= 1)
-
-
-def _allure_step(title: str) -> Any:
-    import allure
-
-    return allure.step(title)
-
-
 def _load_pipeline(config: pytest.Config) -> Pipeline | None:
     name = config.option.pipeline or config.getini("harness_pipeline")
     try:
@@ -163,41 +120,20 @@ def _stage_fixture(stage: Stage) -> Callable[..., Any]:
     return machine
 
 
-def _point_reports(config: pytest.Config) -> None:
-    """Point allure and junitxml into the reports directory (before they read their options)."""
-    reports = reports_dir(config)
-    if reports is None:
-        return
-    if not config.option.allure_report_dir:
-        results = reports / "allure-results"
-        if not hasattr(config, "workerinput"):  # the controller cleans; workers only add
-            shutil.rmtree(results, ignore_errors=True)
-            shutil.rmtree(reports / "evidence", ignore_errors=True)
-        config.option.allure_report_dir = str(results)
-    if not config.option.xmlpath:
-        config.option.xmlpath = str(reports / "junit.xml")
-
-
-def reports_dir(config: pytest.Config) -> Path | None:
-    """``--reports``, else ini ``harness_reports`` (relative to the rootdir), else None."""
-    given = config.option.reports or config.getini("harness_reports")
-    return config.rootpath / given if given else None
-
-
 @pytest.hookimpl(tryfirst=True)  # before allure and junitxml read their options
 def pytest_configure(config: pytest.Config) -> None:
-    _point_reports(config)
+    reporting.point_reports(config)
     config.addinivalue_line("markers", "integration: needs root, real btrfs and real nspawn machines")
     config.addinivalue_line("markers", "fresh_lab: give this test a private lab, booted from the "
                                        "stage snapshot for it alone and destroyed after it")
     config.addinivalue_line("markers", "machines(*names): the test needs a lab holding these "
                                        "machines (as a parametrized `machine` does)")
     if not hasattr(config, "workerinput") and config.option.verbose >= 0:
-        handler = _terminal_progress(config)
+        handler = reporting.terminal_progress(config)
         log.logger.addHandler(handler)
         config.add_cleanup(lambda: log.logger.removeHandler(handler))
     log.logger.setLevel(logging.INFO)
-    config.add_cleanup(log.add_step_listener(_allure_step))
+    config.add_cleanup(log.add_step_listener(reporting.allure_step))
     if config.option.flake_check < 0:
         raise pytest.UsageError(f"--flake-check={config.option.flake_check}: give a number of "
                                 "reruns, 1 or more")
@@ -235,26 +171,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def _with_snapshots(config: pytest.Config, pipeline: Pipeline) -> str:
     try:
-        snaps = _store(config).snapshots()
+        snaps = store_of(config).snapshots()
     except HarnessError:
         return ""
     groups = {SnapshotRef.parse(s.name).group for s in snaps}
     have = [n for n in pipeline.names if n in groups]
     return f"; with snapshots: {', '.join(have) or 'none'}"
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Write allure's environment.properties: host, versions and the stage keys of this run."""
-    config = session.config
-    results = config.option.allure_report_dir
-    if not results or hasattr(config, "workerinput"):
-        return
-    pipeline = config.stash[PIPELINE_KEY]
-    opened = config.stash.get(STORE_KEY, None)  # only a store this run could open
-    props = evidence.environment(pipeline, opened if config.stash.get(TARGET_KEY, None) else None)
-    Path(results).mkdir(parents=True, exist_ok=True)
-    Path(results, "environment.properties").write_text(
-        "".join(f"{k} = {v}\n" for k, v in props.items()))
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -310,7 +232,7 @@ def _preflight(config: pytest.Config) -> None:
     """Before any test runs: root, btrfs-progs, the store, the host tools labs need. A missing
     one is a usage error, one line that says what to do (exit 4), not an error per test."""
     try:
-        _store(config)
+        store_of(config)
         proc.require_tools(HOST_TOOLS)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -330,16 +252,10 @@ def _needs(item: pytest.Item, pipeline: Pipeline) -> list[str]:
     return [*getattr(item, "fixturenames", ()), *stages]
 
 
-def _store(config: pytest.Config) -> store.Store:
-    if STORE_KEY not in config.stash:
-        config.stash[STORE_KEY] = store.open_store(config.option.store, size=config.option.store_size)
-    return config.stash[STORE_KEY]
-
-
 @pytest.fixture(scope="session")
 def harness_store(pytestconfig: pytest.Config) -> store.Store:
     """Session: the btrfs store (``--store``, else /var/lib/machines, else the embedded image)."""
-    return _store(pytestconfig)
+    return store_of(pytestconfig)
 
 
 @pytest.fixture(scope="session")
@@ -398,19 +314,6 @@ def machine(request: pytest.FixtureRequest, lab: Lab) -> Machine:
     return lab[name]
 
 
-@dataclass
-class _Watched:
-    """A test's lab under watch: since when, which snapshot it came from, the running capture."""
-
-    lab: Lab
-    snapshot: store.Snapshot
-    since: float
-    capture: evidence.Capture
-
-
-WATCHED_KEY = pytest.StashKey[_Watched]()
-
-
 @pytest.fixture
 def lab(request: pytest.FixtureRequest, harness_labs: LabPool, harness_pipeline: Pipeline,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
@@ -436,85 +339,8 @@ def lab(request: pytest.FixtureRequest, harness_labs: LabPool, harness_pipeline:
         capture = evidence.Capture(chosen.network, directory).start()
         stack.callback(shutil.rmtree, directory, ignore_errors=True)
         stack.callback(capture.stop)
-        request.node.stash[WATCHED_KEY] = _Watched(chosen, snapshot, time.time(), capture)
+        request.node.stash[reporting.WATCHED_KEY] = reporting.Watched(chosen, snapshot, time.time(), capture)
         yield chosen
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    """On a failing test with a lab: gather its evidence, attach it, keep the lab if asked."""
-    outcome: Any = yield
-    report: pytest.TestReport = outcome.get_result()
-    _log_outcome(item.config, report, call)
-    watched = item.stash.get(WATCHED_KEY, None)
-    if report.when != "call" or not report.failed or watched is None:
-        return
-    if item.stash.get(flaky.RERUN_KEY, 0):
-        return  # a --flake-check rerun: the first failure's evidence and lab are the ones kept
-    config = item.config
-    reports = reports_dir(config)
-    directory = (reports / "evidence" if reports else watched.capture.directory.parent / "evidence") \
-        / evidence.safe_name(item.nodeid)
-    pipeline = config.stash[PIPELINE_KEY]
-    declared = pipeline.evidence if pipeline else {}
-    with log.step(f"evidence of {item.nodeid}"):
-        found = [*evidence.collect(watched.lab, directory, since=watched.since, declared=declared),
-                 *evidence.move(watched.capture.stop(), directory)]
-    for piece in found:
-        _allure_attach(piece)
-    report.sections.append(("harness evidence", f"written to {directory}"))
-    if config.option.keep_failed:
-        try:
-            kept = _keep_failed(config, item, watched, directory)
-        except (HarnessError, OSError) as exc:  # the test's own result must still be reported
-            report.sections.append(("harness kept lab", f"could not keep the lab: {exc}"))
-            return
-        report.sections.append(("harness kept lab", f"snapshot {kept}: resume it with "
-                                f"`harness up --from-snapshot {kept}`"))
-
-
-def _log_outcome(config: pytest.Config, report: pytest.TestReport, call: pytest.CallInfo[None]) -> None:
-    """With ``--mutant-log``: one JSON line per phase that did not pass, and per passed test.
-
-    A failure is ``failed`` when the test's assertion failed (the lab misbehaved) and
-    ``broken`` when anything else was raised (the harness, the host, a mutant that did not
-    apply): only the first kind kills a mutant."""
-    path = config.option.mutant_log
-    if path is None or (report.passed and report.when != "call") or report.skipped:
-        return
-    kind = "passed"
-    if report.failed:
-        assertion = call.excinfo is not None and call.excinfo.errisinstance(AssertionError)
-        kind = "failed" if report.when == "call" and assertion else "broken"
-    message = ""
-    if call.excinfo is not None:
-        message = call.excinfo.exconly().strip().splitlines()[0][:500] if call.excinfo.exconly() else ""
-    line = json.dumps({"test": report.nodeid, "when": report.when, "outcome": kind,
-                       "message": message, "duration": round(report.duration, 3)})
-    with open(path, "a") as out:  # one short write with O_APPEND: xdist workers do not interleave
-        out.write(line + "\n")
-
-
-def _allure_attach(piece: evidence.Evidence) -> None:
-    import allure
-
-    kinds = {".svg": allure.attachment_type.SVG, ".pcap": allure.attachment_type.PCAP,
-             ".dot": allure.attachment_type.TEXT, ".txt": allure.attachment_type.TEXT}
-    allure.attach.file(str(piece.path), name=piece.title,  # type: ignore[no-untyped-call]
-                       attachment_type=kinds.get(piece.path.suffix, allure.attachment_type.TEXT))
-
-
-def _keep_failed(config: pytest.Config, item: pytest.Item, watched: _Watched,
-                 directory: Path) -> str:
-    name = str(SnapshotRef.failure(evidence.safe_name(item.nodeid)))
-    held = _store(config)
-    lab = watched.lab
-    meta = {"stage": watched.snapshot.meta.get("stage"), "key": watched.snapshot.meta.get("key"),
-            "from": watched.snapshot.name, "test": item.nodeid}
-    # a diskless machine's writes included; the newest failure of a test replaces the older one
-    with log.step(f"keep the lab of {item.nodeid} as {name}"), lab.roots_as_seen() as roots:
-        held.publish(name, roots, meta, evidence=directory, replace=True)
-    return name
 
 
 MakeLab = Callable[[Sequence[MachineSetup]], Lab]
