@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterator
 
 import pytest
 
+from harness.console import ConsoleSession
+from harness.errors import CheckFailed
 from harness.lab import Lab
 from harness.machine import Machine
 from stages.generate import DYNAMIC
@@ -13,49 +17,75 @@ from stages.inventory import INVENTORY
 
 PAS = INVENTORY["pas-r11p11"].nic("lan")
 GW = str(INVENTORY["gw"].nic("lan").address)
+RHFS0 = INVENTORY["rhfs0"].nic("lan").address
 
 
 def test_lease_matches_the_reservation_with_all_options(pas: Machine) -> None:
     held = pas.addresses("lan0", dynamic=True)
     assert held == [str(PAS.address)], f"pas holds {held}, not its reservation {PAS.address}"
-    assert pas.succeed("ip -4 route show default").split()[:3] == ["default", "via", GW]
-    assert pas.succeed("resolvectl dns lan0").split()[-1] == GW
-    assert pas.succeed("resolvectl domain lan0").split()[-1] == INVENTORY.domain
-    assert pas.succeed("getent hosts rhfs0").split()[0] == str(INVENTORY["rhfs0"].nic("lan").address)
+    route = pas.succeed("ip -4 route show default").strip()
+    assert route.split()[:3] == ["default", "via", GW], f"pas's default route is {route!r}, not via {GW}"
+    dns = pas.succeed("resolvectl dns lan0").split()[3:]
+    assert dns == [GW], f"pas was given DNS servers {dns}, not gw {GW}"
+    domains = pas.succeed("resolvectl domain lan0").split()[3:]
+    assert INVENTORY.domain in domains, f"pas searches domains {domains}, not {INVENTORY.domain}"
+    rhfs0 = pas.execute("getent hosts rhfs0")[1].split()[:1]
+    assert rhfs0 == [str(RHFS0)], f"pas resolves the short name rhfs0 to {rhfs0}, not {RHFS0}"
     # nspawn names the machine plain "pas-r11p11": a qualified name can only come from DHCP.
     dhcp_name = f"pas-r11p11.{DYNAMIC}.{INVENTORY.domain}"
-    pas.wait_until_succeeds(f"test \"$(hostnamectl --transient)\" = {dhcp_name}", timeout=10)
+    try:
+        pas.wait_until_succeeds(f"test \"$(hostnamectl --transient)\" = {dhcp_name}", timeout=10)
+    except CheckFailed:
+        seen = pas.succeed("hostnamectl --transient").strip()
+        raise AssertionError(f"pas was named {seen} by DHCP, not {dhcp_name}") from None
 
 
-def test_root_is_read_only_with_a_volatile_overlay(pas: Machine) -> None:
-    mounts = pas.succeed("findmnt -no FSTYPE,OPTIONS /")
-    assert mounts.startswith("overlay"), mounts
+def test_root_takes_writes_in_a_volatile_overlay(pas: Machine) -> None:
+    status, _ = pas.execute("touch /etc/written-by-a-contestant && rm /etc/written-by-a-contestant")
+    assert status == 0, "pas could not write to its root: a contestant machine needs a writable /"
+    fstype = pas.succeed("findmnt -no FSTYPE /").strip()
+    assert fstype == "overlay", (f"pas's root is {fstype}, not an overlay: writes land on the tree "
+                                 "every contestant machine boots, not in memory")
 
 
 def test_the_uplink_sees_pas_coming_from_gw(pas: Machine, lab: Lab) -> None:
     marker = f"pas-{secrets.token_hex(3)}"
-    status = pas.succeed(f"curl -s -o /dev/null -w '%{{http_code}}' 'http://10.0.0.1/generate_204?{marker}'")
-    assert status == "204"
+    status = pas.execute(f"curl -s --max-time 5 -o /dev/null -w '%{{http_code}}' "
+                         f"'http://10.0.0.1/generate_204?{marker}'")[1]
+    assert status == "204", f"the uplink did not answer pas (HTTP {status})"
     seen = lab["internet"].succeed(f"grep -F '{marker}' /var/log/nginx/clients.log").split()[0]
-    assert seen == str(INVENTORY["gw"].nic("uplink").address)
+    gw = str(INVENTORY["gw"].nic("uplink").address)
+    assert seen == gw, f"the uplink saw pas's request come from {seen}, not gw's {gw}"
+
+
+@contextlib.contextmanager
+def console_login(machine: Machine, user: str) -> Iterator[ConsoleSession]:
+    """``user`` logged in on ``machine``'s console (their password is their login)."""
+    with machine.console() as tty:
+        try:
+            tty.login(user, user)
+        except CheckFailed as exc:
+            raise AssertionError(f"{user} could not log in on {machine.name}'s console: {exc}") from None
+        yield tty
 
 
 @pytest.mark.fresh_lab
 def test_a_users_file_lives_on_rhfs0_and_survives_a_reboot(pas: Machine, rhfs: Machine, lab: Lab) -> None:
     text = f"written-{secrets.token_hex(4)}"
-    with pas.console() as tty:
-        tty.login("alice", "alice")
-        assert "fuse.sshfs" in tty.shell("findmnt -no FSTYPE /home/alice")
+    with console_login(pas, "alice") as tty:
+        mounted = tty.shell("findmnt -no FSTYPE,SOURCE /home/alice")
+        assert "fuse.sshfs" in mounted, f"alice logged in on pas; her home is not from rhfs0: {mounted!r}"
         tty.shell(f"echo {text} > ~/notes.txt; echo scratch > /tmp/scratch; sync")
-    on_rhfs = rhfs.succeed("stat -c '%U' /home/alice/notes.txt; cat /home/alice/notes.txt").split()
-    assert on_rhfs == ["alice", text]
+    on_rhfs = rhfs.execute("stat -c '%U' /home/alice/notes.txt; cat /home/alice/notes.txt")[1].split()
+    assert on_rhfs == ["alice", text], f"alice wrote {text!r} in her home; rhfs0 has (owner, text) {on_rhfs}"
     pas.succeed("touch /etc/written-on-the-overlay")
     pas = lab.reboot("pas-r11p11")
     pas.wait_for_address("lan0", str(PAS.address))
-    pas.fail("test -e /etc/written-on-the-overlay")  # the root is volatile
-    with pas.console() as tty:
-        tty.login("alice", "alice")
-        assert tty.shell("cat ~/notes.txt") == text  # the home is not
+    status, _ = pas.execute("test -e /etc/written-on-the-overlay")
+    assert status != 0, "a file written to pas's root survived a reboot: the root is not volatile"
+    with console_login(pas, "alice") as tty:
+        seen = tty.shell("cat ~/notes.txt")
+        assert seen == text, f"after a reboot of pas, alice's notes read {seen!r}, not {text!r}"
 
 
 @pytest.mark.fresh_lab

@@ -1,28 +1,50 @@
-"""Web: every virtual host answers its own content by name; concours round-trips through PostgreSQL."""
+"""Web: every virtual host answers its own content by name, short and qualified; concours
+round-trips a record through PostgreSQL on db."""
 
 from __future__ import annotations
 
 import json
 import secrets
+import shlex
 
 import pytest
 
 from harness.machine import Machine
+from stages.inventory import INVENTORY
 from stages.web import SITES
 
 
+def http(client: Machine, url: str, data: str | None = None) -> tuple[str, str]:
+    """(HTTP status, body) of a GET of ``url`` from ``client``, a POST of ``data`` if given;
+    status 000 when no HTTP answer came at all."""
+    post = f"-X POST --data {shlex.quote(data)} " if data is not None else ""
+    out = client.execute(f"curl -s --max-time 10 {post}-w '\\n%{{http_code}}' {shlex.quote(url)}")[1]
+    body, _, status = out.rpartition("\n")
+    return status, body
+
+
+@pytest.mark.parametrize("qualified", [False, True], ids=["short", "qualified"])
 @pytest.mark.parametrize("site", SITES)
-def test_virtual_host_answers_its_own_content(pas: Machine, site: str) -> None:
-    page = pas.succeed(f"curl -sf http://{site}/")  # a short name, as a contestant types it
-    assert f"This is {site}." in page
-    assert all(f"This is {other}." not in page for other in SITES if other != site)
+def test_virtual_host_answers_its_own_content(pas: Machine, site: str, qualified: bool) -> None:
+    # As a contestant types it: the short name (through the DHCP search domain), or in full.
+    name = f"{site}.{INVENTORY.domain}" if qualified else site
+    status, page = http(pas, f"http://{name}/")
+    assert status == "200" and f"This is {site}." in page, (
+        f"http://{name}/ from pas answered HTTP {status}, not {site}'s page: {page[:300]!r}")
+    others = [other for other in SITES if other != site and f"This is {other}." in page]
+    assert not others, f"http://{name}/ from pas serves the page of {others}: {page[:300]!r}"
 
 
 def test_concours_round_trips_a_record_through_postgresql(pas: Machine, web: Machine) -> None:
     text = f"entry-{secrets.token_hex(4)}"
-    created = json.loads(pas.succeed(f"curl -sf -X POST --data '{text}' http://concours/entries"))
-    assert created["text"] == text
-    entries = json.loads(pas.succeed("curl -sf http://concours/entries"))
-    assert {"id": created["id"], "text": text} in entries
+    status, body = http(pas, "http://concours/entries", data=text)
+    assert status == "201", f"POST http://concours/entries from pas answered HTTP {status}: {body[:300]!r}"
+    created = json.loads(body)
+    assert created["text"] == text, f"concours stored {created!r} for {text!r}"
+    status, body = http(pas, "http://concours/entries")
+    assert status == "200", f"GET http://concours/entries from pas answered HTTP {status}: {body[:300]!r}"
+    listed = json.loads(body)
+    assert {"id": created["id"], "text": text} in listed, f"concours lists no {text!r}: {body[:300]!r}"
+    # The record is in the database the site is meant to use: concours on db.
     stored = web.succeed("runuser -u postgres -- psql -tA concours -c 'SELECT text FROM entries'")
-    assert text in stored.split()
+    assert text in stored.split(), f"concours accepted {text!r}, but its database concours on db lacks it"

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from harness import rootfs
 from harness.build import Build
+from harness.errors import HarnessError
 from harness.inventory import Config
+from harness.mutant import read, run, write
 from stages.bootstrap import HOSTS
-from stages.generate import network_units, resolver
+from stages.generate import DYNAMIC, LAN, network_units, resolver, reverse_name, reverse_zones, router
 from stages.inventory import INVENTORY
+
+if TYPE_CHECKING:
+    from harness.lab import Lab
+    from harness.machine import Machine
 
 
 def configure_network(build: Build, machine: str, into: str | None = None) -> None:
@@ -54,3 +64,78 @@ def write_all(build: Build, machine: str, files: dict[str, str]) -> None:
     """Write every ``path: content`` of ``files`` into ``machine``."""
     for path, text in files.items():
         build.write(machine, path, text)
+
+
+# -- after a change to a running lab (a mutant): wait until the lab is steady again ---------------
+
+
+def dhcp_clients(lab: Lab) -> list[tuple[Machine, str]]:
+    """Each machine of ``lab`` that takes an address by DHCP, with the interface it takes it on."""
+    return [(lab[host.name], nic.name) for host in INVENTORY.hosts.values() if host.name in lab.machines
+            for nic in host.nics if nic.config is Config.DHCP]
+
+
+def renew_leases(lab: Lab, timeout: float = 30) -> None:
+    """Make every DHCP client of ``lab`` drop its lease and ask again, as after a reboot, wait
+    until each has a new one, and empty their DNS caches: they then hold what gw hands out now."""
+    clients = dhcp_clients(lab)
+    marks = [run(machine, f"date +%s.%N && networkctl reconfigure {nic}").strip()
+             for machine, nic in clients]
+    for (machine, nic), mark in zip(clients, marks, strict=True):
+        machine.wait_until_succeeds(f"journalctl -q -u systemd-networkd --since=@{mark} | grep -q "
+                                    f"'{nic}: DHCPv4 address' && ip -4 -o addr show dev {nic} | "
+                                    "grep -q inet", timeout=timeout)
+    flush_dns_caches(lab)
+
+
+def flush_dns_caches(lab: Lab) -> None:
+    """Empty the resolver cache of each machine of ``lab`` that has one (systemd-resolved on the
+    DHCP clients), so that a change to DNS shows at once."""
+    for machine, _ in dhcp_clients(lab):
+        run(machine, "resolvectl flush-caches")
+
+
+KEA_DHCP4 = "/etc/kea/kea-dhcp4.conf"
+
+
+def change_dhcp(lab: Lab, change: Callable[[dict[str, Any]], None], forget_leases: bool = False) -> None:
+    """Apply ``change`` to the ``Dhcp4`` object of gw's Kea configuration, restart Kea (with no
+    lease in its database if ``forget_leases``), and renew every client's lease."""
+    gw = lab[router(INVENTORY).name]
+    config = json.loads(read(gw, KEA_DHCP4))
+    change(config["Dhcp4"])
+    run(gw, "systemctl stop kea-dhcp4-server" + (" && rm -f /var/lib/kea/kea-leases4.csv*"
+                                                 if forget_leases else ""))
+    write(gw, KEA_DHCP4, json.dumps(config, indent=2) + "\n")
+    run(gw, "systemctl start kea-dhcp4-server")
+    gw.wait_for_unit("kea-dhcp4-server.service")
+    gw.wait_for_open_port(67, gw_address(), "udp")
+    renew_leases(lab)
+
+
+def dhcp_option(dhcp: dict[str, Any], name: str) -> dict[str, Any]:
+    """The option ``name`` that the LAN's subnet hands out, in Kea's ``Dhcp4`` object."""
+    options: list[dict[str, Any]] = dhcp["subnet4"][0]["option-data"]
+    for option in options:
+        if option["name"] == name:
+            return option
+    raise HarnessError(f"{KEA_DHCP4} hands out no option {name!r}: update the mutant")
+
+
+def gw_address() -> str:
+    """The router's LAN address: the lab's DNS and DHCP server."""
+    return str(router(INVENTORY).nic(LAN).address)
+
+
+def restart_dns(lab: Lab, zones: tuple[str, ...] | None = None, server: str | None = None) -> None:
+    """Restart BIND on gw after a change, wait until each of ``zones`` (by default every zone it
+    serves) answers its SOA on ``server`` (by default its LAN address), and empty the clients'
+    DNS caches."""
+    gw = lab[router(INVENTORY).name]
+    run(gw, "systemctl restart named")
+    gw.wait_for_unit("named.service")
+    zones = zones if zones is not None else (
+        INVENTORY.domain, f"{DYNAMIC}.{INVENTORY.domain}", *map(reverse_name, reverse_zones(INVENTORY)))
+    for zone in zones:
+        gw.wait_until_succeeds(f"dig +short +norecurse @{server or gw_address()} {zone} SOA | grep -q .")
+    flush_dns_caches(lab)

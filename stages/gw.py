@@ -12,9 +12,13 @@ BIND serving a public-looking zone for gw to forward to.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from harness import rootfs
 from harness.build import Build
+from harness.mutant import edit, mutant, run
 from harness.stage import Stage
+from stages import common
 from stages.common import configure_network, write_all
 from stages.generate import (
     DDNS_PORT,
@@ -30,6 +34,9 @@ from stages.generate import (
     uplink_named,
 )
 from stages.inventory import INVENTORY, TEXT
+
+if TYPE_CHECKING:
+    from harness.lab import Lab
 
 GW_SERVICES = ("systemd-networkd.service", "kea-dhcp4-server.service",
                "kea-dhcp-ddns-server.service", "named.service", "nftables.service", "ssh.service")
@@ -69,6 +76,243 @@ def serving(build: Build) -> None:
     uplink = str(INVENTORY["internet"].nic("uplink").address)
     internet.wait_until_succeeds(f"dig +short +norecurse @{uplink} {UPLINK_ZONE} SOA | grep -q .")
     internet.wait_for_open_port(80)
+
+
+# -- mutants: plausible mistakes in what gw promises, one each (see harness.mutant) ---------------
+# DHCP: each option a client receives, the reservations, the pool, the names DDNS gives.
+
+
+@mutant("clients get no default route: the routers option was mistyped as another option")
+def dhcp_no_router(lab: Lab) -> None:
+    common.change_dhcp(lab, lambda dhcp: common.dhcp_option(dhcp, "routers").update(name="time-servers"))
+
+
+@mutant("clients are told that rhfs0, which serves no DNS, is their DNS server")
+def dhcp_wrong_dns_server(lab: Lab) -> None:
+    common.change_dhcp(lab, lambda dhcp: common.dhcp_option(dhcp, "domain-name-servers")
+                       .update(data="192.168.1.1"))
+
+
+@mutant("clients are given the public domain prologin.org as their domain name")
+def dhcp_wrong_domain_name(lab: Lab) -> None:
+    common.change_dhcp(lab, lambda dhcp: common.dhcp_option(dhcp, "domain-name")
+                       .update(data="prologin.org"))
+
+
+@mutant("clients get no domain search list, so short names depend on the domain name alone")
+def dhcp_no_search_list(lab: Lab) -> None:
+    def drop(dhcp: dict[str, Any]) -> None:
+        dhcp["subnet4"][0]["option-data"].remove(common.dhcp_option(dhcp, "domain-search"))
+
+    common.change_dhcp(lab, drop)
+
+
+@mutant("leases last 360 s instead of 3600 s (a zero lost), so clients renew every few minutes")
+def dhcp_short_lease(lab: Lab) -> None:
+    common.change_dhcp(lab, lambda dhcp: dhcp.update({"valid-lifetime": 360}))
+
+
+@mutant("the reservations lost their host names: reserved machines get generated dyn-... names")
+def dhcp_reservations_without_names(lab: Lab) -> None:
+    def drop(dhcp: dict[str, Any]) -> None:
+        for reservation in dhcp["subnet4"][0]["reservations"]:
+            del reservation["hostname"]
+
+    common.change_dhcp(lab, drop)
+
+
+@mutant("pas-r11p11's reservation has a mistyped MAC, so it gets a pool address instead of its own")
+def dhcp_reservation_mac_typo(lab: Lab) -> None:
+    def typo(dhcp: dict[str, Any]) -> None:
+        [pas] = [r for r in dhcp["subnet4"][0]["reservations"] if r["hw-address"] == "02:c0:a8:00:00:01"]
+        pas["hw-address"] = "02:c0:a8:00:00:10"
+
+    common.change_dhcp(lab, typo, forget_leases=True)
+
+
+@mutant("the pool was typed over the servers' range (.100-.150): strangers get addresses outside it")
+def dhcp_pool_wrong_range(lab: Lab) -> None:
+    def move(dhcp: dict[str, Any]) -> None:
+        [pool] = dhcp["subnet4"][0]["pools"]
+        pool["pool"] = "192.168.1.100 - 192.168.1.150"
+
+    common.change_dhcp(lab, move)
+
+
+@mutant("Kea sends no DNS updates: machines without a reservation get no name in dyn.prolo")
+def ddns_updates_off(lab: Lab) -> None:
+    common.change_dhcp(lab, lambda dhcp: dhcp.update({"ddns-send-updates": False}))
+
+
+@mutant("BIND's copy of the DDNS key differs from Kea's, so every dynamic update is refused")
+def ddns_key_mismatch(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/named.conf.local", 'secret "EgpY', 'secret "FgpY')
+    common.restart_dns(lab)
+
+
+# DNS: every record kind, who gets recursion, where it forwards, transports, transfers, updates.
+
+
+@mutant("rhfs0's A record is missing from the prolo zone")
+def dns_missing_a_record(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/db.prolo", "rhfs0 IN A 192.168.1.1\n", "")
+    common.restart_dns(lab)
+
+
+@mutant("web's A record has a typo: 192.168.1.10 instead of 192.168.1.100")
+def dns_wrong_a_record(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/db.prolo", "web IN A 192.168.1.100\n", "web IN A 192.168.1.10\n")
+    common.restart_dns(lab)
+
+
+@mutant("the concours alias is missing: the contest site has no name")
+def dns_missing_alias(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/db.prolo", "concours IN CNAME web\n", "")
+    common.restart_dns(lab)
+
+
+@mutant("the wiki alias points at rhfs0 instead of web")
+def dns_alias_to_wrong_host(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/db.prolo", "wiki IN CNAME web\n", "wiki IN CNAME rhfs0\n")
+    common.restart_dns(lab)
+
+
+@mutant("pas-r11p11's PTR record is missing: its address has no name")
+def dns_missing_ptr(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/db.0.168.192.in-addr.arpa", "1 IN PTR pas-r11p11.prolo.\n", "")
+    common.restart_dns(lab)
+
+
+@mutant("web's PTR lacks its final dot, so it names web.prolo.1.168.192.in-addr.arpa")
+def dns_ptr_without_final_dot(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/db.1.168.192.in-addr.arpa", "100 IN PTR web.prolo.\n",
+         "100 IN PTR web.prolo\n")
+    common.restart_dns(lab)
+
+
+@mutant("the reverse zone of 192.168.1.0/24 is not declared: gw, rhfs0 and web have no PTR")
+def dns_reverse_zone_missing(lab: Lab) -> None:
+    zone = 'zone "1.168.192.in-addr.arpa" { type primary; file "/etc/bind/db.1.168.192.in-addr.arpa"; };\n'
+    edit(lab["gw"], "/etc/bind/named.conf.local", zone, "")
+    common.restart_dns(lab, zones=("prolo", "dyn.prolo", "0.168.192.in-addr.arpa"))
+
+
+@mutant("gw is an open resolver: it recurses for anyone, the uplink included")
+def dns_recursion_open_to_uplink(lab: Lab) -> None:
+    gw = lab["gw"]
+    edit(gw, "/etc/bind/named.conf.options", "allow-recursion { lan; };", "allow-recursion { any; };")
+    edit(gw, "/etc/bind/named.conf.options", "allow-query-cache { lan; };", "allow-query-cache { any; };")
+    common.restart_dns(lab)
+
+
+@mutant("the LAN's ACL says /24 instead of /23: half the LAN (192.168.1.x) is refused recursion")
+def dns_lan_acl_too_narrow(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/named.conf.options", "acl lan { 192.168.0.0/23;", "acl lan { 192.168.0.0/24;")
+    common.restart_dns(lab)
+
+
+@mutant("BIND forwards to a resolver that does not exist (10.0.0.53): no outside name resolves")
+def dns_forwarder_wrong(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/named.conf.options", "forwarders { 10.0.0.1; };", "forwarders { 10.0.0.53; };")
+    common.restart_dns(lab)
+
+
+@mutant("gw's firewall drops DNS over TCP (only UDP was thought of): large answers and AXFR fail")
+def dns_tcp_dropped(lab: Lab) -> None:
+    run(lab["gw"], "nft insert rule inet filter input tcp dport 53 drop")
+
+
+@mutant("BIND listens on loopback and the uplink only: the LAN gets no DNS answer at all")
+def dns_not_listening_on_lan(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/named.conf.options", "listen-on { any; };",
+         "listen-on { 127.0.0.1; 10.0.0.254; };")
+    common.restart_dns(lab, server="127.0.0.1")
+
+
+@mutant("zone transfers are allowed to the LAN: any contestant can list every machine")
+def dns_axfr_allowed_from_lan(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/named.conf.options", "allow-transfer { none; };", "allow-transfer { lan; };")
+    common.restart_dns(lab)
+
+
+@mutant("the dynamic zone may be transferred by anyone (set up for a secondary that never came)")
+def dns_dynamic_zone_transferable(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/named.conf.local", 'allow-update { key "ddns-key"; };',
+         'allow-update { key "ddns-key"; }; allow-transfer { any; };')
+    common.restart_dns(lab)
+
+
+@mutant("the dynamic zone accepts unsigned updates from the LAN: any machine can name itself anything")
+def dns_unsigned_updates_accepted(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/named.conf.local", 'allow-update { key "ddns-key"; };',
+         'allow-update { key "ddns-key"; lan; };')
+    common.restart_dns(lab)
+
+
+# Firewall and NAT: the forward policy, what gw accepts from each segment, the NAT's scope.
+
+
+@mutant("the masquerade rule is gone: LAN traffic leaves with private source addresses")
+def nat_masquerade_dropped(lab: Lab) -> None:
+    run(lab["gw"], "nft flush chain ip nat postrouting")
+
+
+@mutant("the masquerade covers 192.168.1.0/24 only, not the whole /23: pas-r11p11 is not NATed")
+def nat_misses_half_the_lan(lab: Lab) -> None:
+    run(lab["gw"], "nft flush chain ip nat postrouting && nft add rule ip nat postrouting "
+                   "ip saddr 192.168.1.0/24 oifname wan0 masquerade")
+
+
+@mutant("gw routes IPv4 no more (ip_forward reset to 0 by a stray sysctl.d file): the LAN is cut off")
+def gw_forwarding_off(lab: Lab) -> None:
+    from harness.network import set_sysctls  # here, not at the top: that would change gw's key
+
+    # /proc/sys is read-only inside a machine: set it in gw's network namespace, from outside.
+    set_sysctls(lab.network.namespace("gw"), {"net.ipv4.ip_forward": "0"})
+
+
+@mutant("the forward chain's policy is accept: the uplink opens connections into the LAN")
+def fw_forward_policy_accept(lab: Lab) -> None:
+    run(lab["gw"], "nft chain inet filter forward '{ policy accept; }'")
+
+
+@mutant("a port forward left behind: the uplink reaches web's HTTP port through gw")
+def fw_web_exposed_to_uplink(lab: Lab) -> None:
+    run(lab["gw"], "nft insert rule inet filter forward iifname wan0 oifname lan0 tcp dport 80 accept")
+
+
+@mutant("the forward chain lost its established/related rule: the LAN's connections get no replies")
+def fw_no_reply_rule(lab: Lab) -> None:
+    run(lab["gw"], "nft flush chain inet filter forward && nft add rule inet filter forward "
+                   "iifname lan0 oifname wan0 accept")
+
+
+@mutant("gw's SSH is open to the uplink")
+def fw_ssh_open_to_uplink(lab: Lab) -> None:
+    run(lab["gw"], "nft insert rule inet filter input iifname wan0 tcp dport 22 accept")
+
+
+@mutant("gw's input policy is accept: every port of gw is open to the uplink")
+def fw_input_policy_accept(lab: Lab) -> None:
+    run(lab["gw"], "nft chain inet filter input '{ policy accept; }'")
+
+
+@mutant("gw drops DNS from the uplink, which may ask it about the lab's zones")
+def fw_dns_dropped_from_uplink(lab: Lab) -> None:
+    run(lab["gw"], "nft insert rule inet filter input iifname wan0 udp dport 53 drop && "
+                   "nft insert rule inet filter input iifname wan0 tcp dport 53 drop")
+
+
+@mutant("gw drops SSH from the LAN: the admins are locked out of the gateway")
+def fw_ssh_dropped_from_lan(lab: Lab) -> None:
+    run(lab["gw"], "nft insert rule inet filter input iifname lan0 tcp dport 22 drop")
+
+
+@mutant("gw's firewall drops DHCP from the LAN",
+        equivalent="Kea reads and sends DHCP on a raw socket, beside netfilter's input hook: "
+                   "clients get their leases all the same")
+def fw_dhcp_dropped_from_lan(lab: Lab) -> None:
+    run(lab["gw"], "nft insert rule inet filter input iifname lan0 udp dport 67 drop")
 
 
 STAGE = Stage.here(

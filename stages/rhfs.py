@@ -10,12 +10,17 @@ rhfs0, creating it on first use.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import rootfs
 from harness.build import Build
+from harness.mutant import mutant, run
 from harness.stage import Stage
 from stages.common import add_users, configure_network
 from stages.inventory import INVENTORY, TEXT
+
+if TYPE_CHECKING:
+    from harness.lab import Lab
 
 MOUNT_HOME = Path(__file__).parent / "files" / "mount-home"
 CONTESTANT = "pas-r11p11"  # whose network plan the rfs tree carries (by DHCP: the same for all)
@@ -44,6 +49,32 @@ def serving(build: Build) -> None:
     address = str(INVENTORY["rhfs0"].nic("lan").address)
     build["rhfs0"].wait_for_address("lan0", address)
     build["rhfs0"].wait_for_open_port(22, address)
+
+
+# -- mutants: plausible mistakes on the home server (see harness.mutant; the login hook that
+# mounts homes runs on the contestant machines: its mutants are pas's) ---------------------------
+
+
+@mutant("an admin allowed root logins with a password on rhfs0, to debug, and left it so")
+def rhfs_root_password_login(lab: Lab) -> None:
+    rhfs0 = lab["rhfs0"]
+    run(rhfs0, "echo 'PermitRootLogin yes' > /etc/ssh/sshd_config.d/debug.conf && systemctl restart ssh")
+    rhfs0.wait_for_open_port(22, str(INVENTORY["rhfs0"].nic("lan").address))
+
+
+@mutant("alice has another uid on rhfs0 than on the contestant machines: her files there are not hers")
+def rhfs_uid_mismatch(lab: Lab) -> None:
+    run(lab["rhfs0"], "usermod -u 10010 alice")
+
+
+@mutant("the contestant machines' key is no longer authorized on rhfs0: no home is mounted at login")
+def rhfs_homes_key_revoked(lab: Lab) -> None:
+    run(lab["rhfs0"], "rm /root/.ssh/authorized_keys")
+
+
+@mutant("rhfs0's SSH server is disabled, and with it the only way homes travel")
+def rhfs_sshd_disabled(lab: Lab) -> None:
+    run(lab["rhfs0"], "systemctl disable --now ssh.service")
 
 
 STAGE = Stage.here(

@@ -9,12 +9,17 @@ from gw's DHCP server, through systemd-networkd and systemd-resolved.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import rootfs
 from harness.build import Build
+from harness.mutant import edit, mutant, run
 from harness.stage import Stage
 from stages.common import configure_network
 from stages.inventory import INVENTORY, TEXT
+
+if TYPE_CHECKING:
+    from harness.lab import Lab
 
 APP = Path(__file__).parent / "files" / "concours.py"
 SITES = tuple(a for a in INVENTORY["web"].aliases if a not in ("db", "concours"))
@@ -104,6 +109,68 @@ def serving(build: Build) -> None:
         web.wait_for_unit(unit)
     web.wait_for_open_port(80)
     web.wait_for_open_port(5432, ADDRESS)
+    web.wait_until_succeeds("curl -sf -H 'Host: concours' http://127.0.0.1/entries")
+
+
+# -- mutants: plausible mistakes in what web serves (see harness.mutant) --------------------------
+
+
+@mutant("the wiki virtual host is gone: wiki falls to nginx's default site")
+def web_vhost_missing(lab: Lab) -> None:
+    run(lab["web"], "rm /etc/nginx/sites-enabled/wiki && systemctl restart nginx")
+    lab["web"].wait_for_open_port(80)
+
+
+@mutant("the bugs virtual host was copied from wiki's and still serves wiki's pages")
+def web_vhost_wrong_root(lab: Lab) -> None:
+    edit(lab["web"], "/etc/nginx/sites-enabled/bugs", "root /var/www/bugs;", "root /var/www/wiki;")
+    run(lab["web"], "systemctl restart nginx")
+    lab["web"].wait_for_open_port(80)
+
+
+@mutant("the docs virtual host answers its short name only, not docs.prolo")
+def web_vhost_without_domain(lab: Lab) -> None:
+    edit(lab["web"], "/etc/nginx/sites-enabled/docs", "server_name docs docs.prolo;", "server_name docs;")
+    run(lab["web"], "systemctl restart nginx")
+    lab["web"].wait_for_open_port(80)
+
+
+@mutant("nginx proxies concours to the wrong port (8080): the contest site answers 502")
+def web_concours_proxy_wrong_port(lab: Lab) -> None:
+    edit(lab["web"], "/etc/nginx/sites-enabled/concours", "127.0.0.1:8000", "127.0.0.1:8080")
+    run(lab["web"], "systemctl restart nginx")
+    lab["web"].wait_for_open_port(80)
+
+
+@mutant("PostgreSQL listens on localhost only (Debian's default), so concours cannot reach db")
+def web_db_listens_on_localhost(lab: Lab) -> None:
+    web = lab["web"]
+    edit(web, "/etc/postgresql/15/main/conf.d/lab.conf", "listen_addresses = '*'",
+         "listen_addresses = 'localhost'")
+    run(web, "systemctl restart postgresql@15-main.service")
+    web.wait_for_unit("postgresql@15-main.service")
+    web.wait_for_open_port(5432, "127.0.0.1")
+
+
+@mutant("PostgreSQL is stopped and not enabled (a package upgrade left it so): concours has no database")
+def web_db_not_running(lab: Lab) -> None:
+    run(lab["web"], "systemctl disable --now postgresql@15-main.service postgresql.service")
+
+
+@mutant("the database password was rotated but concours still uses the old one")
+def web_db_password_rotated(lab: Lab) -> None:
+    run(lab["web"], "runuser -u postgres -- psql -v ON_ERROR_STOP=1 -c "
+                    "\"ALTER ROLE concours PASSWORD 'rotated'\"")
+
+
+@mutant("concours was left pointed at a staging database: its records never reach the real one")
+def web_app_uses_another_database(lab: Lab) -> None:
+    web = lab["web"]
+    run(web, "runuser -u postgres -- createdb -O concours concours_staging && "
+             "mkdir -p /etc/systemd/system/concours.service.d && printf '%s\\n' '[Service]' "
+             "'Environment=\"CONCOURS_DSN=host=localhost dbname=concours_staging user=concours "
+             "password=concours\"' > /etc/systemd/system/concours.service.d/staging.conf && "
+             "systemctl daemon-reload && systemctl restart concours.service")
     web.wait_until_succeeds("curl -sf -H 'Host: concours' http://127.0.0.1/entries")
 
 

@@ -192,3 +192,19 @@ def test_the_topology_picture_is_current() -> None:
     assert (docs / "lab.dot").read_text() == generate.topology_dot(INVENTORY), \
         "docs/lab.dot is stale: run `.venv/bin/python -m stages.docs`"
     assert "<svg" in (docs / "lab.svg").read_text()
+
+
+def test_docs_policy_table_is_current() -> None:
+    from stages import docs
+
+    page = (docs.DOCS / "lab.md").read_text()
+    assert docs.with_policy(page) == page, "docs/lab.md's policy table is stale: run " \
+                                           "`.venv/bin/python -m stages.docs`"
+
+
+def test_docs_list_every_mutant() -> None:
+    from stages import PIPELINE, docs
+
+    page = (docs.DOCS / "mutants.md").read_text()
+    listed = [line.split("`")[1] for line in page.splitlines() if line.startswith("| `")]
+    assert listed == list(PIPELINE.mutants), "docs/mutants.md is stale: run `.venv/bin/python -m stages.docs`"

@@ -1,0 +1,41 @@
+"""DNS policy, as a client on each side of gw sees it: no zone is transferred to anyone, and no
+one but Kea (with its key) may change a zone."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.lab import Lab
+from harness.machine import Machine
+from stages.generate import DYNAMIC, reverse_name, reverse_zones
+from stages.inventory import INVENTORY
+
+GW = INVENTORY["gw"]
+# (client, the address of gw it asks): a contestant's machine on the LAN, and the uplink
+CLIENTS = [("pas-r11p11", str(GW.nic("lan").address)), ("internet", str(GW.nic("uplink").address))]
+ZONES = [INVENTORY.domain, f"{DYNAMIC}.{INVENTORY.domain}", *map(reverse_name, reverse_zones(INVENTORY))]
+
+
+@pytest.mark.parametrize("client, server", CLIENTS, ids=[c for c, _ in CLIENTS])
+@pytest.mark.parametrize("zone", ZONES)
+def test_no_zone_is_transferred(pas: Machine, lab: Lab, client: str, server: str, zone: str) -> None:
+    result = lab[client].run(f"dig +time=3 +tries=1 @{server} {zone} AXFR")
+    records = [line for line in result.stdout.splitlines() if line.strip() and not line.startswith(";")]
+    assert result.status == 0, (f"{client} got no answer from gw ({server}) over TCP to an AXFR of "
+                                f"{zone} (exit {result.status}); expected a refusal:\n{result.stdout}")
+    assert not records and "; Transfer failed." in result.stdout, (
+        f"{client} was sent zone {zone} by gw ({server}), {len(records)} records; expected the "
+        f"transfer refused:\n{result.stdout}")
+
+
+@pytest.mark.parametrize("client, server", CLIENTS, ids=[c for c, _ in CLIENTS])
+@pytest.mark.parametrize("zone", [INVENTORY.domain, f"{DYNAMIC}.{INVENTORY.domain}"])
+def test_unsigned_dynamic_updates_are_refused(pas: Machine, lab: Lab, client: str, server: str,
+                                               zone: str) -> None:
+    name = f"intruder-{client}.{zone}"
+    update = f"server {server}\nzone {zone}\nupdate add {name} 300 A 192.168.1.66\nsend\n"
+    result = lab[client].run("nsupdate -t 5", input=update)
+    seen = (result.stdout + result.stderr).strip()
+    assert result.status != 0 and "REFUSED" in seen, (
+        f"{client} asked gw ({server}) to add {name} to {zone} without a key; expected REFUSED, "
+        f"nsupdate exited {result.status}: {seen or 'with no message (the update was accepted)'}")

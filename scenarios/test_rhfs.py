@@ -1,0 +1,61 @@
+"""rhfs0, the home server, as its users and an intruder see it: a home and its files are its
+user's alone, wherever they are read from, and rhfs0's SSH server lets no one log in as root with
+a password."""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+
+import pytest
+
+from harness.machine import Machine
+
+
+def login(machine: Machine, user: str, command: str) -> tuple[int, str]:
+    """Log ``user`` in on ``machine`` (a PAM session: on pas, the login hook mounts their home)
+    and run ``command``; its status and output, errors included."""
+    result = machine.run(f"su - {user} -c {shlex.quote(command)}")
+    return result.status, (result.stdout + result.stderr).strip()
+
+
+@pytest.mark.fresh_lab
+def test_a_home_is_its_users_alone(pas: Machine, rhfs: Machine) -> None:
+    secret = f"secret-{secrets.token_hex(4)}"
+    status, seen = login(pas, "alice", f"findmnt -no SOURCE ~ && echo {secret} > ~/private.txt && "
+                                       "cat ~/private.txt")
+    assert status == 0 and seen.split() == ["root@rhfs0:/home/alice", secret], (
+        f"alice, logged in on pas, could not write and read back a file in her home from rhfs0: {seen}")
+    owner = rhfs.succeed("stat -c '%U %G' /home/alice /home/alice/private.txt").split("\n")[:2]
+    assert owner == ["alice alice"] * 2, f"on rhfs0, alice's home and file belong to {owner}, not alice"
+    # Her home stays mounted on pas after she leaves: the next user there must not read it.
+    status, seen = login(pas, "bob", "ls /home/alice; cat /home/alice/private.txt")
+    assert secret not in seen and "Permission denied" in seen, (
+        f"bob, logged in on pas after alice, read her home: {seen!r}")
+    status, seen = login(rhfs, "bob", "ls /home/alice; cat /home/alice/private.txt")
+    assert secret not in seen and "Permission denied" in seen, f"bob read alice's home on rhfs0: {seen!r}"
+
+
+def ssh_with_password(client: Machine, user: str, password: str, server: str) -> tuple[int, str]:
+    """Try to log in to ``server`` as ``user`` with ``password`` (and nothing else) from ``client``."""
+    askpass = f"/tmp/askpass-{user}"
+    client.succeed(f"printf '#!/bin/sh\\necho %s\\n' {shlex.quote(password)} > {askpass} "
+                   f"&& chmod 700 {askpass}")
+    result = client.run(f"SSH_ASKPASS={askpass} SSH_ASKPASS_REQUIRE=force ssh -o BatchMode=no "
+                        "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                        "-o PubkeyAuthentication=no -o PreferredAuthentications=password "
+                        f"-o NumberOfPasswordPrompts=1 -o ConnectTimeout=5 {user}@{server} "
+                        "'echo logged in as $(id -un)' < /dev/null", timeout=30)
+    return result.status, (result.stdout + result.stderr).strip()
+
+
+@pytest.mark.fresh_lab
+def test_sshd_refuses_root_password_logins(pas: Machine, rhfs: Machine) -> None:
+    rhfs.succeed("printf 'root:Root-pw-1\\nalice:Alice-pw-1\\n' | chpasswd")
+    status, seen = ssh_with_password(pas, "alice", "Alice-pw-1", "rhfs0")
+    assert status == 0 and "logged in as alice" in seen, (
+        f"alice could not log in to rhfs0 with her password (so the check below would prove "
+        f"nothing): {seen}")
+    status, seen = ssh_with_password(pas, "root", "Root-pw-1", "rhfs0")
+    assert status != 0 and "Permission denied" in seen, (
+        f"rhfs0 let root log in with a password over SSH (from pas); expected a refusal: {seen}")
