@@ -261,8 +261,8 @@ class Store:
             entries = sorted(top.iterdir())
             self.delete_all([e for e in entries if e.is_dir() and not e.is_symlink()])
             for entry in entries:  # e.g. the image lock ".#<member>.lck" nspawn keeps beside a root
-                if entry.exists() or entry.is_symlink():
-                    entry.unlink()
+                if not entry.is_dir() or entry.is_symlink():
+                    entry.unlink(missing_ok=True)  # an exiting nspawn may remove its lock first
             top.rmdir()
 
     def owners(self) -> list[str]:
