@@ -13,6 +13,7 @@ from harness import network
 from harness.errors import HarnessError, UsageError
 from harness.lab import new_lab_id
 from harness.network import Interface, LabNetwork
+from harness.wait import retry
 from tests.conftest import lan
 
 
@@ -153,6 +154,8 @@ def _echoes(net: LabNetwork, count: int) -> int:
 @pytest.mark.integration
 def test_dropping_every_third_packet_loses_the_same_share_every_time() -> None:
     with LabNetwork(new_lab_id(), lan("a", "b")) as net:
+        # a new veth on a bridge passes frames once its link is up: wait for that first
+        retry(lambda last: _echoes(net, 1) == 1, timeout=10, what="a to echo through b")
         assert _echoes(net, 3) == 3
         for _ in range(2):
             net.drop("a", every=3)
