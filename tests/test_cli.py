@@ -112,16 +112,21 @@ sys.stdin.read()  # hold the lab until killed
 """
 
 
-@pytest.mark.integration
-def test_destroy_cleans_up_after_a_killed_run(toy: Toy, tmp_path: Path) -> None:
-    # a store of its own: `harness destroy` removes every lab of its store, running ones too
-    leaker = subprocess.Popen([sys.executable, "-c", LEAKER, str(toy.store.root), str(tmp_path)],
+def killed_run_lab(store: Store, tmp_path: Path) -> tuple[str, Path]:
+    """A lab (with a capture) in ``store`` whose owner was killed with SIGKILL: its id and clones."""
+    leaker = subprocess.Popen([sys.executable, "-c", LEAKER, str(store.root), str(tmp_path)],
                               cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert leaker.stdout is not None
     lab_id = leaker.stdout.readline().strip()
-    work = toy.store.root / "work" / lab_id
     leaker.send_signal(signal.SIGKILL)
     leaker.wait()
+    return lab_id, store.root / "work" / lab_id
+
+
+@pytest.mark.integration
+def test_destroy_cleans_up_after_a_killed_run(toy: Toy, tmp_path: Path) -> None:
+    # a store of its own: `harness destroy` removes every lab of its store, running ones too
+    lab_id, work = killed_run_lab(toy.store, tmp_path)
     left = traces_of(lab_id, work)
     assert left.namespaces and left.clones and "tcpdump" in left.inside  # really left behind
     stragglers = network.processes_in(left.namespaces)
@@ -136,13 +141,7 @@ def test_destroy_cleans_up_after_a_killed_run(toy: Toy, tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_destroy_removes_only_the_labs_of_its_store(harness_store: Store, toy: Toy,
                                                    tmp_path: Path) -> None:
-    leaker = subprocess.Popen([sys.executable, "-c", LEAKER, str(toy.store.root), str(tmp_path)],
-                              cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert leaker.stdout is not None
-    lab_id = leaker.stdout.readline().strip()
-    work = toy.store.root / "work" / lab_id
-    leaker.send_signal(signal.SIGKILL)
-    leaker.wait()
+    lab_id, work = killed_run_lab(toy.store, tmp_path)
     result = harness("destroy", store=harness_store)  # another store: not its lab
     assert result.returncode == 0, result.stderr
     assert lab_id not in result.stdout and traces_of(lab_id, work).clones
