@@ -24,6 +24,7 @@ in one rename, like a built one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -183,6 +184,8 @@ def _entries(path: Path) -> Iterator[Iterator[tuple[tarfile.TarInfo, IO[bytes]]]
         try:
             yield walk()
         except (tarfile.TarError, OSError, EOFError) as exc:  # raised while an entry is read
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # writing, not reading, failed: the caller says the store is full
             raise HarnessError(f"{path} is truncated or corrupt ({exc}): nothing was imported; "
                                "export it again or copy it whole") from None
 
@@ -262,8 +265,11 @@ def load(store: Store, path: Path) -> Snapshot:
                     with open(target, "wb") as out:
                         while chunk := handle.read(_CHUNK):
                             out.write(chunk)
-    except BaseException:
+    except BaseException as exc:
         store.remove_staging(staged)
+        full = store.full(exc) if isinstance(exc, OSError) else None
+        if full is not None:
+            raise full from exc
         raise
     meta = {**header.meta, "imported": time.time(), "imported_from": str(path),
             "imported_on": header.parent}
