@@ -14,61 +14,15 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from harness import bundle, lab, log, mutate, network, nspawn, proc
+from harness import bundle, cli_args, cli_labs, lab, log, mutate, proc
 from harness.build import Builder
 from harness.errors import HarnessError, UsageError
-from harness.lab import Lab
-from harness.names import FAILED, PREFIX, LabName, SnapshotRef
-from harness.stage import Pipeline, load_pipeline, snapshot_name
-from harness.store import DEFAULT_IMAGE_SIZE, Snapshot, Store, open_store
-
-DEFAULT_PIPELINE = "stages"
-
-
-def _store(args: argparse.Namespace) -> Store:
-    return open_store(args.store, size=args.store_size)
-
-
-def _pipeline(args: argparse.Namespace) -> Pipeline:
-    """The pipeline of module ``--pipeline`` (importable from the current directory too)."""
-    name = args.pipeline or os.environ.get("HARNESS_PIPELINE") or DEFAULT_PIPELINE
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    pipeline = load_pipeline(name)
-    if pipeline is None:
-        raise UsageError(f"no pipeline module {name!r}: run from the project's directory or give "
-                         "--pipeline MODULE (a module that defines PIPELINE)")
-    return pipeline
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(n)
-
-
-def _snapshot(args: argparse.Namespace, store: Store, ref: str) -> Snapshot:
-    """The snapshot ``ref`` names: a full name, or a stage (its snapshot for the current key)."""
-    if "/" in ref:
-        found = store.get(str(SnapshotRef.parse(ref)))
-        if found is None:
-            known = ", ".join(s.name for s in store.snapshots()) or "none"
-            raise UsageError(f"no snapshot {ref} in {store.root}; it has: {known}")
-        return found
-    pipeline = _pipeline(args)
-    key = pipeline.keys()[pipeline[ref].name]
-    found = store.get(snapshot_name(ref, key))
-    if found is None:
-        raise UsageError(f"stage {ref} has no snapshot for its current key {key}: build it with "
-                         f"`harness build --until {ref}`")
-    return found
-
+from harness.names import FAILED, SnapshotRef
+from harness.stage import Pipeline, snapshot_name
+from harness.store import DEFAULT_IMAGE_SIZE, Snapshot, Store
 
 # -- the store --------------------------------------------------------------------------------------
 
@@ -99,10 +53,10 @@ def _in_order(snaps: Sequence[Snapshot], stages: Sequence[str]) -> list[tuple[Sn
 def cmd_ls(args: argparse.Namespace) -> int:
     """List snapshots in pipeline order (* marks the stages' current keys) with what each was built
     on and its age, sizes with --size; then the running labs."""
-    store = _store(args)
+    store = cli_args.store(args)
     snaps = store.snapshots()
     try:
-        pipeline: Pipeline | None = _pipeline(args)
+        pipeline: Pipeline | None = cli_args.pipeline(args)
     except UsageError:
         pipeline = None
     stages = list(pipeline.names) if pipeline else []
@@ -119,9 +73,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         sizes = ""
         if args.size:
             usage = store.usage(snap.path)
-            sizes = f" {_size(usage.exclusive):>10} {_size(usage.total):>10}"
+            sizes = f" {cli_args.size(usage.exclusive):>10} {cli_args.size(usage.total):>10}"
         print(f"{mark} {ref.group:10} {ref.key:42} {_age(now - snap.created):>6}{sizes}  {parent}")
-    for record in _live_labs():
+    for record in cli_labs.live_labs():
         machines = ", ".join(dict(record.get("machines") or {}))  # type: ignore[call-overload]
         owner = "kept" if record.get("pid") is None else f"pid {record['pid']}"
         print(f"lab {record['id']} ({owner}, from {record.get('origin') or '?'}): {machines}")
@@ -130,7 +84,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_rm(args: argparse.Namespace) -> int:
     """Delete snapshots: a stage (its current snapshot), a full name, or a pattern ('failed/*')."""
-    store = _store(args)
+    store = cli_args.store(args)
     chosen = _chosen(args, store, args.snapshot)
     if not chosen:
         print(f"nothing matches {' '.join(args.snapshot)}: nothing removed")
@@ -149,15 +103,15 @@ def _chosen(args: argparse.Namespace, store: Store, refs: Sequence[str]) -> dict
         if any(c in ref for c in "*?["):
             chosen.update({s.name: s for s in store.snapshots() if fnmatch.fnmatchcase(s.name, ref)})
         else:
-            found = _snapshot(args, store, ref)
+            found = cli_args.snapshot(args, store, ref)
             chosen[found.name] = found
     return chosen
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Build every stage up to --until (default: the last), reusing cached snapshots."""
-    pipeline = _pipeline(args)
-    builder = Builder(_store(args), pipeline)
+    pipeline = cli_args.pipeline(args)
+    builder = Builder(cli_args.store(args), pipeline)
     snap = builder.ensure(args.until or pipeline.names[-1], rebuild=args.rebuild)
     print(f"{snap.name} ready at {snap.path}")
     return 0
@@ -165,8 +119,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     """Delete snapshots no current stage produces (old keys), keeping the --keep newest per stage."""
-    store = _store(args)
-    pipeline = _pipeline(args)
+    store = cli_args.store(args)
+    pipeline = cli_args.pipeline(args)
     current = {snapshot_name(n, k) for n, k in pipeline.keys().items()}
     for name, declared in pipeline.mutants.items():  # build-time mutants' variants are current too
         if declared.at_build:
@@ -188,10 +142,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write snapshots (btrfs send streams, zstd, manifest, evidence) to files to carry elsewhere."""
-    store = _store(args)
+    store = cli_args.store(args)
     refs = list(args.snapshot)
     if args.all_stages:
-        refs += list(_pipeline(args).names)
+        refs += list(cli_args.pipeline(args).names)
     if not refs:
         raise UsageError("name what to export: a stage, a snapshot, a pattern such as 'failed/*', "
                          "or --all-stages")
@@ -209,7 +163,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         file_name = f"{snap.name.replace('/', '_')}.tar.zst"
         target = directory / file_name if into_directory else output or Path(file_name)
         bundle.save(store, snap, target, full=args.full)
-        print(f"{snap.name} exported to {target} ({_size(target.stat().st_size)})")
+        print(f"{snap.name} exported to {target} ({cli_args.size(target.stat().st_size)})")
     return 0
 
 
@@ -218,7 +172,7 @@ def _build_parent(args: argparse.Namespace, store: Store, missing: bundle.Missin
     the same key; otherwise re-raise `missing`, which says what to do."""
     wanted = SnapshotRef.parse(missing.parent)
     try:
-        pipeline = _pipeline(args)
+        pipeline = cli_args.pipeline(args)
     except UsageError:
         raise missing from None
     if wanted.stage is None or pipeline.keys().get(wanted.stage) != wanted.key:
@@ -229,7 +183,7 @@ def _build_parent(args: argparse.Namespace, store: Store, missing: bundle.Missin
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import a file written by `harness export`: verified whole before the store is touched."""
-    store = _store(args)
+    store = cli_args.store(args)
     for file in map(Path, args.file):
         if args.if_missing:
             header = bundle.verify(file)
@@ -246,96 +200,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- labs by hand ---------------------------------------------------------------------------------
-
-
-def _live_labs() -> list[Mapping[str, object]]:
-    """Labs recorded on this host whose owner is alive, or that were kept on purpose."""
-    return [r for r in lab.recorded_labs() if not lab.owner_gone(r)]
-
-
-def _one_lab(wanted: str | None) -> Mapping[str, object]:
-    labs = _live_labs()
-    if wanted is not None:
-        found = [r for r in labs if r.get("id") == wanted]
-        if not found:
-            raise UsageError(f"no running lab {wanted}; running: "
-                             f"{', '.join(str(r['id']) for r in labs) or 'none'}")
-        return found[0]
-    kept = [r for r in labs if r.get("pid") is None]
-    if len(kept) == 1:
-        return kept[0]
-    if not kept:
-        raise UsageError("no lab is running: start one with `harness up`")
-    raise UsageError(f"{len(kept)} labs are running: give one with --lab "
-                     f"({', '.join(str(r['id']) for r in kept)})")
-
-
-def cmd_up(args: argparse.Namespace) -> int:
-    """Boot a lab from a stage (built if needed) or a snapshot, and leave it running."""
-    store = _store(args)
-    pipeline = _pipeline(args)
-    builder = Builder(store, pipeline, boot_timeout=args.boot_timeout)
-    ref = args.from_snapshot or pipeline.names[-1]
-    snap = _snapshot(args, store, ref) if "/" in ref else builder.ensure(pipeline[ref].name)
-    running: Lab = builder.lab(snap).__enter__()
-    entries = running.detach()
-    print(f"lab {running.id} is up, from {snap.name}:")
-    for name in running.setups:
-        if running.setups[name].boot:
-            print(f"  harness shell {name}" + (f" --lab {running.id}" if len(_live_labs()) > 1 else ""))
-    print(f"stop it with `harness down {running.id}`; or enter a machine directly:\n  "
-          + "\n  ".join(entries))
-    return 0
-
-
-def cmd_shell(args: argparse.Namespace) -> int:
-    """Open a login shell (or run COMMAND) in a machine of a running lab."""
-    record = _one_lab(args.lab)
-    machines = dict(record.get("machines") or {})  # type: ignore[call-overload]
-    if args.machine not in machines:
-        raise UsageError(f"lab {record['id']} has no machine {args.machine!r}; it has: "
-                         f"{', '.join(machines) or 'none'}")
-    leader = int(machines[args.machine])
-    if not proc.alive(leader):
-        raise HarnessError(f"machine {args.machine} of lab {record['id']} is not running any more: "
-                           f"`harness down {record['id']}`, then `harness up` again")
-    # As ssh does: the words are joined with spaces and read by the machine's shell, so that
-    # `harness shell gw -- 'journalctl -b | tail'` pipes inside the machine.
-    command = ["/bin/sh", "-c", " ".join(args.words)] if args.words else ["/bin/bash", "-l"]
-    env = {"PATH": proc.PATH, "TERM": os.environ.get("TERM", "xterm"), "HOME": "/root", "LANG": "C.UTF-8"}
-    os.execvpe("nsenter", ["nsenter", f"--target={leader}", "--all", "--", *command], env)
-    return 0  # not reached
-
-
-def cmd_down(args: argparse.Namespace) -> int:
-    """Power off a lab started with `harness up` and remove everything it holds."""
-    record = _one_lab(args.lab)
-    lab_id = str(record["id"])
-    lab.shut_down(lab_id)
-    print(f"lab {lab_id} is down")
-    return 0
-
-
-def cmd_destroy(args: argparse.Namespace) -> int:
-    """Stop every lab of this store (running, kept or orphaned): machines, namespaces, mounts, clones."""
-    store = _store(args)
-    records = lab.recorded_labs()
-    ids = {str(r["id"]) for r in records if Path(str(r.get("store"))) == store.root}
-    ids |= {o for o in store.owners() if LabName.is_lab_id(o)}  # not builds' owners
-    # Pieces of a lab without any record belong to no live run of any store: remove them too.
-    recorded = {str(r["id"]) for r in records}
-    pieces = [LabName.parse(n) for n in [*network.lab_namespaces(), *nspawn.units_with_cgroups(PREFIX)]]
-    ids |= {p.lab for p in pieces if p is not None and p.lab not in recorded}
-    for lab_id in sorted(ids):
-        lab.destroy(lab_id, store)
-    print(f"destroyed {len(ids)} lab(s)" + (f": {', '.join(sorted(ids))}" if ids else ""))
-    return 0
-
-
 def cmd_mutate(args: argparse.Namespace) -> int:
     """Run the scenarios against every mutant (or those matching -k): which test killed each, or SURVIVED."""
-    pipeline = _pipeline(args)
+    pipeline = cli_args.pipeline(args)
     chosen = [(pipeline.mutant(name)[0], m) for name, m in pipeline.mutants.items()
               if not args.k or any(fnmatch.fnmatchcase(name, p if any(c in p for c in "*?[") else f"*{p}*")
                                    for p in args.k)]
@@ -357,11 +224,11 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         raise UsageError(f"no scenarios at {', '.join(missing)}: give the scenarios' path "
                          "(`harness mutate PATH`), from the project's directory")
     reports = Path(args.reports)
-    store = _store(args)
+    store = cli_args.store(args)
     began = time.monotonic()
     Builder(store, pipeline).ensure(pipeline.names[-1])  # once, before the runs restore it
-    run = mutate.Run(scenarios, args.pipeline or os.environ.get("HARNESS_PIPELINE") or DEFAULT_PIPELINE,
-                     str(store.root), reports, tuple(args.words))
+    name = args.pipeline or os.environ.get("HARNESS_PIPELINE") or cli_args.DEFAULT_PIPELINE
+    run = mutate.Run(scenarios, name, str(store.root), reports, tuple(args.words))
 
     def progress(done: int, total: int, outcome: mutate.Outcome) -> None:
         by = f" by {outcome.test}" if outcome.status is mutate.Status.KILLED else \
@@ -408,7 +275,8 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--verbose", action="store_true",
                      help="show every step and wait as a line (default: one line per stage and lab)")
     top.add_argument("--pipeline", metavar="MODULE",
-                     help=f"module defining PIPELINE (env HARNESS_PIPELINE; default {DEFAULT_PIPELINE})")
+                     help="module defining PIPELINE (env HARNESS_PIPELINE; default "
+                          f"{cli_args.DEFAULT_PIPELINE})")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def verb(name: str, func: object) -> argparse.ArgumentParser:
@@ -426,15 +294,15 @@ def parser() -> argparse.ArgumentParser:
     build = verb("build", cmd_build)
     build.add_argument("--until", metavar="STAGE", help="last stage to build")
     build.add_argument("--rebuild", action="store_true", help="ignore cached snapshots")
-    up = verb("up", cmd_up)
+    up = verb("up", cli_labs.cmd_up)
     up.add_argument("--from-snapshot", metavar="SNAPSHOT",
                     help="a stage (default: the last) or a snapshot name such as failed/<test-id>")
     up.add_argument("--boot-timeout", type=float, default=60.0, help="seconds a machine may take to boot")
-    shell = verb("shell", cmd_shell)
+    shell = verb("shell", cli_labs.cmd_shell)
     shell.epilog = "Run a command instead of a login shell after --: harness shell gw -- ip -br addr"
     shell.add_argument("machine", metavar="MACHINE")
     shell.add_argument("--lab", help="which lab, when several run (see `harness ls`)")
-    down = verb("down", cmd_down)
+    down = verb("down", cli_labs.cmd_down)
     down.add_argument("lab", nargs="?", help="which lab (default: the only one `harness up` started)")
     export = verb("export", cmd_export)
     export.add_argument("snapshot", metavar="SNAPSHOT", nargs="*",
@@ -454,7 +322,7 @@ def parser() -> argparse.ArgumentParser:
     gc.add_argument("--keep", type=int, default=0, metavar="N",
                     help="keep the N newest old snapshots of each stage (default 0)")
     gc.add_argument("--failed", action="store_true", help="also delete kept failures (failed/*)")
-    verb("destroy", cmd_destroy)
+    verb("destroy", cli_labs.cmd_destroy)
     mut = verb("mutate", cmd_mutate)
     mut.epilog = ("Arguments after -- go to every pytest run: harness mutate -k dhcp -- -k 'not faults'. "
                   "See reports/mutants/<mutant>/pytest.log for a run's output.")
@@ -511,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.logger.setLevel(logging.INFO)
     proc.interrupt_on_sigterm()
     try:
-        if args.func in (cmd_build, cmd_up):
+        if args.func in (cmd_build, cli_labs.cmd_up):
             lab.sweep_stale()
         return int(args.func(args))
     except HarnessError as exc:

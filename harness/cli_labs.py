@@ -1,0 +1,98 @@
+"""The ``harness`` verbs for labs by hand: up, shell, down, destroy."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from harness import cli_args, lab, network, nspawn, proc
+from harness.build import Builder
+from harness.errors import HarnessError, UsageError
+from harness.lab import Lab
+from harness.names import PREFIX, LabName
+
+
+def live_labs() -> list[Mapping[str, object]]:
+    """Labs recorded on this host whose owner is alive, or that were kept on purpose."""
+    return [r for r in lab.recorded_labs() if not lab.owner_gone(r)]
+
+
+def _one_lab(wanted: str | None) -> Mapping[str, object]:
+    labs = live_labs()
+    if wanted is not None:
+        found = [r for r in labs if r.get("id") == wanted]
+        if not found:
+            raise UsageError(f"no running lab {wanted}; running: "
+                             f"{', '.join(str(r['id']) for r in labs) or 'none'}")
+        return found[0]
+    kept = [r for r in labs if r.get("pid") is None]
+    if len(kept) == 1:
+        return kept[0]
+    if not kept:
+        raise UsageError("no lab is running: start one with `harness up`")
+    raise UsageError(f"{len(kept)} labs are running: give one with --lab "
+                     f"({', '.join(str(r['id']) for r in kept)})")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Boot a lab from a stage (built if needed) or a snapshot, and leave it running."""
+    store = cli_args.store(args)
+    pipeline = cli_args.pipeline(args)
+    builder = Builder(store, pipeline, boot_timeout=args.boot_timeout)
+    ref = args.from_snapshot or pipeline.names[-1]
+    snap = cli_args.snapshot(args, store, ref) if "/" in ref else builder.ensure(pipeline[ref].name)
+    running: Lab = builder.lab(snap).__enter__()
+    entries = running.detach()
+    print(f"lab {running.id} is up, from {snap.name}:")
+    for name in running.setups:
+        if running.setups[name].boot:
+            print(f"  harness shell {name}" + (f" --lab {running.id}" if len(live_labs()) > 1 else ""))
+    print(f"stop it with `harness down {running.id}`; or enter a machine directly:\n  "
+          + "\n  ".join(entries))
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    """Open a login shell (or run COMMAND) in a machine of a running lab."""
+    record = _one_lab(args.lab)
+    machines = dict(record.get("machines") or {})  # type: ignore[call-overload]
+    if args.machine not in machines:
+        raise UsageError(f"lab {record['id']} has no machine {args.machine!r}; it has: "
+                         f"{', '.join(machines) or 'none'}")
+    leader = int(machines[args.machine])
+    if not proc.alive(leader):
+        raise HarnessError(f"machine {args.machine} of lab {record['id']} is not running any more: "
+                           f"`harness down {record['id']}`, then `harness up` again")
+    # As ssh does: the words are joined with spaces and read by the machine's shell, so that
+    # `harness shell gw -- 'journalctl -b | tail'` pipes inside the machine.
+    command = ["/bin/sh", "-c", " ".join(args.words)] if args.words else ["/bin/bash", "-l"]
+    env = {"PATH": proc.PATH, "TERM": os.environ.get("TERM", "xterm"), "HOME": "/root", "LANG": "C.UTF-8"}
+    os.execvpe("nsenter", ["nsenter", f"--target={leader}", "--all", "--", *command], env)
+    return 0  # not reached
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    """Power off a lab started with `harness up` and remove everything it holds."""
+    record = _one_lab(args.lab)
+    lab_id = str(record["id"])
+    lab.shut_down(lab_id)
+    print(f"lab {lab_id} is down")
+    return 0
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    """Stop every lab of this store (running, kept or orphaned): machines, namespaces, mounts, clones."""
+    store = cli_args.store(args)
+    records = lab.recorded_labs()
+    ids = {str(r["id"]) for r in records if Path(str(r.get("store"))) == store.root}
+    ids |= {o for o in store.owners() if LabName.is_lab_id(o)}  # not builds' owners
+    # Pieces of a lab without any record belong to no live run of any store: remove them too.
+    recorded = {str(r["id"]) for r in records}
+    pieces = [LabName.parse(n) for n in [*network.lab_namespaces(), *nspawn.units_with_cgroups(PREFIX)]]
+    ids |= {p.lab for p in pieces if p is not None and p.lab not in recorded}
+    for lab_id in sorted(ids):
+        lab.destroy(lab_id, store)
+    print(f"destroyed {len(ids)} lab(s)" + (f": {', '.join(sorted(ids))}" if ids else ""))
+    return 0
