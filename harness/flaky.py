@@ -40,10 +40,14 @@ class FlakeCheck:
                 _reset(item)
                 again = runtestprotocol(item, nextitem=nextitem, log=False)
                 failures += any(r.failed for r in again)
-            verdict = (f"fails {failures}/{self.reruns}" if failures == self.reruns
-                       else f"flaky {failures}/{self.reruns}")
+            if failures == self.reruns:
+                verdict = f"fails {failures}/{self.reruns}"
+                why = f"failed again in each of {self.reruns} fresh lab(s): a real failure"
+            else:
+                verdict = f"flaky {failures}/{self.reruns}"
+                why = f"failed again in {failures} of {self.reruns} fresh lab(s): flaky"
             self.verdicts[item.nodeid] = verdict
-            call.sections.append(("harness flake check", _explain(verdict, self.reruns)))
+            call.sections.append(("harness flake check", f"{verdict}: {why}"))
             call.user_properties.append(("flake-check", verdict))
             if first is not None and kept is not None:
                 # allure-pytest rewrote the result with each rerun: the first run is the one reported
@@ -72,13 +76,6 @@ class FlakeCheck:
             terminalreporter.section("harness flake check")
             for nodeid, verdict in self.verdicts.items():
                 terminalreporter.line(f"{verdict:12} {nodeid}")
-
-
-def _explain(verdict: str, reruns: int) -> str:
-    kind, _, counts = verdict.partition(" ")
-    if kind == "fails":
-        return f"{verdict}: failed again in each of {reruns} fresh lab(s): a real failure"
-    return f"{verdict}: failed again in {counts.split('/')[0]} of {reruns} fresh lab(s): flaky"
 
 
 def _reset(item: pytest.Item) -> None:

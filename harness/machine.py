@@ -295,10 +295,11 @@ class Machine:
         result = self.run(command, timeout=timeout)
         return result.status, result.stdout
 
-    def succeed(self, command: str, timeout: float | None = 120.0) -> str:
-        """stdout of ``command``; `CheckFailed` showing command, status and stderr if it fails."""
+    def succeed(self, command: str, timeout: float | None = 120.0, input: str | None = None) -> str:
+        """stdout of ``command`` (fed ``input``); `CheckFailed` showing command, status and stderr
+        if it fails."""
         __tracebackhide__ = True
-        result = self.run(command, timeout=timeout)
+        result = self.run(command, timeout=timeout, input=input)
         if result.status != 0:
             raise CheckFailed(f"{self.name}: command `{command}` failed (exit code {result.status}):"
                               f" {(result.stderr or result.stdout).strip()[-1500:]}")

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError
+from harness.errors import CheckFailed, HarnessError
 
 if TYPE_CHECKING:
     from harness.lab import Lab
@@ -136,24 +136,18 @@ def edit(machine: Machine, path: str, old: str, new: str, *, count: int = 1) -> 
 
 def read(machine: Machine, path: str) -> str:
     """The text of ``path`` in ``machine``."""
-    result = machine.run(f"cat {shlex.quote(path)}")
-    if result.status != 0:
-        raise HarnessError(f"{machine.name}: cannot read {path}: {result.stderr.strip()}")
-    return result.stdout
+    return run(machine, f"cat {shlex.quote(path)}")
 
 
 def write(machine: Machine, path: str, text: str) -> None:
     """Replace the content of ``path`` in ``machine`` (its owner and mode are kept)."""
-    result = machine.run(f"cat > {shlex.quote(path)}", input=text)
-    if result.status != 0:
-        raise HarnessError(f"{machine.name}: cannot write {path}: {result.stderr.strip()}")
+    run(machine, f"cat > {shlex.quote(path)}", input=text)
 
 
-def run(machine: Machine, command: str) -> str:
-    """Run ``command`` in ``machine`` for a mutant; its failure is the mutant's (a harness
-    error, never counted as a kill)."""
-    result = machine.run(command)
-    if result.status != 0:
-        raise HarnessError(f"{machine.name}: mutant command `{command}` failed (exit code "
-                           f"{result.status}): {(result.stderr or result.stdout).strip()[-500:]}")
-    return result.stdout
+def run(machine: Machine, command: str, input: str | None = None) -> str:
+    """`Machine.succeed` for a mutant: its failure is the mutant's, a harness error (broken),
+    never an assertion that could be counted as a kill."""
+    try:
+        return machine.succeed(command, input=input)
+    except CheckFailed as exc:
+        raise HarnessError(f"mutant command failed: {exc}") from None

@@ -200,7 +200,6 @@ class Run:
     store: str | None
     reports: Path
     extra: tuple[str, ...] = ()
-    cwd: Path | None = None
 
     def argv(self, name: str, log: Path, first: str | None) -> list[str]:
         argv = [sys.executable, "-m", "pytest", *self.scenarios, f"--mutant={name}",
@@ -242,7 +241,7 @@ class _Runner:
             # its own process group: Ctrl-C reaches this process, which stops each run once
             # (SIGTERM: it tears its labs down), instead of interrupting their teardown twice
             with proc.spawn(argv, env=env, stdout=out.fileno(), stderr=out.fileno(), grace=30.0,
-                            cwd=self.run.cwd, own_group=True) as child:
+                            own_group=True) as child:
                 with self.lock:
                     if self.stopping:
                         raise KeyboardInterrupt

@@ -153,7 +153,10 @@ def apply(source: Path | IO[bytes], root: Path) -> None:
                 _remove(existing)
             elif existing.is_symlink() or (existing.exists() and not existing.is_dir()):
                 existing.unlink()
-        tar.extractall(root, members=members, numeric_owner=True, filter="fully_trusted")
+        # names are checked above; modes (1777 on /tmp...) and owners are the machine's to keep.
+        # Python before 3.11.4 (Debian 12's python3 may be 3.11.2) has no filter= and does the same.
+        trusted = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+        tar.extractall(root, members=members, numeric_owner=True, **trusted)  # type: ignore[arg-type]
 
 
 def copy_changes(changes: Changes, new: Path, root: Path) -> None:

@@ -40,12 +40,10 @@ def test_lease_matches_the_reservation_with_all_options(pas: Machine) -> None:
         raise AssertionError(f"pas was named {seen} by DHCP, not {dhcp_name}") from None
 
 
-def test_root_takes_writes_in_a_volatile_overlay(pas: Machine) -> None:
+def test_root_takes_writes(pas: Machine) -> None:
+    # that they vanish at the next boot is asserted by the reboot in the home test below
     status, _ = pas.execute("touch /etc/written-by-a-contestant && rm /etc/written-by-a-contestant")
     assert status == 0, "pas could not write to its root: a contestant machine needs a writable /"
-    fstype = pas.succeed("findmnt -no FSTYPE /").strip()
-    assert fstype == "overlay", (f"pas's root is {fstype}, not an overlay: writes land on the tree "
-                                 "every contestant machine boots, not in memory")
 
 
 def test_the_uplink_sees_pas_coming_from_gw(pas: Machine, lab: Lab) -> None:

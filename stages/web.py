@@ -121,25 +121,26 @@ def web_vhost_missing(lab: Lab) -> None:
     lab["web"].wait_for_open_port(80)
 
 
-@mutant("the bugs virtual host was copied from wiki's and still serves wiki's pages")
-def web_vhost_wrong_root(lab: Lab) -> None:
-    edit(lab["web"], "/etc/nginx/sites-enabled/bugs", "root /var/www/bugs;", "root /var/www/wiki;")
+def _edit_site(lab: Lab, site: str, old: str, new: str) -> None:
+    """Edit nginx site ``site`` on web, restart nginx and wait until it listens again."""
+    edit(lab["web"], f"/etc/nginx/sites-enabled/{site}", old, new)
     run(lab["web"], "systemctl restart nginx")
     lab["web"].wait_for_open_port(80)
+
+
+@mutant("the bugs virtual host was copied from wiki's and still serves wiki's pages")
+def web_vhost_wrong_root(lab: Lab) -> None:
+    _edit_site(lab, "bugs", "root /var/www/bugs;", "root /var/www/wiki;")
 
 
 @mutant("the docs virtual host answers its short name only, not docs.prolo")
 def web_vhost_without_domain(lab: Lab) -> None:
-    edit(lab["web"], "/etc/nginx/sites-enabled/docs", "server_name docs docs.prolo;", "server_name docs;")
-    run(lab["web"], "systemctl restart nginx")
-    lab["web"].wait_for_open_port(80)
+    _edit_site(lab, "docs", "server_name docs docs.prolo;", "server_name docs;")
 
 
 @mutant("nginx proxies concours to the wrong port (8080): the contest site answers 502")
 def web_concours_proxy_wrong_port(lab: Lab) -> None:
-    edit(lab["web"], "/etc/nginx/sites-enabled/concours", "127.0.0.1:8000", "127.0.0.1:8080")
-    run(lab["web"], "systemctl restart nginx")
-    lab["web"].wait_for_open_port(80)
+    _edit_site(lab, "concours", "127.0.0.1:8000", "127.0.0.1:8080")
 
 
 @mutant("PostgreSQL listens on localhost only (Debian's default), so concours cannot reach db")

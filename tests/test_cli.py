@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli, lab, network
+from harness.names import SnapshotRef
 from harness.store import Snapshot, Store
 from tests.conftest import NOTHING, traces_of
 from tests.toy import Toy
@@ -61,7 +62,8 @@ def test_ls_shows_the_current_bootstrap_snapshot_with_its_size(harness_store: St
                                                        bootstrap: Snapshot) -> None:
     result = harness("ls", store=harness_store)
     assert result.returncode == 0, result.stderr
-    stage, key = bootstrap.name.split("/")
+    ref = SnapshotRef.parse(bootstrap.name)
+    stage, key = ref.group, ref.key
     line = next(line for line in result.stdout.splitlines() if line[2:].split()[:2] == [stage, key])
     assert line.startswith("* ")  # the current key of the stage
     assert "MiB" not in line  # sizes cost a walk of the tree: only with --size
@@ -72,7 +74,7 @@ def test_ls_shows_the_current_bootstrap_snapshot_with_its_size(harness_store: St
 @pytest.mark.integration
 def test_ls_lists_in_pipeline_order_with_what_each_was_built_on_and_rm_removes(toy: Toy) -> None:
     toy.run().assert_outcomes(passed=5)
-    snaps = {s.name.split("/")[0]: s.name for s in toy.store.snapshots()}
+    snaps = {SnapshotRef.parse(s.name).group: s.name for s in toy.store.snapshots()}
     argv = [sys.executable, "-m", "harness.cli", "--store", str(toy.store.root), "--pipeline", "toystages"]
     listed = subprocess.run([*argv, "ls"], capture_output=True, text=True, cwd=toy.pytester.path)
     rows = [line[2:].split() for line in listed.stdout.splitlines()[1:] if not line.startswith("lab ")]

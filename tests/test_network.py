@@ -59,7 +59,8 @@ def test_lab_network_builds_and_removes_exactly_its_namespaces() -> None:
     lab_id = new_lab_id()
     interfaces = lan("a", "b")
     with LabNetwork(lab_id, interfaces, machines=["c"]) as net:
-        assert set(network.lab_namespaces()) >= {f"harness-{lab_id}-{n}" for n in ("a", "b", "c", "sw")}
+        made = {network.namespace_name(lab_id, n) for n in ("a", "b", "c", None)}  # None: the switch
+        assert set(network.lab_namespaces()) >= made
         with NetNS(net.namespace("a")) as ns:
             link = ns.get_links(ifname="host0")[0]
             assert link.get("address") == "02:00:00:00:00:01"
