@@ -277,6 +277,9 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--pipeline", metavar="MODULE",
                      help="module defining PIPELINE (env HARNESS_PIPELINE; default "
                           f"{cli_args.DEFAULT_PIPELINE})")
+    top.add_argument("--room-size", metavar="N",
+                     help="machines in every room of the inventory (env HARNESS_ROOM_SIZE; default: "
+                          "each room's own count); pytest's --room-size, for the same snapshots")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def verb(name: str, func: object) -> argparse.ArgumentParser:

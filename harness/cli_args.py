@@ -8,6 +8,7 @@ import os
 import sys
 
 from harness.errors import UsageError
+from harness.inventory import ROOM_SIZE_ENV, room_size
 from harness.names import SnapshotRef
 from harness.stage import Pipeline, load_pipeline, snapshot_name
 from harness.store import Snapshot, Store, open_store
@@ -22,6 +23,8 @@ def store(args: argparse.Namespace) -> Store:
 def pipeline(args: argparse.Namespace) -> Pipeline:
     """The pipeline of module ``--pipeline`` (importable from the current directory too)."""
     name = args.pipeline or os.environ.get("HARNESS_PIPELINE") or DEFAULT_PIPELINE
+    if getattr(args, "room_size", None):  # read by harness.inventory.load, here and in children
+        os.environ[ROOM_SIZE_ENV] = str(room_size(args.room_size))
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     pipeline = load_pipeline(name)

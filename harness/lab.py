@@ -11,25 +11,29 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from harness import network, nspawn, proc, treediff
+from harness import fleet, limits, network, nspawn, proc, treediff
 from harness.errors import HarnessError, UsageError
 from harness.log import format_elapsed, logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineSpec, find_leader
-from harness.names import LabName, WorkOwner
+from harness.names import PREFIX, LabName, WorkOwner
 from harness.network import Interface, LabNetwork
 from harness.store import Store
 
 RUN_DIR = Path("/run/harness/labs")
+MAX_BOOTING = max(8, 4 * (os.cpu_count() or 1))  # machines between start and ready at once
 
 
 def new_lab_id() -> str:
@@ -61,11 +65,13 @@ class Lab:
     def __init__(self, store: Store, setups: Sequence[MachineSetup], *, lab_id: str | None = None,
                  boot_timeout: float = DEFAULT_BOOT_TIMEOUT, log_dir: Path | None = None,
                  before_boot: Callable[[Lab], None] | None = None,
-                 after_boot: Callable[[Lab], None] | None = None, origin: str | None = None) -> None:
+                 after_boot: Callable[[Lab], None] | None = None, origin: str | None = None,
+                 max_booting: int = MAX_BOOTING) -> None:
         """``log_dir/<id>/`` receives the consoles (default: under /run/harness/labs, removed at
         teardown); ``before_boot(lab)`` runs once the roots are cloned, before any machine boots;
         ``after_boot(lab)`` once every machine is ready; ``origin`` (the snapshot it was booted
-        from) goes into its record, for `harness ls`."""
+        from) goes into its record, for `harness ls`; at most ``max_booting`` machines boot at
+        once (see `boot`)."""
         names = [s.name for s in setups]
         if len(set(names)) != len(names):
             raise UsageError(f"a lab's machine names must be unique: {names}")
@@ -78,6 +84,7 @@ class Lab:
         self.before_boot = before_boot
         self.after_boot = after_boot
         self.origin = origin
+        self.max_booting = max(1, max_booting)
         booted = [s for s in setups if s.boot]
         self.network = LabNetwork(self.id, [i for s in booted for i in s.interfaces],
                                   [s.name for s in booted], {s.name: s.sysctls for s in booted})
@@ -98,6 +105,11 @@ class Lab:
     def __enter__(self) -> Lab:
         began = time.monotonic()
         try:
+            to_boot = [s for s in self.setups.values() if s.boot]
+            ports: dict[str, int] = {}
+            for interface in (i for s in to_boot for i in s.interfaces):
+                ports[interface.segment] = ports.get(interface.segment, 0) + 1
+            limits.ensure(len(to_boot) + len(_nspawn_pids(f"--machine={PREFIX}")), ports)
             self._record()
             self._stack.callback(self._release)
             with step(f"lab {self.id}: clone {len(self.setups)} machine root(s)"):
@@ -128,19 +140,61 @@ class Lab:
         self._stack.close()
 
     def boot(self, names: Sequence[str], wait: bool = True) -> None:
-        """Boot machines ``names`` (all started first, then awaited: boots overlap)."""
-        for name in names:
-            setup = self.setups[name]
-            spec = MachineSpec(name=name, root=self.root(name), unit=str(LabName(self.id, name)),
-                               netns=self.network.namespace_path(name),
-                               extra_args=setup.extra_args)
-            machine = Machine(spec, console_log=self.log_dir / f"{name}.console",
-                              boot_timeout=self.boot_timeout)
-            self._stack.enter_context(machine)
-            self.machines[name] = machine
-        if wait:
+        """Boot machines ``names``, their boots overlapping: at most ``max_booting`` between
+        start and ready at any time (a room of a hundred does not start at once), all against
+        one deadline, ``boot_timeout`` per ``max_booting`` machines. A failure names every
+        machine that did not become ready, and what it showed."""
+        if not wait:
             for name in names:
-                self.machines[name].wait_ready()
+                self._start(name)
+            return
+        window = threading.BoundedSemaphore(self.max_booting)
+        deadline = time.monotonic() + self.boot_timeout * math.ceil(len(names) / self.max_booting)
+        failures: dict[str, BaseException] = {}
+
+        def ready(machine: Machine) -> None:
+            try:
+                machine.wait_ready(timeout=max(deadline - time.monotonic(), 0.5))
+            except BaseException as exc:  # reported with every other machine's, below
+                failures[machine.name] = exc
+            finally:
+                window.release()
+
+        waiters = ThreadPoolExecutor(max_workers=self.max_booting, thread_name_prefix=f"boot-{self.id}")
+        try:
+            for name in names:
+                if failures:
+                    break  # a machine did not boot: the rest are not worth starting
+                if not window.acquire(timeout=max(deadline - time.monotonic(), 0)):
+                    failures[name] = HarnessError(f"machine {name} was not started: the boot deadline "
+                                                  f"passed while {self.max_booting} others booted")
+                    break
+                try:
+                    waiters.submit(ready, self._start(name))
+                except BaseException:
+                    window.release()
+                    raise
+            waiters.shutdown(wait=True)
+        except BaseException:
+            waiters.shutdown(wait=False, cancel_futures=True)  # the machines go with the lab
+            raise
+        interrupted = [e for e in failures.values() if not isinstance(e, Exception)]
+        if interrupted:
+            raise interrupted[0]
+        if len(failures) == 1:
+            raise next(iter(failures.values()))
+        if failures:
+            raise fleet.summary(failures, len(names), f"lab {self.id}: boot")
+
+    def _start(self, name: str) -> Machine:
+        setup = self.setups[name]
+        spec = MachineSpec(name=name, root=self.root(name), unit=str(LabName(self.id, name)),
+                           netns=self.network.namespace_path(name), extra_args=setup.extra_args)
+        machine = Machine(spec, console_log=self.log_dir / f"{name}.console",
+                          boot_timeout=self.boot_timeout)
+        self._stack.enter_context(machine)
+        self.machines[name] = machine
+        return machine
 
     @contextlib.contextmanager
     def roots_as_seen(self) -> Iterator[dict[str, Path]]:
@@ -182,6 +236,14 @@ class Lab:
         self.stop(name)
         self.boot([name])
         return self[name]
+
+    def reboot_all(self, names: Sequence[str]) -> None:
+        """Power machines ``names`` off together, then boot them again together (a boot storm)."""
+        for name in names:
+            self[name].request_stop()
+        for name in names:
+            self.stop(name)
+        self.boot(names)
 
     def stop_all(self) -> None:
         """Power every machine off cleanly (roots, network and clones stay: ready to snapshot)."""

@@ -146,7 +146,6 @@ class Machine:
             raise HarnessError(f"machine {self.name} is already started")
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
         self.console_log.write_bytes(b"")
-        nspawn.ensure_host_limits()
         try:
             self._terminal = self._stack.enter_context(proc.spawn_tty(
                 self.spec.nspawn_argv(), preexec=nspawn.join_cgroup(self.spec.unit)))

@@ -2,8 +2,8 @@
 
 - `LabName`: ``harness-<lab>-<part>``, the name of a lab's machine unit (``harness-1a2b-gw``)
   and of its network namespaces (``harness-1a2b-gw``, ``harness-1a2b-sw``). A lab id has
-  no dash, so the part after it may have some: ``harness-1a2b-pas-r11p11`` is machine
-  ``pas-r11p11`` of lab ``1a2b``.
+  no dash, so the part after it may have some: ``harness-1a2b-pas-r11p7`` is machine
+  ``pas-r11p7`` of lab ``1a2b``.
 - `SnapshotRef`: where a snapshot is published: a stage's ``<stage>/<key>``, or a kept
   failure's ``failed/<test-id>`` (a failure is not a stage).
 
@@ -28,8 +28,8 @@ _PART = re.compile(r"[a-z0-9][a-z0-9-]*")
 class LabName:
     """``harness-<lab>-<part>``: a unit or namespace of lab ``lab``.
 
-    >>> LabName.parse("harness-1a2b-pas-r11p11")
-    LabName(lab='1a2b', part='pas-r11p11')
+    >>> LabName.parse("harness-1a2b-pas-r11p7")
+    LabName(lab='1a2b', part='pas-r11p7')
     >>> str(LabName("1a2b", "sw"))
     'harness-1a2b-sw'
     """

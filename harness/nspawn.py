@@ -11,10 +11,7 @@ nspawn also keeps per-machine state under ``/run/systemd/nspawn`` that it cannot
 when /run is not a tmpfs ("Attempted to remove disk file system under .../propagate/NAME");
 `forget()` removes that, and the machine's cgroups, after the run.
 
-Every machine's systemd (PID 1, journald, logind, udev, networkd...) holds inotify
-instances, about eight per machine, all counted against root on the host; the kernel's
-default of 128 (``fs.inotify.max_user_instances``) runs out at the third six-machine lab,
-and a machine then hangs half-booted. `ensure_host_limits` raises it once, and says so.
+The host limits many machines run into (inotify instances...) are `harness.limits`'.
 """
 
 from __future__ import annotations
@@ -25,12 +22,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.log import logger
 from harness.wait import retry
 
 STATE = Path("/run/systemd/nspawn")
-INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
-ENOUGH_INOTIFY_INSTANCES = 8192  # a hundred machines' worth and more; each costs only when used
 
 
 CGROUPS = Path("/sys/fs/cgroup")
@@ -86,19 +80,6 @@ def units_with_cgroups(prefix: str) -> list[str]:
     """Machines (nspawn units starting with ``prefix``) that still have cgroups on this host."""
     return sorted({p.name for h in (CGROUPS / "unified", CGROUPS / "systemd", CGROUPS)
                    for p in (h / "harness").glob(f"{prefix}*") if p.is_dir()})
-
-
-def ensure_host_limits(limit: Path = INOTIFY_INSTANCES, enough: int = ENOUGH_INOTIFY_INSTANCES) -> None:
-    """Raise the host's inotify instance limit if it is too low for many machines (see above)."""
-    try:
-        current = int(limit.read_text())
-        if current < enough:
-            limit.write_text(f"{enough}\n")
-            logger.info("raised %s from %d to %d: each machine's systemd holds about eight "
-                        "inotify instances, all counted against root", limit, current, enough)
-    except OSError as exc:  # read-only /proc/sys (inside a container): say what may follow
-        logger.warning("cannot raise %s (%s): more than a dozen machines at once may hang "
-                       "while booting", limit, exc)
 
 
 def base_argv(unit: str, root: Path) -> list[str]:

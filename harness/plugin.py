@@ -31,6 +31,7 @@ from harness import evidence, flaky, log, proc, reporting, store
 from harness import lab as lab_module
 from harness.build import Builder, LabPool
 from harness.errors import HarnessError, UsageError
+from harness.inventory import ROOM_SIZE_ENV, room_size
 from harness.lab import Lab, MachineSetup
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
 from harness.names import SnapshotRef
@@ -83,11 +84,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--first", metavar="NODEID", action="append", default=[],
                     help="run this selected test before the others (repeatable; `harness mutate` "
                          "runs the test that killed a mutant last time first)")
+    group.addoption("--room-size", metavar="N", default=None,
+                    help="give every room of the inventory N machines for this run (default: ini "
+                         "harness_room_size, else each room's own count); each size has its own snapshots")
     parser.addini("harness_pipeline", "module whose PIPELINE defines the stages", default="stages")
+    parser.addini("harness_room_size", "machines in every room of the inventory (see --room-size)",
+                  default="")
     parser.addini("harness_reports", "directory for allure results, junit.xml and evidence", default="")
 
 
 def _load_pipeline(config: pytest.Config) -> Pipeline | None:
+    size = config.option.room_size or config.getini("harness_room_size")
+    if size:  # read by harness.inventory.load, here and in every process this run starts
+        try:
+            os.environ[ROOM_SIZE_ENV] = str(room_size(str(size)))
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
     name = config.option.pipeline or config.getini("harness_pipeline")
     try:
         pipeline = load_pipeline(name)
@@ -248,8 +260,23 @@ def _needs(item: pytest.Item, pipeline: Pipeline) -> list[str]:
         named.append(callspec.params["machine"])
     for mark in item.iter_markers("machines"):
         named += mark.args
+    fixtures = getattr(item, "fixturenames", ())
+    if callspec is not None and "room" in callspec.params:
+        named += pipeline.rooms.get(str(callspec.params["room"]), ())
+    if "rooms" in fixtures:
+        named += [m for machines in pipeline.rooms.values() for m in machines]
     stages = [pipeline.owner[n] for n in named if isinstance(n, str) and n in pipeline.owner]
-    return [*getattr(item, "fixturenames", ()), *stages]
+    return [*fixtures, *stages]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes ``room`` runs once per room of the pipeline (its id names the room)."""
+    pipeline = metafunc.config.stash.get(PIPELINE_KEY, None)
+    if "room" in metafunc.fixturenames and pipeline is not None and not any(
+            "room" in str(mark.args[0]) for mark in metafunc.definition.iter_markers("parametrize")):
+        if not pipeline.rooms:
+            raise UsageError(f"{metafunc.definition.nodeid} takes `room`, but the inventory has no rooms")
+        metafunc.parametrize("room", list(pipeline.rooms), indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -312,6 +339,23 @@ def machine(request: pytest.FixtureRequest, lab: Lab) -> Machine:
         raise UsageError("the machine fixture needs @pytest.mark.parametrize(\"machine\", NAMES, "
                          "indirect=True)")
     return lab[name]
+
+
+@pytest.fixture
+def room(request: pytest.FixtureRequest, lab: Lab, harness_pipeline: Pipeline) -> list[Machine]:
+    """Function: the machines of one room of the inventory, in seat order; a test that takes it
+    runs once per room (``test_x[r11]``). Check them together with `harness.fleet.on_each`.
+
+    >>> def test_every_seat_resolves_gw(room):
+    ...     on_each(room, lambda m: m.succeed("getent hosts gw"), what="resolve gw")
+    """
+    return [lab[name] for name in harness_pipeline.rooms[request.param]]
+
+
+@pytest.fixture
+def rooms(lab: Lab, harness_pipeline: Pipeline) -> dict[str, list[Machine]]:
+    """Function: every room of the inventory, by name, each its machines in seat order."""
+    return {name: [lab[m] for m in machines] for name, machines in harness_pipeline.rooms.items()}
 
 
 @pytest.fixture

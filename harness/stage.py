@@ -183,11 +183,14 @@ class Step:
 
 
 class Pipeline:
-    """Stages in build order and the interfaces of every machine they add."""
+    """Stages in build order, the interfaces of every machine they add, and the lab's rooms."""
 
     def __init__(self, stages: Sequence[Stage], interfaces: Mapping[str, Sequence[Interface]],
-                 sysctls: Mapping[str, Mapping[str, str]] | None = None) -> None:
-        """``interfaces`` and ``sysctls`` (per machine) come from the inventory.
+                 sysctls: Mapping[str, Mapping[str, str]] | None = None,
+                 rooms: Mapping[str, Sequence[str]] | None = None) -> None:
+        """``interfaces`` and ``sysctls`` (per machine) come from the inventory, as do ``rooms``
+        (name -> its machines, in order): groups of identical machines that the ``room`` and
+        ``rooms`` fixtures hand to scenarios.
 
         Everything is checked here, when the pipeline's module is imported, before anything
         is built: each error names the declaration at fault (file:line)."""
@@ -220,10 +223,11 @@ class Pipeline:
                     raise UsageError(f"{declared.origin or here}: mutant {declared.name} is declared "
                                      f"twice (stages {mutants[declared.name][0]} and {stage.name})")
                 mutants[declared.name] = (stage.name, declared)
-        strangers = sorted((set(interfaces) | set(sysctls or {})) - set(owners))
+        strangers = sorted((set(interfaces) | set(sysctls or {})
+                            | {m for ms in (rooms or {}).values() for m in ms}) - set(owners))
         if strangers:
-            raise UsageError(f"{here}interfaces or sysctls for machines no stage adds: "
-                             f"{', '.join(strangers)}; the stages add: {', '.join(owners)}")
+            raise UsageError(f"{here}interfaces, sysctls or rooms for machines no stage adds: "
+                             f"{_some(strangers)}; the stages add: {_some(list(owners))}")
         try:
             validate_interfaces([i for ifaces in interfaces.values() for i in ifaces])
         except UsageError as exc:
@@ -232,6 +236,7 @@ class Pipeline:
         self.interfaces = {m: tuple(i) for m, i in interfaces.items()}
         self.sysctls = {m: dict(s) for m, s in (sysctls or {}).items()}
         self.owner = owners
+        self.rooms = {name: tuple(machines) for name, machines in (rooms or {}).items()}
         self._mutants = mutants
 
     @property
@@ -268,6 +273,7 @@ class Pipeline:
         made = cls.__new__(cls)
         made.stages = tuple(stages)
         made.interfaces, made.sysctls, made.owner = like.interfaces, like.sysctls, like.owner
+        made.rooms = like.rooms
         made._mutants = like._mutants
         return made
 
@@ -335,6 +341,12 @@ class Pipeline:
             key = (start or {}).get(stage.name) or stage_key(self.definition(stage), parent)
             keys[stage.name] = parent = key
         return keys
+
+
+def _some(names: Sequence[str], shown: int = 12) -> str:
+    """``names`` joined, at most ``shown`` of them (a room of 250 is not an error message)."""
+    head = ", ".join(names[:shown])
+    return head + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def load_pipeline(module_name: str) -> Pipeline | None:

@@ -6,10 +6,25 @@ expected and what was seen: that line is what a mutation run reports as the kill
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from harness.console import ConsoleSession
+from harness.errors import CheckFailed
+from harness.inventory import Host
 from harness.machine import Machine
+from stages.inventory import INVENTORY
+
+# In the per-machine tables (DNS rows, DHCP options), the first seat stands for every seat:
+# they boot one tree. test_rooms.py checks every seat of every room, all at once.
+OTHER_SEATS = frozenset(INVENTORY.seats()[1:])
+
+
+def one_seat_for_all(hosts: list[Host]) -> list[Host]:
+    """``hosts`` less every seat but the first (see `OTHER_SEATS`)."""
+    return [h for h in hosts if h.name not in OTHER_SEATS]
 
 
 @dataclass(frozen=True)
@@ -52,3 +67,14 @@ def lease(client: Machine, ifname: str) -> dict[str, str]:
     [link] = json.loads(client.succeed(f"ip -j link show dev {ifname}"))
     text = client.succeed(f"cat /run/systemd/netif/leases/{link['ifindex']}")
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#")
+
+
+@contextlib.contextmanager
+def console_login(machine: Machine, user: str) -> Iterator[ConsoleSession]:
+    """``user`` logged in on ``machine``'s console (their password is their login)."""
+    with machine.console() as tty:
+        try:
+            tty.login(user, user)
+        except CheckFailed as exc:
+            raise AssertionError(f"{user} could not log in on {machine.name}'s console: {exc}") from None
+        yield tty

@@ -14,14 +14,14 @@ import pytest
 from harness.errors import CheckFailed
 from harness.inventory import Config, Nic
 from harness.machine import Machine
-from scenarios.conftest import lease
+from scenarios.conftest import lease, one_seat_for_all
 from stages.generate import DYNAMIC, LEASE, router
 from stages.inventory import INVENTORY
 
 GW = router(INVENTORY)
 POOL = INVENTORY.segments["lan"].pool
-CLIENTS = [(host.name, nic) for host in INVENTORY.hosts.values() for nic in host.nics
-           if nic.config is Config.DHCP]
+CLIENTS = [(host.name, nic) for host in one_seat_for_all(list(INVENTORY.hosts.values()))
+           for nic in host.nics if nic.config is Config.DHCP]
 IDS = [name if sum(n == name for n, _ in CLIENTS) == 1 else f"{name}-{nic.name}" for name, nic in CLIENTS]
 clients = pytest.mark.parametrize("machine, nic", CLIENTS, ids=IDS, indirect=["machine"])
 

@@ -13,13 +13,13 @@ import pytest
 from harness.inventory import Host
 from harness.lab import Lab
 from harness.machine import Machine
-from scenarios.conftest import Answer, dig, expect
+from scenarios.conftest import Answer, dig, expect, one_seat_for_all
 from stages.generate import UPLINK_ZONE, router
 from stages.inventory import INVENTORY
 
 GW = router(INVENTORY)
 DNS = str(GW.nic("lan").address)
-LAN_HOSTS = INVENTORY.on("lan")
+LAN_HOSTS = one_seat_for_all(INVENTORY.on("lan"))
 NAMES = [(name, host) for host in LAN_HOSTS for name in (host.name, *host.aliases)]
 TRANSPORT = {"udp": "+notcp", "tcp": "+tcp"}
 over = pytest.mark.parametrize("transport", list(TRANSPORT))

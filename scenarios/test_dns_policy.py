@@ -12,7 +12,7 @@ from stages.inventory import INVENTORY
 
 GW = INVENTORY["gw"]
 # (client, the address of gw it asks): a contestant's machine on the LAN, and the uplink
-CLIENTS = [("pas-r11p11", str(GW.nic("lan").address)), ("internet", str(GW.nic("uplink").address))]
+CLIENTS = [(INVENTORY.seats()[0], str(GW.nic("lan").address)), ("internet", str(GW.nic("uplink").address))]
 ZONES = [INVENTORY.domain, f"{DYNAMIC}.{INVENTORY.domain}", *map(reverse_name, reverse_zones(INVENTORY))]
 
 

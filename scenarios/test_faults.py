@@ -39,7 +39,7 @@ def survivors(count: int, every: int) -> int:
 
 @pytest.mark.fresh_lab
 def test_a_partition_cuts_two_machines_apart_and_nothing_else(pas: Machine, web: Machine, lab: Lab) -> None:
-    lab.network.partition("pas-r11p11", "gw")
+    lab.network.partition(pas.name, "gw")
     got = answered(pas, GW, 5)
     assert got == 0, f"pas partitioned from gw: expected 0 of 5 pings to gw answered, got {got}"
     got = answered(pas, WEB, 5)
@@ -52,7 +52,7 @@ def test_a_partition_cuts_two_machines_apart_and_nothing_else(pas: Machine, web:
 @pytest.mark.fresh_lab
 def test_dns_survives_a_lossy_link_by_retrying(pas: Machine, lab: Lab) -> None:
     pas.succeed("resolvectl flush-caches")  # the lookup below asks the same queries every run
-    lab.network.drop("pas-r11p11", every=EVERY)
+    lab.network.drop(pas.name, every=EVERY)
     got, wanted = answered(pas, GW, PINGS), survivors(PINGS, EVERY)
     assert got == wanted, f"pas losing every {EVERY}th packet each way: expected {wanted} of {PINGS} " \
                           f"pings answered, got {got}"

@@ -1,21 +1,20 @@
-"""pas: a diskless contestant machine as its user sees it: DHCP, console login, a home from rhfs0."""
+"""pas: a diskless contestant machine (the first seat of the first room) as its user sees it:
+DHCP, console login, a home from rhfs0. test_rooms.py checks every seat at once."""
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-from collections.abc import Iterator
 
 import pytest
 
-from harness.console import ConsoleSession
 from harness.errors import CheckFailed
 from harness.lab import Lab
 from harness.machine import Machine
+from scenarios.conftest import console_login
 from stages.generate import DYNAMIC
 from stages.inventory import INVENTORY
 
-PAS = INVENTORY["pas-r11p11"].nic("lan")
+PAS = INVENTORY[INVENTORY.seats()[0]].nic("lan")  # the `pas` fixture's machine
 GW = str(INVENTORY["gw"].nic("lan").address)
 RHFS0 = INVENTORY["rhfs0"].nic("lan").address
 
@@ -31,8 +30,8 @@ def test_lease_matches_the_reservation_with_all_options(pas: Machine) -> None:
     assert INVENTORY.domain in domains, f"pas searches domains {domains}, not {INVENTORY.domain}"
     rhfs0 = pas.execute("getent hosts rhfs0")[1].split()[:1]
     assert rhfs0 == [str(RHFS0)], f"pas resolves the short name rhfs0 to {rhfs0}, not {RHFS0}"
-    # nspawn names the machine plain "pas-r11p11": a qualified name can only come from DHCP.
-    dhcp_name = f"pas-r11p11.{DYNAMIC}.{INVENTORY.domain}"
+    # nspawn names the machine plain (pas-r11p1): a qualified name can only come from DHCP.
+    dhcp_name = f"{pas.name}.{DYNAMIC}.{INVENTORY.domain}"
     try:
         pas.wait_until_succeeds(f"test \"$(hostnamectl --transient)\" = {dhcp_name}", timeout=10)
     except CheckFailed:
@@ -56,17 +55,6 @@ def test_the_uplink_sees_pas_coming_from_gw(pas: Machine, lab: Lab) -> None:
     assert seen == gw, f"the uplink saw pas's request come from {seen}, not gw's {gw}"
 
 
-@contextlib.contextmanager
-def console_login(machine: Machine, user: str) -> Iterator[ConsoleSession]:
-    """``user`` logged in on ``machine``'s console (their password is their login)."""
-    with machine.console() as tty:
-        try:
-            tty.login(user, user)
-        except CheckFailed as exc:
-            raise AssertionError(f"{user} could not log in on {machine.name}'s console: {exc}") from None
-        yield tty
-
-
 @pytest.mark.fresh_lab
 def test_a_users_file_lives_on_rhfs0_and_survives_a_reboot(pas: Machine, rhfs: Machine, lab: Lab) -> None:
     text = f"written-{secrets.token_hex(4)}"
@@ -77,7 +65,7 @@ def test_a_users_file_lives_on_rhfs0_and_survives_a_reboot(pas: Machine, rhfs: M
     on_rhfs = rhfs.execute("stat -c '%U' /home/alice/notes.txt; cat /home/alice/notes.txt")[1].split()
     assert on_rhfs == ["alice", text], f"alice wrote {text!r} in her home; rhfs0 has (owner, text) {on_rhfs}"
     pas.succeed("touch /etc/written-on-the-overlay")
-    pas = lab.reboot("pas-r11p11")
+    pas = lab.reboot(pas.name)
     pas.wait_for_address("lan0", str(PAS.address))
     status, _ = pas.execute("test -e /etc/written-on-the-overlay")
     assert status != 0, "a file written to pas's root survived a reboot: the root is not volatile"
@@ -88,9 +76,9 @@ def test_a_users_file_lives_on_rhfs0_and_survives_a_reboot(pas: Machine, rhfs: M
 
 @pytest.mark.fresh_lab
 def test_cut_off_and_restored_pas_gets_its_lease_back(pas: Machine, lab: Lab) -> None:
-    lab.network.set_link("pas-r11p11", "lan0", up=False)
+    lab.network.set_link(pas.name, PAS.name, up=False)
     pas.wait_until_succeeds("ip -o link show dev lan0 | grep -q NO-CARRIER", timeout=10)
     pas.fail(f"ping -c1 -W1 {GW}")
-    lab.network.set_link("pas-r11p11", "lan0", up=True)
+    lab.network.set_link(pas.name, PAS.name, up=True)
     pas.wait_for_address("lan0", str(PAS.address), timeout=30)
     pas.wait_until_succeeds("getent hosts mdb", timeout=30)

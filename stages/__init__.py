@@ -8,4 +8,5 @@ PIPELINE = Pipeline(
     [bootstrap.STAGE, gw.STAGE, rhfs.STAGE, web.STAGE, pas.STAGE],
     interfaces={name: INVENTORY.interfaces(name) for name in INVENTORY.hosts},
     sysctls={name: INVENTORY.sysctls(name) for name in INVENTORY.hosts},
+    rooms={name: room.machines for name, room in INVENTORY.rooms.items()},
 )

@@ -12,7 +12,16 @@ from harness.errors import HarnessError
 from harness.inventory import Config
 from harness.mutant import read, run, write
 from stages.bootstrap import HOSTS
-from stages.generate import DYNAMIC, LAN, network_units, resolver, reverse_name, reverse_zones, router
+from stages.generate import (
+    DYNAMIC,
+    LAN,
+    dhcp_unit,
+    network_units,
+    resolver,
+    reverse_name,
+    reverse_zones,
+    router,
+)
 from stages.inventory import INVENTORY
 
 if TYPE_CHECKING:
@@ -20,31 +29,58 @@ if TYPE_CHECKING:
     from harness.machine import Machine
 
 
-def configure_network(build: Build, machine: str, into: str | None = None) -> None:
-    """Write ``machine``'s network units from the inventory (into the root of member ``into``,
-    by default the machine's own) and let systemd-networkd apply them; a DHCP client gets its
-    resolver through systemd-resolved.
+def configure_network(build: Build, machine: str) -> None:
+    """Write ``machine``'s network units from the inventory and let systemd-networkd apply
+    them; a DHCP client gets its resolver through systemd-resolved.
 
     systemd-networkd-wait-online is masked: a link that never becomes routable would stall
     boot by seconds (NOTES.md); scenarios wait for what they need instead.
     """
-    host, member = INVENTORY[machine], into or machine
-    for path, text in network_units(INVENTORY, host).items():
-        build.write(member, path, text)
-    root = build.root(member)
+    host, member = INVENTORY[machine], machine
+    write_all(build, member, network_units(INVENTORY, host))
     # A machine knows its own name without asking DNS (Debian's 127.0.1.1 convention):
     # daemons that look themselves up at start would otherwise wait on DNS not yet up.
     build.write(member, "/etc/hosts", f"{HOSTS}127.0.1.1\t{machine}.{INVENTORY.domain} {machine}\n")
     if all(nic.config is Config.STATIC for nic in host.nics):
         build.write(member, "/etc/resolv.conf", resolver(INVENTORY, host))
     else:
-        rootfs.systemctl(root, "enable", "systemd-resolved.service")
-        # Names come from gw's DNS only: resolved would otherwise answer single-label names
-        # over LLMNR with link-local IPv6 addresses.
-        build.write(member, "/etc/systemd/resolved.conf.d/lab.conf",
-                    "[Resolve]\nLLMNR=no\nMulticastDNS=no\n")
-    rootfs.systemctl(root, "enable", "systemd-networkd.service")
-    rootfs.systemctl(root, "mask", "systemd-networkd-wait-online.service")
+        _resolve_by_dhcp(build, member)
+    _enable_networkd(build, member)
+
+
+def configure_dhcp_tree(build: Build, tree: str, ifname: str) -> None:
+    """Make ``tree`` (booted by many machines) take everything from DHCP on ``ifname``: its
+    address, route, resolver, domains and name. Nothing in it is specific to one machine."""
+    write_all(build, tree, dhcp_unit(ifname))
+    build.write(tree, "/etc/hosts", HOSTS)
+    _resolve_by_dhcp(build, tree)
+    _enable_networkd(build, tree)
+
+
+def _resolve_by_dhcp(build: Build, member: str) -> None:
+    rootfs.systemctl(build.root(member), "enable", "systemd-resolved.service")
+    # Names come from gw's DNS only: resolved would otherwise answer single-label names
+    # over LLMNR with link-local IPv6 addresses.
+    build.write(member, "/etc/systemd/resolved.conf.d/lab.conf", "[Resolve]\nLLMNR=no\nMulticastDNS=no\n")
+
+
+def _enable_networkd(build: Build, member: str) -> None:
+    rootfs.systemctl(build.root(member), "enable", "systemd-networkd.service")
+    rootfs.systemctl(build.root(member), "mask", "systemd-networkd-wait-online.service")
+
+
+def room_interface() -> str:
+    """The one interface name every seat of every room has (the tree they boot names it)."""
+    names = {nic.name for seat in INVENTORY.seats() for nic in INVENTORY[seat].nics}
+    if len(names) != 1:
+        raise HarnessError(f"the rooms' machines must share one interface name to boot one tree; "
+                           f"they have {sorted(names)}: give every room the same interface")
+    return names.pop()
+
+
+def seats(lab: Lab) -> list[Machine]:
+    """The machines of every room that ``lab`` holds, room by room."""
+    return [lab[seat] for seat in INVENTORY.seats() if seat in lab.machines]
 
 
 def add_users(build: Build, member: str, password: bool = False) -> None:

@@ -22,21 +22,30 @@ LAN = "lan"
 UPLINK = "uplink"
 
 
+def dhcp_unit(ifname: str) -> dict[str, str]:
+    """The systemd-networkd ``.network`` file of an interface that takes everything from DHCP
+    (address, route, resolver, domains, its name): the same for every machine."""
+    return network_unit(ifname, ["DHCP=ipv4", "", "[DHCPv4]", "UseHostname=yes", "UseDomains=yes",
+                                 "ClientIdentifier=mac"])
+
+
+def network_unit(ifname: str, network: list[str]) -> dict[str, str]:
+    """``/etc/systemd/network/10-<ifname>.network`` with ``network`` as its [Network] section."""
+    lines = ["[Match]", f"Name={ifname}", "", "[Network]", *network, "", "[Link]", "RequiredForOnline=no"]
+    return {f"/etc/systemd/network/10-{ifname}.network": "\n".join(lines) + "\n"}
+
+
 def network_units(inv: Inventory, host: Host) -> dict[str, str]:
     """systemd-networkd ``.network`` files for ``host``: static addresses, or DHCP."""
     units = {}
     for nic in host.nics:
-        prefix = inv.segments[nic.segment].cidr.prefixlen
-        lines = ["[Match]", f"Name={nic.name}", "", "[Network]"]
         if nic.config is Config.DHCP:
-            lines += ["DHCP=ipv4", "", "[DHCPv4]", "UseHostname=yes", "UseDomains=yes",
-                      "ClientIdentifier=mac"]
-        else:
-            lines.append(f"Address={nic.address}/{prefix}")
-            if nic.gateway:
-                lines.append(f"Gateway={nic.gateway}")
-        lines += ["", "[Link]", "RequiredForOnline=no"]
-        units[f"/etc/systemd/network/10-{nic.name}.network"] = "\n".join(lines) + "\n"
+            units.update(dhcp_unit(nic.name))
+            continue
+        lines = [f"Address={nic.address}/{inv.segments[nic.segment].cidr.prefixlen}"]
+        if nic.gateway:
+            lines.append(f"Gateway={nic.gateway}")
+        units.update(network_unit(nic.name, lines))
     return units
 
 

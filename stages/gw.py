@@ -33,7 +33,7 @@ from stages.generate import (
     reverse_zones,
     uplink_named,
 )
-from stages.inventory import INVENTORY, TEXT
+from stages.inventory import INVENTORY
 
 if TYPE_CHECKING:
     from harness.lab import Lab
@@ -121,11 +121,13 @@ def dhcp_reservations_without_names(lab: Lab) -> None:
     common.change_dhcp(lab, drop)
 
 
-@mutant("pas-r11p11's reservation has a mistyped MAC, so it gets a pool address instead of its own")
+@mutant("the last seat's reservation has a mistyped MAC, so it gets a pool address instead of its own")
 def dhcp_reservation_mac_typo(lab: Lab) -> None:
+    mac = INVENTORY[INVENTORY.seats()[-1]].nics[0].mac
+
     def typo(dhcp: dict[str, Any]) -> None:
-        [pas] = [r for r in dhcp["subnet4"][0]["reservations"] if r["hw-address"] == "02:c0:a8:00:00:01"]
-        pas["hw-address"] = "02:c0:a8:00:00:10"
+        [seat] = [r for r in dhcp["subnet4"][0]["reservations"] if r["hw-address"] == mac]
+        seat["hw-address"] = "02:99:" + mac[6:]
 
     common.change_dhcp(lab, typo, forget_leases=True)
 
@@ -177,9 +179,13 @@ def dns_alias_to_wrong_host(lab: Lab) -> None:
     common.restart_dns(lab)
 
 
-@mutant("pas-r11p11's PTR record is missing: its address has no name")
+@mutant("the last seat's PTR record is missing: its address has no name")
 def dns_missing_ptr(lab: Lab) -> None:
-    edit(lab["gw"], "/etc/bind/db.0.168.192.in-addr.arpa", "1 IN PTR pas-r11p11.prolo.\n", "")
+    seat = INVENTORY[INVENTORY.seats()[-1]]
+    address = seat.nics[0].address
+    zone = reverse_name(next(net for net in reverse_zones(INVENTORY) if address in net))
+    record = f"{str(address).split('.')[-1]} IN PTR {seat.name}.{INVENTORY.domain}.\n"
+    edit(lab["gw"], f"/etc/bind/db.{zone}", record, "")
     common.restart_dns(lab)
 
 
@@ -257,7 +263,7 @@ def nat_masquerade_dropped(lab: Lab) -> None:
     run(lab["gw"], "nft flush chain ip nat postrouting")
 
 
-@mutant("the masquerade covers 192.168.1.0/24 only, not the whole /23: pas-r11p11 is not NATed")
+@mutant("the masquerade covers 192.168.1.0/24 only, not the whole /23: the rooms (192.168.0.x) are not NATed")
 def nat_misses_half_the_lan(lab: Lab) -> None:
     run(lab["gw"], "nft flush chain ip nat postrouting && nft add rule ip nat postrouting "
                    "ip saddr 192.168.1.0/24 oifname wan0 masquerade")
@@ -323,7 +329,7 @@ STAGE = Stage.here(
               "internet": ("nginx", "bind9", "bind9-dnsutils")},
     prepare=configure,
     ready=(serving,),
-    definition={"inventory": TEXT},
+    definition={"inventory": INVENTORY.fingerprint()},
     evidence={"gw": {"dhcp-leases": "cat /var/lib/kea/kea-leases4.csv",
                      "named": "rndc status; named-checkconf -z 2>&1 | tail -20"}},
 )

@@ -1,9 +1,9 @@
-"""The reference lab's inventory (stages/inventory.toml), loaded and validated once."""
+"""The reference lab's inventory (stages/inventory.toml), loaded and validated once per process,
+its rooms at the run's size (``--room-size``, see `harness.inventory`)."""
 
 from pathlib import Path
 
 from harness.inventory import Inventory, load
 
 PATH = Path(__file__).with_suffix(".toml")
-TEXT = PATH.read_text()
 INVENTORY: Inventory = load(PATH)

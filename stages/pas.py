@@ -1,8 +1,10 @@
-"""Stage pas: pas-r11p11, a diskless contestant machine (192.168.0.1 by DHCP reservation).
+"""Stage pas: the contest rooms, one diskless machine per seat of each room of the inventory.
 
-It boots the rfs tree that rhfs built, read-only with a volatile overlay (writes vanish at
-poweroff, as on a network-booted machine), takes its address, route and resolver from
-DHCP, and mounts a user's home from rhfs0 when they log in. /dev/fuse is bound in for sshfs.
+Every seat boots the rfs tree that rhfs built, read-only with a volatile overlay (writes
+vanish at poweroff, as on a network-booted machine), takes its address, route, resolver
+and name from DHCP (its reservation), and mounts a user's home from rhfs0 when they log
+in. /dev/fuse is bound in for sshfs. How many seats a room has is the inventory's, or
+``--room-size`` for a run.
 """
 
 from __future__ import annotations
@@ -10,24 +12,32 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from harness import fleet
 from harness.build import Build
+from harness.machine import DEFAULT_WAIT_TIMEOUT, Machine
 from harness.mutant import edit, mutant, run
 from harness.stage import Stage
 from stages import common
-from stages.inventory import INVENTORY, TEXT
+from stages.inventory import INVENTORY
 
 if TYPE_CHECKING:
     from harness.lab import Lab
 
-NAME = "pas-r11p11"
-ADDRESS = str(INVENTORY[NAME].nic("lan").address)
+SEATS = INVENTORY.seats()
+BOOT = ("--read-only", "--volatile=overlay", "--bind=/dev/fuse")
+PER_SEAT = 0.5  # seconds of the stage's deadline per seat, beyond one machine's
 
 
 def on_the_lan(build: Build) -> None:
-    """wait until pas has its DHCP address and a console login prompt"""
-    pas = build[NAME]
-    pas.wait_for_address("lan0", ADDRESS)
-    pas.wait_for_unit("console-getty.service")
+    """wait until every seat has its DHCP address and a console login prompt"""
+
+    def seated(machine: Machine, left: float) -> None:
+        nic = INVENTORY[machine.name].nics[0]
+        machine.wait_for_address(nic.name, str(nic.address), timeout=left)
+        machine.wait_for_unit("console-getty.service", timeout=left)
+
+    fleet.wait_all([build[seat] for seat in SEATS], seated, what="every seat's lease and login prompt",
+                   timeout=DEFAULT_WAIT_TIMEOUT + PER_SEAT * len(SEATS))
 
 
 # -- mutants: plausible mistakes in how a contestant machine boots and logs in (harness.mutant) -----
@@ -35,43 +45,48 @@ def on_the_lan(build: Build) -> None:
 
 @mutant.at_build("pas boots its root writable and persistent, so one contestant's changes stay")
 def pas_writable_root(stage: Stage) -> Stage:
-    return dataclasses.replace(stage, boot_args={NAME: ("--bind=/dev/fuse",)})
+    return dataclasses.replace(stage, boot_args={seat: ("--bind=/dev/fuse",) for seat in SEATS})
 
 
 @mutant.at_build("pas boots its root read-only with no volatile overlay: nothing can be written")
 def pas_root_not_volatile(stage: Stage) -> Stage:
-    return dataclasses.replace(stage, boot_args={NAME: ("--read-only", "--bind=/dev/fuse")})
+    return dataclasses.replace(stage, boot_args={seat: ("--read-only", "--bind=/dev/fuse") for seat in SEATS})
 
 
 @mutant("the login hook creates homes world-readable (755): any user reads another's files")
 def pas_homes_world_readable(lab: Lab) -> None:
-    edit(lab[NAME], "/usr/local/sbin/mount-home", "-m 700", "-m 755")
+    for seat in common.seats(lab):
+        edit(seat, "/usr/local/sbin/mount-home", "-m 700", "-m 755")
 
 
 @mutant("the login hook runs the SFTP server as root: files in homes are root's, not the user's")
 def pas_home_files_owned_by_root(lab: Lab) -> None:
-    edit(lab[NAME], "/usr/local/sbin/mount-home",
-         "/usr/bin/setpriv --reuid=$uid --regid=$gid --init-groups ", "")
+    for seat in common.seats(lab):
+        edit(seat, "/usr/local/sbin/mount-home",
+             "/usr/bin/setpriv --reuid=$uid --regid=$gid --init-groups ", "")
 
 
 @mutant("the PAM session no longer runs the login hook: a login gets no home from rhfs0")
 def pas_home_not_mounted(lab: Lab) -> None:
-    edit(lab[NAME], "/etc/pam.d/common-session",
-         "session required pam_exec.so /usr/local/sbin/mount-home\n", "")
+    for seat in common.seats(lab):
+        edit(seat, "/etc/pam.d/common-session",
+             "session required pam_exec.so /usr/local/sbin/mount-home\n", "")
 
 
 @mutant("pas ignores the domains DHCP gives it: short names such as wiki do not resolve")
 def pas_ignores_dhcp_domains(lab: Lab) -> None:
-    edit(lab[NAME], "/etc/systemd/network/10-lan0.network", "UseDomains=yes", "UseDomains=no")
-    run(lab[NAME], "networkctl reload")
+    for seat in common.seats(lab):
+        edit(seat, f"/etc/systemd/network/10-{common.room_interface()}.network", "UseDomains=yes",
+             "UseDomains=no")
+        run(seat, "networkctl reload")
     common.renew_leases(lab)
 
 
 STAGE = Stage.here(
     "pas",
-    machines=(NAME,),
-    sources={NAME: "rfs"},
-    boot_args={NAME: ("--read-only", "--volatile=overlay", "--bind=/dev/fuse")},
+    machines=SEATS,
+    sources={seat: "rfs" for seat in SEATS},
+    boot_args={seat: BOOT for seat in SEATS},
     ready=(on_the_lan,),
-    definition={"inventory": TEXT},
+    definition={"inventory": INVENTORY.fingerprint()},
 )

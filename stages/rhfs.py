@@ -3,8 +3,8 @@
 rhfs0 serves the users' home directories over SFTP (OpenSSH): this kernel has no NFS,
 nbd or 9p, so homes travel in user space (sshfs on the contestant machines). The stage
 also builds ``rfs``, the tree every contestant machine boots read-only, from the base
-image: a DHCP client, the lab's users, and a login hook that mounts the user's home from
-rhfs0, creating it on first use.
+image: a DHCP client (a machine booting it learns who it is from DHCP), the lab's users,
+and a login hook that mounts the user's home from rhfs0, creating it on first use.
 """
 
 from __future__ import annotations
@@ -16,21 +16,20 @@ from harness import rootfs
 from harness.build import Build
 from harness.mutant import mutant, run
 from harness.stage import Stage
-from stages.common import add_users, configure_network
-from stages.inventory import INVENTORY, TEXT
+from stages.common import add_users, configure_dhcp_tree, configure_network, room_interface
+from stages.inventory import INVENTORY
 
 if TYPE_CHECKING:
     from harness.lab import Lab
 
 MOUNT_HOME = Path(__file__).parent / "files" / "mount-home"
-CONTESTANT = "pas-r11p11"  # whose network plan the rfs tree carries (by DHCP: the same for all)
 KEY = "/etc/harness/homes_key"
 
 
 def configure(build: Build) -> None:
     """set up rhfs0's network, users and SSH access, and the rfs tree's DHCP client, users and login hook"""
     configure_network(build, "rhfs0")
-    configure_network(build, CONTESTANT, into="rfs")
+    configure_dhcp_tree(build, "rfs", room_interface())
     add_users(build, "rhfs0")
     add_users(build, "rfs", password=True)
     rfs = build.root("rfs")
@@ -86,5 +85,5 @@ STAGE = Stage.here(
                       "polkitd")},
     prepare=configure,
     ready=(serving,),
-    definition={"inventory": TEXT, "mount-home": MOUNT_HOME.read_text()},
+    definition={"inventory": INVENTORY.fingerprint(), "mount-home": MOUNT_HOME.read_text()},
 )

@@ -16,7 +16,7 @@ from harness.build import Build
 from harness.mutant import edit, mutant, run
 from harness.stage import Stage
 from stages.common import configure_network
-from stages.inventory import INVENTORY, TEXT
+from stages.inventory import INVENTORY
 
 if TYPE_CHECKING:
     from harness.lab import Lab
@@ -183,5 +183,5 @@ STAGE = Stage.here(
     prepare=configure,
     steps=(create_database,),
     ready=(serving,),
-    definition={"inventory": TEXT, "app": APP.read_text()},
+    definition={"inventory": INVENTORY.fingerprint(), "app": APP.read_text()},
 )

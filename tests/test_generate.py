@@ -157,9 +157,9 @@ interfaces = [{ name = "lan0", segment = "lan", mac = "02:00:00:00:00:01", addre
 @pytest.mark.parametrize("extra, message", [
     ('[machines.b]\ninterfaces = [{ name = "lan0", segment = "lan", mac = "02:00:00:00:00:01", '
      'address = "192.168.0.2" }]',
-     r"inventory.toml:8: \[machines.b\]: MAC 02:00:00:00:00:01 is already used by a"),
+     r"inventory.toml:8: \[machines.b\]: b's MAC 02:00:00:00:00:01 is already used by a"),
     ('[machines.b]\ninterfaces = [{ name = "lan0", segment = "lan", mac = "02:00:00:00:00:02", '
-     'address = "192.168.0.1" }]', r"\[machines.b\]: address 192.168.0.1 is already used by a"),
+     'address = "192.168.0.1" }]', r"\[machines.b\]: b's address 192.168.0.1 is already used by a"),
     ('[machines.b]\ninterfaces = [{ name = "lan0", segment = "wan", mac = "02:00:00:00:00:02", '
      'address = "192.168.0.2" }]', r"\[machines.b\]: unknown segment 'wan'; segments: lan"),
     ('[machines.b]\ninterfaces = [{ name = "lan0", segment = "lan", mac = "02:00:00:00:00:02", '

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from harness import nspawn
 from harness.errors import CheckFailed, HarnessError
 from harness.lab import Lab, MachineSetup
 from harness.machine import MachineSpec, find_leader
@@ -201,13 +200,3 @@ def test_listening_on_counts_wildcard_sockets(port: int, address: str | None, ex
     from harness.machine import listening_on
 
     assert listening_on(SS, port, address) is expected
-
-
-def test_the_inotify_limit_is_raised_when_too_low_only(tmp_path: Path) -> None:
-    limit = tmp_path / "max_user_instances"
-    limit.write_text("128\n")
-    nspawn.ensure_host_limits(limit, enough=8192)
-    assert limit.read_text() == "8192\n"
-    limit.write_text("65536\n")
-    nspawn.ensure_host_limits(limit, enough=8192)
-    assert limit.read_text() == "65536\n"

@@ -25,8 +25,8 @@ def test_namespace_names_carry_the_lab_id() -> None:
 def test_switch_port_fits_ifnamsiz_and_stays_distinct() -> None:
     short = Interface("gw", "lan0", "lan", "02:00:00:00:00:01")
     assert network.switch_port(short) == "gw-lan0"
-    a = Interface("pas-r11p11", "host0", "lan", "02:00:00:00:00:02")
-    b = Interface("pas-r11p11", "host1", "lan", "02:00:00:00:00:03")
+    a = Interface("pas-r11p7", "host0", "lan", "02:00:00:00:00:02")
+    b = Interface("pas-r11p7", "host1", "lan", "02:00:00:00:00:03")
     assert len(network.switch_port(a)) <= network.IFNAMSIZ
     assert network.switch_port(a) != network.switch_port(b)
 

@@ -19,7 +19,7 @@ def base(root: Path) -> dict[str, str]:
 def pipeline(**changes: dict[str, object]) -> Pipeline:
     stages = [Stage("bootstrap", base=base), Stage("gw", machines=("gw",), packages={"gw": ("bind9",)}),
               Stage("rhfs", machines=("rhfs0",)), Stage("web", machines=("web",)),
-              Stage("pas", machines=("pas-r11p11",))]
+              Stage("pas", machines=("pas-r11p7",))]
     stages = [dataclasses.replace(s, **changes.get(s.name, {})) for s in stages]  # type: ignore[arg-type]
     return Pipeline(stages, {"gw": [Interface("gw", "lan0", "lan", "02:00:00:00:00:01")]})
 
@@ -160,7 +160,7 @@ def _lan(machine: str, mac: str, address: str) -> list[Interface]:
       "web": _lan("web", "02:00:00:00:00:02", "10.0.0.1/24")},
      "address 10.0.0.1 is used twice: by gw/lan0 and by web/lan0"),
     ({"mdb": _lan("mdb", "02:00:00:00:00:03", "10.0.0.3/24")},
-     "interfaces or sysctls for machines no stage adds: mdb; the stages add: gw, web"),
+     "interfaces, sysctls or rooms for machines no stage adds: mdb; the stages add: gw, web"),
 ], ids=["duplicate MAC", "duplicate address", "unknown machine"])
 def test_a_bad_pipeline_names_its_line(interfaces: dict[str, list[Interface]], message: str) -> None:
     stages = [Stage("bootstrap", base=base), Stage("gw", machines=("gw",)), Stage("web", machines=("web",))]
@@ -200,6 +200,6 @@ def test_pytest_rejects_a_bad_pipeline_before_building_anything(pytester: pytest
     pytester.makepyfile(brokenstages=BROKEN_PIPELINE, test_x="def test_x(alpha):\n    pass\n")
     result = pytester.runpytest_subprocess("--pipeline=brokenstages", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: pipeline brokenstages: *brokenstages.py:7: interfaces or "
-                                 "sysctls for machines no stage adds: beta; the stages add: alpha"])
+    result.stderr.fnmatch_lines(["ERROR: pipeline brokenstages: *brokenstages.py:7: interfaces, sysctls or rooms "
+                                 "for machines no stage adds: beta; the stages add: alpha"])
     assert "stage" not in result.stdout.str()  # nothing was built, nothing was even collected

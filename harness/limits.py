@@ -1,0 +1,93 @@
+"""Host limits that many machines run into, checked before a lab starts anything.
+
+Each nspawn machine costs the host a share of limits that default to a few dozen
+machines' worth: inotify instances and watches (every systemd, journald, logind, networkd
+holds some, all counted against root), processes, the kernel keyring, the neighbour table
+(global to the host: ``net.ipv4.neigh.default.gc_thresh3`` counts the entries of every
+namespace), and this process's open files (a console per machine). Past them a machine
+hangs half-booted or packets vanish, with no error that points here.
+
+`ensure()` computes what a lab of N machines needs on top of the labs already running on
+the host, raises each limit that is too low (as root, once, and says so), and stops
+before anything starts with one line naming the limit and how to raise it when it cannot.
+A bridge takes at most 1024 ports: that one cannot be raised, only split across segments.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.log import logger
+
+SYSCTL = Path("/proc/sys")
+BRIDGE_PORTS = 1024  # BR_MAX_PORTS: a bridge's port numbers are 10 bits
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A host sysctl and what one machine costs of it, measured on a Debian 12 machine of the
+    reference lab (see bench/README.md, "Rooms at scale"), with headroom."""
+
+    key: str
+    per_machine: int
+    floor: int  # never lowered below this, whatever the lab
+
+    @property
+    def path(self) -> Path:
+        return SYSCTL / self.key.replace(".", "/")
+
+    def needed(self, machines: int) -> int:
+        return max(self.floor, self.per_machine * machines)
+
+
+LIMITS = (
+    Limit("fs.inotify.max_user_instances", 16, 8192),
+    Limit("fs.inotify.max_user_watches", 4096, 524288),
+    Limit("kernel.keys.root_maxkeys", 64, 1000000),
+    Limit("kernel.pid_max", 200, 32768),
+    Limit("kernel.threads-max", 200, 32768),
+    Limit("net.ipv4.neigh.default.gc_thresh3", 8, 1024),
+    Limit("net.ipv6.neigh.default.gc_thresh3", 8, 1024),
+)
+OPEN_FILES_PER_MACHINE = 8  # its console pty, pexpect's pipes, a tap thread's...
+
+
+def ensure(machines: int, ports: Mapping[str, int] | None = None, *,
+           limits: tuple[Limit, ...] = LIMITS) -> None:
+    """Make the host fit ``machines`` running machines (this lab's and every other lab's) with
+    ``ports`` bridge ports per segment; `UsageError` naming a limit that cannot be met."""
+    for segment, count in (ports or {}).items():
+        if count > BRIDGE_PORTS:
+            raise UsageError(f"segment {segment} would have {count} machines on one bridge; a Linux "
+                             f"bridge takes at most {BRIDGE_PORTS}: split them across segments")
+    for limit in limits:
+        try:
+            current = int(limit.path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # not on this kernel: nothing to check
+        needed = limit.needed(machines)
+        if current >= needed:
+            continue
+        try:
+            limit.path.write_text(f"{needed}\n")
+        except OSError as exc:
+            raise UsageError(f"{limit.key} is {current}; {machines} machines need {needed} and it "
+                             f"cannot be raised from here ({exc.strerror}): run `sysctl -w "
+                             f"{limit.key}={needed}` on the host") from None
+        logger.info("raised %s from %d to %d for %d machine(s)", limit.key, current, needed, machines)
+    _ensure_open_files(machines)
+
+
+def _ensure_open_files(machines: int) -> None:
+    needed = 256 + OPEN_FILES_PER_MACHINE * machines
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed or soft == resource.RLIM_INFINITY:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise UsageError(f"this process may open {hard} files at most; {machines} machines need "
+                         f"{needed}: run `ulimit -n {needed}` (as root) before the run")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
