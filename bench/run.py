@@ -20,7 +20,8 @@ What is measured (see bench/README.md for the figures):
 - ls: `harness ls` on a store of 100 snapshots;
 - bundle: a kept failure of the reference lab (a scenario failed by a mutant, with
   --keep-failed), exported incrementally and whole;
-- mutate (only with --mutate): the whole mutation run, `harness mutate`.
+- mutate (only with --mutate): the whole mutation run, `harness mutate`;
+- scale (only with --scale): rooms of 10 to 250 contestants, see bench/scale.py.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import scale
 from harness import lab as labs
 from harness import proc
 from harness.build import Builder
@@ -333,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip", default="",
                         help="comma-separated: cold,resume,fresh,suite,ancestor,ls,bundle")
     parser.add_argument("--mutate", action="store_true", help="also time the whole mutation run")
+    parser.add_argument("--scale", action="store_true",
+                        help="also measure rooms of 10, 50, 100 and 250 contestants (bench/scale.py)")
     parser.add_argument("--store", default=os.environ.get("HARNESS_STORE"))
     parser.add_argument("--out", default=str(REPO / "reports" / "bench"))
     args = parser.parse_args(argv)
@@ -394,10 +398,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress("the whole mutation run")
         results["mutate"] = mutation_run(store)
         results["targets"]["whole mutation run"] = f"{results['mutate']['seconds'] / 60:.1f} min"
+    if args.scale:
+        progress("rooms at scale")
+        results["scale"] = scale.measure(scale.SIZES, max(1, args.reps // 2))
+        (REPO / "bench" / "scale.svg").write_text(scale.svg(results["scale"]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown(results)
+    table = markdown(results) + (f"\n{scale.markdown(results['scale'])}" if "scale" in results else "")
     (out / "latest.md").write_text(table)
     print(table)
     return 0

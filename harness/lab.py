@@ -33,7 +33,7 @@ from harness.network import Interface, LabNetwork
 from harness.store import Store
 
 RUN_DIR = Path("/run/harness/labs")
-MAX_BOOTING = max(8, 4 * (os.cpu_count() or 1))  # machines between start and ready at once
+MAX_BOOTING = max(32, 16 * (os.cpu_count() or 1))  # machines between start and ready at once
 
 
 def new_lab_id() -> str:
@@ -162,9 +162,7 @@ class Lab:
 
         waiters = ThreadPoolExecutor(max_workers=self.max_booting, thread_name_prefix=f"boot-{self.id}")
         try:
-            for name in names:
-                if failures:
-                    break  # a machine did not boot: the rest are not worth starting
+            for name in names:  # all of them, even after a failure: a room's report names every seat
                 if not window.acquire(timeout=max(deadline - time.monotonic(), 0)):
                     failures[name] = HarnessError(f"machine {name} was not started: the boot deadline "
                                                   f"passed while {self.max_booting} others booted")

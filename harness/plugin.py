@@ -93,13 +93,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("harness_reports", "directory for allure results, junit.xml and evidence", default="")
 
 
-def _load_pipeline(config: pytest.Config) -> Pipeline | None:
-    size = config.option.room_size or config.getini("harness_room_size")
-    if size:  # read by harness.inventory.load, here and in every process this run starts
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> None:
+    """Set the room size before any conftest imports the inventory (they load before
+    `pytest_configure`): harness.inventory.load reads it, here and in every process this
+    run starts (xdist workers, `harness mutate`'s runs)."""
+    size = getattr(early_config.known_args_namespace, "room_size", None) \
+        or early_config.getini("harness_room_size")
+    if size:
         try:
             os.environ[ROOM_SIZE_ENV] = str(room_size(str(size)))
         except UsageError as exc:
             raise pytest.UsageError(str(exc)) from None
+
+
+def _load_pipeline(config: pytest.Config) -> Pipeline | None:
     name = config.option.pipeline or config.getini("harness_pipeline")
     try:
         pipeline = load_pipeline(name)
@@ -108,6 +117,13 @@ def _load_pipeline(config: pytest.Config) -> Pipeline | None:
     if pipeline is None and config.option.pipeline:
         raise pytest.UsageError(f"--pipeline={name}: no such module; give a module "
                                 "importable from the rootdir that defines PIPELINE")
+    size = os.environ.get(ROOM_SIZE_ENV)
+    rooms = pipeline.rooms if pipeline is not None else {}
+    wrong = [name for name, seats in rooms.items() if size and len(seats) != int(size)]
+    if wrong:  # its inventory was loaded before the size was set (imported by a plugin?)
+        raise pytest.UsageError(f"--room-size={size}: the pipeline's rooms were loaded before the "
+                                f"size was set ({wrong[0]} has {len(rooms[wrong[0]])} seats); load "
+                                "the inventory in the pipeline module, not at import of a plugin")
     return pipeline
 
 

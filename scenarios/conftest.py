@@ -78,3 +78,17 @@ def console_login(machine: Machine, user: str) -> Iterator[ConsoleSession]:
         except CheckFailed as exc:
             raise AssertionError(f"{user} could not log in on {machine.name}'s console: {exc}") from None
         yield tty
+
+
+def ping(source: Machine, address: str) -> str | None:
+    """None if ``address`` answered ``source``'s ping, else what ping said."""
+    status, out = source.execute(f"ping -n -c1 -W2 {address} 2>&1")
+    return None if status == 0 else " ".join(out.split())[-200:] or f"exit status {status}"
+
+
+def no_failed_unit(machine: Machine) -> None:
+    """A failed unit is a service the machine was meant to run and does not."""
+    failed = machine.succeed("systemctl list-units --failed --plain --no-legend").split("\n")
+    units = [line.split()[0] for line in failed if line.strip()]
+    why = {u: machine.succeed(f"systemctl status --no-pager --lines=8 {u} || true") for u in units}
+    assert not units, f"{machine.name}: expected no failed unit, found {', '.join(units)}: {why}"

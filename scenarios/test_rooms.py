@@ -17,7 +17,7 @@ import pytest
 from harness.fleet import on_each, wait_all
 from harness.lab import Lab
 from harness.machine import DEFAULT_WAIT_TIMEOUT, Machine
-from scenarios.conftest import Answer, console_login, dig, expect, lease
+from scenarios.conftest import Answer, console_login, dig, expect, lease, no_failed_unit, ping
 from stages.generate import DYNAMIC, router
 from stages.inventory import INVENTORY
 
@@ -44,6 +44,17 @@ def test_every_seat_holds_its_reservation_and_its_name(room: list[Machine]) -> N
             f"expected to use {address}, uses {seat.addresses(ifname, dynamic=True)}"
 
     on_each(room, check, what="each seat's DHCP lease")
+
+
+def test_every_seat_and_gw_reach_each_other_with_no_failed_unit(room: list[Machine], gw: Machine) -> None:
+    def check(seat: Machine) -> None:
+        _, address, _ = seat_nic(seat)
+        for source, target in ((seat, DNS), (gw, address)):
+            failed = ping(source, target)
+            assert failed is None, f"{source.name} pinged {target}: no answer ({failed})"
+        no_failed_unit(seat)
+
+    on_each(room, check, what="each seat and gw pinging each other, and the seat's units")
 
 
 def test_every_seat_is_resolved_forward_and_reverse(room: list[Machine], web: Machine) -> None:

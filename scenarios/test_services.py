@@ -7,18 +7,16 @@ from __future__ import annotations
 import pytest
 
 from harness.machine import Machine
+from scenarios.conftest import no_failed_unit, one_seat_for_all
 from stages.inventory import INVENTORY
 
 UPLINK = str(INVENTORY["internet"].nic("uplink").address)
 
 
-@pytest.mark.parametrize("machine", list(INVENTORY.hosts), indirect=True)
+@pytest.mark.parametrize("machine", [h.name for h in one_seat_for_all(list(INVENTORY.hosts.values()))],
+                         indirect=True)
 def test_no_failed_unit(machine: Machine) -> None:
-    """A failed unit is a service the machine was meant to run and does not."""
-    failed = machine.succeed("systemctl list-units --failed --plain --no-legend").split("\n")
-    units = [line.split()[0] for line in failed if line.strip()]
-    why = {u: machine.succeed(f"systemctl status --no-pager --lines=8 {u} || true") for u in units}
-    assert not units, f"{machine.name}: expected no failed unit, found {', '.join(units)}: {why}"
+    no_failed_unit(machine)
 
 
 def test_internet_answers_the_connectivity_check(gw: Machine) -> None:

@@ -132,6 +132,18 @@ def dhcp_reservation_mac_typo(lab: Lab) -> None:
     common.change_dhcp(lab, typo, forget_leases=True)
 
 
+@mutant("the last room's reservations were left out of Kea's configuration: its seats get pool addresses")
+def dhcp_room_unreserved(lab: Lab) -> None:
+    room = list(INVENTORY.rooms.values())[-1]
+    macs = {INVENTORY[seat].nics[0].mac for seat in room.machines}
+
+    def drop(dhcp: dict[str, Any]) -> None:
+        subnet = dhcp["subnet4"][0]
+        subnet["reservations"] = [r for r in subnet["reservations"] if r["hw-address"] not in macs]
+
+    common.change_dhcp(lab, drop, forget_leases=True)
+
+
 @mutant("the pool was typed over the servers' range (.100-.150): strangers get addresses outside it")
 def dhcp_pool_wrong_range(lab: Lab) -> None:
     def move(dhcp: dict[str, Any]) -> None:
@@ -158,6 +170,13 @@ def ddns_key_mismatch(lab: Lab) -> None:
 @mutant("rhfs0's A record is missing from the prolo zone")
 def dns_missing_a_record(lab: Lab) -> None:
     edit(lab["gw"], "/etc/bind/db.prolo", "rhfs0 IN A 192.168.1.1\n", "")
+    common.restart_dns(lab)
+
+
+@mutant("the last seat's A record is missing from the prolo zone (a room grew, the zone did not)")
+def dns_seat_a_record_missing(lab: Lab) -> None:
+    seat = INVENTORY[INVENTORY.seats()[-1]]
+    edit(lab["gw"], f"/etc/bind/db.{INVENTORY.domain}", f"{seat.name} IN A {seat.nics[0].address}\n", "")
     common.restart_dns(lab)
 
 

@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 
 MOUNT_HOME = Path(__file__).parent / "files" / "mount-home"
 KEY = "/etc/harness/homes_key"
+STOCK_MAX_STARTUPS = 10  # sshd's default: from the 11th unauthenticated connection, it drops some
+
+
+def max_startups() -> str:
+    """rhfs0's sshd MaxStartups: a whole room logs in at once, each login opening its SSH
+    connections to rhfs0 (one to create the home, one for sshfs) before authenticating. sshd's
+    stock 10:30:100 drops a third of them from the 11th on, and the user gets no home (measured
+    at --room-size=40: 19 of 40 logins failed)."""
+    start = max(STOCK_MAX_STARTUPS, 2 * len(INVENTORY.seats()))
+    return f"MaxStartups {start}:30:{2 * start}"
 
 
 def configure(build: Build) -> None:
@@ -38,6 +48,7 @@ def configure(build: Build) -> None:
                              "-f", KEY])
     build.write("rhfs0", "/root/.ssh/authorized_keys", (rfs / KEY.lstrip("/")).with_suffix(".pub")
                 .read_text(), 0o600)
+    build.write("rhfs0", "/etc/ssh/sshd_config.d/rooms.conf", f"{max_startups()}\n")
     build.write("rfs", "/usr/local/sbin/mount-home", MOUNT_HOME.read_text(), 0o755)
     with open(rfs / "etc/pam.d/common-session", "a") as pam:
         pam.write("session required pam_exec.so /usr/local/sbin/mount-home\n")
@@ -64,6 +75,20 @@ def rhfs_root_password_login(lab: Lab) -> None:
 @mutant("alice has another uid on rhfs0 than on the contestant machines: her files there are not hers")
 def rhfs_uid_mismatch(lab: Lab) -> None:
     run(lab["rhfs0"], "usermod -u 10010 alice")
+
+
+@mutant("rhfs0's sshd keeps its stock MaxStartups (10:30:100): a room logging in at once loses homes",
+        equivalent=f"at the default room size, fewer than {STOCK_MAX_STARTUPS} logins reach rhfs0 at "
+                   "once; `pytest scenarios --room-size=40 -k room` kills it")
+def rhfs_stock_max_startups(lab: Lab) -> None:
+    run(lab["rhfs0"], "rm /etc/ssh/sshd_config.d/rooms.conf && systemctl restart ssh")
+    lab["rhfs0"].wait_for_open_port(22, str(INVENTORY["rhfs0"].nic("lan").address))
+
+
+@mutant("rhfs0 does not know the last room's users (its user list was synced before the room was added)")
+def rhfs_room_users_missing(lab: Lab) -> None:
+    for login in list(INVENTORY.rooms.values())[-1].users:
+        run(lab["rhfs0"], f"userdel {login}")
 
 
 @mutant("the contestant machines' key is no longer authorized on rhfs0: no home is mounted at login")

@@ -184,6 +184,26 @@ def test_a_root_that_cannot_boot_fails_in_time_with_its_console(harness_store: S
         harness_store.release(owner)
 
 
+@pytest.mark.integration
+def test_a_lab_names_every_machine_that_did_not_boot(harness_store: Store, base: Path,
+                                                      tmp_path: Path) -> None:
+    owner = f"test-noinit-{time.monotonic_ns()}"
+    broken = harness_store.create(harness_store.work_path(owner, "src"))
+    (broken / "etc").mkdir()
+    (broken / "etc/os-release").write_text("ID=broken\n")
+    try:
+        setups = [MachineSetup(name, source) for name, source in
+                  (("ok1", base), ("bad1", broken), ("ok2", base), ("bad2", broken))]
+        lab = Lab(harness_store, setups, boot_timeout=15, log_dir=tmp_path, max_booting=2)
+        with pytest.raises(HarnessError) as info:
+            lab.__enter__()
+        first = str(info.value).splitlines()[0]
+        assert first == f"lab {lab.id}: boot: 2 of 4 machine(s) failed: bad1, bad2"
+        assert traces_of(lab.id, harness_store.root / "work" / lab.id) == NOTHING
+    finally:
+        harness_store.release(owner)
+
+
 SS = """\
 UNCONN 0      0      192.168.1.254:53        0.0.0.0:*
 LISTEN 0      244          0.0.0.0:5432 0.0.0.0:*

@@ -173,3 +173,11 @@ def test_a_limit_that_cannot_be_raised_stops_with_the_command_to_raise_it(tmp_pa
 def test_a_segment_with_more_machines_than_a_bridge_takes_is_refused() -> None:
     with pytest.raises(UsageError, match="segment lan would have 1100 machines on one bridge"):
         limits.ensure(1, {"lan": 1100}, limits=())
+
+
+def test_a_bad_room_size_is_a_usage_error_before_anything_runs() -> None:
+    result = subprocess.run([sys.executable, "-m", "pytest", "scenarios", "--collect-only", "-q",
+                             "-p", "no:cacheprovider", "--room-size=0"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "--room-size='0': give a whole number of machines per room, 1 or more" in result.stderr

@@ -200,6 +200,6 @@ def test_pytest_rejects_a_bad_pipeline_before_building_anything(pytester: pytest
     pytester.makepyfile(brokenstages=BROKEN_PIPELINE, test_x="def test_x(alpha):\n    pass\n")
     result = pytester.runpytest_subprocess("--pipeline=brokenstages", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: pipeline brokenstages: *brokenstages.py:7: interfaces, sysctls or rooms "
-                                 "for machines no stage adds: beta; the stages add: alpha"])
+    result.stderr.fnmatch_lines(["ERROR: pipeline brokenstages: *brokenstages.py:7: interfaces, sysctls or "
+                                 "rooms for machines no stage adds: beta; the stages add: alpha"])
     assert "stage" not in result.stdout.str()  # nothing was built, nothing was even collected
