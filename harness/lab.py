@@ -51,6 +51,7 @@ class MachineSetup:
     extra_args: tuple[str, ...] = field(default=())
     sysctls: Mapping[str, str] = field(default_factory=dict)
     boot: bool = True  # False: a root the lab holds but never boots (a tree)
+    nice: int = 0  # its CPU niceness: clients boot behind the servers they need (see Lab.boot)
 
 
 class Lab:
@@ -146,7 +147,7 @@ class Lab:
         machine that did not become ready, and what it showed."""
         if not wait:
             for name in names:
-                self._start(name)
+                self._start(name).wait_started()
             return
         window = threading.BoundedSemaphore(self.max_booting)
         deadline = time.monotonic() + self.boot_timeout * math.ceil(len(names) / self.max_booting)
@@ -187,10 +188,12 @@ class Lab:
     def _start(self, name: str) -> Machine:
         setup = self.setups[name]
         spec = MachineSpec(name=name, root=self.root(name), unit=str(LabName(self.id, name)),
-                           netns=self.network.namespace_path(name), extra_args=setup.extra_args)
+                           netns=self.network.namespace_path(name), extra_args=setup.extra_args,
+                           nice=setup.nice)
         machine = Machine(spec, console_log=self.log_dir / f"{name}.console",
                           boot_timeout=self.boot_timeout)
-        self._stack.enter_context(machine)
+        machine.spawn()  # its PID 1 is awaited with the rest of its boot, beside the others'
+        self._stack.callback(machine.stop)
         self.machines[name] = machine
         return machine
 

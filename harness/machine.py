@@ -54,6 +54,7 @@ class MachineSpec:
     unit: str
     netns: Path | None = None
     extra_args: tuple[str, ...] = field(default=())
+    nice: int = 0  # CPU niceness of everything in it (see harness.lab, boot order)
 
     def nspawn_argv(self) -> list[str]:
         """The systemd-nspawn command line that boots this machine."""
@@ -142,16 +143,33 @@ class Machine:
 
     def start(self) -> None:
         """Start systemd-nspawn and find the leader; returns as soon as PID 1 exists."""
+        self.spawn()
+        self.wait_started()
+
+    def spawn(self) -> None:
+        """Start systemd-nspawn, without waiting for anything: `wait_started` (or `wait_ready`)
+        then finds its PID 1. A lab spawns its machines one after the other, then awaits them
+        side by side."""
         if self._terminal is not None:
             raise HarnessError(f"machine {self.name} is already started")
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
         self.console_log.write_bytes(b"")
         try:
             self._terminal = self._stack.enter_context(proc.spawn_tty(
-                self.spec.nspawn_argv(), preexec=nspawn.join_cgroup(self.spec.unit)))
+                self.spec.nspawn_argv(), preexec=nspawn.join_cgroup(self.spec.unit, self.spec.nice)))
             self._tap = ConsoleTap(self._terminal, self.console_log, self.name)
             self._tap.start()
-            retry(self._check_leader, self.boot_timeout, f"{self.name}: PID 1 to start")
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_started(self, timeout: float | None = None) -> None:
+        """Wait until the spawned machine's PID 1 exists (its leader, which commands enter)."""
+        if self.leader is not None:
+            return
+        try:
+            retry(self._check_leader, self.boot_timeout if timeout is None else timeout,
+                  f"{self.name}: PID 1 to start")
         except CheckFailed as exc:
             console = self.console_tail()
             self.stop()
@@ -184,6 +202,7 @@ class Machine:
         """
         timeout = self.boot_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
+        self.wait_started(timeout)
         state = ""
 
         def booted(last_try: bool) -> bool:

@@ -38,9 +38,9 @@ def cgroups(unit: str) -> list[Path]:
     return [h / "harness" / unit for h in (CGROUPS / "unified", CGROUPS / "systemd") if h.is_dir()]
 
 
-def join_cgroup(unit: str) -> Callable[[], None]:
-    """Create ``unit``'s cgroups; return the function that moves the calling process into them
-    (to run in the child between fork and exec)."""
+def join_cgroup(unit: str, nice: int = 0) -> Callable[[], None]:
+    """Create ``unit``'s cgroups; return the function that moves the calling process into them,
+    at CPU niceness ``nice`` (to run in the child between fork and exec)."""
     paths = cgroups(unit)
     for path in paths:
         path.mkdir(parents=True, exist_ok=True)
@@ -48,6 +48,8 @@ def join_cgroup(unit: str) -> Callable[[], None]:
     def join() -> None:
         for path in paths:
             (path / "cgroup.procs").write_text("0")
+        if nice:
+            os.nice(nice)
 
     return join
 

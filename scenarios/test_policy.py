@@ -5,8 +5,7 @@ Accepted means the exchange completed (a TCP handshake, a DNS answer, a ping rep
 renewal answered); dropped means nothing at all came back within the wait. A TCP reset or
 an ICMP error fails either way: the packet got through the firewall to a machine that does
 not serve the port. A client with no route to the destination (the uplink has none into
-the LAN) first adds one through gw, as an attacker next door would: such rows get a lab of
-their own.
+the LAN) first adds one through gw, as an attacker next door would, and removes it after.
 """
 
 from __future__ import annotations
@@ -76,19 +75,19 @@ def attempt(client: Machine, row: Row) -> tuple[str, str]:
     raise NotImplementedError(f"no probe for {service.name}/{service.proto}: add one to {__file__}")
 
 
-def _param(row: Row) -> object:
-    marks = [pytest.mark.machines(*row.machines)]
-    if row.route_via:
-        marks.append(pytest.mark.fresh_lab)  # the client gets a route it must not keep
-    return pytest.param(row, id=row.id, marks=marks)
-
-
-@pytest.mark.parametrize("row", [_param(r) for r in ROWS])
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.id, marks=pytest.mark.machines(*r.machines))
+                                 for r in ROWS])
 def test_connection(lab: Lab, row: Row) -> None:
     client = lab[row.client]
-    if row.route_via:
-        client.succeed(f"ip route add {cidr_of(INVENTORY, row.address)} via {row.route_via}")
-    seen, detail = attempt(client, row)
+    if row.route_via:  # for this attempt only: the route goes again, whatever the outcome
+        route = f"{cidr_of(INVENTORY, row.address)} via {row.route_via}"
+        client.succeed(f"ip route add {route}")
+        try:
+            seen, detail = attempt(client, row)
+        finally:
+            client.succeed(f"ip route del {route}")
+    else:
+        seen, detail = attempt(client, row)
     wanted = "accepted" if row.accepted else "dropped"
     port = f"{row.service.proto}/{row.service.port}" if row.service.port else str(row.service.proto)
     assert seen == wanted, (f"{row.client} on the {row.segment} -> {row.service.machine} "
