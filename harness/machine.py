@@ -253,6 +253,8 @@ class Machine:
         """
         terminal, self._terminal = self._terminal, None
         if terminal is not None and terminal.isalive():
+            if self.leader is None:  # spawned, never awaited: its PID 1 may exist all the same
+                self.leader = find_leader(terminal.pid)
             grace = timeout if self.ready else 0
             if grace:
                 terminal.kill(signal.SIGTERM)
@@ -266,6 +268,7 @@ class Machine:
             self._tap.join(5)  # before the terminal's fd is closed under the reader
         self._stack.close()
         if terminal is not None:
+            nspawn.kill(self.spec.unit)  # whatever outlived nspawn (a PID 1 it never reported)
             nspawn.forget(self.spec.unit, self.spec.root)
         self.leader = None
         self.ready = False
