@@ -19,3 +19,23 @@ def store_of(config: pytest.Config) -> store.Store:
     if STORE_KEY not in config.stash:
         config.stash[STORE_KEY] = store.open_store(config.option.store, size=config.option.store_size)
     return config.stash[STORE_KEY]
+
+
+def needs(item: pytest.Item, pipeline: Pipeline) -> list[str]:
+    """What ``item`` needs from the pipeline: its fixture names, plus the stage that adds each
+    machine it names (a ``machine`` argument, a ``room``, the ``rooms`` fixture, a ``machines``
+    mark), so a per-machine test gets a lab holding its machine without asking for the last
+    stage."""
+    named: list[object] = []
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "machine" in callspec.params:
+        named.append(callspec.params["machine"])
+    for mark in item.iter_markers("machines"):
+        named += mark.args
+    fixtures = getattr(item, "fixturenames", ())
+    if callspec is not None and "room" in callspec.params:
+        named += pipeline.rooms.get(str(callspec.params["room"]), ())
+    if "rooms" in fixtures:
+        named += [m for machines in pipeline.rooms.values() for m in machines]
+    stages = [pipeline.owner[n] for n in named if isinstance(n, str) and n in pipeline.owner]
+    return [*fixtures, *stages]
