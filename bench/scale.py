@@ -11,7 +11,8 @@ for each N, in a process of its own with ``--room-size=N/2`` (the lab has two ro
 - scenarios: ``pytest scenarios/test_rooms.py`` at that size (every room check, and a boot
   storm of every seat at once in a lab of its own).
 
-Writes ``reports/bench/scale.json`` and the plot ``bench/scale.svg``, and prints a table.
+Writes ``reports/bench/scale.json``, each size's pytest output (``scale-N.log``) and the
+plot ``bench/scale.svg``, and prints a table.
 Snapshots of each size stay in the store (each size has keys of its own): the next run
 reuses them; ``harness gc`` removes those of sizes no longer current.
 """
@@ -104,6 +105,9 @@ def one_size(contestants: int, reps: int) -> dict[str, Any]:
                            cwd=REPO, capture_output=True, text=True)
     scenarios = time.monotonic() - began
     last = (tests.stdout.strip().splitlines() or ["no output"])[-1]
+    log = REPO / "reports" / "bench" / f"scale-{contestants}.log"  # the whole pytest output
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(tests.stdout + tests.stderr)
     return {"contestants": len(seats), "build pas": built,
             "resume": _summary(ready), "teardown": _summary(down),
             "memory per seat MiB": statistics.median(memory) / 2**20 if memory else None,

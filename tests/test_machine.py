@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -165,43 +166,40 @@ def test_interrupt_during_boot_leaves_nothing_behind(harness_store: Store, base:
     assert traces_of(lab.id, harness_store.root / "work" / lab.id) == NOTHING
 
 
-@pytest.mark.integration
-def test_a_root_that_cannot_boot_fails_in_time_with_its_console(harness_store: Store,
-                                                                tmp_path: Path) -> None:
+@pytest.fixture
+def no_init(harness_store: Store) -> Iterator[Path]:
+    """A root that looks like an OS but has no init: nspawn exits at once."""
     owner = f"test-noinit-{time.monotonic_ns()}"
     root = harness_store.create(harness_store.work_path(owner, "src"))
     (root / "etc").mkdir()
     (root / "etc/os-release").write_text("ID=broken\n")
-    try:
-        lab = Lab(harness_store, [MachineSetup("x", root)], boot_timeout=15, log_dir=tmp_path)
-        start = time.monotonic()
-        with pytest.raises(HarnessError) as info:
-            lab.__enter__()
-        assert time.monotonic() - start < 30
-        assert "machine x did not boot" in str(info.value)
-        assert "execv(/usr/lib/systemd/systemd" in str(info.value)  # the console says why
-    finally:
-        harness_store.release(owner)
+    yield root
+    harness_store.release(owner)
 
 
 @pytest.mark.integration
-def test_a_lab_names_every_machine_that_did_not_boot(harness_store: Store, base: Path,
+def test_a_root_that_cannot_boot_fails_in_time_with_its_console(harness_store: Store, no_init: Path,
+                                                                tmp_path: Path) -> None:
+    lab = Lab(harness_store, [MachineSetup("x", no_init)], boot_timeout=15, log_dir=tmp_path)
+    start = time.monotonic()
+    with pytest.raises(HarnessError) as info:
+        lab.__enter__()
+    assert time.monotonic() - start < 30
+    assert "machine x did not boot" in str(info.value)
+    assert "execv(/usr/lib/systemd/systemd" in str(info.value)  # the console says why
+
+
+@pytest.mark.integration
+def test_a_lab_names_every_machine_that_did_not_boot(harness_store: Store, base: Path, no_init: Path,
                                                       tmp_path: Path) -> None:
-    owner = f"test-noinit-{time.monotonic_ns()}"
-    broken = harness_store.create(harness_store.work_path(owner, "src"))
-    (broken / "etc").mkdir()
-    (broken / "etc/os-release").write_text("ID=broken\n")
-    try:
-        setups = [MachineSetup(name, source) for name, source in
-                  (("ok1", base), ("bad1", broken), ("ok2", base), ("bad2", broken))]
-        lab = Lab(harness_store, setups, boot_timeout=15, log_dir=tmp_path, max_booting=2)
-        with pytest.raises(HarnessError) as info:
-            lab.__enter__()
-        first = str(info.value).splitlines()[0]
-        assert first == f"lab {lab.id}: boot: 2 of 4 machine(s) failed: bad1, bad2"
-        assert traces_of(lab.id, harness_store.root / "work" / lab.id) == NOTHING
-    finally:
-        harness_store.release(owner)
+    setups = [MachineSetup(name, source) for name, source in
+              (("ok1", base), ("bad1", no_init), ("ok2", base), ("bad2", no_init))]
+    lab = Lab(harness_store, setups, boot_timeout=15, log_dir=tmp_path, max_booting=2)
+    with pytest.raises(HarnessError) as info:
+        lab.__enter__()
+    first = str(info.value).splitlines()[0]
+    assert first == f"lab {lab.id}: boot: 2 of 4 machine(s) failed: bad1, bad2"
+    assert traces_of(lab.id, harness_store.root / "work" / lab.id) == NOTHING
 
 
 SS = """\
