@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import pexpect
 from pexpect import fdpexpect
 
+from harness import proc
 from harness.errors import CheckFailed
 from harness.wait import retry
 
@@ -105,8 +105,7 @@ class ConsoleTap:
         with open(self.log, "ab") as out:
             while not self._closing.is_set():
                 try:
-                    ready, _, _ = select.select([fd], [], [], 1.0)
-                    if not ready:
+                    if not proc.readable(fd, 1.0):
                         continue  # nothing printed; look at _closing again
                     data = os.read(fd, 65536)
                 except (OSError, ValueError):  # EIO: nspawn exited and the terminal hung up

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import platform
 import re
-import select
 import shutil
 import signal
 import struct
@@ -143,7 +142,7 @@ def _await_listening(child: subprocess.Popen[bytes], port: str) -> None:
         if left <= 0 or child.poll() is not None:
             raise HarnessError(f"tcpdump on switch port {port} did not start capturing within "
                                f"{TCPDUMP_READY:g}s: {seen.decode(errors='replace').strip()}")
-        if select.select([fd], [], [], left)[0]:
+        if proc.readable(fd, left):
             chunk = stderr.read1(4096)  # type: ignore[attr-defined]
             seen += chunk
 

@@ -152,10 +152,19 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
     except ProcessLookupError:
         return True
     try:
-        ready, _, _ = select.select([fd], [], [], max(timeout, 0))
-        return bool(ready)
+        return readable(fd, timeout)
     finally:
         os.close(fd)
+
+
+def readable(fd: int, timeout: float) -> bool:
+    """Whether ``fd`` has something to read (or hung up) within ``timeout`` seconds.
+
+    poll(), not select(): select() refuses descriptors from 1024 on, which a lab of a few
+    hundred machines (a console each, pidfds, captures) reaches."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(max(timeout, 0) * 1000))
 
 
 def alive(pid: int) -> bool:

@@ -101,3 +101,23 @@ def test_spawn_passes_stdin() -> None:
 
 def test_default_stdin_is_empty_not_the_terminal() -> None:
     assert proc.run(["cat"], timeout=10).stdout == ""
+
+
+def test_readable_takes_descriptors_past_select_s_limit_of_1024() -> None:
+    import os
+    import resource
+
+    from harness import proc
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2048:  # as harness.limits does for a big lab
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))
+    read_end, write_end = os.pipe()
+    high = os.dup2(read_end, 1500)  # a lab of a few hundred machines gets descriptors this high
+    try:
+        assert proc.readable(high, 0.01) is False
+        os.write(write_end, b"x")
+        assert proc.readable(high, 1.0) is True
+    finally:
+        for fd in (high, read_end, write_end):
+            os.close(fd)
