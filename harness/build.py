@@ -28,8 +28,6 @@ from harness.names import SnapshotRef, WorkOwner
 from harness.stage import BASE_MEMBER, Action, Pipeline, Stage, Step, plan, snapshot_name
 from harness.store import Snapshot, Store
 
-NICE_STEP = 2
-
 
 @dataclass
 class Build:
@@ -194,15 +192,12 @@ class Builder:
     def _setup(self, machine: str, source: Path) -> MachineSetup:
         return MachineSetup(machine, source, self.pipeline.interfaces.get(machine, ()),
                             self.pipeline.boot_args(machine), self.pipeline.sysctls.get(machine, {}),
-                            boot=not self.pipeline.is_tree(machine), nice=self._nice(machine))
+                            boot=not self.pipeline.is_tree(machine), wave=self._wave(machine))
 
-    def _nice(self, machine: str) -> int:
-        """A machine's CPU niceness: 0 for the first stage with machines, then +NICE_STEP per
-        stage. All machines boot at once; on a busy host the servers of earlier stages come up
-        first, as the clients of later stages expect (a room's seats ask gw for DHCP while they
-        boot: behind 80 seats at equal priority, gw's Kea missed their first requests)."""
-        stages = [s.name for s in self.pipeline.stages if s.machines]
-        return min(19, NICE_STEP * stages.index(self.pipeline.owner[machine]))
+    def _wave(self, machine: str) -> int:
+        """A machine's boot wave: the rank of its stage among those that add machines (a lab
+        boots the servers of earlier stages ahead of their clients, see `Lab.boot`)."""
+        return [s.name for s in self.pipeline.stages if s.machines].index(self.pipeline.owner[machine])
 
     def _lab(self, setups: list[MachineSetup], before_boot: Callable[[Lab], None] | None = None,
              after_boot: Callable[[Lab], None] | None = None, origin: str | None = None) -> Lab:

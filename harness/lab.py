@@ -34,6 +34,7 @@ from harness.store import Store
 
 RUN_DIR = Path("/run/harness/labs")
 MAX_BOOTING = max(32, 16 * (os.cpu_count() or 1))  # machines between start and ready at once
+NICE_PER_WAVE = 2
 
 
 def new_lab_id() -> str:
@@ -51,7 +52,7 @@ class MachineSetup:
     extra_args: tuple[str, ...] = field(default=())
     sysctls: Mapping[str, str] = field(default_factory=dict)
     boot: bool = True  # False: a root the lab holds but never boots (a tree)
-    nice: int = 0  # its CPU niceness: clients boot behind the servers they need (see Lab.boot)
+    wave: int = 0  # boot order: a later wave (a later stage's clients) boots behind (see Lab.boot)
 
 
 class Lab:
@@ -144,10 +145,16 @@ class Lab:
         """Boot machines ``names``, their boots overlapping: at most ``max_booting`` between
         start and ready at any time (a room of a hundred does not start at once), all against
         one deadline, ``boot_timeout`` per ``max_booting`` machines. A failure names every
-        machine that did not become ready, and what it showed."""
+        machine that did not become ready, and what it showed.
+
+        Machines start in wave order (`MachineSetup.wave`: a pipeline's stages), each once the
+        previous one's PID 1 exists (about 0.2 s), later waves at a lower CPU priority: the
+        servers of earlier stages come up before their clients ask them. Spawned all at once,
+        a four-machine lab took 2.7 -> 6.5 s (DHCP clients asked before gw's Kea listened and
+        waited out their retransmission), though 80 seats took 45 s instead of 53."""
         if not wait:
             for name in names:
-                self._start(name).wait_started()
+                self._start(name)
             return
         window = threading.BoundedSemaphore(self.max_booting)
         deadline = time.monotonic() + self.boot_timeout * math.ceil(len(names) / self.max_booting)
@@ -162,14 +169,19 @@ class Lab:
                 window.release()
 
         waiters = ThreadPoolExecutor(max_workers=self.max_booting, thread_name_prefix=f"boot-{self.id}")
+        spawned: list[Machine] = []
         try:
-            for name in names:  # all of them, even after a failure: a room's report names every seat
+            for name in sorted(names, key=lambda n: self.setups[n].wave):  # all, even after a failure
+                if spawned:  # the previous one's PID 1 first: the stagger (see above)
+                    with contextlib.suppress(HarnessError):  # its waiter reports it
+                        spawned[-1].wait_started(max(deadline - time.monotonic(), 0.5))
                 if not window.acquire(timeout=max(deadline - time.monotonic(), 0)):
                     failures[name] = HarnessError(f"machine {name} was not started: the boot deadline "
                                                   f"passed while {self.max_booting} others booted")
                     break
                 try:
-                    waiters.submit(ready, self._start(name))
+                    spawned.append(self._start(name))
+                    waiters.submit(ready, spawned[-1])
                 except BaseException:
                     window.release()
                     raise
@@ -189,10 +201,10 @@ class Lab:
         setup = self.setups[name]
         spec = MachineSpec(name=name, root=self.root(name), unit=str(LabName(self.id, name)),
                            netns=self.network.namespace_path(name), extra_args=setup.extra_args,
-                           nice=setup.nice)
+                           nice=min(19, NICE_PER_WAVE * setup.wave))
         machine = Machine(spec, console_log=self.log_dir / f"{name}.console",
                           boot_timeout=self.boot_timeout)
-        machine.spawn()  # its PID 1 is awaited with the rest of its boot, beside the others'
+        machine.spawn()
         self._stack.callback(machine.stop)
         self.machines[name] = machine
         return machine
