@@ -33,7 +33,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 SIZES = (10, 50, 100, 250)
 ROOMS = 2  # rooms in the reference lab: N contestants are ROOMS rooms of N / ROOMS
-CGROUPS = (Path("/sys/fs/cgroup/unified/harness"), Path("/sys/fs/cgroup/harness"))
 
 
 def progress(text: str) -> None:
@@ -42,23 +41,20 @@ def progress(text: str) -> None:
 
 def pss_of_machine(unit: str) -> int:
     """Bytes of memory the processes of machine ``unit`` use, shared pages divided among users."""
+    from harness import nspawn
+
     total = 0
-    for root in CGROUPS:
-        if not (root / unit).is_dir():
+    for procs in (p for cgroup in nspawn.cgroups(unit)[:1] for p in cgroup.rglob("cgroup.procs")):
+        try:
+            pids = procs.read_text().split()
+        except OSError:
             continue
-        for procs in (root / unit).rglob("cgroup.procs"):
+        for pid in pids:
             try:
-                pids = procs.read_text().split()
+                text = Path(f"/proc/{pid}/smaps_rollup").read_text()
             except OSError:
                 continue
-            for pid in pids:
-                try:
-                    text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-                except OSError:
-                    continue
-                total += sum(int(line.split()[1]) * 1024 for line in text.splitlines()
-                             if line.startswith("Pss:"))
-        break
+            total += sum(int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith("Pss:"))
     return total
 
 
