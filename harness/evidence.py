@@ -34,6 +34,7 @@ from harness.store import Store
 MACHINE_EVIDENCE = {
     "ip-addr": "ip addr",
     "ip-route": "ip route; ip -6 route",
+    "ip-neigh": "ip neigh",
     "nftables": "command -v nft >/dev/null && nft list ruleset",
 }
 TCPDUMP_READY = 10.0

@@ -6,6 +6,8 @@ at fault and what to write instead.
 
     [segments.lan]
     cidr = "192.168.0.0/23"
+    cidr6 = "2001:db8:1::/64"    # optional: the segment is dual-stack (or IPv6-only, without cidr)
+    ipv6 = "dhcp"                # how its clients configure IPv6: "dhcp" (DHCPv6), "slaac", "static"
 
     [machines.gw]
     type = "service"
@@ -13,7 +15,7 @@ at fault and what to write instead.
     aliases = ["mdb", "ns"]
     router = true
     interfaces = [{ name = "lan0", segment = "lan", mac = "02:00:00:00:01:fe",
-                    address = "192.168.1.254", config = "static" }]
+                    address = "192.168.1.254", address6 = "2001:db8:1::1:fe" }]  # one line in TOML
 
     [users.alice]
     name = "Alice Liddell"
@@ -30,10 +32,18 @@ MAC, so that everything generated from the inventory covers every seat:
     address = "192.168.0.1"      # the first seat's; the others follow
     mac = "02:c0:a8:00:00:01"
     users = "r11p{n}"            # optional: seat n's user
+    address6 = "2001:db8:1::1"   # optional: the first seat's IPv6 address (a DHCPv6 reservation)
+
+An interface has an IPv4 ``address``, an IPv6 ``address6``, or both (an IPv6-only machine
+has no ``address``). ``config`` says how it gets them: ``static`` (both written into the
+machine) or ``dhcp``; for IPv6, a ``dhcp`` interface follows its segment's ``ipv6`` mode
+unless it says ``config6``. Under SLAAC the address is the prefix and the MAC's EUI-64, so
+the inventory computes it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 import json
@@ -46,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
-from harness.network import Interface
+from harness.network import Family, Interface
 
 _NAME = re.compile(r"[a-z][a-z0-9-]*")
 _LOGIN = re.compile(r"[a-z][a-z0-9_]*")
@@ -58,6 +68,17 @@ class Config(enum.StrEnum):
 
     STATIC = "static"  # written into the machine's own network configuration
     DHCP = "dhcp"      # a reservation on the lab's DHCP server
+
+
+class Config6(enum.StrEnum):
+    """How an interface gets its IPv6 address."""
+
+    STATIC = "static"  # written into the machine's own network configuration
+    DHCP = "dhcp"      # DHCPv6 (the router advertises the managed flag): a reservation, or the pool
+    SLAAC = "slaac"    # the router advertises the prefix; the address is the prefix and the MAC's EUI-64
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class Kind(enum.StrEnum):
@@ -73,8 +94,23 @@ class Segment:
     """A lab network segment (one bridge)."""
 
     name: str
-    cidr: ipaddress.IPv4Network
+    cidr: ipaddress.IPv4Network | None
     pool: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | None = None
+    cidr6: ipaddress.IPv6Network | None = None
+    pool6: tuple[ipaddress.IPv6Address, ipaddress.IPv6Address] | None = None
+    ipv6: Config6 = Config6.DHCP  # how its clients configure IPv6 (with cidr6)
+
+    def families(self) -> tuple[Family, ...]:
+        """The families this segment carries."""
+        return tuple(f for f, net in ((Family.IPV4, self.cidr), (Family.IPV6, self.cidr6)) if net)
+
+    def network(self, family: Family) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        """Its network in ``family``; `UsageError` if it has none."""
+        net = self.cidr if family is Family.IPV4 else self.cidr6
+        if net is None:
+            raise UsageError(f"segment {self.name} has no {family} network: give it "
+                             f"{'cidr' if family is Family.IPV4 else 'cidr6'}")
+        return net
 
 
 @dataclass(frozen=True)
@@ -84,9 +120,23 @@ class Nic:
     name: str
     segment: str
     mac: str
-    address: ipaddress.IPv4Address
+    address: ipaddress.IPv4Address | None  # None: IPv6 only
     config: Config
     gateway: ipaddress.IPv4Address | None = None
+    address6: ipaddress.IPv6Address | None = None  # None: IPv4 only (or a DHCPv6 pool address)
+    config6: Config6 | None = None  # None: no IPv6 on this interface
+    gateway6: ipaddress.IPv6Address | None = None
+
+    def families(self) -> tuple[Family, ...]:
+        """The families this interface has an address of."""
+        return tuple(f for f, a in ((Family.IPV4, self.address), (Family.IPV6, self.address6)) if a)
+
+    def address_of(self, family: Family) -> IPAddress:
+        """Its address in ``family``; `UsageError` if it has none."""
+        address = self.address if family is Family.IPV4 else self.address6
+        if address is None:
+            raise UsageError(f"interface {self.name} on segment {self.segment} has no {family} address")
+        return address
 
 
 @dataclass(frozen=True)
@@ -99,6 +149,10 @@ class Host:
     nics: tuple[Nic, ...]
     aliases: tuple[str, ...] = ()
     router: bool = False
+
+    def families(self) -> tuple[Family, ...]:
+        """The families this machine has an address of, on any interface."""
+        return tuple(f for f in Family if any(f in nic.families() for nic in self.nics))
 
     def nic(self, segment: str) -> Nic:
         """Its interface on ``segment``."""
@@ -143,6 +197,10 @@ class Inventory:
     users: dict[str, User]
     rooms: dict[str, Room]
 
+    def families(self) -> tuple[Family, ...]:
+        """The families some segment of the lab carries: what scenarios are generated for."""
+        return tuple(f for f in Family if any(f in s.families() for s in self.segments.values()))
+
     def seats(self) -> tuple[str, ...]:
         """Every machine of every room, room by room."""
         return tuple(m for room in self.rooms.values() for m in room.machines)
@@ -175,7 +233,12 @@ class Inventory:
 
     def sysctls(self, machine: str) -> dict[str, str]:
         """Kernel network settings of ``machine``'s namespace, which it cannot set from inside."""
-        return {"net.ipv4.ip_forward": "1"} if self[machine].router else {}
+        if not self[machine].router:
+            return {}
+        forward = {"net.ipv4.ip_forward": "1"}
+        if Family.IPV6 in self.families():
+            forward["net.ipv6.conf.all.forwarding"] = "1"
+        return forward
 
 
 def _line_of(text: str, table: str, name: str) -> int:
@@ -229,21 +292,35 @@ def expand_rooms(data: dict[str, Any], room_size: int | None, fail: Callable[[st
                                           f"from 1): {key} = \"pas-{name}p{{n}}\"")
         if "machines" not in patterns:
             raise fail("rooms", name, "a room needs machines = \"PATTERN{n}\" naming its seats")
+        if "address" not in entry and "address6" not in entry:
+            raise fail("rooms", name, "a room needs its first seat's address (IPv4), address6 (IPv6), "
+                                      "or both")
         try:
-            first = ipaddress.IPv4Address(entry["address"])
             mac = int(str(entry["mac"]).replace(":", ""), 16)
             segment = str(entry["segment"])
+            firsts = {key: ipaddress.ip_address(entry[key])
+                      for key in ("address", "address6") if key in entry}
         except KeyError as exc:
             raise fail("rooms", name, f"a room lacks {exc}: give segment, machines, count, address, "
                                       "mac") from None
         except ValueError as exc:
             raise fail("rooms", name, f"bad first address or MAC ({exc})") from None
-        cidr = ipaddress.IPv4Network(data.get("segments", {}).get(segment, {}).get("cidr", "0.0.0.0/0"))
-        last = ipaddress.IPv4Address(min(int(first) + count - 1, 2**32 - 1))
-        if first in cidr and (last not in cidr or last == cidr.broadcast_address):
-            raise fail("rooms", name, f"{count} machines from {first} overflow segment {segment} "
-                                      f"({cidr}): the last would be {last}"
-                                      "; start lower or make the room smaller")
+        declared = data.get("segments", {}).get(segment, {})
+        for key, first in firsts.items():
+            try:
+                anywhere = "::/0" if key == "address6" else "0.0.0.0/0"
+                net = ipaddress.ip_network(declared.get(key.replace("address", "cidr"), anywhere))
+                last = first + (count - 1)
+            except (ValueError, ipaddress.AddressValueError):
+                raise fail("rooms", name, f"{count} machines from {first} run past the last "
+                                          "address") from None
+            end = getattr(net, "broadcast_address", None) if net.version == 4 else None
+            if first.version != net.version:
+                raise fail("rooms", name, f"{key} {first} is not an IPv{net.version} address")
+            if first in net and (last not in net or last == end):
+                raise fail("rooms", name, f"{count} machines from {first} overflow segment {segment} "
+                                          f"({net}): the last would be {last}"
+                                          "; start lower or make the room smaller")
         seats, logins = [], []
         for n in range(1, count + 1):
             seat = str(patterns["machines"]).format(n=n)
@@ -254,7 +331,7 @@ def expand_rooms(data: dict[str, Any], room_size: int | None, fail: Callable[[st
                 "type": entry.get("type", Kind.USER.value), "room": name,
                 "interfaces": [{"name": entry.get("interface", "lan0"), "segment": segment,
                                 "mac": ":".join(octets[i:i + 2] for i in range(0, 12, 2)),
-                                "address": str(first + (n - 1)),
+                                **{key: str(first + (n - 1)) for key, first in firsts.items()},
                                 "config": entry.get("config", Config.DHCP.value)}]}
             seats.append(seat)
             if "users" in patterns:
@@ -283,25 +360,7 @@ def parse(data: dict[str, Any], text: str = "", where: str = "inventory",
         return UsageError(f"{where}:{line}: [{table}.{name}]: {message}" if line
                           else f"{where}: [{table}.{name}]: {message}")
 
-    segments: dict[str, Segment] = {}
-    for name, entry in data.get("segments", {}).items():
-        try:
-            cidr = ipaddress.IPv4Network(entry["cidr"])
-        except (KeyError, ValueError, TypeError) as exc:
-            raise fail("segments", name, f"bad cidr ({exc}): write e.g. cidr = \"10.0.0.0/24\"") from None
-        pool = None
-        if "pool" in entry:
-            try:
-                first, last = (ipaddress.IPv4Address(a) for a in entry["pool"])
-            except (ValueError, TypeError):
-                raise fail("segments", name, "pool must be two addresses: pool = [\"FIRST\", "
-                                             "\"LAST\"]") from None
-            if first not in cidr or last not in cidr or first > last:
-                raise fail("segments", name, f"pool {first} - {last} must be an ascending range "
-                                             f"inside {cidr}")
-            pool = (first, last)
-        segments[name] = Segment(name, cidr, pool)
-
+    segments = {name: _segment(name, entry, fail) for name, entry in data.get("segments", {}).items()}
     machines, user_entries, rooms = expand_rooms(data, room_size, fail)
     seat_room.update({seat: r.name for r in rooms.values() for seat in (*r.machines, *r.users)})
     hosts: dict[str, Host] = {}
@@ -311,28 +370,8 @@ def parse(data: dict[str, Any], text: str = "", where: str = "inventory",
             raise fail("machines", name, "machine names are lowercase [a-z0-9-], starting with a letter")
         nics = []
         for raw in entry.get("interfaces", []):
-            try:
-                nic = Nic(raw["name"], raw["segment"], raw["mac"].lower(),
-                          ipaddress.IPv4Address(raw["address"]), Config(raw.get("config", "static")),
-                          ipaddress.IPv4Address(raw["gateway"]) if raw.get("gateway") else None)
-                Interface(name, nic.name, nic.segment, nic.mac)  # names and MAC syntax
-            except KeyError as exc:
-                raise fail("machines", name, f"an interface lacks {exc}: give name, segment, mac, "
-                                             "address") from None
-            except (ValueError, UsageError) as exc:
-                raise fail("machines", name, str(exc)) from None
-            if nic.segment not in segments:
-                raise fail("machines", name, f"unknown segment {nic.segment!r}; segments: "
-                                             f"{', '.join(segments)}")
-            segment = segments[nic.segment]
-            if nic.address not in segment.cidr:
-                raise fail("machines", name, f"address {nic.address} is outside segment "
-                                             f"{nic.segment} ({segment.cidr})")
-            if segment.pool and segment.pool[0] <= nic.address <= segment.pool[1]:
-                raise fail("machines", name, f"{name}'s address {nic.address} is inside the pool "
-                                             f"of {nic.segment} ({segment.pool[0]} - {segment.pool[1]}), "
-                                             "which DHCP hands to unknown machines")
-            for key in (f"MAC {nic.mac}", f"address {nic.address}"):
+            nic = _nic(name, raw, segments, fail)
+            for key in (f"MAC {nic.mac}", *(f"address {a}" for a in (nic.address, nic.address6) if a)):
                 if key in seen:
                     raise fail("machines", name, f"{name}'s {key} is already used by {seen[key]}")
                 seen[key] = name
@@ -355,3 +394,113 @@ def parse(data: dict[str, Any], text: str = "", where: str = "inventory",
             raise fail("users", login, "logins are lowercase [a-z0-9_], starting with a letter")
         users[login] = User(login, entry.get("name", login), entry.get("type", "user"))
     return Inventory(data.get("lab", {}).get("domain", "lab"), segments, hosts, users, rooms)
+
+
+def _pool(name: str, entry: dict[str, Any], key: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network,
+          fail: Callable[[str, str, str], UsageError]) -> Any:
+    """The ``(first, last)`` pool ``entry[key]`` of segment ``name``, inside ``net``."""
+    try:
+        first, last = (ipaddress.ip_address(a) for a in entry[key])
+    except (ValueError, TypeError):
+        raise fail("segments", name, f"{key} must be two addresses: {key} = [\"FIRST\", \"LAST\"]") from None
+    if first.version != net.version or first not in net or last not in net or int(first) > int(last):
+        raise fail("segments", name, f"{key} {first} - {last} must be an ascending range inside {net}")
+    return first, last
+
+
+def _segment(name: str, entry: dict[str, Any], fail: Callable[[str, str, str], UsageError]) -> Segment:
+    if "cidr" not in entry and "cidr6" not in entry:
+        raise fail("segments", name, "a segment needs a network: cidr = \"10.0.0.0/24\" (IPv4), "
+                                     "cidr6 = \"2001:db8::/64\" (IPv6), or both")
+    cidr = cidr6 = None
+    try:
+        if "cidr" in entry:
+            cidr = ipaddress.IPv4Network(entry["cidr"])
+    except (ValueError, TypeError) as exc:
+        raise fail("segments", name, f"bad cidr ({exc}): write e.g. cidr = \"10.0.0.0/24\"") from None
+    try:
+        if "cidr6" in entry:
+            cidr6 = ipaddress.IPv6Network(entry["cidr6"])
+    except (ValueError, TypeError) as exc:
+        raise fail("segments", name, f"bad cidr6 ({exc}): write e.g. cidr6 = \"2001:db8:1::/64\"") from None
+    try:
+        mode = Config6(entry.get("ipv6", Config6.DHCP.value))
+    except ValueError:
+        raise fail("segments", name, f"ipv6 must be one of {', '.join(Config6)}") from None
+    if mode is Config6.SLAAC and cidr6 is not None and cidr6.prefixlen != 64:
+        raise fail("segments", name, f"SLAAC needs a /64, not {cidr6}: give cidr6 a /64 or ipv6 = \"dhcp\"")
+    for key, net in (("pool", cidr), ("pool6", cidr6)):
+        if key in entry and net is None:
+            raise fail("segments", name, f"{key} without {key.replace('pool', 'cidr')}: give the network too")
+    return Segment(name, cidr, _pool(name, entry, "pool", cidr, fail) if cidr and "pool" in entry else None,
+                   cidr6, _pool(name, entry, "pool6", cidr6, fail) if cidr6 and "pool6" in entry else None,
+                   mode)
+
+
+def eui64(prefix: ipaddress.IPv6Network, mac: str) -> ipaddress.IPv6Address:
+    """The SLAAC address of ``mac`` in ``prefix`` (a /64): the MAC's modified EUI-64."""
+    octets = [int(o, 16) for o in mac.split(":")]
+    octets[0] ^= 0x02
+    interface_id = bytes([*octets[:3], 0xFF, 0xFE, *octets[3:]])
+    return prefix.network_address + int.from_bytes(interface_id, "big")
+
+
+def _in_pool(address: IPAddress, pool: tuple[IPAddress, IPAddress] | None) -> bool:
+    return (pool is not None and pool[0].version == address.version
+            and int(pool[0]) <= int(address) <= int(pool[1]))
+
+
+def _nic(machine: str, raw: dict[str, Any], segments: dict[str, Segment],
+         fail: Callable[[str, str, str], UsageError]) -> Nic:
+    """One interface of ``machine``, checked against its segment."""
+    try:
+        config = Config(raw.get("config", "static"))
+        address = ipaddress.IPv4Address(raw["address"]) if "address" in raw else None
+        address6 = ipaddress.IPv6Address(raw["address6"]) if "address6" in raw else None
+        nic = Nic(raw["name"], raw["segment"], raw["mac"].lower(), address, config,
+                  ipaddress.IPv4Address(raw["gateway"]) if raw.get("gateway") else None, address6,
+                  Config6(raw["config6"]) if "config6" in raw else None,
+                  ipaddress.IPv6Address(raw["gateway6"]) if raw.get("gateway6") else None)
+        Interface(machine, nic.name, nic.segment, nic.mac)  # names and MAC syntax
+    except KeyError as exc:
+        raise fail("machines", machine, f"an interface lacks {exc}: give name, segment, mac, "
+                                        "address (and/or address6)") from None
+    except (ValueError, UsageError) as exc:
+        raise fail("machines", machine, str(exc)) from None
+    if nic.segment not in segments:
+        raise fail("machines", machine, f"unknown segment {nic.segment!r}; segments: {', '.join(segments)}")
+    segment = segments[nic.segment]
+    if segment.cidr6 is not None:  # its own config6, else static if it is static, else the segment's
+        config6 = nic.config6 or (Config6.STATIC if config is Config.STATIC else segment.ipv6)
+        if config6 is Config6.SLAAC:
+            derived = eui64(segment.cidr6, nic.mac)
+            if address6 not in (None, derived):
+                raise fail("machines", machine, f"{nic.name} takes its IPv6 address by SLAAC, which makes "
+                                                f"it {derived}, not {address6}: drop address6 or write that")
+            address6 = derived
+        elif config6 is Config6.STATIC and address6 is None:
+            raise fail("machines", machine, f"{nic.name} is static on {nic.segment}, which has IPv6 "
+                                            f"({segment.cidr6}): give it address6")
+        nic = dataclasses.replace(nic, address6=address6, config6=config6)
+    elif address6 is not None or nic.config6 is not None:
+        raise fail("machines", machine, f"{nic.name} has IPv6 settings but segment {nic.segment} has no "
+                                        "IPv6: give the segment cidr6")
+    if address is None and address6 is None:
+        raise fail("machines", machine, f"{nic.name} has no address: give address (IPv4), address6 "
+                                        "(IPv6), or both")
+    for family, held, pool in ((Family.IPV4, address, segment.pool), (Family.IPV6, address6, segment.pool6)):
+        if held is None:
+            continue
+        net = segment.cidr if family is Family.IPV4 else segment.cidr6
+        if net is None:
+            raise fail("machines", machine, f"{nic.name} has an {family} address but segment "
+                                            f"{nic.segment} has no {family} network")
+        if held not in net:
+            raise fail("machines", machine, f"address {held} is outside segment {nic.segment} ({net})")
+        if pool and _in_pool(held, pool):
+            raise fail("machines", machine, f"{machine}'s address {held} is inside the pool of "
+                                            f"{nic.segment} ({pool[0]} - {pool[1]}), which DHCP hands "
+                                            "to unknown machines")
+    if nic.gateway6 is not None and (segment.cidr6 is None or nic.gateway6 not in segment.cidr6):
+        raise fail("machines", machine, f"gateway6 {nic.gateway6} is not on segment {nic.segment}")
+    return nic

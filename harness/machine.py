@@ -27,6 +27,7 @@ from harness import nspawn, proc
 from harness.console import ConsoleSession, ConsoleTap
 from harness.errors import CheckFailed, HarnessError, present
 from harness.log import step
+from harness.network import Family
 from harness.wait import Unrecoverable, retry
 
 if TYPE_CHECKING:
@@ -392,22 +393,29 @@ class Machine:
             listening = self.run(f"ss -Hln {flag}").stdout.strip() or "nothing"
             raise CheckFailed(f"{exc}; listening now: {listening}") from None
 
-    def addresses(self, ifname: str, dynamic: bool = False) -> list[str]:
-        """IPv4 addresses on ``ifname``; with ``dynamic``, only those leased by DHCP."""
-        links = json.loads(self.succeed(f"ip -j -4 addr show dev {shlex.quote(ifname)}"))
+    def addresses(self, ifname: str, family: Family | None = None, dynamic: bool = False) -> list[str]:
+        """The usable addresses on ``ifname`` (of ``family``, else both): global scope, and for
+        IPv6 past duplicate address detection (a tentative address cannot be bound to yet);
+        with ``dynamic``, only those leased by DHCP or learnt from router advertisements."""
+        flag = f" -{family.version}" if family else ""
+        links = json.loads(self.succeed(f"ip -j{flag} addr show dev {shlex.quote(ifname)}"))
         return [a["local"] for link in links for a in link.get("addr_info", [])
-                if not dynamic or a.get("dynamic")]
+                if a.get("scope") == "global" and not a.get("tentative") and not a.get("dadfailed")
+                and (not dynamic or a.get("dynamic"))]
 
     def wait_for_address(self, ifname: str, address: str,
                          timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
-        """Wait until ``ifname`` holds ``address`` (a DHCP lease, a static address being applied)."""
+        """Wait until ``ifname`` holds ``address`` (a DHCP lease, a static address being applied),
+        usable: an IPv6 address once duplicate address detection is over."""
         __tracebackhide__ = True
+        family = Family.of(address)
         try:
             with step(f"{self.name}: wait for {address} on {ifname}"):
-                retry(lambda _: address in self.addresses(ifname), timeout,
+                retry(lambda _: address in self.addresses(ifname, family), timeout,
                       f"{self.name}: {address} on {ifname}")
         except CheckFailed as exc:
-            raise CheckFailed(f"{exc}; it holds {self.addresses(ifname) or 'none'}") from None
+            held = self.run(f"ip -o -{family.version} addr show dev {shlex.quote(ifname)}").stdout.strip()
+            raise CheckFailed(f"{exc}; it holds {held or 'none'}") from None
 
     @property
     def host(self) -> testinfra.host.Host:

@@ -11,6 +11,7 @@ these namespaces to the host's own.
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import hashlib
 import ipaddress
@@ -33,6 +34,28 @@ _IFNAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_.-]*")
 _MAC = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 _SYSCTL = re.compile(r"net\.[a-z0-9_.-]+")
+# ICMPv6 that neighbour discovery is made of (what ARP is to IPv4, and more: RFC 4861), with
+# the multicast listener reports a bridge's snooping goes by to deliver it (RFC 3810)
+NEIGHBOUR_DISCOVERY = ("nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit",
+                       "nd-neighbor-advert", "nd-redirect", "mld-listener-query", "mld-listener-report",
+                       "mld-listener-done", "mld2-listener-report")
+
+
+class Family(enum.StrEnum):
+    """An address family: what a scenario's id names (``ipv4``, ``ipv6``)."""
+
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+    @property
+    def version(self) -> int:
+        """4 or 6, as `ipaddress` and `ip -4/-6` say it."""
+        return 4 if self is Family.IPV4 else 6
+
+    @classmethod
+    def of(cls, address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> Family:
+        """The family of ``address`` (text or an address object)."""
+        return cls.IPV4 if ipaddress.ip_address(str(address).split("/")[0]).version == 4 else cls.IPV6
 
 
 @dataclass(frozen=True)
@@ -179,6 +202,7 @@ class LabNetwork:
         self.machines = tuple(dict.fromkeys([*machines, *(i.machine for i in interfaces)]))
         self.segments = tuple(dict.fromkeys(i.segment for i in interfaces))
         self._created: list[str] = []
+        self._drops = 0  # drop() calls so far: each declares chains of its own
         self.sysctls = {m: dict(s) for m, s in (sysctls or {}).items() if s}
         for machine, settings in self.sysctls.items():
             self.namespace(machine)
@@ -256,8 +280,13 @@ class LabNetwork:
         self.namespace(machine)
         return [switch_port(i) for i in self.interfaces if i.machine == machine]
 
-    def _faults(self, rules: list[str]) -> None:
-        script = ["table bridge harness_faults {", "  chain forward {",
+    def _faults(self, rules: list[str], chains: Mapping[str, list[str]] | None = None) -> None:
+        """Append ``rules`` to the fault table's forward chain, and declare ``chains`` (regular
+        chains those rules jump to)."""
+        script = ["table bridge harness_faults {",
+                  *[f"  chain {name} {{\n" + "".join(f"    {r}\n" for r in body) + "  }"
+                    for name, body in (chains or {}).items()],
+                  "  chain forward {",
                   "    type filter hook forward priority filter; policy accept;",
                   *[f"    {rule}" for rule in rules], "  }", "}"]
         # The table is created empty first, so that `add` never fails and rules accumulate.
@@ -271,11 +300,13 @@ class LabNetwork:
         self._faults(rules)
 
     def drop(self, machine: str, percent: int | None = None, *, every: int | None = None) -> None:
-        """Drop IP packets to and from ``machine`` (this kernel has no netem): ``percent`` % of
-        them at random, or with ``every=N`` exactly the N-th, 2N-th... of each direction, so
-        that what a scenario loses, and how long its retries take, is the same on every run.
+        """Drop IP packets, IPv4 and IPv6, to and from ``machine`` (this kernel has no netem):
+        ``percent`` % of them at random, or with ``every=N`` exactly the N-th, 2N-th... of each
+        direction, so that what a scenario loses, and how long its retries take, is the same on
+        every run.
 
-        ARP is spared: a lost neighbour resolution would drop packets in bursts, not a share."""
+        Neighbour resolution is spared, ARP and IPv6 neighbour discovery alike: a lost one would
+        drop packets in bursts, not a share."""
         if (percent is None) == (every is None):
             raise UsageError("drop: give a percent or every=N, one of the two")
         if percent is not None and not 0 < percent <= 100:
@@ -285,8 +316,16 @@ class LabNetwork:
         # numgen inc counts the packets that reach it, per rule: 0, 1, ... N-1, 0...
         pick = f"numgen random mod 100 < {percent}" if every is None \
             else f"numgen inc mod {every} {every - 1}"
-        self._faults([f'{way} "{port}" ether type ip {pick} drop'
-                      for port in self._ports(machine) for way in ("iifname", "oifname")])
+        # One chain per port and direction: neighbour discovery returns to the forward chain
+        # (where a partition may still drop it), and one counter sees both families.
+        self._drops += 1
+        chains, jumps = {}, []
+        for n, (port, way) in enumerate((p, w) for p in self._ports(machine) for w in ("iifname", "oifname")):
+            name = f"drop{self._drops}_{n}"
+            chains[name] = [f"icmpv6 type {{ {', '.join(NEIGHBOUR_DISCOVERY)} }} return",
+                            f"ether type {{ ip, ip6 }} {pick} drop"]
+            jumps.append(f'{way} "{port}" jump {name}')
+        self._faults(jumps, chains)
 
     def heal(self) -> None:
         """Remove every partition and drop rule."""

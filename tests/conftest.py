@@ -51,9 +51,11 @@ def traces_of(lab_id: str, work: Path) -> Traces:
                   tuple(cgroups), tuple(inside))
 
 
-def lan(*names: str, prefix: str = "10.77.0") -> list[Interface]:
-    """One ``host0`` per machine on segment ``lan``, addresses .1, .2, ... in ``prefix``.0/24."""
-    return [Interface(name, "host0", "lan", f"02:00:00:00:00:{i:02x}", (f"{prefix}.{i}/24",))
+def lan(*names: str, prefix: str = "10.77.0", prefix6: str | None = None) -> list[Interface]:
+    """One ``host0`` per machine on segment ``lan``, addresses .1, .2, ... in ``prefix``.0/24
+    (and ::1, ::2, ... in ``prefix6``::/64 if given)."""
+    return [Interface(name, "host0", "lan", f"02:00:00:00:00:{i:02x}",
+                      (f"{prefix}.{i}/24", *([f"{prefix6}::{i}/64"] if prefix6 else [])))
             for i, name in enumerate(names, start=1)]
 
 

@@ -87,7 +87,7 @@ def test_a_room_that_does_not_fit_is_refused_at_its_line(tmp_path: Path, size: i
 @pytest.mark.parametrize("change, message", [
     (("count = 3", "count = 0"), "count must be a whole number of machines, 1 or more"),
     (('machines = "pc-r1p{n}"', 'machines = "pc-r1p"'), r"machines must be a pattern with \{n\}"),
-    (('address = "192.168.0.10"\n', ""), "a room lacks 'address'"),
+    (('address = "192.168.0.10"\n', ""), "a room needs its first seat's address"),
     (('users = "r1p{n}"', 'users = "r1p{n}"\n[users.r1p2]\nname = "taken"'), "user r1p2 of seat pc-r1p2"),
 ])
 def test_bad_rooms_name_the_room_and_the_fault(tmp_path: Path, change: tuple[str, str], message: str) -> None:
