@@ -89,7 +89,7 @@ def find_leader(nspawn_pid: int) -> int | None:
     return None
 
 
-WILDCARDS = ("0.0.0.0", "*", "[::]", "::")
+WILDCARDS = ("0.0.0.0", "*", "::")
 
 
 def listening_on(ss_output: str, port: int, address: str | None = None) -> bool:
@@ -101,7 +101,7 @@ def listening_on(ss_output: str, port: int, address: str | None = None) -> bool:
             continue
         local = fields[3]
         host, _, got = local.rpartition(":")
-        host = host.split("%")[0]
+        host = host.split("%")[0].strip("[]")  # [2001:db8::1]:53, [fe80::1%lan0]:547
         if got == str(port) and (address is None or host in (address, *WILDCARDS)):
             return True
     return False

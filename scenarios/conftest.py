@@ -11,15 +11,39 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import pytest
+
 from harness.console import ConsoleSession
 from harness.errors import CheckFailed
-from harness.inventory import Host
+from harness.inventory import Family, Host
 from harness.machine import Machine
+from stages.generate import router
 from stages.inventory import INVENTORY
 
 # In the per-machine tables (DNS rows, DHCP options), the first seat stands for every seat:
 # they boot one tree. test_rooms.py checks every seat of every room, all at once.
 OTHER_SEATS = frozenset(INVENTORY.seats()[1:])
+
+
+# Scenarios of addressing, DNS, routing, firewall and services run once per family the lab
+# carries (test ids say ipv4 or ipv6): an IPv4-only lab generates no IPv6 test at all.
+FAMILIES = INVENTORY.families()
+by_family = pytest.mark.parametrize("family", FAMILIES, ids=str)
+
+
+def address(machine: str, family: Family, segment: str = "lan") -> str:
+    """``machine``'s address in ``family`` on ``segment``, as the inventory gives it."""
+    return str(INVENTORY[machine].nic(segment).address_of(family))
+
+
+def gw_address(family: Family, segment: str = "lan") -> str:
+    """The router's address in ``family`` on ``segment``: the LAN's DNS server and gateway."""
+    return address(router(INVENTORY).name, family, segment)
+
+
+def in_url(address: str) -> str:
+    """``address`` as the host part of a URL: ``[2001:db8::1]`` for IPv6."""
+    return f"[{address}]" if Family.of(address) is Family.IPV6 else address
 
 
 def one_seat_for_all(hosts: list[Host]) -> list[Host]:

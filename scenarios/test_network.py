@@ -1,5 +1,5 @@
 """Network: every machine and gw reach each other on every segment they share, at the
-addresses the inventory gives them.
+addresses the inventory gives them, in each family.
 
 One row per machine of the inventory (gw, on every segment, is the other end of each; one
 seat stands for its rooms, test_rooms.py pings every seat):
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.inventory import Family
 from harness.machine import Machine
-from scenarios.conftest import one_seat_for_all, ping
+from scenarios.conftest import by_family, one_seat_for_all, ping
 from stages.generate import router
 from stages.inventory import INVENTORY
 
@@ -21,9 +22,10 @@ OTHERS = [h.name for h in one_seat_for_all(list(INVENTORY.hosts.values())) if no
 
 
 @pytest.mark.parametrize("machine", OTHERS, indirect=True)
-def test_machine_and_gw_reach_each_other(machine: Machine, gw: Machine) -> None:
-    for nic in INVENTORY[machine.name].nics:
-        mine, gws = str(nic.address), str(GW.nic(nic.segment).address)
+@by_family
+def test_machine_and_gw_reach_each_other(machine: Machine, gw: Machine, family: Family) -> None:
+    for nic in (n for n in INVENTORY[machine.name].nics if family in n.families()):
+        mine, gws = str(nic.address_of(family)), str(GW.nic(nic.segment).address_of(family))
         failed = ping(machine, gws)
         assert failed is None, f"{machine.name} on the {nic.segment}: expected gw to answer at {gws}, " \
                                f"ping said: {failed}"

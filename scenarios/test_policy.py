@@ -15,6 +15,7 @@ import json
 import pytest
 
 from harness.errors import WaitTimeout
+from harness.inventory import Family
 from harness.lab import Lab
 from harness.machine import Machine
 from harness.wait import retry
@@ -37,30 +38,33 @@ def _seen(status: int, out: str, answered: str) -> tuple[str, str]:
     return "error", text
 
 
-def _lifetime(client: Machine, ifname: str) -> int:
-    links = json.loads(client.succeed(f"ip -j -4 addr show dev {ifname}"))
+def _lifetime(client: Machine, ifname: str, family: Family) -> int:
+    links = json.loads(client.succeed(f"ip -j -{family.version} addr show dev {ifname}"))
     return max((a["valid_life_time"] for link in links for a in link["addr_info"] if a.get("dynamic")),
                default=0)  # no lease at all: nothing left
 
 
-def _renewal(client: Machine, ifname: str) -> tuple[str, str]:
-    """Renew ``client``'s lease: accepted if gw answers (the lease's lifetime starts again)."""
-    retry(lambda _: _lifetime(client, ifname) < LEASE, 5, f"{client.name}: its lease to age")
-    before = _lifetime(client, ifname)
+def _renewal(client: Machine, ifname: str, family: Family) -> tuple[str, str]:
+    """Renew ``client``'s lease of ``family``: accepted if gw answers (the lease's lifetime
+    starts again)."""
+    def lifetime() -> int:
+        return _lifetime(client, ifname, family)
+
+    retry(lambda _: lifetime() < LEASE, 5, f"{client.name}: its lease to age")
+    before = lifetime()
     client.succeed(f"networkctl renew {ifname}")
     try:
-        retry(lambda _: _lifetime(client, ifname) > before, WAIT, f"{client.name}: a DHCP answer")
+        retry(lambda _: lifetime() > before, WAIT, f"{client.name}: a DHCP answer")
     except WaitTimeout:
-        left = _lifetime(client, ifname)
-        return "dropped", f"no answer within {WAIT}s: the lease still ages ({left}s left)"
-    return "accepted", f"the lease was renewed ({before}s left -> {_lifetime(client, ifname)}s)"
+        return "dropped", f"no answer within {WAIT}s: the lease still ages ({lifetime()}s left)"
+    return "accepted", f"the lease was renewed ({before}s left -> {lifetime()}s)"
 
 
 def attempt(client: Machine, row: Row) -> tuple[str, str]:
     """What ``client`` saw trying ``row``'s service: (outcome, what it saw)."""
     service, address = row.service, row.address
-    if service.name == "dhcp":
-        return _renewal(client, INVENTORY[client.name].nic(row.segment).name)
+    if service.name.startswith("dhcp"):
+        return _renewal(client, INVENTORY[client.name].nic(row.segment).name, row.family)
     if service.name == "dns":
         flag = "+tcp" if service.proto is Proto.TCP else "+notcp"
         command = f"dig {flag} +time={WAIT} +tries=1 @{address} -p {service.port} {INVENTORY.domain} SOA"

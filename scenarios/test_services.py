@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness.inventory import Family
 from harness.machine import Machine
-from scenarios.conftest import no_failed_unit, one_seat_for_all
+from scenarios.conftest import address, by_family, in_url, no_failed_unit, one_seat_for_all
 from stages.inventory import INVENTORY
-
-UPLINK = str(INVENTORY["internet"].nic("uplink").address)
 
 
 @pytest.mark.parametrize("machine", [h.name for h in one_seat_for_all(list(INVENTORY.hosts.values()))],
@@ -19,7 +18,8 @@ def test_no_failed_unit(machine: Machine) -> None:
     no_failed_unit(machine)
 
 
-def test_internet_answers_the_connectivity_check(gw: Machine) -> None:
-    url = f"http://{UPLINK}/generate_204"
+@by_family
+def test_internet_answers_the_connectivity_check(gw: Machine, family: Family) -> None:
+    url = f"http://{in_url(address('internet', family, 'uplink'))}/generate_204"
     status = gw.execute(f"curl -s --max-time 5 -o /dev/null -w '%{{http_code}}' {url}")[1]
     assert status == "204", f"gw asked {url}: expected HTTP 204, got {status} (000: no answer)"

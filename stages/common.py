@@ -49,9 +49,12 @@ def configure_network(build: Build, machine: str) -> None:
 
 
 def configure_dhcp_tree(build: Build, tree: str, ifname: str) -> None:
-    """Make ``tree`` (booted by many machines) take everything from DHCP on ``ifname``: its
-    address, route, resolver, domains and name. Nothing in it is specific to one machine."""
-    write_all(build, tree, dhcp_unit(ifname))
+    """Make ``tree`` (booted by the rooms' machines) take everything from DHCP on ``ifname``:
+    its addresses, route, resolver, domains and name, in every family the seats have. Nothing
+    in it is specific to one machine."""
+    nics = [INVENTORY[seat].nics[0] for seat in INVENTORY.seats()]
+    write_all(build, tree, dhcp_unit(ifname, ipv4=any(nic.address for nic in nics),
+                                     ipv6=any(nic.config6 is not None for nic in nics)))
     build.write(tree, "/etc/hosts", HOSTS)
     _resolve_by_dhcp(build, tree)
     _enable_networkd(build, tree)

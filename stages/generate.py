@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from harness.inventory import Config, Host, Inventory, Kind
+from harness.inventory import Config, Config6, Host, Inventory, Kind, Nic
 from stages import policy
 
 UPLINK_ZONE = "example.org"  # the public-looking zone the simulated internet serves
@@ -22,11 +22,19 @@ LAN = "lan"
 UPLINK = "uplink"
 
 
-def dhcp_unit(ifname: str) -> dict[str, str]:
+def dhcp_unit(ifname: str, ipv4: bool = True, ipv6: bool = False) -> dict[str, str]:
     """The systemd-networkd ``.network`` file of an interface that takes everything from DHCP
-    (address, route, resolver, domains, its name): the same for every machine."""
-    return network_unit(ifname, ["DHCP=ipv4", "", "[DHCPv4]", "UseHostname=yes", "UseDomains=yes",
-                                 "ClientIdentifier=mac"])
+    (address, route, resolver, domains, its name): the same for every machine.
+
+    For IPv6 it follows the router's advertisements (DHCPv6 when they set the managed flag,
+    SLAAC when they offer the prefix); its DHCPv6 identity is its MAC (a DUID-LL), so that a
+    reservation by MAC finds it and the machines booting one tree stay apart."""
+    network = [f"DHCP={'ipv4' if ipv4 else 'no'}", f"IPv6AcceptRA={'yes' if ipv6 else 'no'}"]
+    if ipv4:
+        network += ["", "[DHCPv4]", "UseHostname=yes", "UseDomains=yes", "ClientIdentifier=mac"]
+    if ipv6:
+        network += ["", "[DHCPv6]", "DUIDType=link-layer", "UseDomains=yes"]
+    return network_unit(ifname, network)
 
 
 def network_unit(ifname: str, network: list[str]) -> dict[str, str]:
@@ -36,17 +44,58 @@ def network_unit(ifname: str, network: list[str]) -> dict[str, str]:
 
 
 def network_units(inv: Inventory, host: Host) -> dict[str, str]:
-    """systemd-networkd ``.network`` files for ``host``: static addresses, or DHCP."""
+    """systemd-networkd ``.network`` files for ``host``: static addresses, or DHCP; the
+    router advertises each IPv6 segment it serves; the uplink routes the lab's IPv6 prefixes
+    to the router (they are not NATed)."""
     units = {}
     for nic in host.nics:
-        if nic.config is Config.DHCP:
-            units.update(dhcp_unit(nic.name))
+        segment = inv.segments[nic.segment]
+        dynamic6 = nic.config6 in (Config6.DHCP, Config6.SLAAC)
+        if nic.config is Config.DHCP or dynamic6:
+            units.update(dhcp_unit(nic.name, ipv4=nic.config is Config.DHCP and nic.address is not None,
+                                   ipv6=dynamic6))
             continue
-        lines = [f"Address={nic.address}/{inv.segments[nic.segment].cidr.prefixlen}"]
+        lines = []
+        if nic.address and segment.cidr:
+            lines.append(f"Address={nic.address}/{segment.cidr.prefixlen}")
         if nic.gateway:
             lines.append(f"Gateway={nic.gateway}")
+        if nic.address6 and segment.cidr6:
+            lines.append(f"Address={nic.address6}/{segment.cidr6.prefixlen}")
+        if nic.gateway6:
+            lines.append(f"Gateway={nic.gateway6}")
+        lines.append("IPv6AcceptRA=no")
+        if host.router and segment.cidr6 and nic.gateway6 is None:
+            lines += router_advertisement(inv, nic)
+        if host.kind is Kind.UPLINK:
+            lines += _routes_to_the_lab(inv, nic)
         units.update(network_unit(nic.name, lines))
     return units
+
+
+def router_advertisement(inv: Inventory, nic: Nic) -> list[str]:
+    """What the router advertises on ``nic``'s segment: itself as the default router, the
+    prefix as on-link, and how to configure. DHCPv6: the managed flag (addresses from DHCPv6)
+    and the other-information flag (DNS from DHCPv6). SLAAC: the prefix to build addresses
+    from, and the DNS server and domain in the advertisement itself."""
+    segment = inv.segments[nic.segment]
+    slaac = segment.ipv6 is Config6.SLAAC
+    lines = ["IPv6SendRA=yes", "", "[IPv6SendRA]", f"Managed={'no' if slaac else 'yes'}",
+             f"OtherInformation={'no' if slaac else 'yes'}"]
+    if slaac:
+        lines += ["EmitDNS=yes", f"DNS={nic.address6}", "EmitDomains=yes", f"Domains={inv.domain}"]
+    lines += ["", "[IPv6Prefix]", f"Prefix={segment.cidr6}",
+              f"AddressAutoconfiguration={'yes' if slaac else 'no'}"]
+    return lines
+
+
+def _routes_to_the_lab(inv: Inventory, nic: Nic) -> list[str]:
+    gw = router(inv)
+    if not any(n.segment == nic.segment and n.address6 for n in gw.nics):
+        return []
+    via = gw.nic(nic.segment).address6
+    return [line for segment in inv.segments.values() if segment.cidr6 and segment.name != nic.segment
+            for line in ("", "[Route]", f"Destination={segment.cidr6}", f"Gateway={via}")]
 
 
 def resolver(inv: Inventory, host: Host) -> str:
@@ -96,8 +145,51 @@ def kea_dhcp4(inv: Inventory) -> str:
         "ddns-send-updates": True, "ddns-override-client-update": True,
         "ddns-override-no-update": True, "ddns-replace-client-name": "always",
         "ddns-generated-prefix": DYNAMIC, "ddns-qualifying-suffix": f"{DYNAMIC}.{inv.domain}.",
+        # A dual-stack client has an A record from its DHCPv4 lease and an AAAA record from its
+        # DHCPv6 lease, under two different client identities: RFC 4703's conflict check
+        # (one DHCID per name) would refuse the second.
+        "ddns-use-conflict-resolution": False,
         "subnet4": [subnet],
         "loggers": [{"name": "kea-dhcp4", "severity": "INFO",
+                     "output_options": [{"output": "syslog"}]}],
+    }}
+    return json.dumps(config, indent=2) + "\n"
+
+
+def kea_dhcp6(inv: Inventory) -> str:
+    """Kea DHCPv6 configuration: the LAN's prefix, its pool, DNS options and a reservation (by
+    MAC) per machine that takes its IPv6 address by DHCPv6; names by DDNS as for DHCPv4."""
+    gw = router(inv)
+    lan = inv.segments[LAN]
+    reservations = [{"hw-address": nic.mac, "ip-addresses": [str(nic.address6)], "hostname": host.name}
+                    for host in inv.on(LAN) for nic in host.nics
+                    if nic.segment == LAN and nic.config6 is Config6.DHCP and nic.address6]
+    subnet: dict[str, object] = {
+        "id": 1, "subnet": str(lan.cidr6), "interface": gw.nic(LAN).name,
+        "option-data": [
+            {"name": "dns-servers", "data": str(gw.nic(LAN).address6)},
+            {"name": "domain-search", "data": inv.domain},
+        ],
+        "reservations": reservations,
+    }
+    if lan.pool6:
+        subnet["pools"] = [{"pool": f"{lan.pool6[0]} - {lan.pool6[1]}"}]
+    config = {"Dhcp6": {
+        # Kea binds to the link-local address, which is unusable until duplicate address
+        # detection ends (a second after the link comes up): retry instead of failing.
+        "interfaces-config": {"interfaces": [gw.nic(LAN).name], "service-sockets-max-retries": 100,
+                              "service-sockets-retry-wait-time": 100},
+        "lease-database": {"type": "memfile", "persist": True,
+                           "name": "/var/lib/kea/kea-leases6.csv", "lfc-interval": 3600},
+        "preferred-lifetime": LEASE // 2 + LEASE // 4, "valid-lifetime": LEASE,
+        "renew-timer": LEASE // 4, "rebind-timer": LEASE // 2,
+        "dhcp-ddns": {"enable-updates": True, "server-ip": "127.0.0.1", "server-port": DDNS_PORT},
+        "ddns-send-updates": True, "ddns-override-client-update": True,
+        "ddns-override-no-update": True, "ddns-replace-client-name": "always",
+        "ddns-generated-prefix": DYNAMIC, "ddns-qualifying-suffix": f"{DYNAMIC}.{inv.domain}.",
+        "ddns-use-conflict-resolution": False,
+        "subnet6": [subnet],
+        "loggers": [{"name": "kea-dhcp6", "severity": "INFO",
                      "output_options": [{"output": "syslog"}]}],
     }}
     return json.dumps(config, indent=2) + "\n"
@@ -119,15 +211,34 @@ def kea_ddns(inv: Inventory) -> str:
     return json.dumps(config, indent=2) + "\n"
 
 
-def reverse_zones(inv: Inventory) -> list[ipaddress.IPv4Network]:
-    """The /24 reverse zones covering the LAN."""
-    lan = inv.segments[LAN].cidr
-    return list(lan.subnets(new_prefix=24)) if lan.prefixlen < 24 else [lan.supernet(new_prefix=24)]
+def reverse_zones(inv: Inventory) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The reverse zones covering the LAN: IPv4 in /24s, and its IPv6 prefix whole."""
+    lan = inv.segments[LAN]
+    zones: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    if lan.cidr:
+        zones += list(lan.cidr.subnets(new_prefix=24)) if lan.cidr.prefixlen < 24 \
+            else [lan.cidr.supernet(new_prefix=24)]
+    if lan.cidr6:
+        zones.append(lan.cidr6)
+    return zones
 
 
-def reverse_name(net: ipaddress.IPv4Network) -> str:
-    """``1.168.192.in-addr.arpa`` for 192.168.1.0/24."""
-    return ".".join(reversed(str(net.network_address).split(".")[:3])) + ".in-addr.arpa"
+def _labels(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> int:
+    """How many labels of an address's reverse name its zone ``net`` covers (octets, nibbles)."""
+    return net.prefixlen // 8 if net.version == 4 else net.prefixlen // 4
+
+
+def reverse_name(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """``1.168.192.in-addr.arpa`` for 192.168.1.0/24, nibbles under ``ip6.arpa`` for IPv6."""
+    labels = net.network_address.reverse_pointer.split(".")
+    return ".".join(labels[-(_labels(net) + 2):])
+
+
+def ptr_owner(address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+              net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """The owner name of ``address``'s PTR record, relative to its reverse zone ``net``."""
+    labels = address.reverse_pointer.split(".")
+    return ".".join(labels[:len(labels) - _labels(net) - 2])
 
 
 def _soa(inv: Inventory) -> list[str]:
@@ -137,21 +248,24 @@ def _soa(inv: Inventory) -> list[str]:
 
 
 def zone_forward(inv: Inventory) -> str:
-    """The ``prolo`` zone: an A record per LAN machine, a CNAME per alias."""
+    """The ``prolo`` zone: an A and an AAAA record per LAN machine (as it has addresses), a
+    CNAME per alias."""
     lines = _soa(inv)
     for host in inv.on(LAN):
-        lines.append(f"{host.name} IN A {host.nic(LAN).address}")
+        nic = host.nic(LAN)
+        lines += [f"{host.name} IN {kind} {address}" for kind, address in (("A", nic.address),
+                                                                           ("AAAA", nic.address6)) if address]
         lines += [f"{alias} IN CNAME {host.name}" for alias in host.aliases]
     return "\n".join(lines) + "\n"
 
 
-def zone_reverse(inv: Inventory, net: ipaddress.IPv4Network) -> str:
+def zone_reverse(inv: Inventory, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
     """A reverse zone: a PTR per LAN machine whose address is in ``net``."""
     lines = _soa(inv)
     for host in inv.on(LAN):
-        address = host.nic(LAN).address
-        if address in net:
-            lines.append(f"{str(address).split('.')[-1]} IN PTR {host.name}.{inv.domain}.")
+        address = host.nic(LAN).address if net.version == 4 else host.nic(LAN).address6
+        if address is not None and address in net:
+            lines.append(f"{ptr_owner(address, net)} IN PTR {host.name}.{inv.domain}.")
     return "\n".join(lines) + "\n"
 
 
@@ -159,12 +273,14 @@ def named_conf(inv: Inventory) -> dict[str, str]:
     """BIND on gw: authoritative for the domain and its reverse zones (transferred to no one),
     recursive for the LAN only, forwarding to the uplink's resolver."""
     upstream = inv[next(h.name for h in inv.hosts.values() if h.kind is Kind.UPLINK)].nic(UPLINK)
-    options = f"""acl lan {{ {inv.segments[LAN].cidr}; 127.0.0.0/8; }};
+    lan = inv.segments[LAN]
+    trusted = [str(net) for net in (lan.cidr, lan.cidr6) if net] + ["127.0.0.0/8", "::1"]
+    options = f"""acl lan {{ {'; '.join(trusted)}; }};
 
 options {{
     directory "/var/cache/bind";
     listen-on {{ any; }};
-    listen-on-v6 {{ none; }};
+    listen-on-v6 {{ {'any' if lan.cidr6 else 'none'}; }};
     allow-query {{ any; }};
     recursion yes;
     allow-recursion {{ lan; }};
@@ -199,18 +315,29 @@ options {{
     return files
 
 
+# ICMPv6 that IPv6 cannot work without (RFC 4890): neighbour and router discovery and the
+# multicast listener reports they ride on, for gw itself; the errors (packet too big above
+# all: IPv6 routers do not fragment) wherever a connection goes.
+ICMPV6_LINK = ("nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert",
+               "mld-listener-query", "mld-listener-report", "mld2-listener-report")
+ICMPV6_ERRORS = ("destination-unreachable", "packet-too-big", "time-exceeded", "parameter-problem")
+
+
 def nftables_router(inv: Inventory) -> str:
     """gw's ruleset, from the policy table (stages/policy.py): the services gw accepts from
-    each segment, new connections forwarded only between the segments it routes, masquerade
-    to the uplink. Everything else is dropped, so a client sees no answer at all."""
+    each segment, new connections forwarded only between the segments it routes (both
+    families alike), masquerade to the uplink for IPv4 (IPv6 is routed as it is). Everything
+    else is dropped, so a client sees no answer at all."""
     gw = router(inv)
     wan = gw.nic(UPLINK).name
     accept = []
     for service in (s for s in policy.SERVICES if s.machine == gw.name):
-        what = "icmp type echo-request" if service.proto is policy.Proto.ICMP \
-            else f"{service.proto} dport {service.port}"
-        accept += [f'iifname "{gw.nic(segment).name}" {what} accept comment "{service.name}"'
-                   for segment in sorted(service.allowed)]
+        if service.proto is policy.Proto.ICMP:
+            what = ["icmp type echo-request", "icmpv6 type echo-request"]
+        else:
+            what = [f"{service.proto} dport {service.port}"]
+        accept += [f'iifname "{gw.nic(segment).name}" {match} accept comment "{service.name}"'
+                   for segment in sorted(service.allowed) for match in what]
     forward = [f'iifname "{gw.nic(a).name}" oifname "{gw.nic(b).name}" accept' for a, b in policy.ROUTED]
     indent = "\n        "
     return f"""#!/usr/sbin/nft -f
@@ -222,13 +349,13 @@ table inet filter {{
         ct state established,related accept
         ct state invalid drop
         iifname "lo" accept
-        # IPv6 neighbour discovery, which any link needs; the policy itself is IPv4
-        meta l4proto ipv6-icmp accept
+        icmpv6 type {{ {", ".join(ICMPV6_LINK + ICMPV6_ERRORS)} }} accept
         {indent.join(accept)}
     }}
     chain forward {{
         type filter hook forward priority filter; policy drop;
         ct state established,related accept
+        icmpv6 type {{ {", ".join(ICMPV6_ERRORS)} }} accept
         {indent.join(forward)}
     }}
 }}
@@ -243,15 +370,18 @@ table ip nat {{
 
 
 def uplink_named(inv: Inventory) -> dict[str, str]:
-    """BIND on the simulated internet: authoritative for the public-looking zone, no recursion."""
-    me = inv[next(h.name for h in inv.hosts.values() if h.kind is Kind.UPLINK)].nic(UPLINK).address
+    """BIND on the simulated internet: authoritative for the public-looking zone (A and AAAA),
+    no recursion."""
+    me = inv[next(h.name for h in inv.hosts.values() if h.kind is Kind.UPLINK)].nic(UPLINK)
+    records = [f"{owner} IN {kind} {address}" for owner in ("@", "ns", "www")
+               for kind, address in (("A", me.address), ("AAAA", me.address6)) if address]
     zone = "\n".join([
         "$TTL 300",
         f"@ IN SOA ns.{UPLINK_ZONE}. hostmaster.{UPLINK_ZONE}. ( 1 3600 600 86400 300 )",
-        f"@ IN NS ns.{UPLINK_ZONE}.", f"@ IN A {me}", f"ns IN A {me}", f"www IN A {me}"]) + "\n"
+        f"@ IN NS ns.{UPLINK_ZONE}.", *records]) + "\n"
     return {
         "/etc/bind/named.conf.options": 'options {\n    directory "/var/cache/bind";\n'
-                                        "    listen-on { any; };\n    listen-on-v6 { none; };\n"
+                                        "    listen-on { any; };\n    listen-on-v6 { any; };\n"
                                         "    allow-query { any; };\n    recursion no;\n"
                                         "    dnssec-validation no;\n};\n",
         "/etc/bind/named.conf.local": f'zone "{UPLINK_ZONE}" {{ type primary; '
@@ -265,6 +395,7 @@ log_format clients '$remote_addr "$request" $status';
 
 server {
     listen 80 default_server;
+    listen [::]:80 default_server;
     access_log /var/log/nginx/clients.log clients;
     location = /generate_204 { return 204; }
     location / { return 200 "hello from the internet\n"; }

@@ -1,13 +1,17 @@
 """Stage gw: the LAN's gateway, and the simulated internet behind it.
 
-gw (wan0 10.0.0.254 -> 10.0.0.1, lan0 192.168.1.254/23) runs ISC Kea DHCPv4 (reservations
-from the inventory, a pool for unknown machines), BIND 9 (authoritative for the lab's
-domain and its reverse zones, recursive for the LAN only, forwarding to the uplink),
-nftables (masquerade LAN -> uplink, forward nothing uplink -> LAN) and OpenSSH.
+gw (wan0 10.0.0.254 -> 10.0.0.1, lan0 192.168.1.254/23; in IPv6 2001:db8:ffff::fe and
+2001:db8:1::1:fe) runs ISC Kea DHCPv4 and DHCPv6 (reservations from the inventory, a pool
+for unknown machines), router advertisements for the LAN's /64 (systemd-networkd, managed
+flag: clients ask DHCPv6), BIND 9 (authoritative for the lab's domain and its reverse
+zones, recursive for the LAN only, forwarding to the uplink), nftables (one policy for both
+families; IPv4 masqueraded LAN -> uplink, IPv6 routed as it is; nothing opened uplink ->
+LAN) and OpenSSH.
 
-internet (10.0.0.1) stands for everything beyond the uplink, inside the lab: nginx
-answering /generate_204 and logging each client's address (NAT shows there), and a
-BIND serving a public-looking zone for gw to forward to.
+internet (10.0.0.1, 2001:db8:ffff::1) stands for everything beyond the uplink, inside the
+lab: nginx answering /generate_204 and logging each client's address (NAT shows there,
+and its absence in IPv6), a BIND serving a public-looking zone for gw to forward to, and
+a route to the LAN's prefix through gw.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from stages.generate import (
     UPLINK_ZONE,
     kea_ddns,
     kea_dhcp4,
+    kea_dhcp6,
     named_conf,
     nftables_router,
     reverse_name,
@@ -38,7 +43,7 @@ from stages.inventory import INVENTORY
 if TYPE_CHECKING:
     from harness.lab import Lab
 
-GW_SERVICES = ("systemd-networkd.service", "kea-dhcp4-server.service",
+GW_SERVICES = ("systemd-networkd.service", "kea-dhcp4-server.service", "kea-dhcp6-server.service",
                "kea-dhcp-ddns-server.service", "named.service", "nftables.service", "ssh.service")
 INTERNET_SERVICES = ("systemd-networkd.service", "nginx.service", "named.service")
 
@@ -50,6 +55,7 @@ def configure(build: Build) -> None:
     write_all(build, "gw", named_conf(INVENTORY))
     rootfs.run_in_root(build.root("gw"), ["chown", "-R", "bind:bind", "/var/lib/bind"])
     build.write("gw", "/etc/kea/kea-dhcp4.conf", kea_dhcp4(INVENTORY))
+    build.write("gw", "/etc/kea/kea-dhcp6.conf", kea_dhcp6(INVENTORY))
     build.write("gw", "/etc/kea/kea-dhcp-ddns.conf", kea_ddns(INVENTORY))
     build.write("gw", "/etc/nftables.conf", nftables_router(INVENTORY), 0o755)
     rootfs.systemctl(build.root("gw"), "enable", "nftables.service", "kea-dhcp-ddns-server.service")
@@ -64,8 +70,12 @@ def serving(build: Build) -> None:
         gw.wait_for_unit(unit)
     for unit in INTERNET_SERVICES:
         internet.wait_for_unit(unit)
-    lan = str(INVENTORY["gw"].nic("lan").address)
+    nic = INVENTORY["gw"].nic("lan")
+    lan = str(nic.address)
     gw.wait_for_open_port(67, lan, "udp")
+    if nic.address6:  # clients solicit All_DHCP_Relay_Agents_and_Servers, which Kea joins
+        gw.wait_for_address(nic.name, str(nic.address6))  # once DAD is over
+        gw.wait_for_open_port(547, "ff02::1:2", "udp")
     gw.wait_for_open_port(53, lan, "tcp")
     # BIND listens before its zones are loaded, and caches the SERVFAILs it gives meanwhile
     # for recursive queries: wait for the answers a client (asking for recursion) gets.
@@ -343,12 +353,12 @@ def fw_dhcp_dropped_from_lan(lab: Lab) -> None:
 STAGE = Stage.here(
     "gw",
     machines=("gw", "internet"),
-    packages={"gw": ("kea-dhcp4-server", "kea-dhcp-ddns-server", "bind9", "bind9-dnsutils",
-                     "nftables", "openssh-server", "curl"),
+    packages={"gw": ("kea-dhcp4-server", "kea-dhcp6-server", "kea-dhcp-ddns-server", "bind9",
+                     "bind9-dnsutils", "nftables", "openssh-server", "curl"),
               "internet": ("nginx", "bind9", "bind9-dnsutils")},
     prepare=configure,
     ready=(serving,),
     definition={"inventory": INVENTORY.fingerprint()},
-    evidence={"gw": {"dhcp-leases": "cat /var/lib/kea/kea-leases4.csv",
+    evidence={"gw": {"dhcp-leases": "cat /var/lib/kea/kea-leases4.csv /var/lib/kea/kea-leases6.csv",
                      "named": "rndc status; named-checkconf -z 2>&1 | tail -20"}},
 )

@@ -29,11 +29,13 @@ PER_SEAT = 0.5  # seconds of the stage's deadline per seat, beyond one machine's
 
 
 def on_the_lan(build: Build) -> None:
-    """wait until every seat has its DHCP address and a console login prompt"""
+    """wait until every seat has its DHCP addresses and a console login prompt"""
 
     def seated(machine: Machine, left: float) -> None:
         nic = INVENTORY[machine.name].nics[0]
-        machine.wait_for_address(nic.name, str(nic.address), timeout=left)
+        for address in (nic.address, nic.address6):
+            if address:
+                machine.wait_for_address(nic.name, str(address), timeout=left)
         machine.wait_for_unit("console-getty.service", timeout=left)
 
     fleet.wait_all([build[seat] for seat in SEATS], seated, what="every seat's lease and login prompt",

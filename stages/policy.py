@@ -22,7 +22,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from harness.errors import UsageError
-from harness.inventory import Config, Host, Inventory, Kind
+from harness.inventory import Config, Config6, Family, Host, Inventory, Kind, Nic
 from stages.inventory import INVENTORY
 
 
@@ -36,17 +36,20 @@ class Proto(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Service:
-    """Port ``port``/``proto`` of ``machine``, and the segments whose clients it accepts."""
+    """Port ``port``/``proto`` of ``machine``, and the segments whose clients it accepts, in
+    ``families`` (both, unless the protocol is one family's, as DHCP is)."""
 
     machine: str
     name: str
     proto: Proto
     port: int | None
     allowed: frozenset[str]
+    families: tuple[Family, ...] = tuple(Family)
 
 
-def _on(machine: str, name: str, proto: Proto, port: int | None, *segments: str) -> Service:
-    return Service(machine, name, proto, port, frozenset(segments))
+def _on(machine: str, name: str, proto: Proto, port: int | None, *segments: str,
+        families: tuple[Family, ...] = tuple(Family)) -> Service:
+    return Service(machine, name, proto, port, frozenset(segments), families)
 
 
 LAN, UPLINK = "lan", "uplink"
@@ -55,7 +58,8 @@ SERVICES = (
     # lab's own zones (BIND answers REFUSED to its recursive queries) but not log in.
     _on("gw", "dns", Proto.UDP, 53, LAN, UPLINK),
     _on("gw", "dns", Proto.TCP, 53, LAN, UPLINK),
-    _on("gw", "dhcp", Proto.UDP, 67, LAN),
+    _on("gw", "dhcp", Proto.UDP, 67, LAN, families=(Family.IPV4,)),
+    _on("gw", "dhcpv6", Proto.UDP, 547, LAN, families=(Family.IPV6,)),
     _on("gw", "ssh", Proto.TCP, 22, LAN),
     _on("gw", "ping", Proto.ICMP, None, LAN, UPLINK),
     _on("rhfs0", "ssh", Proto.TCP, 22, LAN),
@@ -73,19 +77,20 @@ ROUTED = ((LAN, UPLINK),)
 @dataclass(frozen=True)
 class Row:
     """One cell of the matrix: ``client``, standing on ``segment``, tries ``service`` at
-    ``address``. ``route_via`` is set when the client has no route there of its own: it adds
-    one through that router address first, as an attacker next door would."""
+    ``address`` (of ``family``). ``route_via`` is set when the client has no route there of
+    its own: it adds one through that router address first, as an attacker next door would."""
 
     segment: str
     service: Service
     client: str
     address: str
     accepted: bool
+    family: Family = Family.IPV4
     route_via: str | None = None
 
     @property
     def id(self) -> str:
-        return f"{self.segment}-{self.service.machine}-{self.service.name}-{self.service.proto}"
+        return f"{self.segment}-{self.service.machine}-{self.service.name}-{self.service.proto}-{self.family}"
 
     @property
     def machines(self) -> tuple[str, str]:
@@ -124,39 +129,55 @@ def check(inv: Inventory, services: tuple[Service, ...] = SERVICES,
                                  f"{'forward' if (segment, mine) in routed else 'drop'} all of it")
 
 
-def _client(inv: Inventory, segment: str, service: Service) -> Host | None:
-    """Who tries ``service`` from ``segment``: a user's machine if there is one, else the
-    first other machine there; for DHCP, only a DHCP client of that segment."""
+def _dhcp_client(nic: Nic, family: Family) -> bool:
+    return nic.config is Config.DHCP if family is Family.IPV4 else nic.config6 is Config6.DHCP
+
+
+def _client(inv: Inventory, segment: str, service: Service, family: Family) -> Host | None:
+    """Who tries ``service`` from ``segment`` over ``family``: a user's machine if there is
+    one, else the first other machine there with an address of ``family``; for DHCP, only a
+    DHCP client of that family."""
     hosts = [h for h in inv.on(segment) if not h.router and h.name != service.machine
-             and (service.name != "dhcp" or h.nic(segment).config is Config.DHCP)]
+             and family in h.nic(segment).families()
+             and (not service.name.startswith("dhcp") or _dhcp_client(h.nic(segment), family))]
     hosts.sort(key=lambda h: h.kind is not Kind.USER)
     return hosts[0] if hosts else None
 
 
+def _has_route(client: Host, nic: Nic, family: Family) -> bool:
+    """Whether ``client`` routes beyond its segment on its own: a DHCP lease or a router
+    advertisement gives a default route, a static interface may name a gateway, and the
+    uplink routes the lab's IPv6 prefixes to gw (they are routed, not NATed)."""
+    if family is Family.IPV4:
+        return nic.config is Config.DHCP or nic.gateway is not None
+    return nic.config6 is not Config6.STATIC or nic.gateway6 is not None or client.kind is Kind.UPLINK
+
+
 def rows(inv: Inventory) -> list[Row]:
-    """Every (segment, service) pair some machine of the lab can try, with its expected outcome."""
+    """Every (segment, service, family) some machine of the lab can try, with its expected outcome."""
     found = []
     gw = router(inv)
     for service in SERVICES:
         server = inv[service.machine]
-        for segment in inv.segments:
-            client = _client(inv, segment, service)
-            if client is None:
-                continue
-            near = [n for n in server.nics if n.segment == segment]
-            address = (near or list(server.nics))[0].address
-            nic = client.nic(segment)
-            routed = nic.config is Config.DHCP or nic.gateway is not None
-            via = None if near or routed else str(gw.nic(segment).address)
-            found.append(Row(segment, service, client.name, str(address),
-                             segment in service.allowed, via))
+        for family in (f for f in service.families if f in server.families()):
+            for segment in (s for s in inv.segments.values() if family in s.families()):
+                client = _client(inv, segment.name, service, family)
+                if client is None:
+                    continue
+                near = [n for n in server.nics if n.segment == segment.name and family in n.families()]
+                address = (near or [n for n in server.nics if family in n.families()])[0].address_of(family)
+                nic = client.nic(segment.name)
+                via = None if near or _has_route(client, nic, family) \
+                    else str(gw.nic(segment.name).address_of(family))
+                found.append(Row(segment.name, service, client.name, str(address),
+                                 segment.name in service.allowed, family, via))
     return found
 
 
-def cidr_of(inv: Inventory, address: str) -> ipaddress.IPv4Network:
+def cidr_of(inv: Inventory, address: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     """The segment network ``address`` belongs to (where a client adds its route)."""
-    ip = ipaddress.IPv4Address(address)
-    return next(s.cidr for s in inv.segments.values() if ip in s.cidr)
+    ip = ipaddress.ip_address(address)
+    return next(net for s in inv.segments.values() for net in (s.cidr, s.cidr6) if net and ip in net)
 
 
 check(INVENTORY)

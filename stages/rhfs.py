@@ -55,10 +55,12 @@ def configure(build: Build) -> None:
 
 
 def serving(build: Build) -> None:
-    """wait until rhfs0 has its DHCP address and serves SSH"""
-    address = str(INVENTORY["rhfs0"].nic("lan").address)
-    build["rhfs0"].wait_for_address("lan0", address)
-    build["rhfs0"].wait_for_open_port(22, address)
+    """wait until rhfs0 has its DHCP addresses and serves SSH"""
+    nic = INVENTORY["rhfs0"].nic("lan")
+    for address in (nic.address, nic.address6):
+        if address:
+            build["rhfs0"].wait_for_address(nic.name, str(address))
+    build["rhfs0"].wait_for_open_port(22)
 
 
 # -- mutants: plausible mistakes on the home server (see harness.mutant; the login hook that

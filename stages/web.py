@@ -68,7 +68,8 @@ TimeoutStopSec=30
 
 def vhost(name: str, body: str) -> str:
     """An nginx server block for ``name`` and ``name.<domain>``."""
-    return (f"server {{\n    listen 80;\n    server_name {name} {name}.{INVENTORY.domain};\n"
+    return (f"server {{\n    listen 80;\n    listen [::]:80;\n"
+            f"    server_name {name} {name}.{INVENTORY.domain};\n"
             f"{body}}}\n")
 
 
@@ -81,11 +82,12 @@ def configure(build: Build) -> None:
                     vhost(site, f"    root /var/www/{site};\n"))
     build.write("web", "/etc/nginx/sites-enabled/concours",
                 vhost("concours", "    location / { proxy_pass http://127.0.0.1:8000; }\n"))
-    lan = INVENTORY.segments["lan"].cidr
+    lan = INVENTORY.segments["lan"]
     build.write("web", "/etc/postgresql/15/main/conf.d/lab.conf", "listen_addresses = '*'\n")
     build.write("web", "/etc/systemd/system/postgresql@.service.d/notify.conf", POSTGRES_NOTIFY)
     with open(build.root("web") / "etc/postgresql/15/main/pg_hba.conf", "a") as hba:
-        hba.write(f"host concours concours {lan} scram-sha-256\n")
+        hba.writelines(f"host concours concours {net} scram-sha-256\n"
+                       for net in (lan.cidr, lan.cidr6) if net)
     build.write("web", "/opt/concours/concours.py", APP.read_text())
     build.write("web", "/etc/systemd/system/concours.service", CONCOURS_UNIT)
     rootfs.systemctl(build.root("web"), "enable", "concours.service")
@@ -104,7 +106,10 @@ def create_database(build: Build) -> None:
 def serving(build: Build) -> None:
     """wait until web has its DHCP address and serves HTTP, PostgreSQL and concours"""
     web = build["web"]
-    web.wait_for_address("lan0", ADDRESS)
+    nic = INVENTORY["web"].nic("lan")
+    for address in (nic.address, nic.address6):
+        if address:
+            web.wait_for_address(nic.name, str(address))
     for unit in SERVICES:
         web.wait_for_unit(unit)
     web.wait_for_open_port(80)

@@ -58,22 +58,31 @@ def test_zones_name_every_lan_machine_and_alias_once() -> None:
         if not any(n.segment == "lan" for n in host.nics):
             assert named == [], f"{host.name} is not on the LAN"
             continue
-        address = host.nic("lan").address
-        assert named == [f"{host.name} IN A {address}", *(f"{a} IN CNAME {host.name}" for a in host.aliases)]
-        assert reverse.count(f"{str(address).split('.')[-1]} IN PTR {host.name}.{DOMAIN}.") == 1
+        nic = host.nic("lan")
+        assert named == [f"{host.name} IN A {nic.address}", f"{host.name} IN AAAA {nic.address6}",
+                         *(f"{a} IN CNAME {host.name}" for a in host.aliases)]
+        assert reverse.count(f"{str(nic.address).split('.')[-1]} IN PTR {host.name}.{DOMAIN}.") == 1
+        nibbles = ".".join(reversed(nic.address6.exploded.replace(":", "")[16:]))
+        assert reverse.count(f"{nibbles} IN PTR {host.name}.{DOMAIN}.") == 1
 
 
-def test_reverse_zones_cover_the_lan_in_24s() -> None:
+def test_reverse_zones_cover_the_lan_in_24s_and_its_ipv6_prefix() -> None:
     zones = generate.reverse_zones(INVENTORY)
+    assert LAN.cidr and LAN.cidr6
     whole = LAN.cidr if LAN.cidr.prefixlen <= 24 else LAN.cidr.supernet(new_prefix=24)
-    assert all(z.prefixlen == 24 for z in zones) and list(ipaddress.collapse_addresses(zones)) == [whole]
+    v4 = [z for z in zones if isinstance(z, ipaddress.IPv4Network)]
+    assert all(z.prefixlen == 24 for z in v4) and list(ipaddress.collapse_addresses(v4)) == [whole]
+    assert [z for z in zones if z.version == 6] == [LAN.cidr6]
     assert generate.reverse_name(ipaddress.IPv4Network("192.168.1.0/24")) == "1.168.192.in-addr.arpa"
+    assert generate.reverse_name(ipaddress.IPv6Network("2001:db8:1::/64")) == \
+        "0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
 
 
 def test_bind_recurses_for_the_lan_only_and_forwards_to_the_uplink() -> None:
     options = generate.named_conf(INVENTORY)["/etc/bind/named.conf.options"]
     upstream = INVENTORY["internet"].nic("uplink").address
-    assert f"acl lan {{ {LAN.cidr}; 127.0.0.0/8; }};" in options
+    assert f"acl lan {{ {LAN.cidr}; {LAN.cidr6}; 127.0.0.0/8; ::1; }};" in options
+    assert "listen-on-v6 { any; };" in options
     assert "allow-recursion { lan; };" in options and f"forwarders {{ {upstream}; }};" in options
 
 
@@ -82,21 +91,35 @@ def test_network_units_follow_the_interface_config() -> None:
         units = generate.network_units(INVENTORY, host)
         for nic in host.nics:
             unit = units[f"/etc/systemd/network/10-{nic.name}.network"]
+            segment = INVENTORY.segments[nic.segment]
             if nic.config is Config.DHCP:
                 assert "DHCP=ipv4" in unit and "Address=" not in unit, unit
+                assert "IPv6AcceptRA=yes" in unit and "DUIDType=link-layer" in unit, unit
             else:
-                prefix = INVENTORY.segments[nic.segment].cidr.prefixlen
-                assert f"Address={nic.address}/{prefix}" in unit and "DHCP" not in unit, unit
+                assert segment.cidr and segment.cidr6
+                assert f"Address={nic.address}/{segment.cidr.prefixlen}" in unit and "DHCP" not in unit, unit
+                assert f"Address={nic.address6}/{segment.cidr6.prefixlen}" in unit, unit
                 assert (f"Gateway={nic.gateway}" in unit) == (nic.gateway is not None), unit
+                assert (f"Gateway={nic.gateway6}" in unit) == (nic.gateway6 is not None), unit
+                assert "IPv6AcceptRA=no" in unit
+                # gw advertises the LAN's prefix (clients ask DHCPv6 for addresses), not the uplink's
+                advertises = host.router and nic.segment == "lan"
+                assert ("IPv6SendRA=yes" in unit and "Managed=yes" in unit
+                        and f"Prefix={segment.cidr6}" in unit) == advertises, unit
+    uplink = INVENTORY["internet"].nic("uplink").name
+    units = generate.network_units(INVENTORY, INVENTORY["internet"])
+    internet = units[f"/etc/systemd/network/10-{uplink}.network"]
+    assert f"Destination={LAN.cidr6}\nGateway={GW.nic('uplink').address6}" in internet
 
 
 def test_only_the_router_forwards() -> None:
     for host in INVENTORY.hosts.values():
-        assert INVENTORY.sysctls(host.name) == ({"net.ipv4.ip_forward": "1"} if host.router else {})
+        forwarding = {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}
+        assert INVENTORY.sysctls(host.name) == (forwarding if host.router else {})
 
 
 def _chain(rules: str, name: str) -> list[str]:
-    body = rules.split(f"chain {name} {{")[1].split("}")[0]
+    body = rules.split(f"chain {name} {{")[1].split("\n    }")[0]
     return [line.strip() for line in body.splitlines() if line.strip()]
 
 
@@ -104,20 +127,27 @@ def test_gw_accepts_what_the_policy_allows_from_each_segment_and_drops_the_rest(
     chain = _chain(generate.nftables_router(INVENTORY), "input")
     assert "type filter hook input priority filter; policy drop;" in chain
     for service in (s for s in policy.SERVICES if s.machine == GW.name):
-        what = "icmp type echo-request" if service.proto is policy.Proto.ICMP \
-            else f"{service.proto} dport {service.port}"
+        matches = [f"{service.proto} dport {service.port}"]
+        if service.proto is policy.Proto.ICMP:
+            matches = ["icmp type echo-request", "icmpv6 type echo-request"]
         for segment in INVENTORY.segments:
-            rule = f'iifname "{GW.nic(segment).name}" {what} accept comment "{service.name}"'
-            assert (rule in chain) == (segment in service.allowed), rule
+            for what in matches:
+                rule = f'iifname "{GW.nic(segment).name}" {what} accept comment "{service.name}"'
+                assert (rule in chain) == (segment in service.allowed), rule
     opened = [r for r in chain if " accept comment " in r]  # nothing else is open
-    assert len(opened) == sum(len(s.allowed) for s in policy.SERVICES if s.machine == GW.name)
+    assert len(opened) == sum(len(s.allowed) * (2 if s.proto is policy.Proto.ICMP else 1)
+                              for s in policy.SERVICES if s.machine == GW.name)
+    # neighbour discovery and ICMPv6 errors from anywhere: IPv6 needs them (RFC 4890)
+    assert any(r.startswith("icmpv6 type {") and "nd-neighbor-solicit" in r and "packet-too-big" in r
+               for r in chain)
 
 
 def test_gw_forwards_new_connections_only_where_the_policy_routes_and_masquerades() -> None:
     rules = generate.nftables_router(INVENTORY)
     chain = _chain(rules, "forward")
     assert chain[0].endswith("policy drop;") and chain[1] == "ct state established,related accept"
-    assert chain[2:] == [f'iifname "{GW.nic(a).name}" oifname "{GW.nic(b).name}" accept'
+    assert chain[2] == f"icmpv6 type {{ {', '.join(generate.ICMPV6_ERRORS)} }} accept"
+    assert chain[3:] == [f'iifname "{GW.nic(a).name}" oifname "{GW.nic(b).name}" accept'
                          for a, b in policy.ROUTED]
     assert f'oifname "{GW.nic("uplink").name}" masquerade' in rules
 
@@ -134,15 +164,16 @@ def test_the_policy_refuses_a_table_that_contradicts_routing() -> None:
 def test_every_policy_row_has_a_client_on_its_segment_and_a_way_there() -> None:
     rows = policy.rows(INVENTORY)
     assert {(r.segment, r.service) for r in rows} >= {
-        (seg, s) for s in policy.SERVICES if s.machine == GW.name and s.name != "dhcp"
+        (seg, s) for s in policy.SERVICES if s.machine == GW.name and not s.name.startswith("dhcp")
         for seg in INVENTORY.segments}, "gw's services are tried from every segment"
+    assert {r.id.rsplit("-", 1)[1] for r in rows} == {"ipv4", "ipv6"}
     for row in rows:
         client = INVENTORY[row.client]
         assert row.client != row.service.machine and not client.router
         assert any(n.segment == row.segment for n in client.nics)
         assert row.accepted == (row.segment in row.service.allowed)
         if row.route_via:  # a client with no route of its own goes through gw
-            assert row.route_via == str(GW.nic(row.segment).address)
+            assert row.route_via == str(GW.nic(row.segment).address_of(row.family))
 
 
 BASE = """

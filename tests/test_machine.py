@@ -207,12 +207,16 @@ UNCONN 0      0      192.168.1.254:53        0.0.0.0:*
 LISTEN 0      244          0.0.0.0:5432 0.0.0.0:*
 LISTEN 0      4096   127.0.0.53%lo:53   0.0.0.0:*
 LISTEN 0      511             [::]:80      [::]:*
+UNCONN 0      0      [2001:db8:1::1:fe]:547  [::]:*
+UNCONN 0      0      [fe80::c0:a8ff:fe01:fe]%lan0:547  [::]:*
 """
 
 
 @pytest.mark.parametrize("port, address, expected", [
     (53, "192.168.1.254", True), (53, "10.0.0.254", False), (53, "127.0.0.53", True),
     (5432, "192.168.1.100", True), (80, "192.168.1.100", True), (22, None, False), (80, None, True),
+    (547, "2001:db8:1::1:fe", True), (547, "fe80::c0:a8ff:fe01:fe", True), (547, "2001:db8:1::1", False),
+    (80, "2001:db8:1::1:64", True),
 ])
 def test_listening_on_counts_wildcard_sockets(port: int, address: str | None, expected: bool) -> None:
     from harness.machine import listening_on
