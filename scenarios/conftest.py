@@ -7,9 +7,12 @@ expected and what was seen: that line is what a mutation run reports as the kill
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -91,6 +94,45 @@ def lease(client: Machine, ifname: str) -> dict[str, str]:
     [link] = json.loads(client.succeed(f"ip -j link show dev {ifname}"))
     text = client.succeed(f"cat /run/systemd/netif/leases/{link['ifindex']}")
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#")
+
+
+def _address(raw: list[int]) -> str:
+    """networkctl's JSON writes an address as a list of bytes."""
+    return str(ipaddress.ip_address(bytes(raw)))
+
+
+def lease6(client: Machine, ifname: str) -> dict[str, str]:
+    """What ``client``'s systemd-networkd took on ``ifname`` from DHCPv6 and from router
+    advertisements, keyed like `lease`: ADDRESS, DNS and DOMAIN_SEARCH_LIST as DHCPv6 gave
+    them, ROUTER (the advertised default route's gateway), and LIFETIME and PREFERRED, the
+    address's lifetimes as what is left of them (see `granted`)."""
+    link = json.loads(client.succeed(f"networkctl status {ifname} --json=short"))
+
+    def from_dhcp6(key: str) -> list[dict[str, Any]]:
+        return [entry for entry in link.get(key) or [] if entry.get("ConfigSource") == "DHCPv6"]
+
+    held = {
+        "ADDRESS": " ".join(_address(a["Address"]) for a in from_dhcp6("Addresses")),
+        "DNS": " ".join(_address(a["Address"]) for a in from_dhcp6("DNS")),
+        "DOMAIN_SEARCH_LIST": " ".join(sorted({a["Domain"] for a in from_dhcp6("SearchDomains")})),
+        "ROUTER": " ".join(_address(r["Gateway"]) for r in link.get("Routes") or []
+                           if r.get("Family") == socket.AF_INET6 and r.get("DestinationPrefixLength") == 0
+                           and str(r.get("ConfigSource")).lower() == "ndisc" and r.get("Gateway")),
+    }
+    uptime = client.succeed("cut -d' ' -f1 /proc/uptime").strip()
+    addresses = json.loads(client.succeed(f"ip -j -6 addr show dev {ifname}"))
+    for info in (a for entry in addresses for a in entry["addr_info"] if a["local"] == held["ADDRESS"]):
+        held["LIFETIME"] = f"{info['valid_life_time']}s left after {uptime}s up"
+        held["PREFERRED"] = f"{info['preferred_life_time']}s left after {uptime}s up"
+    return held
+
+
+def granted(held: str, lifetime: int) -> bool:
+    """Whether a lifetime `lease6` shows (``held``: what is left after how long up) can be
+    ``lifetime`` as granted: no more is left, and no more has passed than the machine was up."""
+    words = held.split()  # 3577s left after 40.5s up
+    left, uptime = float(words[0].rstrip("s")), float(words[3].rstrip("s"))
+    return lifetime - uptime - 1 <= left <= lifetime
 
 
 @contextlib.contextmanager

@@ -1,8 +1,10 @@
-"""DHCP: every DHCP client of the inventory holds exactly the lease gw's Kea owes it (its
-reservation and every option, as the client's systemd-networkd recorded them) and uses it;
-a stranger gets a pool address and a name; gw keeps its leases across a restart.
+"""DHCP, in each family: every DHCP client of the inventory holds exactly the lease gw owes
+it (its reservation and every option, as the client's systemd-networkd recorded them: from
+Kea DHCPv4, or from Kea DHCPv6 and gw's router advertisements) and uses it; the lease names
+it in DNS; a stranger gets a pool address and a name; gw keeps its leases across a restart.
 
-The rows come from the inventory: every interface with ``config = "dhcp"`` is a client.
+The rows come from the inventory: every interface with ``config = "dhcp"`` is a client, in
+each family it has an address of.
 """
 
 from __future__ import annotations
@@ -12,26 +14,52 @@ import ipaddress
 import pytest
 
 from harness.errors import CheckFailed
-from harness.inventory import Config, Nic
+from harness.inventory import Config, Config6, Family, Nic, eui64
 from harness.machine import Machine
-from scenarios.conftest import lease, one_seat_for_all
-from stages.generate import DYNAMIC, LEASE, router
+from scenarios.conftest import by_family, dig, granted, lease, lease6, one_seat_for_all
+from stages.generate import DYNAMIC, LEASE, PREFERRED, router
 from stages.inventory import INVENTORY
 
 GW = router(INVENTORY)
-POOL = INVENTORY.segments["lan"].pool
-CLIENTS = [(host.name, nic) for host in one_seat_for_all(list(INVENTORY.hosts.values()))
-           for nic in host.nics if nic.config is Config.DHCP]
-IDS = [name if sum(n == name for n, _ in CLIENTS) == 1 else f"{name}-{nic.name}" for name, nic in CLIENTS]
-clients = pytest.mark.parametrize("machine, nic", CLIENTS, ids=IDS, indirect=["machine"])
+LAN = INVENTORY.segments["lan"]
+RECORD = {Family.IPV4: "A", Family.IPV6: "AAAA"}
 
 
-def owed(name: str, nic: Nic) -> dict[str, str]:
-    """The lease ``name`` should hold on ``nic``, keyed as systemd-networkd records it."""
-    server = str(GW.nic(nic.segment).address)
+def _dhcp(nic: Nic, family: Family) -> bool:
+    return nic.config is Config.DHCP if family is Family.IPV4 else nic.config6 is Config6.DHCP
+
+
+CLIENTS = [(host.name, nic, family) for host in one_seat_for_all(list(INVENTORY.hosts.values()))
+           for nic in host.nics for family in nic.families() if _dhcp(nic, family)]
+
+
+def _id(name: str, nic: Nic, family: Family) -> str:
+    several = sum(n == name and f is family for n, _, f in CLIENTS) > 1
+    return f"{family}-{name}-{nic.name}" if several else f"{family}-{name}"
+
+
+def clients(family: Family | None = None) -> pytest.MarkDecorator:
+    """Parametrize a test over the DHCP clients (of ``family``, else of every family)."""
+    rows = [c for c in CLIENTS if family in (None, c[2])]
+    return pytest.mark.parametrize("machine, nic, family", rows, ids=[_id(*c) for c in rows],
+                                   indirect=["machine"])
+
+
+def owed(name: str, nic: Nic, family: Family) -> dict[str, str]:
+    """The lease ``name`` should hold on ``nic`` in ``family``, keyed as `lease` and `lease6`
+    record it."""
+    server = str(GW.nic(nic.segment).address_of(family))
+    if family is Family.IPV6:
+        return {
+            "ADDRESS": str(nic.address6),  # its reservation
+            "DNS": server, "DOMAIN_SEARCH_LIST": INVENTORY.domain,
+            # gw advertises itself as the router, from its link-local address
+            "ROUTER": str(eui64(ipaddress.IPv6Network("fe80::/64"), GW.nic(nic.segment).mac)),
+            "LIFETIME": str(LEASE), "PREFERRED": str(PREFERRED),
+        }
     return {
         "ADDRESS": str(nic.address),  # its reservation
-        "NETMASK": str(INVENTORY.segments[nic.segment].cidr.netmask),
+        "NETMASK": str(LAN.network(family).netmask),
         "ROUTER": server, "SERVER_ADDRESS": server, "DNS": server,
         "DOMAINNAME": INVENTORY.domain, "DOMAIN_SEARCH_LIST": INVENTORY.domain,
         "LIFETIME": str(LEASE), "T1": str(LEASE // 4), "T2": str(LEASE // 2),
@@ -40,72 +68,115 @@ def owed(name: str, nic: Nic) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("option", list(owed(*CLIENTS[0])), ids=str.lower)
-@clients
-def test_client_received_the_option(machine: Machine, nic: Nic, option: str) -> None:
-    wanted, held = owed(machine.name, nic)[option], lease(machine, nic.name).get(option)
-    assert held == wanted, (f"{machine.name}/{nic.name}: expected DHCP to give {option}={wanted}, "
-                            f"the client's lease has {option}={held}")
+OPTIONS = [(c, option) for c in CLIENTS for option in owed(*c)]
 
 
-@clients
-def test_client_uses_its_lease(machine: Machine, nic: Nic) -> None:
-    who, server = f"{machine.name}/{nic.name}", str(GW.nic(nic.segment).address)
-    held = machine.addresses(nic.name, dynamic=True)
-    assert held == [str(nic.address)], f"{who}: expected to hold {nic.address} by DHCP, holds {held}"
-    route = machine.succeed("ip -4 route show default").split()
-    assert route[:5] == ["default", "via", server, "dev", nic.name], \
-        f"{who}: expected a default route via {server}, has {' '.join(route) or 'none'}"
+@pytest.mark.parametrize("machine, nic, family, option", [(*c, o) for c, o in OPTIONS],
+                         ids=[f"{_id(*c)}-{o.lower()}" for c, o in OPTIONS], indirect=["machine"])
+def test_client_received_the_option(machine: Machine, nic: Nic, family: Family, option: str) -> None:
+    wanted = owed(machine.name, nic, family)[option]
+    held = (lease(machine, nic.name) if family is Family.IPV4 else lease6(machine, nic.name)).get(option)
+    ok = held is not None and granted(held, int(wanted)) if option in ("LIFETIME", "PREFERRED") \
+        and family is Family.IPV6 else held == wanted
+    assert ok, (f"{machine.name}/{nic.name}: expected {family} DHCP to give {option}={wanted}, the client "
+                f"has {option}={held}")
+
+
+@clients()
+def test_client_uses_its_lease(machine: Machine, nic: Nic, family: Family) -> None:
+    who, server = f"{machine.name}/{nic.name}", str(GW.nic(nic.segment).address_of(family))
+    held = machine.addresses(nic.name, family, dynamic=True)
+    mine = str(nic.address_of(family))
+    assert held == [mine], f"{who}: expected to hold {mine} by DHCP, holds {held}"
+    route = machine.succeed(f"ip -{family.version} route show default").split()
+    via = server if family is Family.IPV4 else owed(machine.name, nic, family)["ROUTER"]
+    assert route[:5] == ["default", "via", via, "dev", nic.name], \
+        f"{who}: expected a default route via {via}, has {' '.join(route) or 'none'}"
     resolvers = machine.succeed(f"resolvectl dns {nic.name}").partition(":")[2].split()
-    assert resolvers == [server], f"{who}: expected to resolve through {server}, uses {resolvers}"
+    assert [r for r in resolvers if Family.of(r) is family] == [server], \
+        f"{who}: expected to resolve through {server} in {family}, uses {resolvers}"
     domains = machine.succeed(f"resolvectl domain {nic.name}").partition(":")[2].split()
     assert domains == [INVENTORY.domain], f"{who}: expected the search domain {INVENTORY.domain}, " \
                                           f"uses {domains}"
 
 
-def kea_leases(gw: Machine, mac: str) -> list[str]:
-    """gw's lease file lines for ``mac``."""
-    return [line for line in gw.succeed("cat /var/lib/kea/kea-leases4.csv").splitlines()
-            if f",{mac}," in line]
+@clients()
+def test_the_lease_names_the_client_in_dns(web: Machine, machine: Machine, nic: Nic, family: Family) -> None:
+    # Kea tells BIND (DDNS) the reservation's name for each lease: A and AAAA side by side.
+    name, dns = f"{machine.name}.{DYNAMIC}.{INVENTORY.domain}", str(GW.nic(nic.segment).address_of(family))
+    answer = dig(web, name, RECORD[family], server=dns)
+    assert answer.records == [str(nic.address_of(family))], \
+        f"web asked gw ({dns}) for {name} {RECORD[family]}: expected {nic.address_of(family)}, got {answer}"
 
 
-@clients
-def test_gw_recorded_the_lease(gw: Machine, machine: Machine, nic: Nic) -> None:
-    leases = kea_leases(gw, nic.mac)
-    assert leases and leases[-1].startswith(f"{nic.address},{nic.mac},"), \
-        f"gw: expected a lease of {nic.address} to {nic.mac} in Kea's lease file, found {leases}"
+LEASES = {Family.IPV4: "/var/lib/kea/kea-leases4.csv", Family.IPV6: "/var/lib/kea/kea-leases6.csv"}
+
+
+def kea_leases(gw: Machine, nic: Nic, family: Family) -> list[str]:
+    """gw's lease file lines for ``nic`` (by its MAC)."""
+    return [line for line in gw.succeed(f"cat {LEASES[family]}").splitlines() if f",{nic.mac}," in line]
+
+
+@clients()
+def test_gw_recorded_the_lease(gw: Machine, machine: Machine, nic: Nic, family: Family) -> None:
+    leases = kea_leases(gw, nic, family)
+    mine = str(nic.address_of(family))
+    assert leases and leases[-1].startswith(f"{mine},"), \
+        f"gw: expected a lease of {mine} to {nic.mac} in {LEASES[family]}, found {leases}"
 
 
 WEB = INVENTORY["web"].nic("lan")
-SERVER = str(GW.nic("lan").address)
+POOLS = {Family.IPV4: LAN.pool, Family.IPV6: LAN.pool6}
 
 
 @pytest.mark.fresh_lab
-def test_an_unknown_mac_gets_a_pool_address_and_a_name(gw: Machine, web: Machine) -> None:
-    assert POOL is not None, "the inventory gives the LAN no pool: no stranger can get an address"
+@by_family
+def test_an_unknown_mac_gets_a_pool_address_and_a_name(gw: Machine, web: Machine, family: Family) -> None:
+    pool, server = POOLS[family], str(GW.nic("lan").address_of(family))
+    assert pool is not None, f"the inventory gives the LAN no {family} pool: no stranger can get an address"
     web.succeed("ip link set dev lan0 down && ip link set dev lan0 address 02:99:00:00:00:01 "
                 "&& ip link set dev lan0 up && networkctl reconfigure lan0")
-    web.wait_until_succeeds(f"ip -4 -o addr show dev lan0 | grep -qv ' {WEB.address}/'", timeout=30)
-    held = web.addresses("lan0", dynamic=True)
-    assert len(held) == 1 and POOL[0] <= ipaddress.IPv4Address(held[0]) <= POOL[1], \
-        f"web with an unknown MAC: expected one address in the pool {POOL[0]}-{POOL[1]}, holds {held}"
-    # Kea names it and tells BIND (DDNS): the LAN finds the stranger by name.
-    name = f"{DYNAMIC}-{held[0].replace('.', '-')}.{DYNAMIC}.{INVENTORY.domain}"
+    mine = str(WEB.address_of(family))
     try:
-        gw.wait_until_succeeds(f"dig +short @{SERVER} {name} A | grep -qx {held[0]}", timeout=20)
+        web.wait_until_succeeds(f"ip -{family.version} -o addr show dev lan0 scope global -tentative "
+                                f"| grep -v ' {mine}/' | grep -q inet", timeout=30)
     except CheckFailed:
-        seen = gw.execute(f"dig +short @{SERVER} {name} A")[1].split()
+        raise AssertionError(f"web with an unknown MAC got no {family} address besides {mine}: "
+                             f"{web.addresses('lan0', family)}") from None
+    held = web.addresses("lan0", family, dynamic=True)
+    first, last = (int(a) for a in pool)
+    assert len(held) == 1 and first <= int(ipaddress.ip_address(held[0])) <= last, (
+        f"web with an unknown MAC: expected one {family} address in the pool {pool[0]}-{pool[1]}, "
+        f"holds {held}")
+    # Kea names it and tells BIND (DDNS): the LAN finds the stranger by name.
+    name = f"{DYNAMIC}-{held[0].replace('.', '-').replace(':', '-')}.{DYNAMIC}.{INVENTORY.domain}"
+    try:
+        gw.wait_until_succeeds(f"dig +short @{server} {name} {RECORD[family]} | grep -qx {held[0]}",
+                               timeout=20)
+    except CheckFailed:
+        seen = gw.execute(f"dig +short @{server} {name} {RECORD[family]}")[1].split()
         raise AssertionError(f"gw: expected DDNS to name the stranger {name} -> {held[0]}, "
                              f"DNS answers {seen or 'nothing'}") from None
 
 
+KEA = {Family.IPV4: ("kea-dhcp4-server", 67, "DHCP4_LEASE_ALLOC"),
+       Family.IPV6: ("kea-dhcp6-server", 547, "DHCP6_LEASE_ALLOC")}
+
+
 @pytest.mark.fresh_lab
-def test_leases_survive_a_gw_restart(gw: Machine, web: Machine) -> None:
-    gw.succeed("systemctl restart kea-dhcp4-server")
-    gw.wait_for_open_port(67, SERVER, "udp")  # active is not listening: a renewal sent before is lost
-    assert kea_leases(gw, WEB.mac), f"gw: expected web's lease ({WEB.mac}) kept across a restart, found none"
+@by_family
+def test_leases_survive_a_gw_restart(gw: Machine, web: Machine, family: Family) -> None:
+    unit, port, allocated = KEA[family]
+    listening = str(GW.nic("lan").address) if family is Family.IPV4 else "ff02::1:2"
+    gw.succeed(f"systemctl restart {unit}")
+    gw.wait_for_open_port(port, listening, "udp")  # active is not listening: a renewal sent before is lost
+    assert kea_leases(gw, WEB, family), f"gw: expected web's {family} lease ({WEB.mac}) kept across a " \
+                                        "restart, found none"
     mark = gw.succeed("date +%s").strip()
-    web.succeed("networkctl renew lan0")
-    gw.wait_until_succeeds(f"journalctl -u kea-dhcp4-server --since=@{mark} | grep -q DHCP4_LEASE_ALLOC")
-    held = web.addresses("lan0", dynamic=True)
-    assert held == [str(WEB.address)], f"web after gw's restart: expected to keep {WEB.address}, holds {held}"
+    # networkd renews DHCPv4 on demand; for DHCPv6 it asks again only when reconfigured
+    web.succeed("networkctl renew lan0" if family is Family.IPV4 else "networkctl reconfigure lan0")
+    gw.wait_until_succeeds(f"journalctl -u {unit} --since=@{mark} | grep -q {allocated}")
+    mine = str(WEB.address_of(family))
+    web.wait_for_address("lan0", mine)
+    held = web.addresses("lan0", family, dynamic=True)
+    assert held == [mine], f"web after gw's restart: expected to keep {mine}, holds {held}"

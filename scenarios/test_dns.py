@@ -49,7 +49,7 @@ def test_reverse_lookup(web: Machine, host: Host, transport: str, family: Family
 @by_family
 def test_short_names_resolve_through_the_dhcp_search_domain(web: Machine, family: Family) -> None:
     dns = gw_address(family)
-    found = web.execute(f"getent ahosts{family.version} mdb")[1].split()
+    found = web.execute(f"getent ahostsv{family.version} mdb")[1].split()
     assert found[:1] == [dns], f"web looked up the short name mdb in {family}: expected {dns}, " \
                                f"got {found[:1] or 'nothing'}"
 

@@ -18,6 +18,7 @@ DYNAMIC = "dyn"  # machines without a reservation are named in <DYNAMIC>.<domain
 DDNS_KEY = ("ddns-key", "hmac-sha256", "EgpYMoZ/pxF2BzGefRJBJcO/0dmdTdSyhaKY+DYgzUo=")
 DDNS_PORT = 53001
 LEASE = 3600  # seconds a DHCP lease lasts; clients renew at a quarter, rebind at half
+PREFERRED = LEASE * 3 // 4  # seconds a DHCPv6 address is preferred (then deprecated, until LEASE)
 LAN = "lan"
 UPLINK = "uplink"
 
@@ -181,7 +182,7 @@ def kea_dhcp6(inv: Inventory) -> str:
                               "service-sockets-retry-wait-time": 100},
         "lease-database": {"type": "memfile", "persist": True,
                            "name": "/var/lib/kea/kea-leases6.csv", "lfc-interval": 3600},
-        "preferred-lifetime": LEASE // 2 + LEASE // 4, "valid-lifetime": LEASE,
+        "preferred-lifetime": PREFERRED, "valid-lifetime": LEASE,
         "renew-timer": LEASE // 4, "rebind-timer": LEASE // 2,
         "dhcp-ddns": {"enable-updates": True, "server-ip": "127.0.0.1", "server-port": DDNS_PORT},
         "ddns-send-updates": True, "ddns-override-client-update": True,
