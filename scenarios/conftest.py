@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import secrets
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import pytest
 from harness.console import ConsoleSession
 from harness.errors import CheckFailed
 from harness.inventory import Family, Host
+from harness.lab import Lab
 from harness.machine import Machine
 from stages.generate import router
 from stages.inventory import INVENTORY
@@ -158,3 +160,22 @@ def no_failed_unit(machine: Machine) -> None:
     units = [line.split()[0] for line in failed if line.strip()]
     why = {u: machine.succeed(f"systemctl status --no-pager --lines=8 {u} || true") for u in units}
     assert not units, f"{machine.name}: expected no failed unit, found {', '.join(units)}: {why}"
+
+
+def seen_by_the_internet(client: Machine, lab: Lab, family: Family) -> str:
+    """The source address the internet's web server logged for a request from ``client``
+    over ``family`` (after asserting that the request was answered)."""
+    marker = f"nat-check-from-{client.name}-{secrets.token_hex(3)}"
+    uplink = address("internet", family, "uplink")
+    status = client.execute(f"curl -s -{family.version} --max-time 5 -o /dev/null -w '%{{http_code}}' "
+                            f"'http://{in_url(uplink)}/generate_204?{marker}'")[1]
+    assert status == "204", f"{client.name} asked the uplink ({uplink}) for /generate_204 through gw: " \
+                            f"expected HTTP 204, got {status} (000: no answer)"
+    seen = lab["internet"].execute(f"grep -F '{marker}' /var/log/nginx/clients.log")[1].split()
+    return seen[0] if seen else "nowhere (not logged)"
+
+
+def source_seen_outside(machine: str, family: Family) -> str:
+    """The source address the internet sees for ``machine``'s connections over ``family``:
+    gw's (IPv4 is masqueraded), or the machine's own (the IPv6 prefix is routed)."""
+    return gw_address(family, "uplink") if family is Family.IPV4 else address(machine, family)

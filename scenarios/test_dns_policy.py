@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import pytest
 
+from harness.inventory import Family
 from harness.lab import Lab
 from harness.machine import Machine
+from scenarios.conftest import FAMILIES, gw_address
 from stages.generate import DYNAMIC, reverse_name, reverse_zones
 from stages.inventory import INVENTORY
 
-GW = INVENTORY["gw"]
-# (client, the address of gw it asks): a contestant's machine on the LAN, and the uplink
-CLIENTS = [(INVENTORY.seats()[0], str(GW.nic("lan").address)), ("internet", str(GW.nic("uplink").address))]
+# (client, the address of gw it asks, in each family): a contestant's machine on the LAN, and the uplink
+CLIENTS = [(client, gw_address(family, segment)) for family in FAMILIES
+           for client, segment in ((INVENTORY.seats()[0], "lan"), ("internet", "uplink"))]
+IDS = [f"{client}-{Family.of(server)}" for client, server in CLIENTS]
 ZONES = [INVENTORY.domain, f"{DYNAMIC}.{INVENTORY.domain}", *map(reverse_name, reverse_zones(INVENTORY))]
 
 
-@pytest.mark.parametrize("client, server", CLIENTS, ids=[c for c, _ in CLIENTS])
+@pytest.mark.parametrize("client, server", CLIENTS, ids=IDS)
 @pytest.mark.parametrize("zone", ZONES)
 def test_no_zone_is_transferred(pas: Machine, lab: Lab, client: str, server: str, zone: str) -> None:
     result = lab[client].run(f"dig +time=3 +tries=1 @{server} {zone} AXFR")
@@ -28,7 +31,7 @@ def test_no_zone_is_transferred(pas: Machine, lab: Lab, client: str, server: str
         f"transfer refused:\n{result.stdout}")
 
 
-@pytest.mark.parametrize("client, server", CLIENTS, ids=[c for c, _ in CLIENTS])
+@pytest.mark.parametrize("client, server", CLIENTS, ids=IDS)
 @pytest.mark.parametrize("zone", [INVENTORY.domain, f"{DYNAMIC}.{INVENTORY.domain}"])
 def test_unsigned_dynamic_updates_are_refused(pas: Machine, lab: Lab, client: str, server: str,
                                                zone: str) -> None:

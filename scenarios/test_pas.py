@@ -8,28 +8,41 @@ import secrets
 import pytest
 
 from harness.errors import CheckFailed
+from harness.inventory import Family
 from harness.lab import Lab
 from harness.machine import Machine
-from scenarios.conftest import console_login
+from scenarios.conftest import (
+    address,
+    by_family,
+    console_login,
+    gw_address,
+    seen_by_the_internet,
+    source_seen_outside,
+)
 from stages.generate import DYNAMIC
 from stages.inventory import INVENTORY
 
 PAS = INVENTORY[INVENTORY.seats()[0]].nic("lan")  # the `pas` fixture's machine
 GW = str(INVENTORY["gw"].nic("lan").address)
-RHFS0 = INVENTORY["rhfs0"].nic("lan").address
 
 
-def test_lease_matches_the_reservation_with_all_options(pas: Machine) -> None:
-    held = pas.addresses("lan0", dynamic=True)
-    assert held == [str(PAS.address)], f"pas holds {held}, not its reservation {PAS.address}"
-    route = pas.succeed("ip -4 route show default").strip()
-    assert route.split()[:3] == ["default", "via", GW], f"pas's default route is {route!r}, not via {GW}"
-    dns = pas.succeed("resolvectl dns lan0").split()[3:]
-    assert dns == [GW], f"pas was given DNS servers {dns}, not gw {GW}"
+@by_family
+def test_pas_uses_its_reservation_and_gw_in_each_family(pas: Machine, family: Family) -> None:
+    mine, gw = str(PAS.address_of(family)), gw_address(family)
+    held = pas.addresses("lan0", family, dynamic=True)
+    assert held == [mine], f"pas holds {held} in {family}, not its reservation {mine}"
+    route = pas.succeed(f"ip -{family.version} route show default").split()
+    assert route[:2] == ["default", "via"], f"pas has no {family} default route: {route}"
+    dns = [a for a in pas.succeed("resolvectl dns lan0").split()[3:] if Family.of(a) is family]
+    assert dns == [gw], f"pas was given {family} DNS servers {dns}, not gw {gw}"
+    rhfs0 = pas.execute(f"getent ahostsv{family.version} rhfs0")[1].split()[:1]
+    wanted = address("rhfs0", family)
+    assert rhfs0 == [wanted], f"pas resolves the short name rhfs0 in {family} to {rhfs0}, not {wanted}"
+
+
+def test_pas_is_named_by_dhcp(pas: Machine) -> None:
     domains = pas.succeed("resolvectl domain lan0").split()[3:]
     assert INVENTORY.domain in domains, f"pas searches domains {domains}, not {INVENTORY.domain}"
-    rhfs0 = pas.execute("getent hosts rhfs0")[1].split()[:1]
-    assert rhfs0 == [str(RHFS0)], f"pas resolves the short name rhfs0 to {rhfs0}, not {RHFS0}"
     # nspawn names the machine plain (pas-r11p1): a qualified name can only come from DHCP.
     dhcp_name = f"{pas.name}.{DYNAMIC}.{INVENTORY.domain}"
     try:
@@ -45,14 +58,11 @@ def test_root_takes_writes(pas: Machine) -> None:
     assert status == 0, "pas could not write to its root: a contestant machine needs a writable /"
 
 
-def test_the_uplink_sees_pas_coming_from_gw(pas: Machine, lab: Lab) -> None:
-    marker = f"pas-{secrets.token_hex(3)}"
-    status = pas.execute(f"curl -s --max-time 5 -o /dev/null -w '%{{http_code}}' "
-                         f"'http://10.0.0.1/generate_204?{marker}'")[1]
-    assert status == "204", f"the uplink did not answer pas (HTTP {status})"
-    seen = lab["internet"].succeed(f"grep -F '{marker}' /var/log/nginx/clients.log").split()[0]
-    gw = str(INVENTORY["gw"].nic("uplink").address)
-    assert seen == gw, f"the uplink saw pas's request come from {seen}, not gw's {gw}"
+@by_family
+def test_the_uplink_sees_pas_from_gw_over_ipv4_and_as_itself_over_ipv6(pas: Machine, lab: Lab,
+                                                                       family: Family) -> None:
+    wanted, seen = source_seen_outside(pas.name, family), seen_by_the_internet(pas, lab, family)
+    assert seen == wanted, f"the uplink saw pas's {family} request come from {seen}, not {wanted}"
 
 
 @pytest.mark.fresh_lab

@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from harness.errors import WaitTimeout
+from harness.errors import CheckFailed, WaitTimeout
 from harness.inventory import Family
 from harness.lab import Lab
 from harness.machine import Machine
@@ -24,6 +24,9 @@ from stages.inventory import INVENTORY
 from stages.policy import ROWS, Proto, Row, cidr_of
 
 WAIT = 2  # seconds of silence that mean dropped: a lab round trip takes a millisecond
+# DHCPv6 from scratch: a router solicitation, the advertisement, a solicit (sent after a random
+# delay of up to a second, RFC 8415), an advertise, a request, a reply
+WAIT6 = 5
 
 
 def _seen(status: int, out: str, answered: str) -> tuple[str, str]:
@@ -38,17 +41,17 @@ def _seen(status: int, out: str, answered: str) -> tuple[str, str]:
     return "error", text
 
 
-def _lifetime(client: Machine, ifname: str, family: Family) -> int:
-    links = json.loads(client.succeed(f"ip -j -{family.version} addr show dev {ifname}"))
+def _lifetime(client: Machine, ifname: str) -> int:
+    links = json.loads(client.succeed(f"ip -j -4 addr show dev {ifname}"))
     return max((a["valid_life_time"] for link in links for a in link["addr_info"] if a.get("dynamic")),
                default=0)  # no lease at all: nothing left
 
 
-def _renewal(client: Machine, ifname: str, family: Family) -> tuple[str, str]:
-    """Renew ``client``'s lease of ``family``: accepted if gw answers (the lease's lifetime
-    starts again)."""
+def _renewal(client: Machine, ifname: str) -> tuple[str, str]:
+    """Renew ``client``'s DHCPv4 lease: accepted if gw answers (the lease's lifetime starts
+    again)."""
     def lifetime() -> int:
-        return _lifetime(client, ifname, family)
+        return _lifetime(client, ifname)
 
     retry(lambda _: lifetime() < LEASE, 5, f"{client.name}: its lease to age")
     before = lifetime()
@@ -60,11 +63,28 @@ def _renewal(client: Machine, ifname: str, family: Family) -> tuple[str, str]:
     return "accepted", f"the lease was renewed ({before}s left -> {lifetime()}s)"
 
 
+def _solicit6(client: Machine, ifname: str) -> tuple[str, str]:
+    """Ask DHCPv6 for a lease again (networkd renews DHCPv6 only when reconfigured): accepted
+    if one comes within `WAIT6`; the machine then has all its addresses back."""
+    mark = client.succeed("date +%s.%N").strip()
+    client.succeed(f"networkctl reconfigure {ifname}")
+    try:
+        client.wait_until_succeeds(f"journalctl -q -u systemd-networkd --since=@{mark} | "
+                                   f"grep -q '{ifname}: DHCPv6 address'", timeout=WAIT6)
+    except CheckFailed:
+        return "dropped", f"no DHCPv6 lease within {WAIT6}s of asking again"
+    for address in (a for a in (INVENTORY[client.name].nic("lan").address,
+                                INVENTORY[client.name].nic("lan").address6) if a):
+        client.wait_for_address(ifname, str(address))
+    return "accepted", "a DHCPv6 lease came back"
+
+
 def attempt(client: Machine, row: Row) -> tuple[str, str]:
     """What ``client`` saw trying ``row``'s service: (outcome, what it saw)."""
     service, address = row.service, row.address
     if service.name.startswith("dhcp"):
-        return _renewal(client, INVENTORY[client.name].nic(row.segment).name, row.family)
+        ifname = INVENTORY[client.name].nic(row.segment).name
+        return _renewal(client, ifname) if row.family is Family.IPV4 else _solicit6(client, ifname)
     if service.name == "dns":
         flag = "+tcp" if service.proto is Proto.TCP else "+notcp"
         command = f"dig {flag} +time={WAIT} +tries=1 @{address} -p {service.port} {INVENTORY.domain} SOA"

@@ -9,7 +9,10 @@ import shlex
 
 import pytest
 
+from harness.inventory import Family
 from harness.machine import Machine
+from scenarios.conftest import address, by_family
+from stages.rhfs import KEY
 
 
 def login(machine: Machine, user: str, command: str) -> tuple[int, str]:
@@ -59,3 +62,15 @@ def test_sshd_refuses_root_password_logins(pas: Machine, rhfs: Machine) -> None:
     status, seen = ssh_with_password(pas, "root", "Root-pw-1", "rhfs0")
     assert status != 0 and "Permission denied" in seen, (
         f"rhfs0 let root log in with a password over SSH (from pas); expected a refusal: {seen}")
+
+
+@by_family
+def test_contestant_machines_reach_rhfs0_over_ssh(pas: Machine, rhfs: Machine, family: Family) -> None:
+    # The key the login hook mounts homes with; rhfs0 says where the connection came from.
+    result = pas.run(f"ssh -{family.version} -i {KEY} -o BatchMode=yes -o StrictHostKeyChecking=no "
+                     "-o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 root@rhfs0 'echo $SSH_CLIENT'",
+                     timeout=30)
+    seen, wanted = result.stdout.split()[:1], address(pas.name, family)
+    assert result.status == 0 and seen == [wanted], (
+        f"pas asked rhfs0 over {family} SSH: expected rhfs0 to see the connection come from {wanted}, "
+        f"exit {result.status}: {(result.stdout + result.stderr).strip()}")

@@ -15,85 +15,101 @@ import allure
 import pytest
 
 from harness.fleet import on_each, wait_all
+from harness.inventory import Family, Nic
 from harness.lab import Lab
 from harness.machine import DEFAULT_WAIT_TIMEOUT, Machine
-from scenarios.conftest import Answer, console_login, dig, expect, lease, no_failed_unit, ping
-from stages.generate import DYNAMIC, router
+from scenarios.conftest import (
+    FAMILIES,
+    Answer,
+    address,
+    by_family,
+    console_login,
+    dig,
+    expect,
+    gw_address,
+    lease,
+    lease6,
+    no_failed_unit,
+    ping,
+    seen_by_the_internet,
+    source_seen_outside,
+)
+from stages.generate import DYNAMIC
 from stages.inventory import INVENTORY
 
-GW = router(INVENTORY)
-DNS = str(GW.nic("lan").address)
-WAN = str(GW.nic("uplink").address)
-INTERNET = str(INVENTORY["internet"].nic("uplink").address)
+RECORD = {Family.IPV4: "A", Family.IPV6: "AAAA"}
 
 
-def seat_nic(seat: Machine) -> tuple[str, str, str]:
-    """The seat's interface, reserved address and MAC, from the inventory."""
-    nic = INVENTORY[seat.name].nics[0]
-    return nic.name, str(nic.address), nic.mac
+def seat_nic(seat: Machine) -> Nic:
+    """The seat's interface, from the inventory."""
+    return INVENTORY[seat.name].nics[0]
 
 
-def test_every_seat_holds_its_reservation_and_its_name(room: list[Machine]) -> None:
+@by_family
+def test_every_seat_holds_its_reservation_and_its_name(room: list[Machine], family: Family) -> None:
     def check(seat: Machine) -> None:
-        ifname, address, _ = seat_nic(seat)
-        held = lease(seat, ifname)
-        got = (held.get("ADDRESS"), held.get("HOSTNAME"))
-        wanted = (address, f"{seat.name}.{DYNAMIC}.{INVENTORY.domain}")
-        assert got == wanted, f"expected the lease (address, name) {wanted}, holds {got}"
-        assert seat.addresses(ifname, dynamic=True) == [address], \
-            f"expected to use {address}, uses {seat.addresses(ifname, dynamic=True)}"
+        nic = seat_nic(seat)
+        address = str(nic.address_of(family))
+        if family is Family.IPV4:
+            held = lease(seat, nic.name)
+            got = (held.get("ADDRESS"), held.get("HOSTNAME"))
+            wanted = (address, f"{seat.name}.{DYNAMIC}.{INVENTORY.domain}")
+            assert got == wanted, f"expected the lease (address, name) {wanted}, holds {got}"
+        else:
+            got6 = lease6(seat, nic.name).get("ADDRESS")
+            assert got6 == address, f"expected the DHCPv6 lease of {address}, holds {got6 or 'none'}"
+        uses = seat.addresses(nic.name, family, dynamic=True)
+        assert uses == [address], f"expected to use {address}, uses {uses}"
 
-    on_each(room, check, what="each seat's DHCP lease")
+    on_each(room, check, what=f"each seat's {family} DHCP lease")
 
 
-def test_every_seat_and_gw_reach_each_other_with_no_failed_unit(room: list[Machine], gw: Machine) -> None:
+@by_family
+def test_every_seat_and_gw_reach_each_other_with_no_failed_unit(room: list[Machine], gw: Machine,
+                                                                family: Family) -> None:
     def check(seat: Machine) -> None:
-        _, address, _ = seat_nic(seat)
-        for source, target in ((seat, DNS), (gw, address)):
+        for source, target in ((seat, gw_address(family)), (gw, str(seat_nic(seat).address_of(family)))):
             failed = ping(source, target)
             assert failed is None, f"{source.name} pinged {target}: no answer ({failed})"
         no_failed_unit(seat)
 
-    on_each(room, check, what="each seat and gw pinging each other, and the seat's units")
+    on_each(room, check, what=f"each seat and gw pinging each other over {family}, and the seat's units")
 
 
-def test_every_seat_is_resolved_forward_and_reverse(room: list[Machine], web: Machine) -> None:
+@by_family
+def test_every_seat_is_resolved_forward_and_reverse(room: list[Machine], web: Machine,
+                                                    family: Family) -> None:
+    dns, kind = gw_address(family), RECORD[family]
+
     def check(seat: Machine) -> None:
-        _, address, _ = seat_nic(seat)
+        address = str(seat_nic(seat).address_of(family))
         fqdn = f"{seat.name}.{INVENTORY.domain}"
-        expect(dig(web, fqdn, "A", server=DNS), Answer("NOERROR", [address]), f"web asked gw for {fqdn} A")
-        expect(dig(web, "-x", address, server=DNS), Answer("NOERROR", [f"{fqdn}."]),
-               f"web asked gw for the PTR of {address}")
+        expect(dig(web, fqdn, kind, server=dns), Answer("NOERROR", [address]),
+               f"web asked gw ({dns}) for {fqdn} {kind}")
+        expect(dig(web, "-x", address, server=dns), Answer("NOERROR", [f"{fqdn}."]),
+               f"web asked gw ({dns}) for the PTR of {address}")
 
-    on_each(room, check, what="each seat's A and PTR records, asked from web")
+    on_each(room, check, what=f"each seat's {kind} and PTR records, asked from web")
 
 
-def test_every_seat_resolves_the_lan_by_short_name(room: list[Machine]) -> None:
-    web = str(INVENTORY["web"].nic("lan").address)
+@by_family
+def test_every_seat_resolves_the_lan_by_short_name(room: list[Machine], family: Family) -> None:
+    web = address("web", family)
 
     def check(seat: Machine) -> None:
-        found = seat.execute("getent hosts concours")[1].split()[:1]
+        found = seat.execute(f"getent ahostsv{family.version} concours")[1].split()[:1]
         assert found == [web], f"expected the short name concours to be {web}, got {found or 'nothing'}"
 
-    on_each(room, check, what="each seat looking up concours")
+    on_each(room, check, what=f"each seat looking up concours in {family}")
 
 
-def test_every_seat_reaches_the_internet_through_gw_s_nat(room: list[Machine], lab: Lab) -> None:
-    marks = {seat.name: f"{seat.name}-{secrets.token_hex(3)}" for seat in room}
+@by_family
+def test_every_seat_reaches_the_internet_through_gw(room: list[Machine], lab: Lab, family: Family) -> None:
+    def check(seat: Machine) -> None:
+        wanted, seen = source_seen_outside(seat.name, family), seen_by_the_internet(seat, lab, family)
+        assert seen == wanted, f"the internet saw its {family} request come from {seen}, not {wanted}"
 
-    def fetch(seat: Machine) -> None:
-        status = seat.execute(f"curl -s --max-time 5 -o /dev/null -w '%{{http_code}}' "
-                              f"'http://{INTERNET}/generate_204?{marks[seat.name]}'")[1]
-        assert status == "204", f"the internet did not answer (HTTP {status or 'none'})"
-
-    on_each(room, fetch, what="each seat fetching from the internet")
-    log = lab["internet"].succeed("cat /var/log/nginx/clients.log").splitlines()
-
-    def seen_from(seat: Machine) -> None:
-        sources = [line.split()[0] for line in log if marks[seat.name] in line]
-        assert sources == [WAN], f"the internet saw its request come from {sources}, not gw's {WAN}"
-
-    on_each(room, seen_from, what="the internet's view of each seat's request")
+    on_each(room, check, what=f"each seat fetching from the internet over {family}")
 
 
 def test_the_room_logs_in_at_once_each_to_a_home_of_their_own(room: list[Machine], rhfs: Machine) -> None:
@@ -130,19 +146,23 @@ def test_a_boot_storm_loses_no_lease(rooms: dict[str, list[Machine]], gw: Machin
     back = [lab[name] for name in seats]
 
     def leased(seat: Machine, left: float) -> None:
-        ifname, address, _ = seat_nic(seat)
-        seat.wait_for_address(ifname, address, timeout=left)
+        nic = seat_nic(seat)
+        for family in nic.families():
+            seat.wait_for_address(nic.name, str(nic.address_of(family)), timeout=left)
 
     wait_all(back, leased, timeout=DEFAULT_WAIT_TIMEOUT + len(back), what="each seat's lease after the storm")
     took = time.monotonic() - began
     allure.attach(f"{len(back)} seats rebooted at once; every one held its reservation again after "
                   f"{took:.1f} s\n", name="boot storm", attachment_type=allure.attachment_type.TEXT)
-    leases = gw.succeed("cat /var/lib/kea/kea-leases4.csv").splitlines()
+    leases = {family: gw.succeed(f"cat /var/lib/kea/kea-leases{family.version}.csv").splitlines()
+              for family in FAMILIES}
 
     def kept(seat: Machine) -> None:
-        _, address, mac = seat_nic(seat)
-        mine = [line.split(",")[0] for line in leases if f",{mac}," in line]
-        assert mine and set(mine) == {address}, \
-            f"gw's leases for {mac}: expected only {address}, found {mine or 'none'}"
+        nic = seat_nic(seat)
+        for family in nic.families():
+            address = str(nic.address_of(family))
+            mine = [line.split(",")[0] for line in leases[family] if f",{nic.mac}," in line]
+            assert mine and set(mine) == {address}, \
+                f"gw's {family} leases for {nic.mac}: expected only {address}, found {mine or 'none'}"
 
     on_each(back, kept, what="gw's lease database after the storm")

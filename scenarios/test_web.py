@@ -9,28 +9,33 @@ import shlex
 
 import pytest
 
+from harness.inventory import Family
 from harness.machine import Machine
+from scenarios.conftest import by_family
 from stages.inventory import INVENTORY
 from stages.web import SITES
 
 
-def http(client: Machine, url: str, data: str | None = None) -> tuple[str, str]:
-    """(HTTP status, body) of a GET of ``url`` from ``client``, a POST of ``data`` if given;
-    status 000 when no HTTP answer came at all."""
+def http(client: Machine, url: str, data: str | None = None, family: Family | None = None) -> tuple[str, str]:
+    """(HTTP status, body) of a GET of ``url`` from ``client``, a POST of ``data`` if given,
+    over ``family`` if given; status 000 when no HTTP answer came at all."""
     post = f"-X POST --data {shlex.quote(data)} " if data is not None else ""
-    out = client.execute(f"curl -s --max-time 10 {post}-w '\\n%{{http_code}}' {shlex.quote(url)}")[1]
+    only = f"-{family.version} " if family else ""
+    out = client.execute(f"curl -s {only}--max-time 10 {post}-w '\\n%{{http_code}}' {shlex.quote(url)}")[1]
     body, _, status = out.rpartition("\n")
     return status, body
 
 
 @pytest.mark.parametrize("qualified", [False, True], ids=["short", "qualified"])
 @pytest.mark.parametrize("site", SITES)
-def test_virtual_host_answers_its_own_content(pas: Machine, site: str, qualified: bool) -> None:
+@by_family
+def test_virtual_host_answers_its_own_content(pas: Machine, site: str, qualified: bool,
+                                              family: Family) -> None:
     # As a contestant types it: the short name (through the DHCP search domain), or in full.
     name = f"{site}.{INVENTORY.domain}" if qualified else site
-    status, page = http(pas, f"http://{name}/")
+    status, page = http(pas, f"http://{name}/", family=family)
     assert status == "200" and f"This is {site}." in page, (
-        f"http://{name}/ from pas answered HTTP {status}, not {site}'s page: {page[:300]!r}")
+        f"http://{name}/ from pas over {family} answered HTTP {status}, not {site}'s page: {page[:300]!r}")
     others = [other for other in SITES if other != site and f"This is {other}." in page]
     assert not others, f"http://{name}/ from pas serves the page of {others}: {page[:300]!r}"
 

@@ -316,12 +316,10 @@ options {{
     return files
 
 
-# ICMPv6 that IPv6 cannot work without (RFC 4890): neighbour and router discovery and the
-# multicast listener reports they ride on, for gw itself; the errors (packet too big above
-# all: IPv6 routers do not fragment) wherever a connection goes.
-ICMPV6_LINK = ("nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert",
-               "mld-listener-query", "mld-listener-report", "mld2-listener-report")
-ICMPV6_ERRORS = ("destination-unreachable", "packet-too-big", "time-exceeded", "parameter-problem")
+# ICMPv6 that gw cannot do without (RFC 4890): neighbour discovery (IPv6's ARP) and router
+# solicitations. The errors a connection needs (packet too big above all: IPv6 routers do
+# not fragment) are related to it, and pass with its replies.
+ICMPV6_LINK = ("nd-router-solicit", "nd-neighbor-solicit", "nd-neighbor-advert")
 
 
 def nftables_router(inv: Inventory) -> str:
@@ -350,13 +348,12 @@ table inet filter {{
         ct state established,related accept
         ct state invalid drop
         iifname "lo" accept
-        icmpv6 type {{ {", ".join(ICMPV6_LINK + ICMPV6_ERRORS)} }} accept
+        icmpv6 type {{ {", ".join(ICMPV6_LINK)} }} accept
         {indent.join(accept)}
     }}
     chain forward {{
         type filter hook forward priority filter; policy drop;
         ct state established,related accept
-        icmpv6 type {{ {", ".join(ICMPV6_ERRORS)} }} accept
         {indent.join(forward)}
     }}
 }}
