@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from harness import rootfs
 from harness.build import Build
 from harness.errors import HarnessError
-from harness.inventory import Config
+from harness.inventory import Config, Family
 from harness.mutant import read, run, write
 from stages.bootstrap import HOSTS
 from stages.generate import (
@@ -114,16 +114,19 @@ def dhcp_clients(lab: Lab) -> list[tuple[Machine, str]]:
             for nic in host.nics if nic.config is Config.DHCP]
 
 
-def renew_leases(lab: Lab, timeout: float = 30) -> None:
-    """Make every DHCP client of ``lab`` drop its lease and ask again, as after a reboot, wait
-    until each has a new one, and empty their DNS caches: they then hold what gw hands out now."""
+def renew_leases(lab: Lab, timeout: float = 30, families: tuple[Family, ...] = (Family.IPV4,)) -> None:
+    """Make every DHCP client of ``lab`` drop its leases and ask again, as after a reboot, wait
+    until each has a new one of each of ``families`` (DHCPv6 for IPv6), and empty their DNS
+    caches: they then hold what gw hands out now."""
     clients = dhcp_clients(lab)
     marks = [run(machine, f"date +%s.%N && networkctl reconfigure {nic}").strip()
              for machine, nic in clients]
     for (machine, nic), mark in zip(clients, marks, strict=True):
-        machine.wait_until_succeeds(f"journalctl -q -u systemd-networkd --since=@{mark} | grep -q "
-                                    f"'{nic}: DHCPv4 address' && ip -4 -o addr show dev {nic} | "
-                                    "grep -q inet", timeout=timeout)
+        for family in families:
+            protocol = "DHCPv4" if family is Family.IPV4 else "DHCPv6"
+            machine.wait_until_succeeds(f"journalctl -q -u systemd-networkd --since=@{mark} | grep -q "
+                                        f"'{nic}: {protocol} address' && ip -{family.version} -o addr show "
+                                        f"dev {nic} scope global -tentative | grep -q inet", timeout=timeout)
     flush_dns_caches(lab)
 
 
@@ -134,31 +137,37 @@ def flush_dns_caches(lab: Lab) -> None:
         run(machine, "resolvectl flush-caches")
 
 
-KEA_DHCP4 = "/etc/kea/kea-dhcp4.conf"
+KEA = {Family.IPV4: ("/etc/kea/kea-dhcp4.conf", "Dhcp4", "kea-dhcp4-server", 67),
+       Family.IPV6: ("/etc/kea/kea-dhcp6.conf", "Dhcp6", "kea-dhcp6-server", 547)}
 
 
-def change_dhcp(lab: Lab, change: Callable[[dict[str, Any]], None], forget_leases: bool = False) -> None:
-    """Apply ``change`` to the ``Dhcp4`` object of gw's Kea configuration, restart Kea (with no
-    lease in its database if ``forget_leases``), and renew every client's lease."""
+def change_dhcp(lab: Lab, change: Callable[[dict[str, Any]], None], forget_leases: bool = False,
+                family: Family = Family.IPV4, renew: bool = True) -> None:
+    """Apply ``change`` to the ``Dhcp4`` (``Dhcp6``) object of gw's Kea configuration, restart
+    that Kea (with no lease in its database if ``forget_leases``), and renew every client's
+    lease of ``family`` (unless not ``renew``: a change after which no lease comes)."""
+    path, key, unit, port = KEA[family]
     gw = lab[router(INVENTORY).name]
-    config = json.loads(read(gw, KEA_DHCP4))
-    change(config["Dhcp4"])
-    run(gw, "systemctl stop kea-dhcp4-server" + (" && rm -f /var/lib/kea/kea-leases4.csv*"
-                                                 if forget_leases else ""))
-    write(gw, KEA_DHCP4, json.dumps(config, indent=2) + "\n")
-    run(gw, "systemctl start kea-dhcp4-server")
-    gw.wait_for_unit("kea-dhcp4-server.service")
-    gw.wait_for_open_port(67, gw_address(), "udp")
-    renew_leases(lab)
+    config = json.loads(read(gw, path))
+    change(config[key])
+    leases = f"/var/lib/kea/kea-leases{family.version}.csv*"
+    run(gw, f"systemctl stop {unit}" + (f" && rm -f {leases}" if forget_leases else ""))
+    write(gw, path, json.dumps(config, indent=2) + "\n")
+    run(gw, f"systemctl start {unit}")
+    gw.wait_for_unit(f"{unit}.service")
+    gw.wait_for_open_port(port, gw_address() if family is Family.IPV4 else "ff02::1:2", "udp")
+    if renew:
+        renew_leases(lab, families=(family,))
 
 
 def dhcp_option(dhcp: dict[str, Any], name: str) -> dict[str, Any]:
-    """The option ``name`` that the LAN's subnet hands out, in Kea's ``Dhcp4`` object."""
-    options: list[dict[str, Any]] = dhcp["subnet4"][0]["option-data"]
+    """The option ``name`` that the LAN's subnet hands out, in Kea's ``Dhcp4`` or ``Dhcp6`` object."""
+    subnets: list[dict[str, Any]] = dhcp.get("subnet4") or dhcp["subnet6"]
+    options: list[dict[str, Any]] = subnets[0]["option-data"]
     for option in options:
         if option["name"] == name:
             return option
-    raise HarnessError(f"{KEA_DHCP4} hands out no option {name!r}: update the mutant")
+    raise HarnessError(f"gw's Kea hands out no option {name!r}: update the mutant")
 
 
 def gw_address() -> str:

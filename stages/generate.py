@@ -407,15 +407,17 @@ def topology_dot(inv: Inventory) -> str:
     lines = ["graph lab {", '  graph [rankdir=LR, fontname="sans"];',
              '  node [fontname="sans", fontsize=11]; edge [fontname="sans", fontsize=9];']
     for seg in inv.segments.values():
-        pool = f"\\npool {seg.pool[0]} - {seg.pool[1]}" if seg.pool else ""
+        pool = "".join(f"\\npool {p[0]} - {p[1]}" for p in (seg.pool, seg.pool6) if p)
+        nets = "\\n".join(str(seg.network(f)) for f in seg.families())
         lines.append(f'  "{seg.name}" [shape=box, style="rounded,filled", fillcolor="#e8f0fe", '
-                     f'label="{seg.name}\\n{seg.cidr}{pool}"];')
+                     f'label="{seg.name}\\n{nets}{pool}"];')
     for host in inv.hosts.values():
         extra = f"\\n({', '.join(host.aliases)})" if host.aliases else ""
         shape = "box, peripheries=2" if host.router else "ellipse" if host.kind is Kind.USER else "box"
         lines.append(f'  "{host.name}" [shape={shape}, label="{host.name}\\n{host.kind} / '
                      f'{host.room}{extra}"];')
         for nic in host.nics:
-            lines.append(f'  "{host.name}" -- "{nic.segment}" [label="{nic.name} {nic.address}'
+            held = "\\n".join(str(nic.address_of(f)) for f in nic.families())
+            lines.append(f'  "{host.name}" -- "{nic.segment}" [label="{nic.name} {held}'
                          f'\\n{nic.config}"];')
     return "\n".join([*lines, "}"]) + "\n"

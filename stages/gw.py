@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import rootfs
 from harness.build import Build
+from harness.inventory import Family
 from harness.mutant import edit, mutant, run
 from harness.stage import Stage
 from stages import common
@@ -174,6 +175,79 @@ def ddns_key_mismatch(lab: Lab) -> None:
     common.restart_dns(lab)
 
 
+# IPv6 on the LAN: router advertisements, DHCPv6 and its options, reservations, names.
+
+LAN_UNIT = f"/etc/systemd/network/10-{INVENTORY['gw'].nic('lan').name}.network"
+
+
+def change_advertisement(lab: Lab, old: str, new: str) -> None:
+    """Edit gw's LAN unit (what it advertises), apply it, and make every client start over."""
+    gw, nic = lab["gw"], INVENTORY["gw"].nic("lan")
+    edit(gw, LAN_UNIT, old, new)
+    run(gw, f"networkctl reload && networkctl reconfigure {nic.name}")
+    gw.wait_for_address(nic.name, str(nic.address6))
+    run(gw, "systemctl restart kea-dhcp6-server")  # its sockets went with the addresses
+    gw.wait_for_open_port(547, "ff02::1:2", "udp")
+    common.renew_leases(lab)
+
+
+@mutant("gw's router advertisements lost the managed flag: clients never ask DHCPv6 for an address")
+def ra_not_managed(lab: Lab) -> None:
+    change_advertisement(lab, "Managed=yes", "Managed=no")
+
+
+@mutant("gw sends no router advertisements (IPv6SendRA forgotten): clients have no IPv6 route or address")
+def ra_not_sent(lab: Lab) -> None:
+    change_advertisement(lab, "IPv6SendRA=yes", "IPv6SendRA=no")
+
+
+@mutant("DHCPv6 names rhfs0, which serves no DNS, as the clients' DNS server")
+def dhcp6_wrong_dns_server(lab: Lab) -> None:
+    rhfs0 = str(INVENTORY["rhfs0"].nic("lan").address6)
+    common.change_dhcp(lab, lambda dhcp: common.dhcp_option(dhcp, "dns-servers").update(data=rhfs0),
+                       family=Family.IPV6)
+
+
+@mutant("DHCPv6 hands out no domain search list")
+def dhcp6_no_search_list(lab: Lab) -> None:
+    def drop(dhcp: dict[str, Any]) -> None:
+        dhcp["subnet6"][0]["option-data"].remove(common.dhcp_option(dhcp, "domain-search"))
+
+    common.change_dhcp(lab, drop, family=Family.IPV6)
+
+
+@mutant("DHCPv6 leases last 360 s instead of 3600 s")
+def dhcp6_short_lease(lab: Lab) -> None:
+    common.change_dhcp(lab, lambda dhcp: dhcp.update({"valid-lifetime": 360, "preferred-lifetime": 270}),
+                       forget_leases=True, family=Family.IPV6)
+
+
+@mutant("the last room's DHCPv6 reservations were left out: its seats get IPv6 pool addresses")
+def dhcp6_room_unreserved(lab: Lab) -> None:
+    room = list(INVENTORY.rooms.values())[-1]
+    macs = {INVENTORY[seat].nics[0].mac for seat in room.machines}
+
+    def drop(dhcp: dict[str, Any]) -> None:
+        subnet = dhcp["subnet6"][0]
+        subnet["reservations"] = [r for r in subnet["reservations"] if r["hw-address"] not in macs]
+
+    common.change_dhcp(lab, drop, forget_leases=True, family=Family.IPV6)
+
+
+@mutant("Kea DHCPv6 sends no DNS updates: machines without a reservation get no IPv6 name")
+def ddns6_updates_off(lab: Lab) -> None:
+    common.change_dhcp(lab, lambda dhcp: dhcp.update({"ddns-send-updates": False}), family=Family.IPV6)
+
+
+@mutant("the DHCPv6 pool was typed over the servers' range: strangers get addresses outside it")
+def dhcp6_pool_wrong_range(lab: Lab) -> None:
+    def move(dhcp: dict[str, Any]) -> None:
+        [pool] = dhcp["subnet6"][0]["pools"]
+        pool["pool"] = "2001:db8:1::1:10 - 2001:db8:1::1:60"
+
+    common.change_dhcp(lab, move, family=Family.IPV6)
+
+
 # DNS: every record kind, who gets recursion, where it forwards, transports, transfers, updates.
 
 
@@ -284,6 +358,45 @@ def dns_unsigned_updates_accepted(lab: Lab) -> None:
     common.restart_dns(lab)
 
 
+@mutant("web's AAAA record is missing: web has no IPv6 name")
+def dns_missing_aaaa_record(lab: Lab) -> None:
+    web = INVENTORY["web"].nic("lan")
+    edit(lab["gw"], f"/etc/bind/db.{INVENTORY.domain}", f"web IN AAAA {web.address6}\n", "")
+    common.restart_dns(lab)
+
+
+@mutant("the LAN's ip6.arpa reverse zone is not declared: no IPv6 address has a name")
+def dns_ip6_reverse_zone_missing(lab: Lab) -> None:
+    [net] = [n for n in reverse_zones(INVENTORY) if n.version == 6]
+    name = reverse_name(net)
+    edit(lab["gw"], "/etc/bind/named.conf.local",
+         f'zone "{name}" {{ type primary; file "/etc/bind/db.{name}"; }};\n', "")
+    common.restart_dns(lab, zones=(INVENTORY.domain,))
+
+
+@mutant("the LAN's ACL was written for IPv4 only: IPv6 clients are refused recursion")
+def dns_lan_acl_ipv4_only(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/named.conf.options", f" {INVENTORY.segments['lan'].cidr6};", "")
+    common.restart_dns(lab)
+
+
+@mutant("BIND does not listen on IPv6 (Debian's listen-on-v6 left at none): IPv6 clients get no answer")
+def dns_not_listening_on_ipv6(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/named.conf.options", "listen-on-v6 { any; };", "listen-on-v6 { none; };")
+    common.restart_dns(lab)
+
+
+@mutant("the public zone has no AAAA records: the internet looks IPv4-only from the LAN")
+def uplink_zone_without_aaaa(lab: Lab) -> None:
+    internet = lab["internet"]
+    run(internet, f"sed -i '/ IN AAAA /d' /etc/bind/db.{UPLINK_ZONE} && systemctl restart named")
+    internet.wait_for_unit("named.service")
+    uplink = str(INVENTORY["internet"].nic("uplink").address)
+    internet.wait_until_succeeds(f"dig +short +norecurse @{uplink} {UPLINK_ZONE} SOA | grep -q .")
+    run(lab["gw"], "rndc flush")
+    common.flush_dns_caches(lab)
+
+
 # Firewall and NAT: the forward policy, what gw accepts from each segment, the NAT's scope.
 
 
@@ -341,6 +454,37 @@ def fw_dns_dropped_from_uplink(lab: Lab) -> None:
 @mutant("gw drops SSH from the LAN: the admins are locked out of the gateway")
 def fw_ssh_dropped_from_lan(lab: Lab) -> None:
     run(lab["gw"], "nft insert rule inet filter input iifname lan0 tcp dport 22 drop")
+
+
+@mutant("gw's firewall is `table ip filter`, written for IPv4: IPv6 is not filtered at all")
+def fw_ipv6_unfiltered(lab: Lab) -> None:
+    run(lab["gw"], "nft list table inet filter > /tmp/filter.nft && nft delete table inet filter && "
+                   "sed -i 's/^table inet filter/table ip filter/; /icmpv6/d' /tmp/filter.nft && "
+                   "nft -f /tmp/filter.nft")
+
+
+@mutant("gw's firewall drops ICMPv6 (only ICMP was thought of): IPv6 neighbours cannot find gw")
+def fw_icmpv6_dropped(lab: Lab) -> None:
+    run(lab["gw"], "nft insert rule inet filter input meta l4proto ipv6-icmp drop")
+    for machine, nic in common.dhcp_clients(lab):
+        run(machine, f"ip -6 neigh flush dev {nic}")
+
+
+@mutant("gw's firewall drops DHCPv6 from the LAN")
+def fw_dhcp6_dropped_from_lan(lab: Lab) -> None:
+    run(lab["gw"], "nft insert rule inet filter input iifname lan0 udp dport 547 drop")
+
+
+@mutant("gw masquerades IPv6 too (NAT66, copied from IPv4): the internet sees gw, not the contestant")
+def nat66_masquerade(lab: Lab) -> None:
+    wan = INVENTORY["gw"].nic("uplink").name
+    run(lab["gw"], "nft add table ip6 nat && nft 'add chain ip6 nat postrouting { type nat hook postrouting "
+                   f"priority srcnat; }}' && nft add rule ip6 nat postrouting oifname {wan} masquerade")
+
+
+@mutant("the internet has no route to the LAN's prefix: IPv6 replies to the LAN go nowhere")
+def uplink_no_route_to_lan6(lab: Lab) -> None:
+    run(lab["internet"], f"ip -6 route del {INVENTORY.segments['lan'].cidr6}")
 
 
 @mutant("gw's firewall drops DHCP from the LAN",

@@ -103,6 +103,13 @@ def rhfs_sshd_disabled(lab: Lab) -> None:
     run(lab["rhfs0"], "systemctl disable --now ssh.service")
 
 
+@mutant("rhfs0's sshd listens on IPv4 only (ListenAddress 0.0.0.0): no home over IPv6")
+def rhfs_ssh_ipv4_only(lab: Lab) -> None:
+    rhfs0 = lab["rhfs0"]
+    run(rhfs0, "echo 'ListenAddress 0.0.0.0' > /etc/ssh/sshd_config.d/v4.conf && systemctl restart ssh")
+    rhfs0.wait_for_open_port(22, str(INVENTORY["rhfs0"].nic("lan").address))
+
+
 STAGE = Stage.here(
     "rhfs",
     machines=("rhfs0",),
@@ -114,3 +121,4 @@ STAGE = Stage.here(
     ready=(serving,),
     definition={"inventory": INVENTORY.fingerprint(), "mount-home": MOUNT_HOME.read_text()},
 )
+

@@ -158,6 +158,20 @@ def web_db_listens_on_localhost(lab: Lab) -> None:
     web.wait_for_open_port(5432, "127.0.0.1")
 
 
+@mutant("the virtual hosts listen on IPv4 only: over IPv6 every name gets nginx's default site")
+def web_vhosts_ipv4_only(lab: Lab) -> None:
+    web = lab["web"]
+    run(web, "sed -i '/listen \\[::\\]:80;/d' /etc/nginx/sites-enabled/* && systemctl restart nginx")
+    web.wait_for_open_port(80)
+
+
+@mutant("PostgreSQL lets in the LAN's IPv4 clients only: concours, reaching db over IPv6, is refused")
+def web_db_hba_ipv4_only(lab: Lab) -> None:
+    web, cidr6 = lab["web"], INVENTORY.segments["lan"].cidr6
+    edit(web, "/etc/postgresql/15/main/pg_hba.conf", f"host concours concours {cidr6} scram-sha-256\n", "")
+    run(web, "systemctl reload postgresql@15-main.service")
+
+
 @mutant("PostgreSQL is stopped and not enabled (a package upgrade left it so): concours has no database")
 def web_db_not_running(lab: Lab) -> None:
     run(lab["web"], "systemctl disable --now postgresql@15-main.service postgresql.service")
