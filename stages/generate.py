@@ -167,6 +167,8 @@ def kea_dhcp6(inv: Inventory) -> str:
                     if nic.segment == LAN and nic.config6 is Config6.DHCP and nic.address6]
     subnet: dict[str, object] = {
         "id": 1, "subnet": str(lan.cidr6), "interface": gw.nic(LAN).name,
+        # a client that asks for it (systemd-networkd does) gets its lease in one exchange
+        "rapid-commit": True,
         "option-data": [
             {"name": "dns-servers", "data": str(gw.nic(LAN).address6)},
             {"name": "domain-search", "data": inv.domain},
