@@ -115,6 +115,22 @@ def router(inv: Inventory) -> Host:
     return found[0]
 
 
+def kea_names(inv: Inventory) -> dict[str, object]:
+    """How Kea (DHCPv4 and DHCPv6 alike) names its clients in DNS: every client is
+    <name>.dyn.<domain>, its reservation's name or, without one, a generated name
+    (dyn-192-168-1-200, dyn-2001-db8-1--1-c8), so an unknown machine is reachable by name."""
+    return {
+        "dhcp-ddns": {"enable-updates": True, "server-ip": "127.0.0.1", "server-port": DDNS_PORT},
+        "ddns-send-updates": True, "ddns-override-client-update": True,
+        "ddns-override-no-update": True, "ddns-replace-client-name": "always",
+        "ddns-generated-prefix": DYNAMIC, "ddns-qualifying-suffix": f"{DYNAMIC}.{inv.domain}.",
+        # A dual-stack client has an A record from its DHCPv4 lease and an AAAA record from its
+        # DHCPv6 lease, under two different client identities: RFC 4703's conflict check
+        # (one DHCID per name) would refuse the second.
+        "ddns-use-conflict-resolution": False,
+    }
+
+
 def kea_dhcp4(inv: Inventory) -> str:
     """Kea DHCPv4 configuration: the LAN subnet, its pool, options and a reservation per DHCP machine."""
     gw = router(inv)
@@ -140,16 +156,7 @@ def kea_dhcp4(inv: Inventory) -> str:
                            "name": "/var/lib/kea/kea-leases4.csv", "lfc-interval": 3600},
         "valid-lifetime": LEASE, "renew-timer": LEASE // 4, "rebind-timer": LEASE // 2,
         "authoritative": True,
-        # Every client is named <name>.dyn.<domain> in DNS; one without a reservation gets a
-        # generated name (dyn-192-168-1-200), so an unknown machine is reachable by name.
-        "dhcp-ddns": {"enable-updates": True, "server-ip": "127.0.0.1", "server-port": DDNS_PORT},
-        "ddns-send-updates": True, "ddns-override-client-update": True,
-        "ddns-override-no-update": True, "ddns-replace-client-name": "always",
-        "ddns-generated-prefix": DYNAMIC, "ddns-qualifying-suffix": f"{DYNAMIC}.{inv.domain}.",
-        # A dual-stack client has an A record from its DHCPv4 lease and an AAAA record from its
-        # DHCPv6 lease, under two different client identities: RFC 4703's conflict check
-        # (one DHCID per name) would refuse the second.
-        "ddns-use-conflict-resolution": False,
+        **kea_names(inv),
         "subnet4": [subnet],
         "loggers": [{"name": "kea-dhcp4", "severity": "INFO",
                      "output_options": [{"output": "syslog"}]}],
@@ -186,11 +193,7 @@ def kea_dhcp6(inv: Inventory) -> str:
                            "name": "/var/lib/kea/kea-leases6.csv", "lfc-interval": 3600},
         "preferred-lifetime": PREFERRED, "valid-lifetime": LEASE,
         "renew-timer": LEASE // 4, "rebind-timer": LEASE // 2,
-        "dhcp-ddns": {"enable-updates": True, "server-ip": "127.0.0.1", "server-port": DDNS_PORT},
-        "ddns-send-updates": True, "ddns-override-client-update": True,
-        "ddns-override-no-update": True, "ddns-replace-client-name": "always",
-        "ddns-generated-prefix": DYNAMIC, "ddns-qualifying-suffix": f"{DYNAMIC}.{inv.domain}.",
-        "ddns-use-conflict-resolution": False,
+        **kea_names(inv),
         "subnet6": [subnet],
         "loggers": [{"name": "kea-dhcp6", "severity": "INFO",
                      "output_options": [{"output": "syslog"}]}],

@@ -44,7 +44,8 @@ from stages.inventory import INVENTORY
 if TYPE_CHECKING:
     from harness.lab import Lab
 
-GW_SERVICES = ("systemd-networkd.service", "kea-dhcp4-server.service", "kea-dhcp6-server.service",
+GW_SERVICES = ("systemd-networkd.service", "kea-dhcp4-server.service",
+               *(("kea-dhcp6-server.service",) if INVENTORY.segments["lan"].cidr6 else ()),
                "kea-dhcp-ddns-server.service", "named.service", "nftables.service", "ssh.service")
 INTERNET_SERVICES = ("systemd-networkd.service", "nginx.service", "named.service")
 
@@ -56,7 +57,10 @@ def configure(build: Build) -> None:
     write_all(build, "gw", named_conf(INVENTORY))
     rootfs.run_in_root(build.root("gw"), ["chown", "-R", "bind:bind", "/var/lib/bind"])
     build.write("gw", "/etc/kea/kea-dhcp4.conf", kea_dhcp4(INVENTORY))
-    build.write("gw", "/etc/kea/kea-dhcp6.conf", kea_dhcp6(INVENTORY))
+    if INVENTORY.segments["lan"].cidr6:
+        build.write("gw", "/etc/kea/kea-dhcp6.conf", kea_dhcp6(INVENTORY))
+    else:  # an IPv4-only plan: no DHCPv6 server at all
+        rootfs.systemctl(build.root("gw"), "disable", "kea-dhcp6-server.service")
     build.write("gw", "/etc/kea/kea-dhcp-ddns.conf", kea_ddns(INVENTORY))
     build.write("gw", "/etc/nftables.conf", nftables_router(INVENTORY), 0o755)
     rootfs.systemctl(build.root("gw"), "enable", "nftables.service", "kea-dhcp-ddns-server.service")

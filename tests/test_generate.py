@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from harness.errors import UsageError
-from harness.inventory import Config, load, parse
+from harness.inventory import Config, Family, Inventory, load, parse
 from stages import generate, policy
 from stages.inventory import INVENTORY
+from stages.inventory import PATH as PLAN
 
 GW = generate.router(INVENTORY)
 LAN = INVENTORY.segments["lan"]
@@ -237,3 +240,22 @@ def test_docs_list_every_mutant() -> None:
     page = (docs.DOCS / "mutants.md").read_text()
     listed = [line.split("`")[1] for line in page.splitlines() if line.startswith("| `")]
     assert listed == list(PIPELINE.mutants), "docs/mutants.md is stale: run `.venv/bin/python -m stages.docs`"
+
+
+def ipv4_only() -> Inventory:
+    """The reference plan with every IPv6 setting taken out."""
+    text = re.sub(r'^(cidr6|pool6|ipv6|address6) = .*\n', "", PLAN.read_text(), flags=re.M)
+    text = re.sub(r', (address6|gateway6) = "[^"]*"', "", text)
+    return parse(tomllib.loads(text), text)
+
+
+def test_an_ipv4_only_plan_generates_no_ipv6_and_no_ipv6_rows() -> None:
+    inv = ipv4_only()
+    assert inv.families() == (Family.IPV4,)
+    files = {**generate.named_conf(inv), "nft": generate.nftables_router(inv),
+             **{k: v for h in inv.hosts.values() for k, v in generate.network_units(inv, h).items()}}
+    for name, text in files.items():
+        assert "None" not in text and "IPv6SendRA" not in text and "AAAA" not in text, (name, text)
+    assert "listen-on-v6 { none; };" in files["/etc/bind/named.conf.options"]
+    assert all(z.version == 4 for z in generate.reverse_zones(inv))
+    assert {r.family for r in policy.rows(inv)} == {Family.IPV4}
