@@ -33,8 +33,8 @@ def dhcp_unit(ifname: str, ipv4: bool = True, ipv6: bool = False) -> dict[str, s
     network = [f"DHCP={'ipv4' if ipv4 else 'no'}", f"IPv6AcceptRA={'yes' if ipv6 else 'no'}"]
     if ipv4:
         network += ["", "[DHCPv4]", "UseHostname=yes", "UseDomains=yes", "ClientIdentifier=mac"]
-    if ipv6:
-        network += ["", "[DHCPv6]", "DUIDType=link-layer", "UseDomains=yes"]
+    if ipv6:  # a client, not a router: it asks for no delegated prefix
+        network += ["", "[DHCPv6]", "DUIDType=link-layer", "UseDomains=yes", "UseDelegatedPrefix=no"]
     return network_unit(ifname, network)
 
 
@@ -174,8 +174,6 @@ def kea_dhcp6(inv: Inventory) -> str:
                     if nic.segment == LAN and nic.config6 is Config6.DHCP and nic.address6]
     subnet: dict[str, object] = {
         "id": 1, "subnet": str(lan.cidr6), "interface": gw.nic(LAN).name,
-        # a client that asks for it (systemd-networkd does) gets its lease in one exchange
-        "rapid-commit": True,
         "option-data": [
             {"name": "dns-servers", "data": str(gw.nic(LAN).address6)},
             {"name": "domain-search", "data": inv.domain},
