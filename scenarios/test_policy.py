@@ -23,7 +23,7 @@ from stages.generate import LEASE
 from stages.inventory import INVENTORY
 from stages.policy import ROWS, Proto, Row, cidr_of
 
-WAIT = 2  # seconds of silence that mean dropped: a lab round trip takes a millisecond
+WAIT = 1  # seconds of silence that mean dropped: a lab round trip takes a tenth of a millisecond
 # DHCPv6 from scratch: a router solicitation, the advertisement, a solicit (sent after a random
 # delay of up to a second, RFC 8415), an advertise, a request, a reply
 WAIT6 = 5
