@@ -114,15 +114,17 @@ def dhcp_clients(lab: Lab) -> list[tuple[Machine, str]]:
             for nic in host.nics if nic.config is Config.DHCP]
 
 
-def renew_leases(lab: Lab, timeout: float = 30, families: tuple[Family, ...] = (Family.IPV4,)) -> None:
+def renew_leases(lab: Lab, timeout: float = 30, families: tuple[Family, ...] = tuple(Family)) -> None:
     """Make every DHCP client of ``lab`` drop its leases and ask again, as after a reboot, wait
-    until each has a new one of each of ``families`` (DHCPv6 for IPv6), and empty their DNS
-    caches: they then hold what gw hands out now."""
+    until each has a new one of each of ``families`` it has an address of (DHCPv6 for IPv6:
+    leave IPv6 out when no lease of it will come), and empty their DNS caches: they then hold
+    what gw hands out now."""
     clients = dhcp_clients(lab)
     marks = [run(machine, f"date +%s.%N && networkctl reconfigure {nic}").strip()
              for machine, nic in clients]
     for (machine, nic), mark in zip(clients, marks, strict=True):
-        for family in families:
+        held = next(n for n in INVENTORY[machine.name].nics if n.name == nic).families()
+        for family in (f for f in families if f in held):
             protocol = "DHCPv4" if family is Family.IPV4 else "DHCPv6"
             machine.wait_until_succeeds(f"journalctl -q -u systemd-networkd --since=@{mark} | grep -q "
                                         f"'{nic}: {protocol} address' && ip -{family.version} -o addr show "
@@ -142,10 +144,10 @@ KEA = {Family.IPV4: ("/etc/kea/kea-dhcp4.conf", "Dhcp4", "kea-dhcp4-server", 67)
 
 
 def change_dhcp(lab: Lab, change: Callable[[dict[str, Any]], None], forget_leases: bool = False,
-                family: Family = Family.IPV4, renew: bool = True) -> None:
+                family: Family = Family.IPV4) -> None:
     """Apply ``change`` to the ``Dhcp4`` (``Dhcp6``) object of gw's Kea configuration, restart
     that Kea (with no lease in its database if ``forget_leases``), and renew every client's
-    lease of ``family`` (unless not ``renew``: a change after which no lease comes)."""
+    leases."""
     path, key, unit, port = KEA[family]
     gw = lab[router(INVENTORY).name]
     config = json.loads(read(gw, path))
@@ -156,8 +158,7 @@ def change_dhcp(lab: Lab, change: Callable[[dict[str, Any]], None], forget_lease
     run(gw, f"systemctl start {unit}")
     gw.wait_for_unit(f"{unit}.service")
     gw.wait_for_open_port(port, gw_address() if family is Family.IPV4 else "ff02::1:2", "udp")
-    if renew:
-        renew_leases(lab, families=(family,))
+    renew_leases(lab)
 
 
 def dhcp_option(dhcp: dict[str, Any], name: str) -> dict[str, Any]:
