@@ -13,16 +13,17 @@ import pytest
 
 from harness.inventory import Family
 from harness.machine import Machine
-from scenarios.conftest import by_family, one_seat_for_all, ping
+from scenarios.conftest import one_seat_for_all, ping
 from stages.generate import router
 from stages.inventory import INVENTORY
 
 GW = router(INVENTORY)
-OTHERS = [h.name for h in one_seat_for_all(list(INVENTORY.hosts.values())) if not h.router]
+# each machine but gw, in each family it has an address of
+OTHERS = [(h.name, family) for h in one_seat_for_all(list(INVENTORY.hosts.values())) if not h.router
+          for family in h.families()]
 
 
-@pytest.mark.parametrize("machine", OTHERS, indirect=True)
-@by_family
+@pytest.mark.parametrize("machine, family", OTHERS, ids=[f"{f}-{m}" for m, f in OTHERS], indirect=["machine"])
 def test_machine_and_gw_reach_each_other(machine: Machine, gw: Machine, family: Family) -> None:
     for nic in (n for n in INVENTORY[machine.name].nics if family in n.families()):
         mine, gws = str(nic.address_of(family)), str(GW.nic(nic.segment).address_of(family))

@@ -21,6 +21,16 @@ LEASE = 3600  # seconds a DHCP lease lasts; clients renew at a quarter, rebind a
 PREFERRED = LEASE * 3 // 4  # seconds a DHCPv6 address is preferred (then deprecated, until LEASE)
 LAN = "lan"
 UPLINK = "uplink"
+# NAT64 on gw (TAYGA): IPv6-only machines reach IPv4 destinations at PREFIX + the IPv4 address,
+# which DNS64 hands them. A network-specific prefix inside the documentation range: the
+# well-known 64:ff9b::/96 must not reach private IPv4 addresses (RFC 6052), and the lab's
+# internet is one.
+NAT64_PREFIX = "2001:db8:64:ff9b::/96"
+NAT64_ADDRESS6 = "2001:db8:64::1"  # TAYGA's own, for the ICMPv6 errors it sends
+NAT64_POOL = "192.168.255.0/24"    # the IPv4 addresses TAYGA maps IPv6 sources to (then masqueraded)
+NAT64_ADDRESS = "192.168.255.1"
+NAT64_TUN = "nat64"
+UPLINK_IPV4_ONLY = "ipv4only"  # a name of the public zone with an A record only, as most still are
 
 
 def dhcp_unit(ifname: str, ipv4: bool = True, ipv6: bool = False) -> dict[str, str]:
@@ -137,7 +147,7 @@ def kea_dhcp4(inv: Inventory) -> str:
     lan = inv.segments[LAN]
     reservations = [{"hw-address": nic.mac, "ip-address": str(nic.address), "hostname": host.name}
                     for host in inv.on(LAN) for nic in host.nics
-                    if nic.segment == LAN and nic.config is Config.DHCP]
+                    if nic.segment == LAN and nic.config is Config.DHCP and nic.address]
     subnet: dict[str, object] = {
         "id": 1, "subnet": str(lan.cidr), "interface": gw.nic(LAN).name,
         "option-data": [
@@ -273,13 +283,46 @@ def zone_reverse(inv: Inventory, net: ipaddress.IPv4Network | ipaddress.IPv6Netw
     return "\n".join(lines) + "\n"
 
 
+def ipv6_only(inv: Inventory) -> list[Host]:
+    """The LAN's machines with no IPv4 address at all."""
+    return [h for h in inv.on(LAN) if h.nic(LAN).address is None and h.nic(LAN).address6]
+
+
+def dns64(inv: Inventory) -> str:
+    """BIND's DNS64 for the IPv6-only machines alone: a name with only A records gets AAAA
+    records under the NAT64 prefix. Dual-stack machines reach IPv4 themselves: they get the
+    real answer."""
+    if not ipv6_only(inv):
+        return ""
+    return f"\n    dns64 {NAT64_PREFIX} {{ clients {{ ipv6-only; }}; }};"
+
+
+def tayga(inv: Inventory) -> dict[str, str]:
+    """NAT64 on gw: TAYGA's configuration and a unit that makes its tun device, routes the
+    prefix and the pool to it, and runs it."""
+    conf = "\n".join([f"tun-device {NAT64_TUN}", f"ipv4-addr {NAT64_ADDRESS}", f"ipv6-addr {NAT64_ADDRESS6}",
+                      f"prefix {NAT64_PREFIX}", f"dynamic-pool {NAT64_POOL}", "data-dir /var/spool/tayga"])
+    unit = "\n".join([
+        "[Unit]", "Description=TAYGA NAT64 (IPv6-only machines to the IPv4 internet)",
+        "After=systemd-networkd.service", "",
+        "[Service]", "ExecStartPre=/usr/sbin/tayga --mktun",
+        f"ExecStartPre=/sbin/ip link set {NAT64_TUN} up",
+        f"ExecStartPre=/sbin/ip route replace {NAT64_POOL} dev {NAT64_TUN}",
+        f"ExecStartPre=/sbin/ip route replace {NAT64_PREFIX} dev {NAT64_TUN}",
+        "ExecStart=/usr/sbin/tayga --nodetach", "ExecStopPost=/usr/sbin/tayga --rmtun", "",
+        "[Install]", "WantedBy=multi-user.target"])
+    return {"/etc/tayga.conf": conf + "\n", "/etc/systemd/system/tayga.service": unit + "\n"}
+
+
 def named_conf(inv: Inventory) -> dict[str, str]:
     """BIND on gw: authoritative for the domain and its reverse zones (transferred to no one),
     recursive for the LAN only, forwarding to the uplink's resolver."""
     upstream = inv[next(h.name for h in inv.hosts.values() if h.kind is Kind.UPLINK)].nic(UPLINK)
     lan = inv.segments[LAN]
     trusted = [str(net) for net in (lan.cidr, lan.cidr6) if net] + ["127.0.0.0/8", "::1"]
+    only6 = [str(h.nic(LAN).address6) for h in ipv6_only(inv)]
     options = f"""acl lan {{ {'; '.join(trusted)}; }};
+{f"acl ipv6-only {{ {'; '.join(only6)}; }};" if only6 else ""}
 
 options {{
     directory "/var/cache/bind";
@@ -296,7 +339,7 @@ options {{
     dnssec-validation no;
     // Lookups made while BIND starts (before its zones load) get SERVFAIL; do not cache
     // those, or gw.{inv.domain} stays unresolvable for a while after every boot.
-    servfail-ttl 0;
+    servfail-ttl 0;{dns64(inv)}
 }};
 """
     key, algorithm, secret = DDNS_KEY
@@ -341,6 +384,9 @@ def nftables_router(inv: Inventory) -> str:
         accept += [f'iifname "{gw.nic(segment).name}" {match} accept comment "{service.name}"'
                    for segment in sorted(service.allowed) for match in what]
     forward = [f'iifname "{gw.nic(a).name}" oifname "{gw.nic(b).name}" accept' for a, b in policy.ROUTED]
+    if ipv6_only(inv):  # NAT64: into TAYGA from the LAN, out of it (as IPv4) to the uplink
+        forward += [f'iifname "{gw.nic(LAN).name}" oifname "{NAT64_TUN}" accept comment "nat64"',
+                    f'iifname "{NAT64_TUN}" oifname "{wan}" accept comment "nat64"']
     indent = "\n        "
     return f"""#!/usr/sbin/nft -f
 flush ruleset
@@ -376,6 +422,7 @@ def uplink_named(inv: Inventory) -> dict[str, str]:
     me = inv[next(h.name for h in inv.hosts.values() if h.kind is Kind.UPLINK)].nic(UPLINK)
     records = [f"{owner} IN {kind} {address}" for owner in ("@", "ns", "www")
                for kind, address in (("A", me.address), ("AAAA", me.address6)) if address]
+    records.append(f"{UPLINK_IPV4_ONLY} IN A {me.address}")
     zone = "\n".join([
         "$TTL 300",
         f"@ IN SOA ns.{UPLINK_ZONE}. hostmaster.{UPLINK_ZONE}. ( 1 3600 600 86400 300 )",

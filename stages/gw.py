@@ -28,8 +28,10 @@ from stages.common import configure_network, write_all
 from stages.generate import (
     DDNS_PORT,
     DYNAMIC,
+    NAT64_PREFIX,
     UPLINK_NGINX,
     UPLINK_ZONE,
+    ipv6_only,
     kea_ddns,
     kea_dhcp4,
     kea_dhcp6,
@@ -37,6 +39,7 @@ from stages.generate import (
     nftables_router,
     reverse_name,
     reverse_zones,
+    tayga,
     uplink_named,
 )
 from stages.inventory import INVENTORY
@@ -44,8 +47,10 @@ from stages.inventory import INVENTORY
 if TYPE_CHECKING:
     from harness.lab import Lab
 
+NAT64 = bool(ipv6_only(INVENTORY))  # only an IPv6-only machine needs it
 GW_SERVICES = ("systemd-networkd.service", "kea-dhcp4-server.service",
                *(("kea-dhcp6-server.service",) if INVENTORY.segments["lan"].cidr6 else ()),
+               *(("tayga.service",) if NAT64 else ()),
                "kea-dhcp-ddns-server.service", "named.service", "nftables.service", "ssh.service")
 INTERNET_SERVICES = ("systemd-networkd.service", "nginx.service", "named.service")
 
@@ -63,6 +68,9 @@ def configure(build: Build) -> None:
         rootfs.systemctl(build.root("gw"), "disable", "kea-dhcp6-server.service")
     build.write("gw", "/etc/kea/kea-dhcp-ddns.conf", kea_ddns(INVENTORY))
     build.write("gw", "/etc/nftables.conf", nftables_router(INVENTORY), 0o755)
+    if NAT64:
+        write_all(build, "gw", tayga(INVENTORY))
+        rootfs.systemctl(build.root("gw"), "enable", "tayga.service")
     rootfs.systemctl(build.root("gw"), "enable", "nftables.service", "kea-dhcp-ddns-server.service")
     write_all(build, "internet", uplink_named(INVENTORY))
     build.write("internet", "/etc/nginx/sites-available/default", UPLINK_NGINX)
@@ -369,6 +377,13 @@ def dns_missing_aaaa_record(lab: Lab) -> None:
     common.restart_dns(lab)
 
 
+@mutant("paste's AAAA record is missing: the IPv6-only machine has no name at all")
+def dns_ipv6_only_machine_unnamed(lab: Lab) -> None:
+    paste = INVENTORY["paste"].nic("lan")
+    edit(lab["gw"], f"/etc/bind/db.{INVENTORY.domain}", f"paste IN AAAA {paste.address6}\n", "")
+    common.restart_dns(lab)
+
+
 @mutant("the LAN's ip6.arpa reverse zone is not declared: no IPv6 address has a name")
 def dns_ip6_reverse_zone_missing(lab: Lab) -> None:
     [net] = [n for n in reverse_zones(INVENTORY) if n.version == 6]
@@ -491,6 +506,30 @@ def uplink_no_route_to_lan6(lab: Lab) -> None:
     run(lab["internet"], f"ip -6 route del {INVENTORY.segments['lan'].cidr6}")
 
 
+@mutant("DNS64 is off: the IPv6-only machine finds no address for a name that has only A records")
+def dns64_off(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/named.conf.options",
+         f"dns64 {NAT64_PREFIX} {{ clients {{ ipv6-only; }}; }};", "")
+    common.restart_dns(lab)
+
+
+@mutant("DNS64 answers everyone: dual-stack machines get synthesized AAAA records and go through NAT64")
+def dns64_for_everyone(lab: Lab) -> None:
+    edit(lab["gw"], "/etc/bind/named.conf.options", "clients { ipv6-only; }", "clients { any; }")
+    common.restart_dns(lab)
+
+
+@mutant("TAYGA is not running (NAT64 down): the IPv6-only machine reaches no IPv4 destination")
+def nat64_stopped(lab: Lab) -> None:
+    run(lab["gw"], "systemctl disable --now tayga.service")
+
+
+@mutant("the forward chain has no rule for NAT64's tun device: translated packets are dropped")
+def nat64_not_forwarded(lab: Lab) -> None:
+    run(lab["gw"], "nft -a list chain inet filter forward | sed -n 's/.*comment \"nat64\" # handle //p' | "
+                   "xargs -r -n1 nft delete rule inet filter forward handle")
+
+
 @mutant("gw's firewall drops DHCP from the LAN",
         equivalent="Kea reads and sends DHCP on a raw socket, beside netfilter's input hook: "
                    "clients get their leases all the same")
@@ -502,7 +541,7 @@ STAGE = Stage.here(
     "gw",
     machines=("gw", "internet"),
     packages={"gw": ("kea-dhcp4-server", "kea-dhcp6-server", "kea-dhcp-ddns-server", "bind9",
-                     "bind9-dnsutils", "nftables", "openssh-server", "curl"),
+                     "bind9-dnsutils", "nftables", "openssh-server", "curl", "tayga"),
               "internet": ("nginx", "bind9", "bind9-dnsutils")},
     prepare=configure,
     ready=(serving,),

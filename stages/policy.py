@@ -65,6 +65,7 @@ SERVICES = (
     _on("rhfs0", "ssh", Proto.TCP, 22, LAN),
     _on("web", "http", Proto.TCP, 80, LAN),
     _on("web", "postgresql", Proto.TCP, 5432, LAN),
+    _on("paste", "http", Proto.TCP, 80, LAN, families=(Family.IPV6,)),
     _on("internet", "http", Proto.TCP, 80, LAN, UPLINK),
     _on("internet", "dns", Proto.UDP, 53, LAN, UPLINK),
     _on("internet", "dns", Proto.TCP, 53, LAN, UPLINK),

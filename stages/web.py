@@ -1,4 +1,6 @@
-"""Stage web: the contest's web server, 192.168.1.100 by DHCP reservation.
+"""Stage web: the contest's web server, 192.168.1.100 by DHCP reservation, and paste, the
+LAN's IPv6-only machine (a pastebin: an nginx site), which the LAN reaches by its AAAA record
+alone and which reaches the IPv4 internet through gw's DNS64 and NAT64.
 
 nginx serves one name-based virtual host per alias of web (each with its own content);
 ``concours`` is proxied to a small app that reads and writes PostgreSQL on ``db`` (web
@@ -93,6 +95,22 @@ def configure(build: Build) -> None:
     rootfs.systemctl(build.root("web"), "enable", "concours.service")
 
 
+PASTE_SITE = """server {
+    listen [::]:80 default_server;
+    server_name paste paste.%s;
+    root /var/www/paste;
+}
+"""
+
+
+def configure_paste(build: Build) -> None:
+    """write paste's network (DHCPv6 only) and its site, on IPv6 alone"""
+    configure_network(build, "paste")
+    build.write("paste", "/var/www/paste/index.html", "<h1>paste</h1>\n<p>This is paste.</p>\n")
+    rootfs.run_in_root(build.root("paste"), ["rm", "-f", "/etc/nginx/sites-enabled/default"])
+    build.write("paste", "/etc/nginx/sites-enabled/paste", PASTE_SITE % INVENTORY.domain)
+
+
 def create_database(build: Build) -> None:
     """create the concours database and its owner"""
     web = build["web"]
@@ -101,6 +119,13 @@ def create_database(build: Build) -> None:
                 "\"CREATE ROLE concours LOGIN PASSWORD 'concours'\"")
     web.succeed("runuser -u postgres -- createdb -O concours concours")
     web.succeed("systemctl reset-failed concours.service; systemctl restart concours.service")
+
+
+def paste_serving(build: Build) -> None:
+    """wait until paste has its DHCPv6 address and serves HTTP"""
+    paste, nic = build["paste"], INVENTORY["paste"].nic("lan")
+    paste.wait_for_address(nic.name, str(nic.address6))
+    paste.wait_for_open_port(80, str(nic.address6))
 
 
 def serving(build: Build) -> None:
@@ -172,6 +197,15 @@ def web_db_hba_ipv4_only(lab: Lab) -> None:
     run(web, "systemctl reload postgresql@15-main.service")
 
 
+@mutant("paste's site listens on IPv4 only (`listen 80;`): the IPv6-only machine serves no one")
+def paste_listens_on_ipv4_only(lab: Lab) -> None:
+    paste = lab["paste"]
+    edit(paste, "/etc/nginx/sites-enabled/paste", "listen [::]:80 default_server;",
+         "listen 80 default_server;")
+    run(paste, "systemctl restart nginx")
+    paste.wait_for_unit("nginx.service")
+
+
 @mutant("PostgreSQL is stopped and not enabled (a package upgrade left it so): concours has no database")
 def web_db_not_running(lab: Lab) -> None:
     run(lab["web"], "systemctl disable --now postgresql@15-main.service postgresql.service")
@@ -194,13 +228,20 @@ def web_app_uses_another_database(lab: Lab) -> None:
     web.wait_until_succeeds("curl -sf -H 'Host: concours' http://127.0.0.1/entries")
 
 
+def configure_all(build: Build) -> None:
+    """write web's and paste's configuration"""
+    configure(build)
+    configure_paste(build)
+
+
 STAGE = Stage.here(
     "web",
-    machines=("web",),
+    machines=("web", "paste"),
     packages={"web": ("systemd-resolved", "nginx", "postgresql", "python3", "python3-psycopg2",
-                      "curl", "bind9-dnsutils")},
-    prepare=configure,
+                      "curl", "bind9-dnsutils"),
+              "paste": ("systemd-resolved", "nginx", "curl", "bind9-dnsutils")},
+    prepare=configure_all,
     steps=(create_database,),
-    ready=(serving,),
+    ready=(serving, paste_serving),
     definition={"inventory": INVENTORY.fingerprint(), "app": APP.read_text()},
 )
