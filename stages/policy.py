@@ -154,11 +154,11 @@ def _has_route(client: Host, nic: Nic, family: Family) -> bool:
     return nic.config6 is not Config6.STATIC or nic.gateway6 is not None or client.kind is Kind.UPLINK
 
 
-def rows(inv: Inventory) -> list[Row]:
+def rows(inv: Inventory, services: tuple[Service, ...] = SERVICES) -> list[Row]:
     """Every (segment, service, family) some machine of the lab can try, with its expected outcome."""
     found = []
     gw = router(inv)
-    for service in SERVICES:
+    for service in services:
         server = inv[service.machine]
         for family in (f for f in service.families if f in server.families()):
             for segment in (s for s in inv.segments.values() if family in s.families()):

@@ -28,7 +28,7 @@ def test_kea_reserves_every_dhcp_machine_with_the_lan_options() -> None:
     assert subnet["subnet"] == str(LAN.cidr)
     assert LAN.pool and subnet["pools"] == [{"pool": f"{LAN.pool[0]} - {LAN.pool[1]}"}]
     clients = {h.name: (n.mac, str(n.address)) for h in INVENTORY.hosts.values() for n in h.nics
-               if n.segment == "lan" and n.config is Config.DHCP}
+               if n.segment == "lan" and n.config is Config.DHCP and n.address}
     assert clients, "the reference lab has DHCP clients"
     assert {r["hostname"]: (r["hw-address"], r["ip-address"]) for r in subnet["reservations"]} == clients
     options = {o["name"]: o["data"] for o in subnet["option-data"]}
@@ -62,9 +62,11 @@ def test_zones_name_every_lan_machine_and_alias_once() -> None:
             assert named == [], f"{host.name} is not on the LAN"
             continue
         nic = host.nic("lan")
-        assert named == [f"{host.name} IN A {nic.address}", f"{host.name} IN AAAA {nic.address6}",
-                         *(f"{a} IN CNAME {host.name}" for a in host.aliases)]
-        assert reverse.count(f"{str(nic.address).split('.')[-1]} IN PTR {host.name}.{DOMAIN}.") == 1
+        a = [f"{host.name} IN A {nic.address}"] if nic.address else []  # none for an IPv6-only machine
+        assert named == [*a, f"{host.name} IN AAAA {nic.address6}",
+                         *(f"{alias} IN CNAME {host.name}" for alias in host.aliases)]
+        if nic.address:
+            assert reverse.count(f"{str(nic.address).split('.')[-1]} IN PTR {host.name}.{DOMAIN}.") == 1
         nibbles = ".".join(reversed(nic.address6.exploded.replace(":", "")[16:]))
         assert reverse.count(f"{nibbles} IN PTR {host.name}.{DOMAIN}.") == 1
 
@@ -96,7 +98,7 @@ def test_network_units_follow_the_interface_config() -> None:
             unit = units[f"/etc/systemd/network/10-{nic.name}.network"]
             segment = INVENTORY.segments[nic.segment]
             if nic.config is Config.DHCP:
-                assert "DHCP=ipv4" in unit and "Address=" not in unit, unit
+                assert f"DHCP={'ipv4' if nic.address else 'no'}" in unit and "Address=" not in unit, unit
                 assert "IPv6AcceptRA=yes" in unit and "DUIDType=link-layer" in unit, unit
             else:
                 assert segment.cidr and segment.cidr6
@@ -147,9 +149,13 @@ def test_gw_accepts_what_the_policy_allows_from_each_segment_and_drops_the_rest(
 def test_gw_forwards_new_connections_only_where_the_policy_routes_and_masquerades() -> None:
     rules = generate.nftables_router(INVENTORY)
     chain = _chain(rules, "forward")
+    lan, wan, tun = GW.nic("lan").name, GW.nic("uplink").name, generate.NAT64_TUN
     assert chain[0].endswith("policy drop;") and chain[1] == "ct state established,related accept"
-    assert chain[2:] == [f'iifname "{GW.nic(a).name}" oifname "{GW.nic(b).name}" accept'
-                         for a, b in policy.ROUTED]
+    assert chain[2:] == [*(f'iifname "{GW.nic(a).name}" oifname "{GW.nic(b).name}" accept'
+                           for a, b in policy.ROUTED),
+                         # NAT64, for the IPv6-only machines: into TAYGA from the LAN, out to the uplink
+                         f'iifname "{lan}" oifname "{tun}" accept comment "nat64"',
+                         f'iifname "{tun}" oifname "{wan}" accept comment "nat64"']
     assert f'oifname "{GW.nic("uplink").name}" masquerade' in rules
 
 
@@ -243,8 +249,9 @@ def test_docs_list_every_mutant() -> None:
 
 
 def ipv4_only() -> Inventory:
-    """The reference plan with every IPv6 setting taken out."""
-    text = re.sub(r'^(cidr6|pool6|ipv6|address6) = .*\n', "", PLAN.read_text(), flags=re.M)
+    """The reference plan with every IPv6 setting (and its IPv6-only machines) taken out."""
+    text = re.sub(r'^\[machines\.paste\]\n(.+\n)+?\]\n', "", PLAN.read_text(), flags=re.M)
+    text = re.sub(r'^(cidr6|pool6|ipv6|address6) = .*\n', "", text, flags=re.M)
     text = re.sub(r', (address6|gateway6) = "[^"]*"', "", text)
     return parse(tomllib.loads(text), text)
 
@@ -258,4 +265,6 @@ def test_an_ipv4_only_plan_generates_no_ipv6_and_no_ipv6_rows() -> None:
         assert "None" not in text and "IPv6SendRA" not in text and "AAAA" not in text, (name, text)
     assert "listen-on-v6 { none; };" in files["/etc/bind/named.conf.options"]
     assert all(z.version == 4 for z in generate.reverse_zones(inv))
-    assert {r.family for r in policy.rows(inv)} == {Family.IPV4}
+    services = tuple(s for s in policy.SERVICES if s.machine in inv.hosts)
+    assert {r.family for r in policy.rows(inv, services)} == {Family.IPV4}
+    assert "dns64" not in files["/etc/bind/named.conf.options"] and "nat64" not in files["nft"]
