@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import re
 import secrets
 import socket
 from collections.abc import Iterator
@@ -107,7 +108,7 @@ def lease6(client: Machine, ifname: str) -> dict[str, str]:
     """What ``client``'s systemd-networkd took on ``ifname`` from DHCPv6 and from router
     advertisements, keyed like `lease`: ADDRESS, DNS and DOMAIN_SEARCH_LIST as DHCPv6 gave
     them, ROUTER (the advertised default route's gateway), and LIFETIME and PREFERRED, the
-    address's lifetimes as what is left of them (see `granted`)."""
+    address's lifetimes as granted."""
     link = json.loads(client.succeed(f"networkctl status {ifname} --json=short"))
 
     def from_dhcp6(key: str) -> list[dict[str, Any]]:
@@ -121,20 +122,26 @@ def lease6(client: Machine, ifname: str) -> dict[str, str]:
                            if r.get("Family") == socket.AF_INET6 and r.get("DestinationPrefixLength") == 0
                            and str(r.get("ConfigSource")).lower() == "ndisc" and r.get("Gateway")),
     }
-    uptime = client.succeed("cut -d' ' -f1 /proc/uptime").strip()
-    addresses = json.loads(client.succeed(f"ip -j -6 addr show dev {ifname}"))
-    for info in (a for entry in addresses for a in entry["addr_info"] if a["local"] == held["ADDRESS"]):
-        held["LIFETIME"] = f"{info['valid_life_time']}s left after {uptime}s up"
-        held["PREFERRED"] = f"{info['preferred_life_time']}s left after {uptime}s up"
+    # networkd logs the lifetimes of each lease as it takes it (a second or so already gone);
+    # `ip addr` shows only what is left of them
+    logged = client.succeed(f"journalctl -q -o cat -u systemd-networkd | grep '{ifname}: DHCPv6 address' "
+                            "| tail -1").strip()
+    found = re.search(r"\(valid for (.+), preferred for (.+)\)", logged)
+    if found:
+        held["LIFETIME"], held["PREFERRED"] = (str(seconds(span)) for span in found.groups())
     return held
 
 
-def granted(held: str, lifetime: int) -> bool:
-    """Whether a lifetime `lease6` shows (``held``: what is left after how long up) can be
-    ``lifetime`` as granted: no more is left, and no more has passed than the machine was up."""
-    words = held.split()  # 3577s left after 40.5s up
-    left, uptime = float(words[0].rstrip("s")), float(words[3].rstrip("s"))
-    return lifetime - uptime - 1 <= left <= lifetime
+def granted(held: str | None, lifetime: int) -> bool:
+    """Whether a lifetime `lease6` read from networkd's log (``held``) is ``lifetime`` as the
+    server granted it: the log is written up to two seconds later."""
+    return held is not None and lifetime - 2 <= int(held) <= lifetime
+
+
+def seconds(span: str) -> int:
+    """A systemd time span (``59min 59s``, ``1h 2min``) in seconds."""
+    units = {"d": 86400, "h": 3600, "min": 60, "s": 1, "ms": 0}
+    return sum(int(n) * units[unit] for n, unit in re.findall(r"(\d+)\s*(d|h|min|ms|s)\b", span))
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import pytest
 
 from harness.inventory import Family
 from harness.machine import Machine
-from scenarios.conftest import by_family
+from scenarios.conftest import address, by_family
 from stages.inventory import INVENTORY
 from stages.web import SITES
 
@@ -53,3 +53,13 @@ def test_concours_round_trips_a_record_through_postgresql(pas: Machine, web: Mac
     # The record is in the database the site is meant to use: concours on db.
     stored = web.succeed("runuser -u postgres -- psql -tA concours -c 'SELECT text FROM entries'")
     assert text in stored.split(), f"concours accepted {text!r}, but its database concours on db lacks it"
+
+
+@by_family
+def test_db_lets_concours_in_from_the_lan(web: Machine, family: Family) -> None:
+    # From web's own LAN address: what concours, or any LAN client with the password, gets.
+    db = address("web", family)
+    result = web.run(f"PGPASSWORD=concours psql -h {db} -U concours -d concours -tAc 'SELECT 42' 2>&1")
+    assert result.status == 0 and result.stdout.strip() == "42", (
+        f"concours asked PostgreSQL on db ({db}) over {family}: expected to be let in, got "
+        f"exit {result.status}: {result.stdout.strip()[:300]}")
