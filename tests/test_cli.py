@@ -13,7 +13,7 @@ from harness import cli, lab, network
 from harness.names import SnapshotRef
 from harness.store import Snapshot, Store
 from tests.conftest import NOTHING, traces_of
-from tests.toy import Toy
+from tests.toy import Toy, drop_store, scratch_store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -144,7 +144,12 @@ def test_destroy_cleans_up_after_a_killed_run(toy: Toy, tmp_path: Path) -> None:
 def test_destroy_removes_only_the_labs_of_its_store(harness_store: Store, toy: Toy,
                                                    tmp_path: Path) -> None:
     lab_id, work = killed_run_lab(toy.store, tmp_path)
-    result = harness("destroy", store=harness_store)  # another store: not its lab
+    # Another store, empty: never the shared one, whose labs belong to other runs on the host.
+    other = scratch_store(harness_store)
+    try:
+        result = harness("destroy", store=other)
+    finally:
+        drop_store(other)
     assert result.returncode == 0, result.stderr
     assert lab_id not in result.stdout and traces_of(lab_id, work).clones
     result = harness("destroy", store=toy.store)
