@@ -259,8 +259,9 @@ class LabNetwork:
                         state="up")
         for machine in self.machines:
             ifaces = [i for i in self.interfaces if i.machine == machine]
-            set_sysctls(self.namespace(machine), {f"net.ipv6.neigh.{i.name}.retrans_time_ms": ND_RETRANS_MS
-                                                  for i in ifaces if "." not in i.name})
+            if fast_nd := {f"net.ipv6.neigh.{i.name}.retrans_time_ms": ND_RETRANS_MS
+                           for i in ifaces if "." not in i.name}:  # a dot would read as a level of the key
+                set_sysctls(self.namespace(machine), fast_nd)
             with _ns(self.namespace(machine)) as ns:
                 _up(ns, "lo")
                 for iface in ifaces:
