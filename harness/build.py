@@ -14,7 +14,7 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from harness.log import format_elapsed, logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
 from harness.mutant import Mutant
 from harness.names import SnapshotRef, WorkOwner
+from harness.spares import Spares
 from harness.stage import BASE_MEMBER, Action, Pipeline, Stage, Step, plan, snapshot_name
 from harness.store import Snapshot, Store
 
@@ -246,12 +247,18 @@ class LabPool:
     The pool builds up to ``target`` once. If a stage fails, tests that need only earlier
     stages still get a lab (booted from the last stage that built) and the others get the
     build's error, so one broken stage does not hide the results of every scenario.
-    Shared labs are booted on first use and torn down by `close()`.
+    Shared labs are booted on first use and torn down by `close()`. Private labs come from
+    `private()`: with ``spares`` (per process) and ``private_wanted`` (how many private labs
+    the session's tests may ask for), they are booted ahead in the background once the
+    first shared lab is up (see `harness.spares`).
     """
 
     def __init__(self, builder: Builder, target: str, *, from_snapshot: str | None = None,
-                 rebuild: bool = False) -> None:
+                 rebuild: bool = False, spares: int = 0, private_wanted: int = 0) -> None:
         self.builder = builder
+        self.spares = spares
+        self.private_wanted = private_wanted
+        self._spares: Spares | None = None
         self.target = target
         self.from_snapshot = from_snapshot
         self.rebuild = rebuild
@@ -283,10 +290,36 @@ class LabPool:
         """The session's lab booted from ``snapshot`` (booted on first call)."""
         if snapshot.name not in self._labs:
             self._labs[snapshot.name] = self._stack.enter_context(self.builder.lab(snapshot))
+            self._spares_for(snapshot)  # behind the shared lab, which the first tests wait for
         return self._labs[snapshot.name]
 
+    @contextlib.contextmanager
+    def private(self, snapshot: Snapshot) -> Iterator[Lab]:
+        """A lab of the test's own, booted from ``snapshot``: a spare if one is ready, else
+        booted now; torn down on leaving."""
+        spares = self._spares_for(snapshot)
+        with spares.take() if spares is not None else self.builder.lab(snapshot) as lab:
+            yield lab
+
+    def _spares_for(self, snapshot: Snapshot) -> Spares | None:
+        """The spares of ``snapshot``, started on first call: only for the snapshot the
+        session's private labs come from (the target's), and only if any are wanted."""
+        if self._spares is None and self.spares > 0 and self.private_wanted > 0 \
+                and self._built is not None and snapshot.name == self._built.name:
+            self._spares = Spares(lambda: self.builder.lab(snapshot), size=self.spares,
+                                  wanted=self.private_wanted)
+            self._spares.start()
+        return self._spares if self._built is not None and snapshot.name == self._built.name \
+            else None
+
     def close(self, keep: bool = False) -> None:
-        """Tear down every shared lab, or with ``keep`` leave them running and log how to enter them."""
+        """Tear down every shared lab, or with ``keep`` leave them running and log how to enter
+        them; spares are torn down either way."""
+        if self._spares is not None:
+            self._spares.close()
+            if self._spares.taken:
+                logger.info("private labs: %d of %d were ready when their test began",
+                            self._spares.taken_ready, self._spares.taken)
         if keep:
             for lab in self._labs.values():
                 entries = lab.detach()

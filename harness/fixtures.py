@@ -22,7 +22,7 @@ from harness.build import Builder, LabPool
 from harness.errors import HarnessError, UsageError
 from harness.lab import Lab, MachineSetup
 from harness.machine import Machine
-from harness.session import PIPELINE_KEY, RUN_ID_KEY, TARGET_KEY, needs, store_of
+from harness.session import PIPELINE_KEY, PRIVATE_KEY, RUN_ID_KEY, TARGET_KEY, needs, spare_labs, store_of
 from harness.stage import Pipeline, Stage, needed_stage
 
 
@@ -81,7 +81,8 @@ def harness_labs(pytestconfig: pytest.Config, harness_builder: Builder,
     """Session: the labs of this session, built up to the last stage the selected tests need."""
     target = pytestconfig.stash.get(TARGET_KEY, None) or harness_pipeline.names[-1]
     pool = LabPool(harness_builder, target, from_snapshot=pytestconfig.option.from_snapshot,
-                   rebuild=pytestconfig.option.rebuild)
+                   rebuild=pytestconfig.option.rebuild, spares=spare_labs(pytestconfig),
+                   private_wanted=pytestconfig.stash.get(PRIVATE_KEY, 0))
     try:
         yield pool
     finally:
@@ -147,7 +148,7 @@ def lab(request: pytest.FixtureRequest, harness_labs: LabPool, harness_pipeline:
         if request.node.get_closest_marker("fresh_lab") is None and not rerun:
             chosen = harness_labs.shared(snapshot)
         else:
-            chosen = stack.enter_context(harness_labs.builder.lab(snapshot))
+            chosen = stack.enter_context(harness_labs.private(snapshot))
         directory = tmp_path_factory.mktemp("capture")
         capture = evidence.Capture(chosen.network, directory).start()
         stack.callback(shutil.rmtree, directory, ignore_errors=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -19,14 +20,17 @@ from contextlib import AbstractContextManager
 logger = logging.getLogger("harness")
 
 StepListener = Callable[[str], AbstractContextManager[object]]
-_listeners: list[StepListener] = []
+_listeners: list[tuple[int, StepListener]] = []
 _depth = 0
 
 
 def add_step_listener(listener: StepListener) -> Callable[[], None]:
-    """Wrap every future `step()` in ``listener(title)``; returns the remover."""
-    _listeners.append(listener)
-    return lambda: _listeners.remove(listener)
+    """Wrap every future `step()` of the calling thread in ``listener(title)``; returns the
+    remover. Steps of other threads (spare labs booting behind the tests, see
+    `harness.spares`) belong to no test: an allure step must not land in the one running."""
+    entry = (threading.get_ident(), listener)
+    _listeners.append(entry)
+    return lambda: _listeners.remove(entry)
 
 
 def format_elapsed(seconds: float) -> str:
@@ -54,8 +58,9 @@ def step(title: str) -> Iterator[None]:
     _depth += 1
     try:
         with contextlib.ExitStack() as stack:
-            for listener in list(_listeners):
-                stack.enter_context(listener(title))
+            for thread, listener in list(_listeners):
+                if thread == threading.get_ident():
+                    stack.enter_context(listener(title))
             yield
     except BaseException:
         logger.error("%s%s failed after %s", indent, title,

@@ -29,7 +29,15 @@ from harness.inventory import ROOM_SIZE_ENV, room_size
 from harness.machine import DEFAULT_BOOT_TIMEOUT
 from harness.names import SnapshotRef
 from harness.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
-from harness.session import PIPELINE_KEY, TARGET_KEY, needs, store_of
+from harness.session import (
+    DEFAULT_SPARE_LABS,
+    PIPELINE_KEY,
+    PRIVATE_KEY,
+    TARGET_KEY,
+    needs,
+    spare_labs,
+    store_of,
+)
 from harness.stage import Pipeline, load_pipeline, needed_stage
 
 pytest_plugins = ("harness.fixtures",)  # the fixtures: harness/fixtures.py
@@ -81,9 +89,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--room-size", metavar="N", default=None,
                     help="give every room of the inventory N machines for this run (default: ini "
                          "harness_room_size, else each room's own count); each size has its own snapshots")
+    group.addoption("--spare-labs", metavar="N", default=None,
+                    help="private labs each process keeps booted ahead for fresh_lab tests (default: "
+                         f"ini harness_spare_labs, else {DEFAULT_SPARE_LABS}); 0 boots each in its test")
     parser.addini("harness_pipeline", "module whose PIPELINE defines the stages", default="stages")
     parser.addini("harness_room_size", "machines in every room of the inventory (see --room-size)",
                   default="")
+    parser.addini("harness_spare_labs", "private labs kept booted ahead (see --spare-labs)", default="")
     parser.addini("harness_reports", "directory for allure results, junit.xml and evidence", default="")
 
 
@@ -224,6 +236,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         target = max(target, pipeline.mutant(mutant)[0], key=pipeline.index)
     session.config.stash[TARGET_KEY] = target
     runnable = [i for i in session.items if i.get_closest_marker("skip") is None]
+    session.config.stash[PRIVATE_KEY] = sum(i.get_closest_marker("fresh_lab") is not None
+                                            for i in runnable)
+    spare_labs(session.config)  # a wrong value is a usage error before anything starts
     if pipeline is not None and runnable and not session.config.option.collectonly and needed_stage(
             pipeline, [needs(i, pipeline) for i in runnable]) is not None:
         _preflight(session.config)

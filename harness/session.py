@@ -12,6 +12,8 @@ STORE_KEY = pytest.StashKey[store.Store]()
 PIPELINE_KEY = pytest.StashKey[Pipeline | None]()
 TARGET_KEY = pytest.StashKey[str | None]()  # the last stage the selected tests need
 RUN_ID_KEY = pytest.StashKey[str]()
+PRIVATE_KEY = pytest.StashKey[int]()  # how many selected tests take a private lab (fresh_lab)
+DEFAULT_SPARE_LABS = 1
 
 
 def store_of(config: pytest.Config) -> store.Store:
@@ -39,3 +41,16 @@ def needs(item: pytest.Item, pipeline: Pipeline) -> list[str]:
         named += [m for machines in pipeline.rooms.values() for m in machines]
     stages = [pipeline.owner[n] for n in named if isinstance(n, str) and n in pipeline.owner]
     return [*fixtures, *stages]
+
+
+def spare_labs(config: pytest.Config) -> int:
+    """How many private labs each process keeps booted ahead (``--spare-labs``, else ini
+    ``harness_spare_labs``, else `DEFAULT_SPARE_LABS`); 0 boots each in its test."""
+    value = config.option.spare_labs
+    if value is None:
+        value = config.getini("harness_spare_labs") or DEFAULT_SPARE_LABS
+    text = str(value)
+    if not text.isdigit():
+        raise pytest.UsageError(f"spare labs {text!r}: give a whole number, 0 to boot each "
+                                "private lab in its test (--spare-labs / ini harness_spare_labs)")
+    return int(text)

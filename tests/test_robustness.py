@@ -74,6 +74,18 @@ def test_a_signal_during_a_scenario_leaves_nothing(toy: Toy, sig: signal.Signals
     assert again.built == []  # the stages it had built are published whole
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_a_spare_lab_boots_leaves_nothing(toy: Toy, sig: signal.Signals) -> None:
+    toy.run().assert_outcomes(passed=5)  # built: the run below only boots labs
+    held = Held(toy, "spare")  # the shared lab is up; the spare, for the fresh_lab test, is booting
+    held.process.send_signal(sig)
+    held.release()  # the boot under way ends, as a real one does
+    assert held.finish() == 2, held.output.read_text()[-3000:]
+    assert traces_of(held.lab_id, toy.store.root / "work" / held.lab_id) == NOTHING
+    assert leftovers(toy.store) == []
+    assert [r for r in lab.recorded_labs() if r.get("pid") == held.process.pid] == []
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
                          ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_an_interrupted_rebuild_keeps_every_published_snapshot(toy: Toy, sig: signal.Signals) -> None:

@@ -75,7 +75,13 @@ def mark(build):
     build["beta"].succeed("ping -c1 -W5 10.66.0.1 && echo {version} > /etc/beta-built")
     record("beta")
 
-STAGE = Stage.here("beta", machines=("beta",), steps=(mark,))
+def spare(build):
+    """hold a spare lab's boot (TOY_HOLD=spare)"""
+    import threading
+    if threading.current_thread().name == "harness-spares":
+        hold("spare", build.lab.id)
+
+STAGE = Stage.here("beta", machines=("beta",), steps=(mark,), ready=(spare,))
 '''
 
 PIPELINE = '''

@@ -1,0 +1,99 @@
+"""Spare labs (`harness.spares`): how many are booted, when, and that none outlives close().
+
+The labs here are stand-ins that count their entries and exits: what is tested is the
+bookkeeping of the pool, which needs no machine. That real spares boot, serve a fresh_lab
+test and are torn down on interrupt is tested in test_workflow.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, cast
+
+import pytest
+
+from harness.lab import Lab
+from harness.spares import Spares
+
+
+class Counted:
+    """A lab that records being entered and left; entering can be held back by a gate."""
+
+    def __init__(self, book: Book) -> None:
+        self.book = book
+
+    def __enter__(self) -> Counted:
+        self.book.gate.wait(5)
+        if self.book.fail:
+            raise RuntimeError("boot failed")
+        with self.book.lock:
+            self.book.entered += 1
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        with self.book.lock:
+            self.book.left += 1
+
+
+class Book:
+    def __init__(self, fail: bool = False) -> None:
+        self.entered = self.left = 0
+        self.fail = fail
+        self.lock = threading.Lock()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def make(self) -> Lab:
+        return cast(Lab, Counted(self))
+
+
+def test_a_taken_spare_is_the_one_booted_ahead_and_the_next_boots_behind_it() -> None:
+    book = Book()
+    spares = Spares(book.make, size=1, wanted=3)
+    spares.start()
+    with spares.take():
+        pass
+    with spares.take():
+        pass
+    spares.close()
+    assert spares.taken == 2 and spares.taken_ready == 2
+    assert book.entered == book.left  # the third spare, booted and never taken, is gone too
+    assert book.entered <= 3
+
+
+def test_no_more_labs_are_booted_than_can_be_taken() -> None:
+    book = Book()
+    spares = Spares(book.make, size=4, wanted=2)
+    spares.start()
+    with spares.take(), spares.take():
+        pass
+    spares.close()
+    assert book.entered == 2 and book.left == 2
+
+
+def test_nothing_starts_when_no_test_wants_a_private_lab() -> None:
+    book = Book()
+    spares = Spares(book.make, size=1, wanted=0)
+    spares.start()
+    spares.close()
+    assert book.entered == 0
+
+
+def test_close_while_a_spare_boots_tears_it_down() -> None:
+    book = Book()
+    book.gate.clear()  # the spare is held half-booted
+    spares = Spares(book.make, size=1, wanted=5)
+    spares.start()
+    threading.Timer(0.2, book.gate.set).start()
+    spares.close()
+    assert book.entered == book.left == 1
+
+
+def test_a_spare_that_fails_to_boot_leaves_the_test_to_boot_its_own() -> None:
+    book = Book(fail=True)
+    spares = Spares(book.make, size=1, wanted=2)
+    spares.start()
+    with pytest.raises(RuntimeError, match="boot failed"), spares.take():
+        pass  # booted in the test, which gets the error itself
+    spares.close()
+    assert spares.taken_ready == 0 and book.entered == 0
