@@ -74,10 +74,11 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    """Power off a lab started with `harness up` and remove everything it holds."""
+    """Stop a lab started with `harness up` and remove everything it holds; returns once its
+    machines' processes are gone and their names free for the next `harness up`."""
     record = _one_lab(args.lab)
     lab_id = str(record["id"])
-    lab.shut_down(lab_id)
+    lab.destroy(lab_id, quiet=True)  # no orderly power-off: its clones go, nothing is kept
     print(f"lab {lab_id} is down")
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,7 +92,7 @@ class ConsoleTap:
         self.machine = machine
         self._sinks: list[int] = []
         self._lock = threading.Lock()
-        self._closing = threading.Event()
+        self._wake_read, self._wake = os.pipe()  # join() writes here: the reader stops at once
         self._thread = threading.Thread(target=self._drain, name=f"console-{machine}", daemon=True)
 
     def start(self) -> None:
@@ -102,32 +103,46 @@ class ConsoleTap:
         # Raw reads on the terminal's fd: pexpect's own reads would waitpid() the child
         # from this thread, racing the owner's isalive()/wait().
         fd = self.terminal.child_fd
-        with open(self.log, "ab") as out:
-            while not self._closing.is_set():
-                try:
-                    if not proc.readable(fd, 1.0):
-                        continue  # nothing printed; look at _closing again
-                    data = os.read(fd, 65536)
-                except (OSError, ValueError):  # EIO: nspawn exited and the terminal hung up
-                    break
-                if not data:
-                    break
-                out.write(data)
-                out.flush()
-                with self._lock:
-                    for sink in self._sinks:
-                        with contextlib.suppress(OSError):
-                            os.write(sink, data)
-        with self._lock:
-            for sink in self._sinks:
-                with contextlib.suppress(OSError):
-                    os.close(sink)
-            self._sinks.clear()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        poller.register(self._wake_read, select.POLLIN)
+        try:
+            with open(self.log, "ab") as out:
+                while True:
+                    woken = any(ready == self._wake_read for ready, _ in poller.poll())
+                    try:  # what is there, even once woken: the last lines a machine printed
+                        data = os.read(fd, 65536) if proc.readable(fd, 0) else b""
+                    except (OSError, ValueError):  # EIO: nspawn exited and the terminal hung up
+                        break
+                    if not data and (woken or not proc.readable(fd, 0)):
+                        break
+                    out.write(data)
+                    out.flush()
+                    with self._lock:
+                        for sink in self._sinks:
+                            with contextlib.suppress(OSError):
+                                os.write(sink, data)
+                    if woken:
+                        break
+        finally:
+            os.close(self._wake_read)
+            with self._lock:
+                for sink in self._sinks:
+                    with contextlib.suppress(OSError):
+                        os.close(sink)
+                self._sinks.clear()
 
     def join(self, timeout: float) -> None:
-        """Stop the reader once the machine's process is gone, and wait for it."""
-        self._closing.set()
-        if self._thread.is_alive():
+        """Stop the reader (the machine's process is gone, or a keeper takes the terminal
+        over), and wait for it: it is woken, not polled, so this takes no time."""
+        if self._wake >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self._wake, b"x")
+            os.close(self._wake)
+            self._wake = -1
+        if self._thread.ident is None:  # never started: nobody else closes its end
+            os.close(self._wake_read)
+        elif self._thread.is_alive():
             self._thread.join(timeout)
 
     def tail(self, chars: int = 2000) -> str:

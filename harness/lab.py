@@ -15,7 +15,6 @@ import math
 import os
 import secrets
 import shutil
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -320,11 +319,13 @@ def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False) -> 
 
     The one way a lab goes: a `Lab` leaving its ``with`` block (after stopping the machines it
     knows), `harness down` and `harness destroy`, and the sweep of labs whose owner died."""
-    for pid in _nspawn_pids(f"--machine={LabName.prefix(lab_id)}"):
+    pids = _nspawn_pids(f"--machine={LabName.prefix(lab_id)}")
+    for pid in pids:  # every machine at once: their clones are about to go, nothing to flush
         leader = find_leader(pid)
         if leader:
             proc.kill(leader)  # PID 1 dying takes the machine's whole namespace down
         proc.kill(pid)
+    for pid in pids:
         proc.wait_for_exit(pid, 10)
     for unit in nspawn.units_with_cgroups(LabName.prefix(lab_id)):
         nspawn.kill(unit)  # machines whose nspawn died with their owner still run: kill them
@@ -347,19 +348,6 @@ def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False) -> 
     (RUN_DIR / f"{lab_id}.json").unlink(missing_ok=True)
     if not quiet:
         logger.info("lab %s destroyed (%d namespace(s))", lab_id, len(removed))
-
-
-def shut_down(lab_id: str, timeout: float = 30.0) -> None:
-    """Power lab ``lab_id`` off cleanly (nspawn turns SIGTERM into an orderly shutdown), then
-    `destroy` what remains: whatever did not stop within ``timeout`` is killed."""
-    pids = _nspawn_pids(f"--machine={LabName.prefix(lab_id)}")
-    with step(f"lab {lab_id}: power off {len(pids)} machine(s)"):
-        for pid in pids:
-            proc.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for pid in pids:
-            proc.wait_for_exit(pid, max(0.0, deadline - time.monotonic()))
-    destroy(lab_id)
 
 
 def _nspawn_pids(marker: str) -> list[int]:
