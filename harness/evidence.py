@@ -84,6 +84,21 @@ class Capture:
             raise
         return self
 
+    def since(self, start: float, directory: Path) -> list[Evidence]:
+        """One pcap per segment in ``directory`` of what was captured from ``start`` (epoch
+        seconds) until now, the capture going on: a test's share of its lab's capture.
+
+        A lab shared by many tests is captured once for all of them (a tcpdump per switch
+        port, started per test, cost 0.1 s of each of hundreds of tests); each failing test
+        takes its window."""
+        directory.mkdir(parents=True, exist_ok=True)
+        found = []
+        for segment, ports in self._ports.items():
+            cut = directory / f"{segment}.pcap"
+            merge_pcaps([p for p in ports if p.exists()], cut, since=start)
+            found.append(Evidence(f"pcap {segment}", cut))
+        return found
+
     def stop(self) -> list[Evidence]:
         """Stop capturing; return one merged pcap per segment (idempotent: later calls return [])."""
         for child in self._children.values():
@@ -107,8 +122,9 @@ _PCAP_HEADER = struct.Struct("<IHHiIII")
 _RECORD_HEADER = struct.Struct("<IIII")
 
 
-def merge_pcaps(sources: Sequence[Path], target: Path) -> None:
-    """Merge pcap files of one link type into ``target``, records in time order.
+def merge_pcaps(sources: Sequence[Path], target: Path, since: float | None = None) -> None:
+    """Merge pcap files of one link type into ``target``, records in time order (those from
+    ``since``, epoch seconds, if given).
 
     Records cut short (a capture stopped mid-write) are dropped. With no source, ``target``
     holds an empty capture: a header and no packet.
@@ -126,7 +142,8 @@ def merge_pcaps(sources: Sequence[Path], target: Path) -> None:
             end = offset + _RECORD_HEADER.size + length
             if end > len(data):
                 break
-            records.append((seconds, micros, order, data[offset:end]))
+            if since is None or seconds + micros / 1e6 >= since:
+                records.append((seconds, micros, order, data[offset:end]))
             offset = end
     records.sort(key=lambda r: r[:3])
     target.write_bytes(header + b"".join(r[3] for r in records))

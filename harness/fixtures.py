@@ -128,8 +128,21 @@ def rooms(lab: Lab, harness_pipeline: Pipeline) -> dict[str, list[Machine]]:
     return {name: [lab[m] for m in machines] for name, machines in harness_pipeline.rooms.items()}
 
 
+@pytest.fixture(scope="session")
+def harness_captures() -> Iterator[dict[str, evidence.Capture]]:
+    """Session: the capture of each shared lab's switch, by lab id: started by the lab's first
+    test, stopped at the end; each test that fails takes its own window of it."""
+    running: dict[str, evidence.Capture] = {}
+    try:
+        yield running
+    finally:
+        for capture in running.values():
+            capture.stop()
+
+
 @pytest.fixture
 def lab(request: pytest.FixtureRequest, harness_labs: LabPool, harness_pipeline: Pipeline,
+        harness_captures: dict[str, evidence.Capture],
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """Function: the lab this test runs against: a private one if marked ``fresh_lab``, else shared.
 
@@ -145,15 +158,20 @@ def lab(request: pytest.FixtureRequest, harness_labs: LabPool, harness_pipeline:
     snapshot = harness_labs.snapshot_for(need)
     with contextlib.ExitStack() as stack:
         rerun = request.node.stash.get(flaky.RERUN_KEY, 0)  # --flake-check: a lab of its own
+        since = time.time()
         if request.node.get_closest_marker("fresh_lab") is None and not rerun:
             chosen = harness_labs.shared(snapshot)
+            capture = harness_captures.get(chosen.id)
+            if capture is None:
+                directory = tmp_path_factory.mktemp(f"capture-{chosen.id}")
+                capture = harness_captures[chosen.id] = evidence.Capture(chosen.network, directory).start()
         else:
             chosen = stack.enter_context(harness_labs.private(snapshot))
-        directory = tmp_path_factory.mktemp("capture")
-        capture = evidence.Capture(chosen.network, directory).start()
-        stack.callback(shutil.rmtree, directory, ignore_errors=True)
-        stack.callback(capture.stop)
-        request.node.stash[reporting.WATCHED_KEY] = reporting.Watched(chosen, snapshot, time.time(), capture)
+            directory = tmp_path_factory.mktemp("capture")
+            capture = evidence.Capture(chosen.network, directory).start()
+            stack.callback(shutil.rmtree, directory, ignore_errors=True)
+            stack.callback(capture.stop)
+        request.node.stash[reporting.WATCHED_KEY] = reporting.Watched(chosen, snapshot, since, capture)
         yield chosen
 
 

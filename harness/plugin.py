@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from harness import fixtures, flaky, log, proc, reporting, store
+from harness import fixtures, flaky, log, proc, reporting, store, timings
 from harness import lab as lab_module
 from harness.errors import HarnessError, UsageError
 from harness.inventory import ROOM_SIZE_ENV, room_size
@@ -145,6 +145,9 @@ def pytest_configure(config: pytest.Config) -> None:
         handler = reporting.terminal_progress(config)
         log.logger.addHandler(handler)
         config.add_cleanup(lambda: log.logger.removeHandler(handler))
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(timings.Timings(config, reporting.reports_dir(config)),
+                                      "harness-timings")
     log.logger.setLevel(logging.INFO)
     config.add_cleanup(log.add_step_listener(reporting.allure_step))
     if config.option.flake_check < 0:
@@ -211,7 +214,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         mine = set(shard_of([i.nodeid for i in items], *config.option.shard))
         config.hook.pytest_deselected(items=[i for i in items if i.nodeid not in mine])
         items[:] = [i for i in items if i.nodeid in mine]
-    if config.option.first or config.option.mutant:
+    on_labs = any("harness_labs" in getattr(i, "fixturenames", ()) for i in items)
+    if on_labs and not (config.option.first or config.option.mutant):
+        cache = getattr(config, "cache", None)
+        items[:] = timings.order(items, name=lambda i: i.nodeid,
+                                 private=lambda i: i.get_closest_marker("fresh_lab") is not None,
+                                 durations=cache.get(timings.CACHE_KEY, {}) if cache else {})
+    elif config.option.first or config.option.mutant:
         # --first ones first; against a mutant, the tests on the shared lab before those that
         # boot a lab of their own: a mutant dies at its first failure, the cheaper the sooner
         first = set(config.option.first)

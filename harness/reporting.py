@@ -116,7 +116,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     declared = pipeline.evidence if pipeline else {}
     with log.step(f"evidence of {item.nodeid}"):
         found = [*evidence.collect(watched.lab, directory, since=watched.since, declared=declared),
-                 *evidence.move(watched.capture.stop(), directory)]
+                 *watched.capture.since(watched.since, directory)]
     for piece in found:
         _allure_attach(piece)
     report.sections.append(("harness evidence", f"written to {directory}"))

@@ -22,6 +22,10 @@ from harness.store import Store
 pytestmark = pytest.mark.integration
 
 FAILING = '''
+def test_before_it_on_the_same_lab(web):
+    web.succeed("dig +short @192.168.1.254 earlier-test.prolo A")
+
+
 def test_deliberately_broken(web, gw):
     gw.succeed("logger -t evidence-test marker-in-the-journal")
     web.succeed("dig +short @192.168.1.254 gw.prolo A")
@@ -84,6 +88,7 @@ def test_the_pcap_holds_the_test_traffic(failed_run: Run) -> None:
     decoded = subprocess.run(["tcpdump", "-nr", str(pcap)], capture_output=True, text=True,
                              check=True).stdout
     assert "192.168.1.254.53:" in decoded and "A? gw.prolo." in decoded, decoded[-2000:]
+    assert "earlier-test" not in decoded  # the lab's capture, cut to this test's time
 
 
 def test_environment_and_junit_beside_the_results(failed_run: Run) -> None:
@@ -96,4 +101,4 @@ def test_environment_and_junit_beside_the_results(failed_run: Run) -> None:
     assert props["host.kernel"] and props["host.systemd"].startswith("systemd ")
     assert props["lab.gw.kea-dhcp4-server"] and props["lab.web.nginx"]
     suite = ET.parse(reports / "junit.xml").getroot().find("testsuite")
-    assert suite is not None and suite.get("failures") == "1" and suite.get("tests") == "1"
+    assert suite is not None and suite.get("failures") == "1" and suite.get("tests") == "2"
