@@ -10,13 +10,18 @@ each family it has an address of.
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 
+from harness import proc
 from harness.errors import CheckFailed
+from harness.evidence import Capture
 from harness.inventory import Config, Config6, Family, Nic, eui64
+from harness.lab import Lab
 from harness.machine import Machine
 from scenarios.conftest import by_family, dig, granted, lease, lease6, one_seat_for_all
+from stages.common import wait_for_lease
 from stages.generate import DYNAMIC, LEASE, PREFERRED, router
 from stages.inventory import INVENTORY
 
@@ -123,6 +128,28 @@ def test_gw_recorded_the_lease(gw: Machine, machine: Machine, nic: Nic, family: 
     mine = str(nic.address_of(family))
     assert leases and leases[-1].startswith(f"{mine},"), \
         f"gw: expected a lease of {mine} to {nic.mac} in {LEASES[family]}, found {leases}"
+
+
+SEATS6 = [(name, nic) for name, nic, family in CLIENTS if family is Family.IPV6 and name in INVENTORY.seats()]
+
+
+@pytest.mark.parametrize("machine, nic", SEATS6[:1], ids=[n for n, _ in SEATS6[:1]], indirect=["machine"])
+def test_the_dhcpv6_server_tells_a_client_to_take_its_offer_at_once(lab: Lab, machine: Machine, nic: Nic,
+                                                                     tmp_path: Path) -> None:
+    # The LAN's only DHCPv6 server says so with preference 255: a client requests at once
+    # instead of collecting Advertises for a second (RFC 8415, 18.2.1). Seen on the wire.
+    capture = Capture(lab.network, tmp_path).start()
+    try:
+        since = machine.succeed(f"date +%s.%N && networkctl reconfigure {nic.name}").strip()
+        wait_for_lease(machine, nic.name, since, families=(Family.IPV6,))
+    finally:
+        pcaps = {Path(p.path).stem: p.path for p in capture.stop()}
+    decoded = proc.run(["tcpdump", "-n", "-v", "-r", str(pcaps[nic.segment])]).stdout
+    mac = nic.mac.replace(":", "")
+    offers = [line for line in decoded.splitlines() if "dhcp6 advertise" in line and mac in line]
+    assert offers, f"{machine.name}: no DHCPv6 Advertise to its DUID ({mac}) on the wire:\n{decoded[-2000:]}"
+    assert all("(preference 255)" in offer for offer in offers), (
+        f"{machine.name}: expected gw's DHCPv6 Advertise to carry preference 255, got:\n" + "\n".join(offers))
 
 
 WEB = INVENTORY["web"].nic("lan")

@@ -123,13 +123,20 @@ def renew_leases(lab: Lab, timeout: float = 30, families: tuple[Family, ...] = t
     marks = [run(machine, f"date +%s.%N && networkctl reconfigure {nic}").strip()
              for machine, nic in clients]
     for (machine, nic), mark in zip(clients, marks, strict=True):
-        held = next(n for n in INVENTORY[machine.name].nics if n.name == nic).families()
-        for family in (f for f in families if f in held):
-            protocol = "DHCPv4" if family is Family.IPV4 else "DHCPv6"
-            machine.wait_until_succeeds(f"journalctl -q -u systemd-networkd --since=@{mark} | grep -q "
-                                        f"'{nic}: {protocol} address' && ip -{family.version} -o addr show "
-                                        f"dev {nic} scope global -tentative | grep -q inet", timeout=timeout)
+        wait_for_lease(machine, nic, mark, timeout, families)
     flush_dns_caches(lab)
+
+
+def wait_for_lease(machine: Machine, nic: str, since: str, timeout: float = 30,
+                   families: tuple[Family, ...] = tuple(Family)) -> None:
+    """Wait until ``machine`` took a lease on ``nic`` of each of ``families`` it has an address
+    of, after ``since`` (its own clock, ``date +%s.%N``), and holds the address."""
+    held = next(n for n in INVENTORY[machine.name].nics if n.name == nic).families()
+    for family in (f for f in families if f in held):
+        protocol = "DHCPv4" if family is Family.IPV4 else "DHCPv6"
+        machine.wait_until_succeeds(f"journalctl -q -u systemd-networkd --since=@{since} | grep -q "
+                                    f"'{nic}: {protocol} address' && ip -{family.version} -o addr show "
+                                    f"dev {nic} scope global -tentative | grep -q inet", timeout=timeout)
 
 
 def flush_dns_caches(lab: Lab) -> None:

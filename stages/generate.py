@@ -185,6 +185,10 @@ def kea_dhcp6(inv: Inventory) -> str:
     subnet: dict[str, object] = {
         "id": 1, "subnet": str(lan.cidr6), "interface": gw.nic(LAN).name,
         "option-data": [
+            # The LAN's only server says so: a client that sees preference 255 requests at
+            # once instead of collecting Advertises for a second (RFC 8415, 18.2.1). Sent
+            # unasked: clients do not ask for it.
+            {"name": "preference", "data": "255", "always-send": True},
             {"name": "dns-servers", "data": str(gw.nic(LAN).address6)},
             {"name": "domain-search", "data": inv.domain},
         ],

@@ -220,6 +220,14 @@ def dhcp6_wrong_dns_server(lab: Lab) -> None:
                        family=Family.IPV6)
 
 
+@mutant("Kea DHCPv6 no longer sends preference 255: every client waits a second for other offers")
+def dhcp6_no_preference(lab: Lab) -> None:
+    def drop(dhcp: dict[str, Any]) -> None:
+        dhcp["subnet6"][0]["option-data"].remove(common.dhcp_option(dhcp, "preference"))
+
+    common.change_dhcp(lab, drop, family=Family.IPV6)
+
+
 @mutant("DHCPv6 hands out no domain search list")
 def dhcp6_no_search_list(lab: Lab) -> None:
     def drop(dhcp: dict[str, Any]) -> None:
