@@ -67,6 +67,9 @@ def test_lab_network_builds_and_removes_exactly_its_namespaces() -> None:
             assert link.get("operstate") in ("UP", "UNKNOWN", "LOWERLAYERDOWN")
             addrs = [(a.get("address"), a["prefixlen"]) for a in ns.get_addr(family=2)]
             assert ("10.77.0.1", 24) in addrs
+        # a new IPv6 address is probed at once and every 100 ms: usable in 0.1 s, not 1 to 2 s
+        assert network.read_sysctl(net.namespace("a"), "net.ipv6.neigh.host0.retrans_time_ms") == "100"
+        assert network.read_sysctl(net.namespace("a"), "net.ipv6.conf.host0.router_solicitation_delay") == "0"
         with NetNS(net.switch) as sw:
             bridge = sw.link_lookup(ifname="lan")[0]
             ports = {link.get("ifname") for link in sw.get_links() if link.get("master") == bridge}
