@@ -15,6 +15,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,13 +207,31 @@ class Builder:
                    before_boot=before_boot, after_boot=after_boot, origin=origin)
 
     def _ready(self, stages: Sequence[Stage]) -> Callable[[Lab], None]:
-        """A hook that runs the ``ready`` hooks of ``stages`` on a booted lab."""
+        """A hook that runs the ``ready`` hooks of ``stages`` on a booted lab: each stage's in
+        order, the stages side by side (they wait on different machines; one after the
+        other, a lab's resume was the sum of their waits). If several fail, the earliest
+        stage's error is raised: a later stage's machines often wait on an earlier one's."""
+
+        def run(stage: Stage, lab: Lab) -> None:
+            for hook in stage.ready:
+                with step(f"{stage.name}: {_title(hook)}"):
+                    hook(Build(stage, self.pipeline, lab))
 
         def ready(lab: Lab) -> None:
-            for stage in stages:
-                for hook in stage.ready:
-                    with step(f"{stage.name}: {_title(hook)}"):
-                        hook(Build(stage, self.pipeline, lab))
+            waiting = [s for s in stages if s.ready]
+            if len(waiting) < 2:
+                for stage in waiting:
+                    run(stage, lab)
+                return
+            pool = ThreadPoolExecutor(max_workers=len(waiting), thread_name_prefix=f"ready-{lab.id}")
+            try:
+                futures = [pool.submit(run, stage, lab) for stage in waiting]
+                errors = [f.exception() for f in futures]  # waits for every one
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+            failed = [e for e in errors if e is not None]
+            if failed:
+                raise failed[0]
 
         return ready
 
