@@ -2,8 +2,9 @@
 
 `Timings` (a plugin of the process that reports: the only one, or xdist's controller)
 records each test's set-up, call and teardown and writes ``timings.md`` into the reports
-directory, slowest first: the table to read before cutting a suite's time. It keeps each
-test's total in pytest's cache, from which `order` arranges the next run.
+directory, slowest first: the table to read before cutting a suite's time (and
+``timings.json``, which the bench reads). It keeps each test's total in pytest's cache,
+from which `order` arranges the next run.
 
 `order` is pure: tests on the shared lab longest first, so that under xdist (which deals
 tests out one by one, then hands more to whichever worker is free) the long ones do not
@@ -14,6 +15,7 @@ between two of them instead of all of them waiting at the start of the run.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -57,9 +59,12 @@ class Timings:
         self.config = config
         self.reports = reports
         self.phases: dict[str, dict[str, float]] = {}
+        self.private: dict[str, bool] = {}  # whether each test took a private lab
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.phases.setdefault(report.nodeid, {})[report.when] = report.duration
+        if report.when == "setup":  # under xdist, the controller has the report, not the item
+            self.private[report.nodeid] = "fresh_lab" in report.keywords
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.phases:
@@ -72,6 +77,9 @@ class Timings:
         if self.reports is not None:
             self.reports.mkdir(parents=True, exist_ok=True)
             (self.reports / "timings.md").write_text(table(self.phases))
+            private = {n for n, item in self.private.items() if item}
+            (self.reports / "timings.json").write_text(json.dumps(
+                {n: {**p, "fresh_lab": n in private} for n, p in self.phases.items()}, indent=1) + "\n")
 
 
 def table(phases: Mapping[str, Mapping[str, float]]) -> str:
