@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import platform
 import re
-import shutil
 import signal
 import struct
 import subprocess
@@ -163,17 +162,6 @@ def _await_listening(child: subprocess.Popen[bytes], port: str) -> None:
         if proc.readable(fd, left):
             chunk = stderr.read1(4096)  # type: ignore[attr-defined]
             seen += chunk
-
-
-def move(pieces: Sequence[Evidence], directory: Path) -> list[Evidence]:
-    """Move ``pieces`` (e.g. a capture's pcaps) into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    moved = []
-    for piece in pieces:
-        target = directory / piece.path.name
-        shutil.move(piece.path, target)
-        moved.append(Evidence(piece.title, target))
-    return moved
 
 
 def safe_name(text: str) -> str:
