@@ -15,7 +15,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,6 +278,8 @@ class LabPool:
         self.spares = spares
         self.private_wanted = private_wanted
         self._spares: Spares | None = None
+        self._reaper: ThreadPoolExecutor | None = None  # tears used private labs down (see later)
+        self._retiring: list[Future[None]] = []
         self.target = target
         self.from_snapshot = from_snapshot
         self.rebuild = rebuild
@@ -331,9 +333,24 @@ class LabPool:
         return self._spares if self._built is not None and snapshot.name == self._built.name \
             else None
 
+    def later(self, teardown: Callable[[], None]) -> None:
+        """Run ``teardown`` (a used private lab's) on a thread of its own, one after the other:
+        the next test need not wait for the machines to die and the clones to go. `close`
+        waits for every one and raises the first that failed."""
+        if self._reaper is None:
+            self._reaper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harness-teardown")
+        self._retiring.append(self._reaper.submit(teardown))
+
     def close(self, keep: bool = False) -> None:
         """Tear down every shared lab, or with ``keep`` leave them running and log how to enter
-        them; spares are torn down either way."""
+        them; spares and used private labs are torn down either way."""
+        if self._reaper is not None:
+            self._reaper.shutdown(wait=True)
+            failed = [f.exception() for f in self._retiring if f.exception() is not None]
+            self._retiring.clear()
+            self._reaper = None
+            if failed:
+                raise present(failed[0], "a private lab's teardown error")
         if self._spares is not None:
             self._spares.close()
             if self._spares.taken:

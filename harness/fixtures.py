@@ -165,12 +165,14 @@ def lab(request: pytest.FixtureRequest, harness_labs: LabPool, harness_pipeline:
             if capture is None:
                 directory = tmp_path_factory.mktemp(f"capture-{chosen.id}")
                 capture = harness_captures[chosen.id] = evidence.Capture(chosen.network, directory).start()
-        else:
-            chosen = stack.enter_context(harness_labs.private(snapshot))
+        else:  # torn down behind the next test (LabPool.later): the test is over
+            private = contextlib.ExitStack()
+            stack.callback(harness_labs.later, private.close)
+            chosen = private.enter_context(harness_labs.private(snapshot))
             directory = tmp_path_factory.mktemp("capture")
             capture = evidence.Capture(chosen.network, directory).start()
-            stack.callback(shutil.rmtree, directory, ignore_errors=True)
-            stack.callback(capture.stop)
+            private.callback(shutil.rmtree, directory, ignore_errors=True)
+            private.callback(capture.stop)
         request.node.stash[reporting.WATCHED_KEY] = reporting.Watched(chosen, snapshot, since, capture)
         yield chosen
 

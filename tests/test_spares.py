@@ -1,4 +1,5 @@
-"""Spare labs (`harness.spares`): how many are booted, when, and that none outlives close().
+"""Spare labs (`harness.spares`): how many are booted, when, and that none outlives close();
+and used private labs, torn down in the background (`LabPool.later`).
 
 The labs here are stand-ins that count their entries and exits: what is tested is the
 bookkeeping of the pool, which needs no machine. That real spares boot, serve a fresh_lab
@@ -12,6 +13,7 @@ from typing import Any, cast
 
 import pytest
 
+from harness.build import Builder, LabPool
 from harness.lab import Lab
 from harness.spares import Spares
 
@@ -97,3 +99,30 @@ def test_a_spare_that_fails_to_boot_leaves_the_test_to_boot_its_own() -> None:
         pass  # booted in the test, which gets the error itself
     spares.close()
     assert spares.taken_ready == 0 and book.entered == 0
+
+
+def test_a_used_private_lab_is_torn_down_behind_the_next_test_and_close_waits_for_it() -> None:
+    pool = LabPool(cast(Builder, None), "pas")
+    gate, done, threads = threading.Event(), [], []
+
+    def teardown() -> None:
+        gate.wait(5)
+        threads.append(threading.current_thread().name)
+        done.append(True)
+
+    pool.later(teardown)
+    assert done == []  # the caller goes on at once
+    threading.Timer(0.2, gate.set).start()
+    pool.close()
+    assert done == [True] and threads[0].startswith("harness-teardown")
+
+
+def test_a_failed_teardown_is_raised_at_close() -> None:
+    pool = LabPool(cast(Builder, None), "pas")
+
+    def broken() -> None:
+        raise RuntimeError("namespace busy")
+
+    pool.later(broken)
+    with pytest.raises(RuntimeError, match="namespace busy"):
+        pool.close()
