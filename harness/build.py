@@ -269,12 +269,15 @@ class LabPool:
     Shared labs are booted on first use and torn down by `close()`. Private labs come from
     `private()`: with ``spares`` (per process) and ``private_wanted`` (how many private labs
     the session's tests may ask for), they are booted ahead in the background once the
-    first shared lab is up (see `harness.spares`).
+    first shared lab is up (see `harness.spares`); with ``lazy_spares``, only once the first
+    private lab is asked for (a run that may stop early, against a mutant, boots none in vain).
     """
 
     def __init__(self, builder: Builder, target: str, *, from_snapshot: str | None = None,
-                 rebuild: bool = False, spares: int = 0, private_wanted: int = 0) -> None:
+                 rebuild: bool = False, spares: int = 0, private_wanted: int = 0,
+                 lazy_spares: bool = False) -> None:
         self.builder = builder
+        self.lazy_spares = lazy_spares
         self.spares = spares
         self.private_wanted = private_wanted
         self._spares: Spares | None = None
@@ -311,7 +314,8 @@ class LabPool:
         """The session's lab booted from ``snapshot`` (booted on first call)."""
         if snapshot.name not in self._labs:
             self._labs[snapshot.name] = self._stack.enter_context(self.builder.lab(snapshot))
-            self._spares_for(snapshot)  # behind the shared lab, which the first tests wait for
+            if not self.lazy_spares:
+                self._spares_for(snapshot)  # behind the shared lab, which the first tests wait for
         return self._labs[snapshot.name]
 
     @contextlib.contextmanager

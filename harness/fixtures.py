@@ -82,7 +82,8 @@ def harness_labs(pytestconfig: pytest.Config, harness_builder: Builder,
     target = pytestconfig.stash.get(TARGET_KEY, None) or harness_pipeline.names[-1]
     pool = LabPool(harness_builder, target, from_snapshot=pytestconfig.option.from_snapshot,
                    rebuild=pytestconfig.option.rebuild, spares=spare_labs(pytestconfig),
-                   private_wanted=pytestconfig.stash.get(PRIVATE_KEY, 0))
+                   private_wanted=pytestconfig.stash.get(PRIVATE_KEY, 0),
+                   lazy_spares=pytestconfig.option.mutant is not None)
     try:
         yield pool
     finally:

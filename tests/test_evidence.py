@@ -28,6 +28,7 @@ def test_before_it_on_the_same_lab(web):
 
 def test_deliberately_broken(web, gw):
     gw.succeed("logger -t evidence-test marker-in-the-journal")
+    web.succeed("logger -t evidence-test marker-in-webs-journal")
     web.succeed("dig +short @192.168.1.254 gw.prolo A")
     gw.succeed("test -e /etc/this-file-is-not-there")
 '''
@@ -74,6 +75,7 @@ def test_the_failure_carries_every_attachment(failed_run: Run) -> None:
     assert [w for w in wanted if w not in found] == [], sorted(found)
     assert all(found[w].stat().st_size > 0 for w in wanted)
     assert "marker-in-the-journal" in found["gw: journal"].read_text()
+    assert "marker-in-webs-journal" in found["web: journal"].read_text()
     assert "192.168.1.254/23" in found["gw: ip-addr"].read_text()
     assert "masquerade" in found["gw: nftables"].read_text()
     web_address = found["web: ip-addr"].read_text()
