@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import enum
+import functools
 import hashlib
 import inspect
 import json
@@ -44,14 +45,40 @@ Hook = Callable[["Build"], None]
 BaseBuilder = Callable[[Path], Mapping[str, Any]]
 
 
+# The harness modules whose code shapes what a build leaves in a snapshot: how a stage is
+# described and keyed (stage, inventory), how machine roots are filled (rootfs), how a build
+# runs (build), how the machines it runs in boot and are wired (lab, machine, nspawn,
+# network) and how the result is published (store). Editing one of them rebuilds every stage;
+# the front ends, reports, evidence, waits and the rest do not.
+BUILD_MODULES = ("build", "inventory", "lab", "machine", "network", "nspawn", "rootfs", "stage", "store")
+
+
+def code_key(package: Path, modules: Sequence[str] = BUILD_MODULES) -> str:
+    """A hash of the source of ``modules`` in ``package``: the harness's part of every stage's
+    key (it replaced a version string that never moved, so a changed harness reused stale
+    snapshots)."""
+    digest = hashlib.sha256()
+    for name in modules:
+        digest.update(f"{name}\0".encode())
+        digest.update((package / f"{name}.py").read_bytes())
+    return digest.hexdigest()[:KEY_LENGTH]
+
+
+@functools.cache
+def harness_code_key() -> str:
+    """`code_key` of this harness, computed once per process."""
+    return code_key(Path(harness.__file__).parent)
+
+
 def stage_key(definition: Any, parent: str | None) -> str:
-    """Key of a stage from its JSON-able ``definition`` and its ``parent``'s key.
+    """Key of a stage from its JSON-able ``definition``, its ``parent``'s key and the code of
+    the harness that builds it (`harness_code_key`).
 
     >>> stage_key({"packages": ["bind9"]}, "1a2b") != stage_key({"packages": []}, "1a2b")
     True
     """
     blob = json.dumps({"definition": definition, "parent": parent,
-                       "harness": harness.__version__}, sort_keys=True, default=str)
+                       "harness": harness_code_key()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:KEY_LENGTH]
 
 

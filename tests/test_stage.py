@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
 
+import harness
+from harness import stage
 from harness.errors import UsageError
 from harness.network import Interface
 from harness.stage import Action, Pipeline, Stage, needed_stage, plan
@@ -32,6 +35,23 @@ def test_keys_are_stable_and_chained() -> None:
     keys = pipeline().keys()
     assert keys == pipeline().keys()
     assert len(set(keys.values())) == 5
+
+
+def test_a_harness_build_module_is_part_of_every_key_and_a_front_end_is_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = Path(harness.__file__).parent
+    copy = tmp_path / "harness"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert stage.code_key(copy) == stage.code_key(package)
+    (copy / "plugin.py").write_text((copy / "plugin.py").read_text() + "\n# a front end\n")
+    assert stage.code_key(copy) == stage.code_key(package)
+    (copy / "rootfs.py").write_text((copy / "rootfs.py").read_text() + "\n# how roots are filled\n")
+    edited = stage.code_key(copy)
+    assert edited != stage.code_key(package)
+    before = pipeline().keys()
+    monkeypatch.setattr(stage, "harness_code_key", lambda: edited)
+    after = pipeline().keys()
+    assert [before[s] == after[s] for s in before] == [False] * 5  # every stage rebuilds
 
 
 def test_changing_a_stage_changes_its_key_and_every_later_one_only() -> None:
