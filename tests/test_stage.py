@@ -223,3 +223,18 @@ def test_pytest_rejects_a_bad_pipeline_before_building_anything(pytester: pytest
     result.stderr.fnmatch_lines(["ERROR: pipeline brokenstages: *brokenstages.py:7: interfaces, sysctls or "
                                  "rooms for machines no stage adds: beta; the stages add: alpha"])
     assert "stage" not in result.stdout.str()  # nothing was built, nothing was even collected
+
+
+def test_a_test_parametrized_over_nothing_is_not_generated(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_rows='''
+import pytest
+
+@pytest.mark.parametrize("family", [])
+def test_per_family(family):
+    pass
+
+def test_plain():
+    pass
+''')
+    result = pytester.runpytest("-p", "no:cacheprovider")  # no pipeline module here: none loaded
+    result.assert_outcomes(passed=1, deselected=1)  # not "1 skipped"
