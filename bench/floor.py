@@ -20,13 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness import nspawn
 from harness.build import Builder
 from harness.lab import Lab, MachineSetup
-from harness.names import LabName, WorkOwner
+from harness.names import WorkOwner
 from harness.stage import BASE_MEMBER
 from harness.store import Snapshot, Store
-
-CGROUPS = (Path("/sys/fs/cgroup/unified/harness"), Path("/sys/fs/cgroup/harness"))
 
 
 def clone(store: Store, snapshot: Snapshot, reps: int) -> list[float]:
@@ -53,15 +52,14 @@ def bare_boot(store: Store, base: Snapshot, reps: int) -> list[float]:
 
 
 def machine_cpu(lab: Lab) -> float:
-    """CPU seconds the machines of a running ``lab`` have used so far, from their cgroups."""
+    """CPU seconds the machines of a running ``lab`` have used so far, from their cgroups (the
+    unified hierarchy's, which counts CPU)."""
     total = 0
-    for name in lab.machines:
-        for root in CGROUPS:
-            stat = root / str(LabName(lab.id, name)) / "cpu.stat"
-            if stat.exists():
-                usage = next(line for line in stat.read_text().splitlines() if line.startswith("usage_usec"))
-                total += int(usage.split()[1])
-                break
+    for machine in lab.machines.values():
+        stats = [p / "cpu.stat" for p in nspawn.cgroups(machine.spec.unit) if (p / "cpu.stat").exists()]
+        for line in stats[0].read_text().splitlines() if stats else []:
+            if line.startswith("usage_usec "):
+                total += int(line.split()[1])
     return total / 1e6
 
 

@@ -329,13 +329,13 @@ class LabPool:
     def _spares_for(self, snapshot: Snapshot) -> Spares | None:
         """The spares of ``snapshot``, started on first call: only for the snapshot the
         session's private labs come from (the target's), and only if any are wanted."""
-        if self._spares is None and self.spares > 0 and self.private_wanted > 0 \
-                and self._built is not None and snapshot.name == self._built.name:
+        if self._built is None or snapshot.name != self._built.name:
+            return None
+        if self._spares is None and self.spares > 0 and self.private_wanted > 0:
             self._spares = Spares(lambda: self.builder.lab(snapshot), size=self.spares,
                                   wanted=self.private_wanted)
             self._spares.start()
-        return self._spares if self._built is not None and snapshot.name == self._built.name \
-            else None
+        return self._spares
 
     def later(self, teardown: Callable[[], None]) -> None:
         """Run ``teardown`` (a used private lab's) on a thread of its own, one after the other:
@@ -348,23 +348,26 @@ class LabPool:
     def close(self, keep: bool = False) -> None:
         """Tear down every shared lab, or with ``keep`` leave them running and log how to enter
         them; spares and used private labs are torn down either way."""
+        failed: BaseException | None = None
         if self._reaper is not None:
             self._reaper.shutdown(wait=True)
-            failed = [f.exception() for f in self._retiring if f.exception() is not None]
+            failed = next((e for e in (f.exception() for f in self._retiring) if e is not None), None)
             self._retiring.clear()
             self._reaper = None
-            if failed:
-                raise present(failed[0], "a private lab's teardown error")
-        if self._spares is not None:
-            self._spares.close()
-            if self._spares.taken:
-                logger.info("private labs: %d of %d were ready when their test began",
-                            self._spares.taken_ready, self._spares.taken)
-        if keep:
-            for lab in self._labs.values():
-                entries = lab.detach()
-                logger.info("lab %s kept running (remove it with `harness destroy`); enter a machine "
-                            "with:\n  %s", lab.id, "\n  ".join(entries))
-            self._stack.pop_all()
-        self._stack.close()
-        self._labs.clear()
+        try:
+            if self._spares is not None:
+                self._spares.close()
+                if self._spares.taken:
+                    logger.info("private labs: %d of %d were ready when their test began",
+                                self._spares.taken_ready, self._spares.taken)
+        finally:  # the shared labs go (or stay, with keep) whatever happened to the spares
+            if keep:
+                for lab in self._labs.values():
+                    entries = lab.detach()
+                    logger.info("lab %s kept running (remove it with `harness destroy`); enter a "
+                                "machine with:\n  %s", lab.id, "\n  ".join(entries))
+                self._stack.pop_all()
+            self._stack.close()
+            self._labs.clear()
+        if failed is not None:  # raised once every other lab is down too
+            raise failed

@@ -20,7 +20,6 @@ from typing import Any
 import pexpect
 from pexpect import fdpexpect
 
-from harness import proc
 from harness.errors import CheckFailed
 from harness.wait import retry
 
@@ -109,20 +108,21 @@ class ConsoleTap:
         try:
             with open(self.log, "ab") as out:
                 while True:
-                    woken = any(ready == self._wake_read for ready, _ in poller.poll())
-                    try:  # what is there, even once woken: the last lines a machine printed
-                        data = os.read(fd, 65536) if proc.readable(fd, 0) else b""
-                    except (OSError, ValueError):  # EIO: nspawn exited and the terminal hung up
-                        break
-                    if not data and (woken or not proc.readable(fd, 0)):
-                        break
-                    out.write(data)
-                    out.flush()
-                    with self._lock:
-                        for sink in self._sinks:
-                            with contextlib.suppress(OSError):
-                                os.write(sink, data)
-                    if woken:
+                    ready = {polled for polled, _ in poller.poll()}
+                    if fd in ready:  # read even once woken: the last lines a machine printed
+                        try:
+                            data = os.read(fd, 65536)
+                        except (OSError, ValueError):  # EIO: nspawn exited and the terminal hung up
+                            break
+                        if not data:
+                            break
+                        out.write(data)
+                        out.flush()
+                        with self._lock:
+                            for sink in self._sinks:
+                                with contextlib.suppress(OSError):
+                                    os.write(sink, data)
+                    if self._wake_read in ready:
                         break
         finally:
             os.close(self._wake_read)

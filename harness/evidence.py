@@ -83,9 +83,10 @@ class Capture:
             raise
         return self
 
-    def since(self, start: float, directory: Path) -> list[Evidence]:
+    def since(self, start: float | None, directory: Path) -> list[Evidence]:
         """One pcap per segment in ``directory`` of what was captured from ``start`` (epoch
-        seconds) until now, the capture going on: a test's share of its lab's capture.
+        seconds; None: from the beginning) until now, the capture going on: a test's share of
+        its lab's capture.
 
         A lab shared by many tests is captured once for all of them (a tcpdump per switch
         port, started per test, cost 0.1 s of each of hundreds of tests); each failing test
@@ -108,11 +109,7 @@ class Capture:
                 child.wait(timeout=5)
         self._stack.close()
         self._children.clear()
-        found = []
-        for segment, ports in self._ports.items():
-            merged = self.directory / f"{segment}.pcap"
-            merge_pcaps([p for p in ports if p.exists()], merged)
-            found.append(Evidence(f"pcap {segment}", merged))
+        found = self.since(None, self.directory)
         self._ports.clear()
         return found
 

@@ -38,9 +38,9 @@ _SYSCTL = re.compile(r"net\.[a-z0-9_.-]+")
 # address detection (one probe, then one retransmission time of silence) makes each new IPv6
 # address usable after 0.1 s instead of 1 s. It still runs: a duplicate is still found.
 ND_RETRANS_MS = "100"
-# Nor does a new address wait up to a second before its first probe: the kernel delays it by a
-# random time up to router_solicitation_delay (RFC 4862, 5.4.2), on a lab link nothing but
-# tenths of seconds of every boot and renewal (a seat's DHCPv6 address: 0.8 s of its resume).
+# Nor does a new address wait before its first probe: the kernel delays it by a random time up
+# to router_solicitation_delay, a second (RFC 4862, 5.4.2), which on a lab link only delays
+# every boot and renewal (a seat's DHCPv6 address waited up to 0.8 s of its resume).
 ND_FIRST_PROBE_DELAY = "0"
 # ICMPv6 that neighbour discovery is made of (what ARP is to IPv4, and more: RFC 4861), with
 # the multicast listener reports a bridge's snooping goes by to deliver it (RFC 3810)
@@ -264,9 +264,9 @@ class LabNetwork:
         for machine in self.machines:
             ifaces = [i for i in self.interfaces if i.machine == machine]
             named = [i.name for i in ifaces if "." not in i.name]  # a dot would read as a level of the key
-            if fast_nd := {**{f"net.ipv6.neigh.{n}.retrans_time_ms": ND_RETRANS_MS for n in named},
-                           **{f"net.ipv6.conf.{n}.router_solicitation_delay": ND_FIRST_PROBE_DELAY
-                              for n in named}}:
+            fast_nd = {f"net.ipv6.neigh.{n}.retrans_time_ms": ND_RETRANS_MS for n in named} | {
+                f"net.ipv6.conf.{n}.router_solicitation_delay": ND_FIRST_PROBE_DELAY for n in named}
+            if fast_nd:
                 set_sysctls(self.namespace(machine), fast_nd)
             with _ns(self.namespace(machine)) as ns:
                 _up(ns, "lo")

@@ -143,7 +143,7 @@ def test_the_dhcpv6_server_tells_a_client_to_take_its_offer_at_once(lab: Lab, ma
         since = machine.succeed(f"date +%s.%N && networkctl reconfigure {nic.name}").strip()
         wait_for_lease(machine, nic.name, since, families=(Family.IPV6,))
     finally:
-        pcaps = {Path(p.path).stem: p.path for p in capture.stop()}
+        pcaps = {p.path.stem: p.path for p in capture.stop()}
     decoded = proc.run(["tcpdump", "-n", "-v", "-r", str(pcaps[nic.segment])]).stdout
     mac = nic.mac.replace(":", "")
     offers = [line for line in decoded.splitlines() if "dhcp6 advertise" in line and mac in line]
