@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
+from harness import cli, wait
 
 RUN = '''
 import pytest
@@ -48,9 +48,19 @@ def test_report_shows_the_run_counts(pytester: pytest.Pytester, tmp_path: Path) 
     assert cli.main(["report", "--results", str(results), "-o", str(tmp_path / "html")]) == 0
     index = tmp_path / "html" / "index.html"
     profile = tmp_path / "profile"
-    dom = subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", "--dump-dom", index.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
-    text = page_text(dom)
+    text = ""
+
+    def rendered(last_try: bool) -> bool:
+        # Allure renders the counts from script; on a loaded host Chromium's virtual-time budget
+        # can end before they are drawn, so the page is read again until its counts are there.
+        nonlocal text
+        dom = subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", "--dump-dom", index.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+        text = page_text(dom)
+        assert "Total " in text or not last_try, f"no counts on the page: {text[:800]}"
+        return "Total " in text
+
+    wait.retry(rendered, 180, "the report's counts in Chromium", first_interval=0.5)
     assert f"Total {tests} Failed {failed} Passed {passed} Skipped {skipped}" in text, text[:800]
     shot = tmp_path / "report.png"
     subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", "--window-size=1280,900",
