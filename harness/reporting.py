@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,16 +51,29 @@ def terminal_progress(config: pytest.Config) -> log.Progress:
     """Harness progress on pytest's terminal, even while output is captured: headlines as lines,
     steps as one status line (on a terminal; every step as lines with -v)."""
 
+    pending: queue.SimpleQueue[str] = queue.SimpleQueue()  # lines of other threads, for the main one
+
     def terminal() -> tuple[Any, Any]:
         return (config.pluginmanager.get_plugin("terminalreporter"),
                 config.pluginmanager.get_plugin("capturemanager"))
 
-    def uncaptured(write: Callable[..., None]) -> Callable[..., None]:
+    def uncaptured(write: Callable[..., None], deferred: bool = False) -> Callable[..., None]:
+        """``write`` with pytest's capture suspended. Only the main thread may suspend and
+        resume it (from a spare lab's thread, it raced pytest's own and closed its files):
+        another thread's lines wait for the main thread's next write, or the session's end;
+        its status lines are dropped."""
+
         def run(*args: Any) -> None:
+            if threading.current_thread() is not threading.main_thread():
+                if deferred:
+                    pending.put(args[0])
+                return
             reporter, capture = terminal()
             if reporter is None:
                 return
             with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                while not pending.empty():
+                    reporter.write_line(pending.get())
                 write(reporter, *args)
         return run
 
@@ -73,8 +88,9 @@ def terminal_progress(config: pytest.Config) -> log.Progress:
 
     reporter, _ = terminal()
     tty = reporter is not None and reporter._tw.hasmarkup  # a terminal, not a CI log
-    return log.Progress(uncaptured(lambda r, line: r.write_line(line)),
-                        uncaptured(status) if tty else None, uncaptured(clear),
+    write_line = uncaptured(lambda r, line: r.write_line(line), deferred=True)
+    config.add_cleanup(uncaptured(lambda r: None))  # the lines still waiting
+    return log.Progress(write_line, uncaptured(status) if tty else None, uncaptured(clear),
                         verbose=config.option.verbose >= 1)
 
 
