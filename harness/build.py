@@ -158,9 +158,14 @@ class Builder:
                 return self._build_base(stage, name, meta)
             parent, base = present(parent, "the previous stage"), present(base, "the base image")
             members = self.pipeline.members_until(stage.name)
-            setups = [self._setup(m, parent.member(m) if m in parent.members
-                                  else parent.member(stage.sources[m]) if m in stage.sources
-                                  else base.member(BASE_MEMBER)) for m in members]
+
+            def source(member: str) -> Path:
+                if member in parent.members:
+                    return parent.member(member)
+                tree = stage.sources.get(member)
+                return source(tree) if tree else base.member(BASE_MEMBER)
+
+            setups = [self._setup(m, source(m), held=m in parent.members) for m in members]
 
             def prepare(lab: Lab) -> None:
                 for machine in stage.members:
@@ -179,7 +184,8 @@ class Builder:
                         hook(Build(stage, self.pipeline, lab))
                 lab.stop_all()
                 meta["duration"] = round(time.monotonic() - started, 3)
-                return self.store.publish(name, {m: lab.root(m) for m in members}, meta, replace=True)
+                stored = self.pipeline.stored_until(stage.name)
+                return self.store.publish(name, {m: lab.root(m) for m in stored}, meta, replace=True)
 
     def _build_base(self, stage: Stage, name: str, meta: dict[str, object]) -> Snapshot:
         fill = present(stage.base, f"stage {stage.name}'s base=")
@@ -191,10 +197,15 @@ class Builder:
         finally:
             self.store.release(owner)
 
-    def _setup(self, machine: str, source: Path) -> MachineSetup:
+    def _setup(self, machine: str, source: Path, *, held: bool) -> MachineSetup:
+        """Machine ``machine`` of a lab, from ``source``; ``held``: a snapshot holds its own
+        root (a kept failure holds what a diskless machine wrote), which it then boots
+        instead of the tree it would share (`Pipeline.shared_tree`)."""
+        shared = None if held else self.pipeline.shared_tree(machine)
         return MachineSetup(machine, source, self.pipeline.interfaces.get(machine, ()),
                             self.pipeline.boot_args(machine), self.pipeline.sysctls.get(machine, {}),
-                            boot=not self.pipeline.is_tree(machine), wave=self._wave(machine))
+                            boot=not self.pipeline.is_tree(machine), wave=self._wave(machine),
+                            shares=shared or "")
 
     def _wave(self, machine: str) -> int:
         """A machine's boot wave: the rank of its stage among those that add machines (a lab
@@ -244,7 +255,13 @@ class Builder:
         if self.mutant is not None and self.mutant[1].apply is not None \
                 and self.pipeline.index(stage) >= self.pipeline.index(self.mutant[0]):
             ready = self._mutate(ready, self.mutant[1])  # the lab holds what it breaks
-        return self._lab([self._setup(m, snapshot.member(m)) for m in members],
+
+        def setup(member: str) -> MachineSetup:
+            held = member in snapshot.members
+            tree = None if held else self.pipeline.shared_tree(member)
+            return self._setup(member, snapshot.member(tree or member), held=held)
+
+        return self._lab([setup(m) for m in members],
                          after_boot=ready, origin=snapshot.name)
 
     @staticmethod

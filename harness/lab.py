@@ -51,6 +51,7 @@ class MachineSetup:
     extra_args: tuple[str, ...] = field(default=())
     sysctls: Mapping[str, str] = field(default_factory=dict)
     boot: bool = True  # False: a root the lab holds but never boots (a tree)
+    shares: str = ""  # a tree of the lab this machine boots in place, read-only, with others
     wave: int = 0  # boot order: a later wave (a later stage's clients) boots behind (see Lab.boot)
 
 
@@ -76,6 +77,12 @@ class Lab:
         names = [s.name for s in setups]
         if len(set(names)) != len(names):
             raise UsageError(f"a lab's machine names must be unique: {names}")
+        trees = {s.name for s in setups if not s.boot}
+        for setup in setups:
+            if setup.shares and (setup.shares not in trees or not nspawn.boots_read_only(setup.extra_args)):
+                raise UsageError(f"machine {setup.name} shares {setup.shares!r}, which must be a tree of "
+                                 f"the lab ({', '.join(sorted(trees)) or 'none'}) that it boots read-only "
+                                 "(--read-only or --volatile)")
         self.store = store
         self.setups = {s.name: s for s in setups}
         self.id = lab_id or new_lab_id()
@@ -100,8 +107,8 @@ class Lab:
                              f"{', '.join(self.machines) or 'none'}") from None
 
     def root(self, name: str) -> Path:
-        """Where machine ``name``'s writable root lives."""
-        return self.store.work_path(self.id, name)
+        """Where machine ``name``'s root lives: its own clone, or the tree it shares."""
+        return self.store.work_path(self.id, self.setups[name].shares or name)
 
     def __enter__(self) -> Lab:
         began = time.monotonic()
@@ -113,9 +120,10 @@ class Lab:
             limits.ensure(len(to_boot) + len(_nspawn_pids(f"--machine={PREFIX}")), ports)
             self._record()
             self._stack.callback(self._release)
-            with step(f"lab {self.id}: clone {len(self.setups)} machine root(s)"):
-                for name, setup in self.setups.items():
-                    self.store.clone(setup.source, self.root(name))
+            own = [s for s in self.setups.values() if not s.shares]
+            with step(f"lab {self.id}: clone {len(own)} root(s)"):
+                for setup in own:
+                    self.store.clone(setup.source, self.root(setup.name))
             if self.before_boot is not None:
                 self.before_boot(self)
             self._stack.enter_context(self.network)
@@ -212,18 +220,19 @@ class Lab:
     def roots_as_seen(self) -> Iterator[dict[str, Path]]:
         """Each machine's root as the machine sees it now, to snapshot: its own root, or, for a
         machine booted with a volatile overlay (a diskless machine), a clone of that root with
-        what it wrote to the overlay copied in. The clones are deleted on leaving."""
+        what it wrote to the overlay copied in. A machine that shares a tree and wrote nothing
+        has no root of its own: it boots the tree again. The clones are deleted on leaving."""
         owner = str(WorkOwner("keep", self.id, os.getpid(), secrets.token_hex(2)))
-        roots = {name: self.root(name) for name in self.setups}
+        roots = {name: self.root(name) for name, setup in self.setups.items() if not setup.shares}
         try:
             for name, machine in self.machines.items():
                 # --volatile=overlay only: with =yes or =state, the root is not the tree below
                 volatile = "--volatile=overlay" in self.setups[name].extra_args
                 if not volatile or machine.leader is None:
                     continue
-                seen = Path(f"/proc/{machine.leader}/root")
-                changes = treediff.diff(roots[name], seen, treediff.mount_points(machine.leader))
-                roots[name] = self.store.clone(roots[name], self.store.work_path(owner, name))
+                seen, tree = Path(f"/proc/{machine.leader}/root"), self.root(name)
+                changes = treediff.diff(tree, seen, treediff.mount_points(machine.leader))
+                roots[name] = self.store.clone(tree, self.store.work_path(owner, name))
                 treediff.copy_changes(changes, seen, roots[name])
             yield roots
         finally:

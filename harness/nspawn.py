@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -90,6 +91,15 @@ def base_argv(unit: str, root: Path) -> list[str]:
             f"--machine={unit}", f"--directory={root}", "--link-journal=no", "--timezone=off"]
 
 
+def boots_read_only(args: tuple[str, ...] | list[str]) -> bool:
+    """Whether nspawn flags ``args`` leave the machine's tree untouched: ``--read-only``, or
+    ``--volatile`` in any mode but ``no`` (nspawn then mounts the tree read-only and the
+    machine writes to a tmpfs). Such machines can boot one tree together: nspawn takes a
+    shared lock on a tree it mounts read-only."""
+    volatile = [a.partition("=")[2] or "yes" for a in args if a.split("=")[0] == "--volatile"]
+    return "--read-only" in args or any(mode != "no" for mode in volatile)
+
+
 def lock_file(root: Path) -> Path:
     """The image lock nspawn takes on ``root`` (named after its device and inode)."""
     st = os.stat(root)
@@ -101,7 +111,23 @@ def forget(unit: str, root: Path | None = None) -> None:
     with contextlib.suppress(FileNotFoundError):
         (STATE / "propagate" / unit).rmdir()
     if root is not None:
-        with contextlib.suppress(FileNotFoundError):
-            lock_file(root).unlink()
+        _unlink_unless_held(lock_file(root))
     for path in cgroups(unit):
         _remove_cgroup(path)
+
+
+def _unlink_unless_held(lock: Path) -> None:
+    """Remove nspawn's image lock ``lock`` unless a machine still holds it: machines booting
+    one tree read-only share the lock, and one of them exiting must not free it under the
+    others (the last one's exit, or the lab's teardown, removes it)."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.unlink(missing_ok=True)
+    except BlockingIOError:
+        pass  # held
+    finally:
+        os.close(fd)

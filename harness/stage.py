@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import harness
+from harness import nspawn
 from harness.errors import UsageError
 from harness.mutant import Mutant
 from harness.names import FAILED, SnapshotRef
@@ -97,7 +98,9 @@ class Stage:
 
     ``base`` is for the first stage only: it fills an empty root (the base image) and
     returns facts for the manifest. Every other stage adds ``machines`` cloned from it,
-    or from a tree named in ``sources`` (machine -> tree). ``trees`` are roots a stage
+    or from a tree named in ``sources`` (machine -> tree); a machine that boots its tree
+    read-only (``boot_args``: ``--read-only`` or ``--volatile``) boots the tree itself,
+    shared with the others, and no snapshot stores a root for it. ``trees`` are roots a stage
     prepares but never boots (a diskless machine's root filesystem): they are cloned from
     the base image, get their ``packages``, and are carried in every later snapshot.
 
@@ -330,6 +333,20 @@ class Pipeline:
     def members_until(self, name: str) -> tuple[str, ...]:
         """Every machine and tree a snapshot of stage ``name`` holds."""
         return tuple(m for s in self.stages[: self.index(name) + 1] for m in s.members)
+
+    def stored_until(self, name: str) -> tuple[str, ...]:
+        """The members a snapshot of stage ``name`` stores: all but the machines that boot a
+        tree (see `shared_tree`), which need no root of their own."""
+        return tuple(m for m in self.members_until(name) if not self.shared_tree(m))
+
+    def shared_tree(self, machine: str) -> str | None:
+        """The tree that ``machine`` boots in place, shared with every machine that boots it,
+        or None when it has a root of its own. A machine from a tree (``sources``) that boots
+        read-only (``--read-only`` or ``--volatile``) shares it, as diskless machines share
+        one network root: one copy in the page cache for a room, no clone per machine."""
+        stage = self[self.owner[machine]]
+        tree = stage.sources.get(machine)
+        return tree if tree and nspawn.boots_read_only(stage.boot_args.get(machine, ())) else None
 
     def is_tree(self, member: str) -> bool:
         """Whether ``member`` is a tree (prepared, never booted) rather than a machine."""

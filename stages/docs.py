@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 
 from harness import mutate, proc
-from harness.inventory import Config6, Family, Inventory
+from harness.inventory import Config6, Inventory
 from harness.log import format_elapsed
+from harness.network import Family
 from harness.stage import Pipeline
 from stages import PIPELINE, policy
 from stages.generate import topology_dot

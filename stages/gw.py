@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from harness import rootfs
 from harness.build import Build
-from harness.inventory import Family
 from harness.mutant import edit, mutant, run
+from harness.network import Family
 from harness.stage import Stage
 from stages import common
 from stages.common import configure_network, write_all

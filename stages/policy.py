@@ -22,7 +22,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from harness.errors import UsageError
-from harness.inventory import Config, Config6, Family, Host, Inventory, Kind, Nic
+from harness.inventory import Config, Config6, Host, Inventory, Kind, Nic
+from harness.network import Family
 from stages.inventory import INVENTORY
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import CheckFailed, HarnessError
+from harness.errors import CheckFailed, HarnessError, UsageError
 from harness.lab import Lab, MachineSetup
 from harness.machine import MachineSpec, find_leader
 from harness.store import Store
@@ -222,3 +222,35 @@ def test_listening_on_counts_wildcard_sockets(port: int, address: str | None, ex
     from harness.machine import listening_on
 
     assert listening_on(SS, port, address) is expected
+
+
+@pytest.mark.integration
+def test_machines_that_boot_a_tree_read_only_share_it_and_keep_their_writes_apart(
+        harness_store: Store, base: Path, tmp_path: Path) -> None:
+    a, b = lan("a", "b")
+    overlay = ("--volatile=overlay",)
+    setups = [MachineSetup("tree", base, boot=False), MachineSetup("a", base, (a,), overlay, shares="tree"),
+              MachineSetup("b", base, (b,), overlay, shares="tree")]
+    lab = Lab(harness_store, setups, log_dir=tmp_path)
+    with lab:
+        work = harness_store.root / "work" / lab.id
+        assert sorted(p.name for p in work.iterdir() if p.is_dir()) == ["tree"]  # one clone for three
+        assert lab.root("a") == lab.root("b") == work / "tree"
+        for name in ("a", "b"):
+            lab[name].succeed(f"echo {name} > /etc/mark")
+        assert lab["a"].succeed("cat /etc/mark").strip() == "a"
+        assert lab["b"].succeed("cat /etc/mark").strip() == "b"
+        assert not (work / "tree/etc/mark").exists()  # writes go to each machine's overlay
+        lab.stop("a")  # one leaves: the tree's lock stays held by the other, which boots again
+        assert "1 received" in lab["b"].succeed("ping -c1 -W5 10.77.0.2")
+        lab.boot(["a"])
+        lab["a"].fail("cat /etc/mark")  # a fresh overlay: a diskless machine's reboot
+    assert traces_of(lab.id, harness_store.root / "work" / lab.id) == NOTHING
+
+
+def test_a_machine_shares_only_a_tree_it_boots_read_only(harness_store: Store, base: Path) -> None:
+    with pytest.raises(UsageError, match="machine a shares 'tree', which must be a tree of the lab"):
+        Lab(harness_store, [MachineSetup("tree", base, boot=False), MachineSetup("a", base, shares="tree")])
+    with pytest.raises(UsageError, match="machine a shares 'b'"):
+        Lab(harness_store, [MachineSetup("b", base), MachineSetup("a", base, extra_args=("--read-only",),
+                                                                  shares="b")])

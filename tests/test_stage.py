@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import harness
-from harness import stage
+from harness import nspawn, stage
 from harness.errors import UsageError
 from harness.network import Interface
 from harness.stage import Action, Pipeline, Stage, needed_stage, plan
@@ -200,6 +200,28 @@ def test_a_source_must_be_a_tree() -> None:
     with pytest.raises(UsageError, match="pas's source 'rhfs0' is not a tree of this or an earlier stage"):
         Pipeline(stages, {})
 
+
+
+def test_a_machine_that_boots_its_tree_read_only_shares_it_and_is_not_stored() -> None:
+    seats = ("s1", "s2", "s3")
+    boot = {"s1": ("--read-only",), "s2": ("--volatile=overlay", "--bind=/dev/fuse"),
+            "s3": ("--bind=/dev/fuse",)}
+    stages = [Stage("bootstrap", base=base), Stage("rhfs", machines=("rhfs0",), trees=("rfs",)),
+              Stage("pas", machines=seats, sources=dict.fromkeys(seats, "rfs"), boot_args=boot)]
+    pipeline = Pipeline(stages, {})
+    assert [pipeline.shared_tree(s) for s in seats] == ["rfs", "rfs", None]  # s3 writes its root
+    assert pipeline.shared_tree("rhfs0") is None
+    assert pipeline.stored_until("pas") == ("rhfs0", "rfs", "s3")
+    assert pipeline.members_until("pas") == ("rhfs0", "rfs", *seats)
+
+
+@pytest.mark.parametrize("args, read_only", [
+    ((), False), (("--read-only",), True), (("--volatile",), True), (("--volatile=overlay",), True),
+    (("--volatile=state",), True), (("--volatile=no",), False), (("--volatile-x",), False),
+    (("--bind=/dev/fuse", "--volatile=yes"), True),
+])
+def test_which_nspawn_flags_leave_the_tree_untouched(args: tuple[str, ...], read_only: bool) -> None:
+    assert nspawn.boots_read_only(args) is read_only
 
 BROKEN_PIPELINE = '''
 from harness.network import Interface
