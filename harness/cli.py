@@ -227,7 +227,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     store = cli_args.store(args)
     began = time.monotonic()
     Builder(store, pipeline).ensure(pipeline.names[-1])  # once, before the runs restore it
-    name = args.pipeline or os.environ.get("HARNESS_PIPELINE") or cli_args.DEFAULT_PIPELINE
+    name = cli_args.pipeline_name(args)
     run = mutate.Run(scenarios, name, str(store.root), reports, tuple(args.words))
 
     def progress(done: int, total: int, outcome: mutate.Outcome) -> None:
@@ -275,8 +275,8 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--verbose", action="store_true",
                      help="show every step and wait as a line (default: one line per stage and lab)")
     top.add_argument("--pipeline", metavar="MODULE",
-                     help="module defining PIPELINE (env HARNESS_PIPELINE; default "
-                          f"{cli_args.DEFAULT_PIPELINE})")
+                     help="module defining PIPELINE (env HARNESS_PIPELINE; default: the "
+                          "harness_pipeline of the project's pytest ini, as pytest reads it)")
     top.add_argument("--room-size", metavar="N",
                      help="machines in every room of the inventory (env HARNESS_ROOM_SIZE; default: "
                           "each room's own count); pytest's --room-size, for the same snapshots")

@@ -6,31 +6,49 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
+import harness.project
 from harness.errors import UsageError
 from harness.inventory import ROOM_SIZE_ENV, room_size
 from harness.names import SnapshotRef
 from harness.stage import Pipeline, load_pipeline, snapshot_name
 from harness.store import Snapshot, Store, open_store
 
-DEFAULT_PIPELINE = "stages"
+PIPELINE_ENV = "HARNESS_PIPELINE"
 
 
 def store(args: argparse.Namespace) -> Store:
     return open_store(args.store, size=args.store_size)
 
 
+def pipeline_name(args: argparse.Namespace) -> str:
+    """The pipeline module: ``--pipeline``, else env HARNESS_PIPELINE, else ini
+    ``harness_pipeline`` of the project (`harness.project`), as pytest reads it."""
+    project = harness.project.find(Path.cwd())
+    name = args.pipeline or os.environ.get(PIPELINE_ENV) or project.option("harness_pipeline")
+    if not name:
+        raise UsageError(f"no pipeline: name your project's in {project.where} "
+                         '(harness_pipeline = "MODULE"), or give --pipeline MODULE')
+    return str(name)
+
+
 def pipeline(args: argparse.Namespace) -> Pipeline:
-    """The pipeline of module ``--pipeline`` (importable from the current directory too)."""
-    name = args.pipeline or os.environ.get("HARNESS_PIPELINE") or DEFAULT_PIPELINE
-    if getattr(args, "room_size", None):  # read by harness.inventory.load, here and in children
-        os.environ[ROOM_SIZE_ENV] = str(room_size(args.room_size))
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    """The pipeline `pipeline_name` names, imported from the project's root (and the current
+    directory), with the room size of ``--room-size``, else env, else ini ``harness_room_size``."""
+    name = pipeline_name(args)
+    project = harness.project.find(Path.cwd())
+    size = getattr(args, "room_size", None) or (None if os.environ.get(ROOM_SIZE_ENV)
+                                                 else project.option("harness_room_size"))
+    if size:  # read by harness.inventory.load, here and in children
+        os.environ[ROOM_SIZE_ENV] = str(room_size(str(size)))
+    for directory in (os.getcwd(), str(project.root)):
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
     pipeline = load_pipeline(name)
     if pipeline is None:
-        raise UsageError(f"no pipeline module {name!r}: run from the project's directory or give "
-                         "--pipeline MODULE (a module that defines PIPELINE)")
+        raise UsageError(f"no pipeline module {name!r} in {project.root}: run from the project's "
+                         "directory or give --pipeline MODULE (a module that defines PIPELINE)")
     return pipeline
 
 

@@ -64,8 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="leave the session's lab running at the end and print how to enter "
                          "each machine (remove it with `harness destroy`)")
     group.addoption("--pipeline", metavar="MODULE", default=None,
-                    help="module whose PIPELINE defines the stages (default: ini harness_pipeline, "
-                         "else 'stages')")
+                    help="module whose PIPELINE defines the stages (default: ini harness_pipeline)")
     group.addoption("--keep-failed", action="store_true",
                     help="snapshot the lab of each failing test, with its evidence, as "
                          "failed/<test-id> (resume it with `harness up --from-snapshot failed/<test-id>`)")
@@ -92,7 +91,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--spare-labs", metavar="N", default=None,
                     help="private labs each process keeps booted ahead for fresh_lab tests (default: "
                          f"ini harness_spare_labs, else {DEFAULT_SPARE_LABS}); 0 boots each in its test")
-    parser.addini("harness_pipeline", "module whose PIPELINE defines the stages", default="stages")
+    parser.addini("harness_pipeline", "module whose PIPELINE defines the stages (required to use labs)",
+                  default="")
     parser.addini("harness_room_size", "machines in every room of the inventory (see --room-size)",
                   default="")
     parser.addini("harness_spare_labs", "private labs kept booted ahead (see --spare-labs)", default="")
@@ -116,13 +116,17 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
 
 def _load_pipeline(config: pytest.Config) -> Pipeline | None:
     name = config.option.pipeline or config.getini("harness_pipeline")
+    if not name:
+        return None  # fine until a selected test needs a lab (pytest_collection_finish)
     try:
         pipeline = load_pipeline(name)
     except HarnessError as exc:  # a stage, the pipeline or the inventory is wrong: say where
         raise pytest.UsageError(str(exc)) from None
-    if pipeline is None and config.option.pipeline:
-        raise pytest.UsageError(f"--pipeline={name}: no such module; give a module "
-                                "importable from the rootdir that defines PIPELINE")
+    if pipeline is None:
+        given = f"--pipeline={name}" if config.option.pipeline else \
+            f"harness_pipeline = {name!r} ({config.inipath or 'the ini'})"
+        raise pytest.UsageError(f"{given}: no such module; give a module importable from the "
+                                "rootdir that defines PIPELINE")
     size = os.environ.get(ROOM_SIZE_ENV)
     rooms = pipeline.rooms if pipeline is not None else {}
     wrong = [name for name, seats in rooms.items() if size and len(seats) != int(size)]
@@ -248,6 +252,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     pipeline = session.config.stash[PIPELINE_KEY]
+    if pipeline is None and any("harness_pipeline" in getattr(i, "fixturenames", ()) for i in session.items):
+        raise pytest.UsageError("no pipeline: the selected tests use labs; name the module that defines "
+                                f"PIPELINE in {session.config.inipath or 'the pytest ini'} "
+                                '(harness_pipeline = "MODULE"), or give --pipeline MODULE')
     names = [needs(item, pipeline) for item in session.items] if pipeline else []
     target = needed_stage(pipeline, names) if pipeline else None
     mutant = session.config.option.mutant
