@@ -5,32 +5,27 @@ host-side ``prepare`` hook (unbooted roots: write configuration) and ``steps`` r
 booted lab. A `Pipeline` orders stages (the first builds the base image every machine
 is cloned from) and knows each machine's interfaces from the inventory.
 
-A stage's key hashes its definition (module source, packages, inventory entries, harness
-version) chained with its parent's key, so a change to one stage invalidates its
-snapshot and every later one, nothing before it. Stage S with key K is published as
-``S/K``. `plan()` decides, without touching anything, which stages to reuse and which
-to build: it is the pure heart of ``--from-snapshot`` and ``--rebuild``.
+A stage's key (`harness.keys`) hashes its definition (module source, packages, inventory
+entries, the files it reads, the harness's build code) chained with its parent's key, so a
+change to one stage invalidates its snapshot and every later one, nothing before it.
+Stage S with key K is published as ``S/K``. `plan()` decides, without touching anything,
+which stages to reuse and which to build: it is the pure heart of ``--from-snapshot`` and
+``--rebuild``.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import enum
-import functools
-import hashlib
-import inspect
-import json
 import sys
-import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import harness
 from harness import nspawn
 from harness.errors import UsageError
+from harness.keys import files_digest, sources_used, stage_key
 from harness.mutant import Mutant
 from harness.names import FAILED, SnapshotRef
 from harness.network import Interface
@@ -39,48 +34,10 @@ from harness.network import validate as validate_interfaces
 if TYPE_CHECKING:
     from harness.build import Build
 
-KEY_LENGTH = 16
 BASE_MEMBER = "base"
 
 Hook = Callable[["Build"], None]
 BaseBuilder = Callable[[Path], Mapping[str, Any]]
-
-
-# The harness modules whose code shapes what a build leaves in a snapshot: how a stage is
-# described and keyed (stage, inventory), how machine roots are filled (rootfs), how a build
-# runs (build), how the machines it runs in boot and are wired (lab, machine, nspawn,
-# network) and how the result is published (store). Editing one of them rebuilds every stage;
-# the front ends, reports, evidence, waits and the rest do not.
-BUILD_MODULES = ("build", "inventory", "lab", "machine", "network", "nspawn", "rootfs", "stage", "store")
-
-
-def code_key(package: Path, modules: Sequence[str] = BUILD_MODULES) -> str:
-    """A hash of the source of ``modules`` in ``package``: the harness's part of every stage's
-    key (it replaced a version string that never moved, so a changed harness reused stale
-    snapshots)."""
-    digest = hashlib.sha256()
-    for name in modules:
-        digest.update(f"{name}\0".encode())
-        digest.update((package / f"{name}.py").read_bytes())
-    return digest.hexdigest()[:KEY_LENGTH]
-
-
-@functools.cache
-def harness_code_key() -> str:
-    """`code_key` of this harness, computed once per process."""
-    return code_key(Path(harness.__file__).parent)
-
-
-def stage_key(definition: Any, parent: str | None) -> str:
-    """Key of a stage from its JSON-able ``definition``, its ``parent``'s key and the code of
-    the harness that builds it (`harness_code_key`).
-
-    >>> stage_key({"packages": ["bind9"]}, "1a2b") != stage_key({"packages": []}, "1a2b")
-    True
-    """
-    blob = json.dumps({"definition": definition, "parent": parent,
-                       "harness": harness_code_key()}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:KEY_LENGTH]
 
 
 def snapshot_name(stage: str, key: str) -> str:
@@ -104,6 +61,11 @@ class Stage:
     prepares but never boots (a diskless machine's root filesystem): they are cloned from
     the base image, get their ``packages``, and are carried in every later snapshot.
 
+    ``files`` are files and directories the stage reads (templates, scripts, a playbook's
+    tree): every file in them is part of the key, so editing one rebuilds the stage. Relative
+    paths are the declaring module's (`Stage.here`). A hook that reads files of its own
+    declares them as its ``files`` attribute (`harness.scripts.Scripts` does).
+
     ``evidence`` names what to gather from a machine when a test fails, beyond its journal,
     addresses, routes and ruleset: ``{"gw": {"dhcp-leases": "cat /var/lib/kea/..."}}``.
     It is not part of the key: changing it rebuilds nothing.
@@ -124,6 +86,7 @@ class Stage:
     boot_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     base: BaseBuilder | None = None
     definition: Mapping[str, Any] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()
     source: str = ""
     evidence: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     mutants: tuple[Mutant, ...] = field(default=(), compare=False)
@@ -138,6 +101,10 @@ class Stage:
                              f"{', '.join(self.members) or 'none'}")
         if self.base is not None and self.machines:
             raise UsageError(f"{where}stage {self.name}: a base stage adds no machines")
+        missing = [str(f) for f in self.inputs if not f.exists()]
+        if missing:
+            raise UsageError(f"{where}stage {self.name} reads files that do not exist: "
+                             f"{', '.join(missing)}")
 
     @classmethod
     def here(cls, name: str, **fields: Any) -> Stage:
@@ -148,7 +115,15 @@ class Stage:
         origin = f"{caller.f_code.co_filename}:{caller.f_lineno}"
         declared = tuple(v for v in vars(module).values() if isinstance(v, Mutant))
         fields["mutants"] = (*declared, *fields.get("mutants", ()))
+        here = Path(caller.f_code.co_filename).parent
+        fields["files"] = tuple(here / f for f in fields.get("files", ()))  # an absolute one stays
         return cls(name=name, source=sources_used(module), origin=origin, **fields)
+
+    @property
+    def inputs(self) -> tuple[Path, ...]:
+        """The files and directories its build reads: its ``files`` and its hooks'."""
+        hooks = (self.prepare, *self.steps, *self.ready)
+        return (*self.files, *(Path(f) for h in hooks for f in getattr(h, "files", ())))
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -161,38 +136,10 @@ class Stage:
         return self.machines[0] if self.machines else None
 
 
-def sources_used(module: types.ModuleType) -> str:
-    """The source of ``module`` and of each module of its top-level package that it uses,
-    directly or through one another (found from what their globals refer to)."""
-    package = module.__name__.split(".")[0]
-    seen: dict[str, types.ModuleType] = {}
-    todo = [module]
-    while todo:
-        current = todo.pop()
-        if current.__name__ in seen:
-            continue
-        seen[current.__name__] = current
-        for value in vars(current).values():
-            used = value if isinstance(value, types.ModuleType) else \
-                sys.modules.get(getattr(value, "__module__", None) or "")
-            if used is not None and used.__name__.split(".")[0] == package \
-                    and getattr(used, "__file__", None):
-                todo.append(used)
-    return "\n".join(f"# {name}\n{_without_mutants(inspect.getsource(seen[name]))}"
-                     for name in sorted(seen))
-
-
-def _without_mutants(source: str) -> str:
-    """``source`` less its top-level ``@mutant`` functions: mutants are not part of a key."""
-    lines = source.splitlines(keepends=True)
-    for node in reversed(ast.parse(source).body):
-        if isinstance(node, ast.FunctionDef) and any(
-                "mutant" in ast.unparse(d).split("(")[0].split(".") for d in node.decorator_list):
-            start, end = min(d.lineno for d in node.decorator_list) - 1, node.end_lineno or 0
-            while end < len(lines) and not lines[end].strip():
-                end += 1  # and the blank lines after it: adding one leaves the rest as it was
-            del lines[start:end]
-    return "".join(lines)
+def _hook_name(hook: object) -> str:
+    """A hook as a key names it: its ``title`` (a `harness.scripts.Scripts`), else its name."""
+    title = getattr(hook, "title", None)
+    return title if isinstance(title, str) else getattr(hook, "__qualname__", repr(hook))
 
 
 class Action(enum.StrEnum):
@@ -365,7 +312,8 @@ class Pipeline:
             "boot_args": {m: list(a) for m, a in sorted(stage.boot_args.items())},
             "machines": {m: {"interfaces": [vars(i) for i in self.interfaces.get(m, ())],
                              "sysctls": self.sysctls.get(m, {})} for m in stage.machines},
-            "steps": [getattr(s, "__qualname__", repr(s)) for s in (*stage.steps, *stage.ready)],
+            "steps": [_hook_name(s) for s in (*stage.steps, *stage.ready)],
+            "files": files_digest(stage.inputs),
         }
 
     @property

@@ -11,9 +11,10 @@ import pytest
 
 from harness import mutate
 from harness.errors import HarnessError, UsageError
+from harness.keys import sources_used
 from harness.mutant import Mutant, mutant
 from harness.mutate import Outcome, Status, Summary, judge
-from harness.stage import Pipeline, Stage, sources_used
+from harness.stage import Pipeline, Stage
 
 
 def base(root: Path) -> dict[str, str]:
@@ -40,7 +41,8 @@ def test_the_decorator_names_a_mutant_after_its_function() -> None:
     assert (drop_route.name, drop_route.regression, drop_route.at_build) == \
         ("drop-route", "gw forgets its route", False)
     assert no_steps.name == "no-steps" and no_steps.at_build
-    assert drop_route.origin.endswith(f"{Path(__file__).name}:23")
+    line = Path(__file__).read_text().splitlines().index('@mutant("gw forgets its route")') + 1
+    assert drop_route.origin == f"{__file__}:{line}"
 
 
 def test_a_mutant_is_applied_or_built_not_both_nor_neither() -> None:

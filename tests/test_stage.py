@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import harness
-from harness import nspawn, stage
+import harness.keys
+from harness import nspawn
 from harness.errors import UsageError
 from harness.network import Interface
 from harness.stage import Action, Pipeline, Stage, needed_stage, plan
@@ -42,14 +43,14 @@ def test_a_harness_build_module_is_part_of_every_key_and_a_front_end_is_not(
     package = Path(harness.__file__).parent
     copy = tmp_path / "harness"
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    assert stage.code_key(copy) == stage.code_key(package)
+    assert harness.keys.code_key(copy) == harness.keys.code_key(package)
     (copy / "plugin.py").write_text((copy / "plugin.py").read_text() + "\n# a front end\n")
-    assert stage.code_key(copy) == stage.code_key(package)
+    assert harness.keys.code_key(copy) == harness.keys.code_key(package)
     (copy / "rootfs.py").write_text((copy / "rootfs.py").read_text() + "\n# how roots are filled\n")
-    edited = stage.code_key(copy)
-    assert edited != stage.code_key(package)
+    edited = harness.keys.code_key(copy)
+    assert edited != harness.keys.code_key(package)
     before = pipeline().keys()
-    monkeypatch.setattr(stage, "harness_code_key", lambda: edited)
+    monkeypatch.setattr(harness.keys, "harness_code_key", lambda: edited)
     after = pipeline().keys()
     assert [before[s] == after[s] for s in before] == [False] * 5  # every stage rebuilds
 

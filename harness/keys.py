@@ -1,0 +1,112 @@
+"""Stage keys: what a snapshot's name promises about how it was built.
+
+A stage's key hashes everything its build depends on: its definition (the source of the
+module declaring it and of the modules of its package it uses, its packages, the inventory
+entries of its machines, the files it reads, see `files_digest`), its parent's key, and the
+source of the harness modules that shape a build (`harness_code_key`). Equal keys, equal
+builds: a snapshot is reused only under the key it was built for.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import inspect
+import json
+import sys
+import types
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import harness
+
+KEY_LENGTH = 16
+
+# The harness modules whose code shapes what a build leaves in a snapshot: how a stage is
+# described and keyed (stage, keys, inventory), how machine roots are filled (rootfs), how a
+# build runs (build, scripts), how the machines it runs in boot and are wired (lab, machine,
+# nspawn, network) and how the result is published (store). Editing one of them rebuilds
+# every stage; the front ends, reports, evidence, waits and the rest do not.
+BUILD_MODULES = ("build", "inventory", "keys", "lab", "machine", "network", "nspawn", "rootfs", "scripts",
+                 "stage", "store")
+
+
+def code_key(package: Path, modules: Sequence[str] = BUILD_MODULES) -> str:
+    """A hash of the source of ``modules`` in ``package``: the harness's part of every stage's
+    key (it replaced a version string that never moved, so a changed harness reused stale
+    snapshots)."""
+    digest = hashlib.sha256()
+    for name in modules:
+        digest.update(f"{name}\0".encode())
+        digest.update((package / f"{name}.py").read_bytes())
+    return digest.hexdigest()[:KEY_LENGTH]
+
+
+@functools.cache
+def harness_code_key() -> str:
+    """`code_key` of this harness, computed once per process."""
+    return code_key(Path(harness.__file__).parent)
+
+
+def stage_key(definition: Any, parent: str | None) -> str:
+    """Key of a stage from its JSON-able ``definition``, its ``parent``'s key and the code of
+    the harness that builds it (`harness_code_key`).
+
+    >>> stage_key({"packages": ["bind9"]}, "1a2b") != stage_key({"packages": []}, "1a2b")
+    True
+    """
+    blob = json.dumps({"definition": definition, "parent": parent,
+                       "harness": harness_code_key()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:KEY_LENGTH]
+
+
+def sources_used(module: types.ModuleType) -> str:
+    """The source of ``module`` and of each module of its top-level package that it uses,
+    directly or through one another (found from what their globals refer to)."""
+    package = module.__name__.split(".")[0]
+    seen: dict[str, types.ModuleType] = {}
+    todo = [module]
+    while todo:
+        current = todo.pop()
+        if current.__name__ in seen:
+            continue
+        seen[current.__name__] = current
+        for value in vars(current).values():
+            used = value if isinstance(value, types.ModuleType) else \
+                sys.modules.get(getattr(value, "__module__", None) or "")
+            if used is not None and used.__name__.split(".")[0] == package \
+                    and getattr(used, "__file__", None):
+                todo.append(used)
+    return "\n".join(f"# {name}\n{_without_mutants(inspect.getsource(seen[name]))}"
+                     for name in sorted(seen))
+
+
+def _without_mutants(source: str) -> str:
+    """``source`` less its top-level ``@mutant`` functions: mutants are not part of a key."""
+    lines = source.splitlines(keepends=True)
+    for node in reversed(ast.parse(source).body):
+        if isinstance(node, ast.FunctionDef) and any(
+                "mutant" in ast.unparse(d).split("(")[0].split(".") for d in node.decorator_list):
+            start, end = min(d.lineno for d in node.decorator_list) - 1, node.end_lineno or 0
+            while end < len(lines) and not lines[end].strip():
+                end += 1  # and the blank lines after it: adding one leaves the rest as it was
+            del lines[start:end]
+    return "".join(lines)
+
+
+def files_digest(paths: Iterable[Path]) -> dict[str, str]:
+    """Per file under ``paths`` (files, or directories walked in full), a hash of its content
+    and whether it is executable: what a stage that reads them must be rebuilt for. Hidden
+    files and directories (``.git``, editor swap files) do not count."""
+    digests: dict[str, str] = {}
+    for path in paths:
+        files = [path] if path.is_file() else sorted(
+            p for p in path.rglob("*") if p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        for file in files:
+            mode = "x" if file.stat().st_mode & 0o111 else "-"
+            name = file.relative_to(path.parent)  # not where the project is checked out
+            digests[str(name)] = f"{mode}{hashlib.sha256(file.read_bytes()).hexdigest()}"
+    return digests
