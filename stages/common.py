@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from harness import rootfs
 from harness.build import Build
+from harness.debian import HOSTS
 from harness.errors import HarnessError
 from harness.inventory import Config
 from harness.mutant import read, run, write
 from harness.network import Family
-from stages.bootstrap import HOSTS
 from stages.generate import (
     DYNAMIC,
     LAN,

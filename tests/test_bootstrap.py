@@ -1,22 +1,21 @@
-"""stages/bootstrap.py: its key (no root) and the base image it publishes."""
+"""stages/bootstrap.py, the harness's Debian base stage: its key (no root) and the base image it publishes."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 
+from harness import debian
 from harness.stage import Pipeline
 from harness.store import Snapshot
 from stages import PIPELINE
-from stages import bootstrap as stage
 
 
 def test_key_is_stable_and_follows_the_definition() -> None:
     key = PIPELINE.keys()["bootstrap"]
     assert key == PIPELINE.keys()["bootstrap"] and len(key) == 16
-    changed = dataclasses.replace(stage.STAGE, definition={"include": (*stage.INCLUDE, "nginx")})
+    changed = debian.base_stage("bootstrap", include=("nginx",))
     assert Pipeline([changed], {}).keys()["bootstrap"] != key
 
 
@@ -42,14 +41,14 @@ def test_base_does_not_inherit_the_host_identity(bootstrap: Snapshot) -> None:
     base = bootstrap.member("base")
     assert not (base / "etc/hostname").exists()
     assert (base / "etc/resolv.conf").read_text() == ""
-    assert (base / "etc/hosts").read_text() == stage.HOSTS
+    assert (base / "etc/hosts").read_text() == debian.HOSTS
 
 
 @pytest.mark.integration
 def test_base_has_packages_lists_and_console_login(bootstrap: Snapshot) -> None:
     base = bootstrap.member("base")
     status = (base / "var/lib/dpkg/status").read_text()
-    for package in stage.INCLUDE:
+    for package in debian.INCLUDE:
         assert f"Package: {package}\n" in status
     assert list((base / "var/lib/apt/lists").glob("*_Packages*"))
     root = next(line for line in (base / "etc/shadow").read_text().splitlines()

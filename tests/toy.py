@@ -87,11 +87,11 @@ STAGE = Stage.here("beta", machines=("beta",), steps=(mark,), ready=(spare,))
 PIPELINE = '''
 from harness.network import Interface
 from harness.stage import Pipeline
-from stages.bootstrap import STAGE as BOOTSTRAP
+from harness.debian import base_stage
 import toy_alpha, toy_beta
 
 PIPELINE = Pipeline(
-    [BOOTSTRAP, toy_alpha.STAGE, toy_beta.STAGE],
+    [base_stage(), toy_alpha.STAGE, toy_beta.STAGE],
     {"alpha": [Interface("alpha", "host0", "lan", "02:00:00:00:66:01", ("10.66.0.1/24",))],
      "beta": [Interface("beta", "host0", "lan", "02:00:00:00:66:02", ("10.66.0.2/24",))]},
 )
