@@ -56,6 +56,8 @@ class Build:
 
 
 def _title(hook: object) -> str:
+    if isinstance(getattr(hook, "title", None), str):
+        return str(getattr(hook, "title"))  # noqa: B009
     doc = (getattr(hook, "__doc__", None) or "").strip().splitlines()
     return doc[0].rstrip(".") if doc else getattr(hook, "__name__", repr(hook))
 
