@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import bundle, cli_args, cli_labs, lab, log, mutate, proc
+from harness import init as project_init
 from harness.build import Builder
 from harness.errors import HarnessError, UsageError
 from harness.names import FAILED, SnapshotRef
@@ -48,6 +49,15 @@ def _in_order(snaps: Sequence[Snapshot], stages: Sequence[str]) -> list[tuple[Sn
 
     pairs = [(SnapshotRef.parse(s.name), s) for s in snaps]
     return sorted(pairs, key=lambda p: (rank(p[0]), -p[1].created))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a new project (two machines, a script stage, a scenario) that passes pytest as it is."""
+    directory = Path(args.directory)
+    for path in project_init.init(directory):
+        print(f"wrote {path}")
+    print(f"next: cd {directory} && pytest   (the first run builds the lab; later ones reuse it)")
+    return 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -288,6 +298,8 @@ def parser() -> argparse.ArgumentParser:
         made.set_defaults(func=func)
         return made
 
+    init = verb("init", cmd_init)
+    init.add_argument("directory", metavar="DIR", help="where the new project goes (absent or empty)")
     ls = verb("ls", cmd_ls)
     ls.add_argument("--size", action="store_true",
                     help="also each snapshot's size on disk (exclusive, total): slower")

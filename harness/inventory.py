@@ -227,9 +227,19 @@ class Inventory:
         """Machines with an interface on ``segment``, in inventory order."""
         return [h for h in self.hosts.values() if any(n.segment == segment for n in h.nics)]
 
-    def interfaces(self, machine: str) -> tuple[Interface, ...]:
-        """The lab network's view of ``machine``: names, segments, MACs (machines set their own addresses)."""
-        return tuple(Interface(machine, n.name, n.segment, n.mac) for n in self[machine].nics)
+    def interfaces(self, machine: str, *, static_addresses: bool = False) -> tuple[Interface, ...]:
+        """The lab network's view of ``machine``: names, segments, MACs. Machines set their own
+        addresses (the reference lab writes networkd units), unless ``static_addresses``: then
+        the lab sets each ``static`` interface's addresses from outside before boot, which is
+        all a machine without a network configuration of its own needs."""
+
+        def cidrs(nic: Nic) -> tuple[str, ...]:
+            segment = self.segments[nic.segment]
+            return tuple(f"{address}/{net.prefixlen}" for address, net, config in (
+                (nic.address, segment.cidr, nic.config), (nic.address6, segment.cidr6, nic.config6))
+                if static_addresses and address and net and config == "static")
+
+        return tuple(Interface(machine, n.name, n.segment, n.mac, cidrs(n)) for n in self[machine].nics)
 
     def sysctls(self, machine: str) -> dict[str, str]:
         """Kernel network settings of ``machine``'s namespace, which it cannot set from inside."""

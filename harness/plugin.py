@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import types
 from collections.abc import Sequence
 
@@ -118,6 +119,8 @@ def _load_pipeline(config: pytest.Config) -> Pipeline | None:
     name = config.option.pipeline or config.getini("harness_pipeline")
     if not name:
         return None  # fine until a selected test needs a lab (pytest_collection_finish)
+    if str(config.rootpath) not in sys.path:  # the project's own package, as the CLI imports it
+        sys.path.insert(0, str(config.rootpath))
     try:
         pipeline = load_pipeline(name)
     except HarnessError as exc:  # a stage, the pipeline or the inventory is wrong: say where

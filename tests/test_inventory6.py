@@ -114,3 +114,11 @@ def test_family_of_an_address() -> None:
     assert Family.of("192.168.0.1") is Family.IPV4
     assert Family.of("2001:db8::1/64") is Family.IPV6
     assert Family.IPV6.version == 6
+
+
+def test_the_lab_sets_static_addresses_only_when_asked_and_only_static_ones(tmp_path: Path) -> None:
+    inv = inventory(tmp_path, DUAL)
+    assert [i.addresses for i in inv.interfaces("gw")] == [()]  # the machine configures itself
+    assert [i.addresses for i in inv.interfaces("gw", static_addresses=True)] == \
+        [("192.168.0.254/24", "2001:db8:1::fe/64")]
+    assert [i.addresses for i in inv.interfaces("pc", static_addresses=True)] == [()]  # DHCP's

@@ -1,0 +1,44 @@
+"""``harness init``: a new project that passes pytest as it is, built on the shared base image."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from harness.store import Snapshot, Store
+from tests.toy import drop_store, scratch_store
+
+
+def test_init_refuses_a_directory_that_holds_something(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mine.txt").write_text("keep me")
+    assert cli.main(["init", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith("exists and is not an empty directory: give a new one")
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+
+
+@pytest.fixture
+def store(harness_store: Store, bootstrap: Snapshot) -> Iterator[Store]:
+    scratch = scratch_store(harness_store)
+    scratch.publish(bootstrap.name, {"base": bootstrap.member("base")}, dict(bootstrap.meta))
+    yield scratch
+    drop_store(scratch)
+
+
+@pytest.mark.integration
+def test_a_new_project_passes_pytest_and_reuses_the_shared_base(tmp_path: Path, store: Store) -> None:
+    demo = tmp_path / "demo"
+    assert cli.main(["init", str(demo)]) == 0
+    began = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "pytest", f"--store={store.root}", "-p", "no:cacheprovider"],
+                         cwd=demo, capture_output=True, text=True, timeout=900)
+    print(f"harness init -> green run: {time.monotonic() - began:.1f}s")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "2 passed" in run.stdout
+    assert "restored bootstrap; built office" in run.stdout  # the base image is the reference lab's
