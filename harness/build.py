@@ -75,8 +75,9 @@ class Builder:
 
     def __init__(self, store: Store, pipeline: Pipeline, *, run_id: str | None = None,
                  boot_timeout: float = DEFAULT_BOOT_TIMEOUT, log_dir: Path | None = None,
-                 mutant: str | None = None) -> None:
+                 mutant: str | None = None, project: str = "") -> None:
         self.store = store
+        self.project = project  # the project's root directory: the owner of what it builds
         self.mutant: tuple[str, Mutant] | None = None
         if mutant is not None:
             self.mutant = pipeline.mutant(mutant)
@@ -91,15 +92,23 @@ class Builder:
     def _published(self, stage: str, key: str) -> bool:
         return self.store.exists(snapshot_name(stage, key))
 
-    def _built_this_run(self, stage: str, key: str) -> bool:
+    def _settled(self, stage: str, key: str) -> bool:
+        """Whether a rebuild leaves stage ``stage``'s snapshot alone: this run built it, or
+        another project did (a shared base image: its key says it is the same build)."""
         snap = self.store.get(snapshot_name(stage, key))
-        return snap is not None and snap.meta.get("run") == self.run_id
+        return snap is not None and (snap.meta.get("run") == self.run_id or not self.owns(snap))
+
+    def owns(self, snapshot: Snapshot) -> bool:
+        """Whether ``snapshot`` is this builder's project's (one recorded before projects were:
+        anyone's)."""
+        owner = snapshot.meta.get("project")
+        return not owner or not self.project or owner == self.project
 
     def plan(self, target: str, *, from_snapshot: str | None = None,
              rebuild: bool = False) -> list[Step]:
         """The plan for ``target`` as the store stands now (see `harness.stage.plan`)."""
         return plan(self.pipeline, target, self._published, from_snapshot=from_snapshot,
-                    rebuild=rebuild, built_this_run=self._built_this_run)
+                    rebuild=rebuild, settled=self._settled)
 
     def ensure(self, target: str, *, from_snapshot: str | None = None,
                rebuild: bool = False) -> Snapshot:
@@ -151,7 +160,7 @@ class Builder:
                      base: Snapshot | None) -> Snapshot:
         name = snapshot_name(stage.name, key)
         meta: dict[str, object] = {"stage": stage.name, "key": key, "run": self.run_id,
-                "parent": parent.name if parent else None}
+                "parent": parent.name if parent else None, "project": self.project}
         started = time.monotonic()
         with step(f"stage {stage.name}: build"):
             # A rebuild replaces the published snapshot only once the new one is whole (we

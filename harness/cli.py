@@ -75,7 +75,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print(f"no snapshots in {store.root} (build some with `harness build`)")
     else:
         sizes = f" {'EXCLUSIVE':>10} {'TOTAL':>10}" if args.size else ""
-        print(f"  {'STAGE':10} {'KEY':42} {'AGE':>6}{sizes}  BUILT ON")
+        print(f"  {'STAGE':10} {'KEY':42} {'AGE':>6}{sizes}  {'PROJECT':12} BUILT ON")
     now = time.time()
     for ref, snap in _in_order(snaps, stages):
         mark = "*" if snap.name in current else " "
@@ -84,7 +84,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         if args.size:
             usage = store.usage(snap.path)
             sizes = f" {cli_args.size(usage.exclusive):>10} {cli_args.size(usage.total):>10}"
-        print(f"{mark} {ref.group:10} {ref.key:42} {_age(now - snap.created):>6}{sizes}  {parent}")
+        owner = Path(str(snap.meta.get("project") or "-")).name  # who built it: gc and --rebuild
+        age = _age(now - snap.created)
+        print(f"{mark} {ref.group:10} {ref.key:42} {age:>6}{sizes}  {owner:12} {parent}")
     for record in cli_labs.live_labs():
         machines = ", ".join(dict(record.get("machines") or {}))  # type: ignore[call-overload]
         owner = "kept" if record.get("pid") is None else f"pid {record['pid']}"
@@ -121,22 +123,28 @@ def _chosen(args: argparse.Namespace, store: Store, refs: Sequence[str]) -> dict
 def cmd_build(args: argparse.Namespace) -> int:
     """Build every stage up to --until (default: the last), reusing cached snapshots."""
     pipeline = cli_args.pipeline(args)
-    builder = Builder(cli_args.store(args), pipeline)
+    builder = Builder(cli_args.store(args), pipeline, project=cli_args.project_root())
     snap = builder.ensure(args.until or pipeline.names[-1], rebuild=args.rebuild)
     print(f"{snap.name} ready at {snap.path}")
     return 0
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    """Delete snapshots no current stage produces (old keys), keeping the --keep newest per stage."""
+    """Delete this project's snapshots that no current stage produces (old keys), keeping the
+    --keep newest per stage; other projects' snapshots stay."""
     store = cli_args.store(args)
     pipeline = cli_args.pipeline(args)
+    this = cli_args.project_root()
+
+    def ours(ref: SnapshotRef, snap: Snapshot) -> bool:  # unrecorded (older): if this has the stage
+        owner = snap.meta.get("project")
+        return owner == this if owner else ref.group in (*pipeline.names, FAILED)
     current = {snapshot_name(n, k) for n, k in pipeline.keys().items()}
     for name, declared in pipeline.mutants.items():  # build-time mutants' variants are current too
         if declared.at_build:
             current |= {snapshot_name(n, k) for n, k in pipeline.mutated(name).keys().items()}
     removed = []
-    snapshots = [(SnapshotRef.parse(s.name), s) for s in store.snapshots()]
+    snapshots = [(ref, s) for s in store.snapshots() if ours(ref := SnapshotRef.parse(s.name), s)]
     for stage in sorted({ref.group for ref, _ in snapshots}):
         if stage == FAILED and not args.failed:
             continue
@@ -188,7 +196,7 @@ def _build_parent(args: argparse.Namespace, store: Store, missing: bundle.Missin
     if wanted.stage is None or pipeline.keys().get(wanted.stage) != wanted.key:
         raise missing from None
     print(f"building {missing.parent} first: the bundle holds changes to it", flush=True)
-    Builder(store, pipeline).ensure(wanted.stage)
+    Builder(store, pipeline, project=cli_args.project_root()).ensure(wanted.stage)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -236,7 +244,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     reports = Path(args.reports)
     store = cli_args.store(args)
     began = time.monotonic()
-    Builder(store, pipeline).ensure(pipeline.names[-1])  # once, before the runs restore it
+    Builder(store, pipeline, project=cli_args.project_root()).ensure(pipeline.names[-1])  # once, first
     name = cli_args.pipeline_name(args)
     run = mutate.Run(scenarios, name, str(store.root), reports, tuple(args.words))
 

@@ -22,6 +22,12 @@ def store(args: argparse.Namespace) -> Store:
     return open_store(args.store, size=args.store_size)
 
 
+def project_root() -> str:
+    """The directory of the project the command runs in (`harness.project`): the owner its
+    builds record, as pytest's rootdir is for pytest's."""
+    return str(harness.project.find(Path.cwd()).root)
+
+
 def pipeline_name(args: argparse.Namespace) -> str:
     """The pipeline module: ``--pipeline``, else env HARNESS_PIPELINE, else ini
     ``harness_pipeline`` of the project (`harness.project`), as pytest reads it."""

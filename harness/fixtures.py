@@ -72,7 +72,8 @@ def harness_builder(pytestconfig: pytest.Config, harness_store: store.Store,
         RUN_ID_KEY, uuid.uuid4().hex)
     return Builder(harness_store, harness_pipeline, run_id=run_id,
                    boot_timeout=pytestconfig.option.boot_timeout,
-                   log_dir=tmp_path_factory.getbasetemp() / "labs", mutant=pytestconfig.option.mutant)
+                   log_dir=tmp_path_factory.getbasetemp() / "labs", mutant=pytestconfig.option.mutant,
+                   project=str(pytestconfig.rootpath))
 
 
 @pytest.fixture(scope="session")

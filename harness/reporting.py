@@ -183,7 +183,7 @@ def _keep_failed(config: pytest.Config, item: pytest.Item, watched: Watched,
     held = store_of(config)
     lab = watched.lab
     meta = {"stage": watched.snapshot.meta.get("stage"), "key": watched.snapshot.meta.get("key"),
-            "from": watched.snapshot.name, "test": item.nodeid}
+            "from": watched.snapshot.name, "test": item.nodeid, "project": str(config.rootpath)}
     # a diskless machine's writes included; the newest failure of a test replaces the older one
     with log.step(f"keep the lab of {item.nodeid} as {name}"), lab.roots_as_seen() as roots:
         held.publish(name, roots, meta, evidence=directory, replace=True)

@@ -364,14 +364,14 @@ def load_pipeline(module_name: str) -> Pipeline | None:
 
 def plan(pipeline: Pipeline, target: str, published: Callable[[str, str], bool], *,
          from_snapshot: str | None = None, rebuild: bool = False,
-         built_this_run: Callable[[str, str], bool] = lambda stage, key: False,
+         settled: Callable[[str, str], bool] = lambda stage, key: False,
          pinned: Mapping[str, str] | None = None) -> list[Step]:
     """What to do with each stage to have the lab as it stands after ``target``.
 
     - stages up to ``from_snapshot`` are restored and must be published;
     - stages after it, up to ``target``, are built even when cached (``--from-snapshot``),
-      as is every stage with ``rebuild`` -- except those this run already built (another
-      xdist worker did it);
+      as is every stage with ``rebuild`` -- except ``settled`` ones: those this run already
+      built (another xdist worker did it), or another project did (a shared base);
     - otherwise a published stage is reused and a missing one built;
     - stages after ``target`` are skipped.
     ``pinned`` fixes the keys of restored stages (e.g. a restored snapshot of an older key).
@@ -392,7 +392,7 @@ def plan(pipeline: Pipeline, target: str, published: Callable[[str, str], bool],
                                  f"snapshot with key {key}; build it first (`harness build "
                                  f"--until {from_snapshot}`)")
             action = Action.REUSE
-        elif (from_snapshot is not None or rebuild) and not built_this_run(stage.name, key):
+        elif (from_snapshot is not None or rebuild) and not settled(stage.name, key):
             action = Action.BUILD
         else:
             action = Action.REUSE if published(stage.name, key) else Action.BUILD

@@ -42,3 +42,23 @@ def test_a_new_project_passes_pytest_and_reuses_the_shared_base(tmp_path: Path, 
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "2 passed" in run.stdout
     assert "restored bootstrap; built office" in run.stdout  # the base image is the reference lab's
+
+
+@pytest.mark.integration
+def test_gc_and_rebuild_touch_only_the_projects_own_snapshots(tmp_path: Path, store: Store,
+                                                              bootstrap: Snapshot) -> None:
+    demo = tmp_path / "demo"
+    assert cli.main(["init", str(demo)]) == 0
+    base = {"base": bootstrap.member("base")}
+    store.publish("gw/" + "1" * 16, base, {"stage": "gw", "project": "/elsewhere/sadm"})  # another's
+    store.publish("office/" + "0" * 16, base, {"stage": "office", "project": str(demo)})  # ours, stale
+    pytest_in_demo = [sys.executable, "-m", "pytest", f"--store={store.root}", "-p", "no:cacheprovider"]
+    run = subprocess.run([*pytest_in_demo, "--rebuild"], cwd=demo, capture_output=True, text=True,
+                         timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "restored bootstrap; built office" in run.stdout  # the shared base is not rebuilt
+    gc = subprocess.run([sys.executable, "-m", "harness.cli", "--store", str(store.root), "gc"],
+                        cwd=demo / "scenarios", capture_output=True, text=True, timeout=300)
+    assert gc.returncode == 0, gc.stderr
+    assert gc.stdout.splitlines() == ["removed 1 snapshot(s)", f"  office/{'0' * 16}"]
+    assert {s.name.split("/")[0] for s in store.snapshots()} == {"bootstrap", "gw", "office"}

@@ -108,7 +108,7 @@ def test_from_snapshot_without_that_snapshot_says_how_to_build_it() -> None:
 def test_rebuild_builds_all_needed_but_never_twice_in_one_run() -> None:
     keys = pipeline().keys()
     steps = plan(pipeline(), "rhfs", lambda stage, key: True, rebuild=True,
-                 built_this_run=lambda stage, key: key == keys["bootstrap"])
+                 settled=lambda stage, key: key == keys["bootstrap"])
     assert actions(steps) == {"bootstrap": "reuse", "gw": "build", "rhfs": "build",
                               "web": "skip", "pas": "skip"}
 
