@@ -17,38 +17,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import bundle, cli_args, cli_labs, lab, log, mutate, proc
+from harness import cli_args, cli_labs, cli_snapshots, lab, log, mutate, proc
 from harness import init as project_init
 from harness.build import Builder
 from harness.errors import HarnessError, UsageError
-from harness.names import FAILED, SnapshotRef
-from harness.stage import Pipeline, snapshot_name
-from harness.store import DEFAULT_IMAGE_SIZE, Snapshot, Store
+from harness.store import DEFAULT_IMAGE_SIZE
 
-# -- the store --------------------------------------------------------------------------------------
-
-
-def _age(seconds: float) -> str:
-    """``45s``, ``12m``, ``3h05m``, ``2d04h``: a snapshot's age at a glance."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
-
-
-def _in_order(snaps: Sequence[Snapshot], stages: Sequence[str]) -> list[tuple[SnapshotRef, Snapshot]]:
-    """Snapshots in pipeline order (other groups after, kept failures last), newest first."""
-    def rank(ref: SnapshotRef) -> tuple[int, str]:
-        if ref.is_failure:
-            return (len(stages) + 1, "")
-        return (stages.index(ref.group), "") if ref.group in stages else (len(stages), ref.group)
-
-    pairs = [(SnapshotRef.parse(s.name), s) for s in snaps]
-    return sorted(pairs, key=lambda p: (rank(p[0]), -p[1].created))
+# -- projects and builds (snapshot verbs: harness.cli_snapshots; lab verbs: harness.cli_labs) ---
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -60,161 +35,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ls(args: argparse.Namespace) -> int:
-    """List snapshots in pipeline order (* marks the stages' current keys) with what each was built
-    on and its age, sizes with --size; then the running labs."""
-    store = cli_args.store(args)
-    snaps = store.snapshots()
-    try:
-        pipeline: Pipeline | None = cli_args.pipeline(args)
-    except UsageError:
-        pipeline = None
-    stages = list(pipeline.names) if pipeline else []
-    current = {snapshot_name(n, k) for n, k in pipeline.keys().items()} if pipeline else set()
-    if not snaps:
-        print(f"no snapshots in {store.root} (build some with `harness build`)")
-    else:
-        sizes = f" {'EXCLUSIVE':>10} {'TOTAL':>10}" if args.size else ""
-        print(f"  {'STAGE':10} {'KEY':42} {'AGE':>6}{sizes}  {'PROJECT':12} BUILT ON")
-    now = time.time()
-    for ref, snap in _in_order(snaps, stages):
-        mark = "*" if snap.name in current else " "
-        parent = snap.meta.get("parent") or snap.meta.get("from") or "-"
-        sizes = ""
-        if args.size:
-            usage = store.usage(snap.path)
-            sizes = f" {cli_args.size(usage.exclusive):>10} {cli_args.size(usage.total):>10}"
-        owner = Path(str(snap.meta.get("project") or "-")).name  # who built it: gc and --rebuild
-        age = _age(now - snap.created)
-        print(f"{mark} {ref.group:10} {ref.key:42} {age:>6}{sizes}  {owner:12} {parent}")
-    for record in cli_labs.live_labs():
-        machines = ", ".join(dict(record.get("machines") or {}))  # type: ignore[call-overload]
-        owner = "kept" if record.get("pid") is None else f"pid {record['pid']}"
-        print(f"lab {record['id']} ({owner}, from {record.get('origin') or '?'}): {machines}")
-    return 0
-
-
-def cmd_rm(args: argparse.Namespace) -> int:
-    """Delete snapshots: a stage (its current snapshot), a full name, or a pattern ('failed/*')."""
-    store = cli_args.store(args)
-    chosen = _chosen(args, store, args.snapshot)
-    if not chosen:
-        print(f"nothing matches {' '.join(args.snapshot)}: nothing removed")
-        return 0
-    for snap in chosen.values():
-        with store.lock(SnapshotRef.parse(snap.name).group):
-            store.remove(snap.name)
-        print(f"removed {snap.name}")
-    return 0
-
-
-def _chosen(args: argparse.Namespace, store: Store, refs: Sequence[str]) -> dict[str, Snapshot]:
-    """The snapshots ``refs`` name: stages, full names, or patterns ('failed/*')."""
-    chosen: dict[str, Snapshot] = {}
-    for ref in refs:
-        if any(c in ref for c in "*?["):
-            chosen.update({s.name: s for s in store.snapshots() if fnmatch.fnmatchcase(s.name, ref)})
-        else:
-            found = cli_args.snapshot(args, store, ref)
-            chosen[found.name] = found
-    return chosen
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     """Build every stage up to --until (default: the last), reusing cached snapshots."""
     pipeline = cli_args.pipeline(args)
     builder = Builder(cli_args.store(args), pipeline, project=cli_args.project_root())
     snap = builder.ensure(args.until or pipeline.names[-1], rebuild=args.rebuild)
     print(f"{snap.name} ready at {snap.path}")
-    return 0
-
-
-def cmd_gc(args: argparse.Namespace) -> int:
-    """Delete this project's snapshots that no current stage produces (old keys), keeping the
-    --keep newest per stage; other projects' snapshots stay."""
-    store = cli_args.store(args)
-    pipeline = cli_args.pipeline(args)
-    this = cli_args.project_root()
-
-    def ours(ref: SnapshotRef, snap: Snapshot) -> bool:  # unrecorded (older): if this has the stage
-        owner = snap.meta.get("project")
-        return owner == this if owner else ref.group in (*pipeline.names, FAILED)
-    current = {snapshot_name(n, k) for n, k in pipeline.keys().items()}
-    for name, declared in pipeline.mutants.items():  # build-time mutants' variants are current too
-        if declared.at_build:
-            current |= {snapshot_name(n, k) for n, k in pipeline.mutated(name).keys().items()}
-    removed = []
-    snapshots = [(ref, s) for s in store.snapshots() if ours(ref := SnapshotRef.parse(s.name), s)]
-    for stage in sorted({ref.group for ref, _ in snapshots}):
-        if stage == FAILED and not args.failed:
-            continue
-        stale = sorted((s for ref, s in snapshots if ref.group == stage and s.name not in current),
-                       key=lambda s: s.created, reverse=True)
-        with store.lock(stage):
-            for snap in stale[args.keep:]:
-                store.remove(snap.name)
-                removed.append(snap.name)
-    print(f"removed {len(removed)} snapshot(s)" + "".join(f"\n  {n}" for n in removed))
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    """Write snapshots (btrfs send streams, zstd, manifest, evidence) to files to carry elsewhere."""
-    store = cli_args.store(args)
-    refs = list(args.snapshot)
-    if args.all_stages:
-        refs += list(cli_args.pipeline(args).names)
-    if not refs:
-        raise UsageError("name what to export: a stage, a snapshot, a pattern such as 'failed/*', "
-                         "or --all-stages")
-    chosen = _chosen(args, store, refs)
-    if not chosen:
-        print(f"nothing matches {' '.join(refs)}: nothing to export")
-        return 0
-    output = Path(args.output) if args.output else None
-    into_directory = len(refs) > 1 or len(chosen) > 1 or (output is not None and (
-        output.is_dir() or str(args.output).endswith("/")))
-    if into_directory:
-        directory = output or Path(".")
-        directory.mkdir(parents=True, exist_ok=True)
-    for snap in chosen.values():
-        file_name = f"{snap.name.replace('/', '_')}.tar.zst"
-        target = directory / file_name if into_directory else output or Path(file_name)
-        bundle.save(store, snap, target, full=args.full)
-        print(f"{snap.name} exported to {target} ({cli_args.size(target.stat().st_size)})")
-    return 0
-
-
-def _build_parent(args: argparse.Namespace, store: Store, missing: bundle.MissingParent) -> None:
-    """Build the stage snapshot an incremental bundle needs, when this checkout's stages give it
-    the same key; otherwise re-raise `missing`, which says what to do."""
-    wanted = SnapshotRef.parse(missing.parent)
-    try:
-        pipeline = cli_args.pipeline(args)
-    except UsageError:
-        raise missing from None
-    if wanted.stage is None or pipeline.keys().get(wanted.stage) != wanted.key:
-        raise missing from None
-    print(f"building {missing.parent} first: the bundle holds changes to it", flush=True)
-    Builder(store, pipeline, project=cli_args.project_root()).ensure(wanted.stage)
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    """Import a file written by `harness export`: verified whole before the store is touched."""
-    store = cli_args.store(args)
-    for file in map(Path, args.file):
-        if args.if_missing:
-            header = bundle.verify(file)
-            if store.exists(header.name):
-                print(f"{header.name} is already in the store: {file} not imported")
-                continue
-        try:
-            snap = bundle.load(store, file)
-        except bundle.MissingParent as missing:
-            _build_parent(args, store, missing)  # or say what to build
-            snap = bundle.load(store, file)
-        how = f"as changes to {snap.meta['imported_on']}" if snap.meta.get("imported_on") else "whole"
-        print(f"imported {snap.name} ({', '.join(snap.members)}; {how})")
     return 0
 
 
@@ -308,10 +134,10 @@ def parser() -> argparse.ArgumentParser:
 
     init = verb("init", cmd_init)
     init.add_argument("directory", metavar="DIR", help="where the new project goes (absent or empty)")
-    ls = verb("ls", cmd_ls)
+    ls = verb("ls", cli_snapshots.cmd_ls)
     ls.add_argument("--size", action="store_true",
                     help="also each snapshot's size on disk (exclusive, total): slower")
-    rm = verb("rm", cmd_rm)
+    rm = verb("rm", cli_snapshots.cmd_rm)
     rm.add_argument("snapshot", metavar="SNAPSHOT", nargs="+",
                     help="a stage (its current snapshot), a snapshot name, or a pattern ('failed/*')")
     build = verb("build", cmd_build)
@@ -327,7 +153,7 @@ def parser() -> argparse.ArgumentParser:
     shell.add_argument("--lab", help="which lab, when several run (see `harness ls`)")
     down = verb("down", cli_labs.cmd_down)
     down.add_argument("lab", nargs="?", help="which lab (default: the only one `harness up` started)")
-    export = verb("export", cmd_export)
+    export = verb("export", cli_snapshots.cmd_export)
     export.add_argument("snapshot", metavar="SNAPSHOT", nargs="*",
                         help="a stage, a snapshot name, or a pattern ('failed/*')")
     export.add_argument("--full", action="store_true",
@@ -337,11 +163,11 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", metavar="PATH",
                         help="the file (one snapshot), or a directory for several "
                              "(default: <snapshot>.tar.zst here)")
-    imp = verb("import", cmd_import)
+    imp = verb("import", cli_snapshots.cmd_import)
     imp.add_argument("file", metavar="FILE", nargs="+")
     imp.add_argument("--if-missing", action="store_true",
                      help="skip a bundle whose snapshot the store already holds")
-    gc = verb("gc", cmd_gc)
+    gc = verb("gc", cli_snapshots.cmd_gc)
     gc.add_argument("--keep", type=int, default=0, metavar="N",
                     help="keep the N newest old snapshots of each stage (default 0)")
     gc.add_argument("--failed", action="store_true", help="also delete kept failures (failed/*)")
