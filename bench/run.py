@@ -207,7 +207,8 @@ def run_pytest(args: Sequence[str], cwd: Path, cache: bool = False) -> float:
     began = time.monotonic()
     plugins = [] if cache else ["-p", "no:cacheprovider"]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", *plugins, "-o", "harness_reports=", *args],
-                          cwd=cwd, capture_output=True, text=True)
+                          cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})  # the reference lab, from anywhere
     if done.returncode != 0:
         failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
         raise SystemExit(f"bench: `pytest {' '.join(args)}` failed: " + "; ".join(failed[:5]))

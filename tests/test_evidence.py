@@ -8,6 +8,7 @@ must carry every attachment, each non-empty and holding what happened.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -20,6 +21,8 @@ from harness import evidence
 from harness.store import Store
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parent.parent
 
 FAILING = '''
 def test_before_it_on_the_same_lab(web):
@@ -52,7 +55,8 @@ def failed_run(tmp_path_factory: pytest.TempPathFactory, harness_store: Store) -
     done = subprocess.run([sys.executable, "-m", "pytest", "--pipeline=stages",
                            f"--store={harness_store.root}", f"--reports={reports}",
                            "-p", "no:cacheprovider", "test_broken.py"],
-                          cwd=project, capture_output=True, text=True, timeout=900)
+                          cwd=project, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})  # the reference lab: not installed
     return Run(done.returncode, done.stdout + done.stderr, reports)
 
 
