@@ -21,6 +21,7 @@ from pathlib import Path
 
 from harness import rootfs
 from harness.errors import UsageError, present
+from harness.keys import changes
 from harness.lab import Lab, MachineSetup
 from harness.log import format_elapsed, logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
@@ -104,6 +105,22 @@ class Builder:
         owner = snapshot.meta.get("project")
         return not owner or not self.project or owner == self.project
 
+    def why(self, stage: str) -> list[str]:
+        """What changed in stage ``stage``'s inputs since the newest snapshot of it this
+        project built (`harness.keys.changes`); empty if there is none, or nothing changed."""
+        earlier = [s for s in self.store.snapshots() if SnapshotRef.parse(s.name).group == stage
+                   and self.owns(s) and isinstance(s.meta.get("inputs"), dict)]
+        if not earlier:
+            return []
+        newest = max(earlier, key=lambda s: s.created)
+        return changes(dict(newest.meta["inputs"]), self.pipeline.inputs(stage))
+
+    def _reasons(self, stage: str, rebuild: bool, from_snapshot: str | None) -> str:
+        """Why a stage is built, for its log line: its changed inputs, or what asked for it."""
+        said = self.why(stage) or ["--rebuild" if rebuild else "--from-snapshot" if from_snapshot
+                                   else "no earlier snapshot"]
+        return "; ".join(said[:3]) + (f" and {len(said) - 3} more" if len(said) > 3 else "")
+
     def plan(self, target: str, *, from_snapshot: str | None = None,
              rebuild: bool = False) -> list[Step]:
         """The plan for ``target`` as the store stands now (see `harness.stage.plan`)."""
@@ -130,11 +147,12 @@ class Builder:
                     logger.info("stage %s: %s %s", stage.name, how, name)
                     snapshot = found
                 else:
+                    reasons = self._reasons(stage.name, rebuild, from_snapshot)
                     began = time.monotonic()
                     snapshot = self._build(stage, decided.key, snapshot, base)
                     self.durations[stage.name] = time.monotonic() - began
-                    logger.info("stage %s: built %s in %s", stage.name, name,
-                                format_elapsed(self.durations[stage.name]))
+                    logger.info("stage %s: built %s in %s (%s)", stage.name, name,
+                                format_elapsed(self.durations[stage.name]), reasons)
             base = base or snapshot
             self.done.append(decided)
         if snapshot is None:
@@ -160,7 +178,8 @@ class Builder:
                      base: Snapshot | None) -> Snapshot:
         name = snapshot_name(stage.name, key)
         meta: dict[str, object] = {"stage": stage.name, "key": key, "run": self.run_id,
-                "parent": parent.name if parent else None, "project": self.project}
+                "parent": parent.name if parent else None, "project": self.project,
+                "inputs": self.pipeline.inputs(stage.name)}
         started = time.monotonic()
         with step(f"stage {stage.name}: build"):
             # A rebuild replaces the published snapshot only once the new one is whole (we

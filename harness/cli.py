@@ -137,6 +137,9 @@ def parser() -> argparse.ArgumentParser:
     ls = verb("ls", cli_snapshots.cmd_ls)
     ls.add_argument("--size", action="store_true",
                     help="also each snapshot's size on disk (exclusive, total): slower")
+    ls.add_argument("--why", metavar="STAGE",
+                    help="say which inputs of STAGE (files, modules, machines...) changed since "
+                         "its last snapshot: why it would be rebuilt")
     rm = verb("rm", cli_snapshots.cmd_rm)
     rm.add_argument("snapshot", metavar="SNAPSHOT", nargs="+",
                     help="a stage (its current snapshot), a snapshot name, or a pattern ('failed/*')")

@@ -44,6 +44,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
     """List snapshots in pipeline order (* marks the stages' current keys) with what each was built
     on and its age, sizes with --size; then the running labs."""
     store = cli_args.store(args)
+    if args.why:
+        return _why(args, store, args.why)
     snaps = store.snapshots()
     try:
         pipeline: Pipeline | None = cli_args.pipeline(args)
@@ -71,6 +73,22 @@ def cmd_ls(args: argparse.Namespace) -> int:
         machines = ", ".join(dict(record.get("machines") or {}))  # type: ignore[call-overload]
         owner = "kept" if record.get("pid") is None else f"pid {record['pid']}"
         print(f"lab {record['id']} ({owner}, from {record.get('origin') or '?'}): {machines}")
+    return 0
+
+
+def _why(args: argparse.Namespace, store: Store, stage: str) -> int:
+    """Say why stage ``stage`` would be built: which of its inputs changed since this
+    project's newest snapshot of it."""
+    pipeline = cli_args.pipeline(args)
+    name = snapshot_name(pipeline[stage].name, pipeline.keys()[stage])
+    if store.exists(name):
+        print(f"{stage}: {name} is current; nothing to rebuild")
+        return 0
+    reasons = Builder(store, pipeline, project=cli_args.project_root()).why(stage)
+    print(f"{stage}: no snapshot for its current key; since this project's last one:" if reasons
+          else f"{stage}: no snapshot of it records its inputs; the next build does")
+    for reason in reasons:
+        print(f"  {reason}")
     return 0
 
 

@@ -16,13 +16,14 @@ import inspect
 import json
 import sys
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import harness
 
 KEY_LENGTH = 16
+MODULE_MARK = "#@module "  # heads each module's source in `sources_used`
 
 # The harness modules whose code shapes what a build leaves in a snapshot: how a stage is
 # described and keyed (stage, keys, inventory), how machine roots are filled (rootfs), how a
@@ -79,7 +80,7 @@ def sources_used(module: types.ModuleType) -> str:
             if used is not None and used.__name__.split(".")[0] == package \
                     and getattr(used, "__file__", None):
                 todo.append(used)
-    return "\n".join(f"# {name}\n{_without_mutants(inspect.getsource(seen[name]))}"
+    return "\n".join(f"{MODULE_MARK}{name}\n{_without_mutants(inspect.getsource(seen[name]))}"
                      for name in sorted(seen))
 
 
@@ -110,3 +111,46 @@ def files_digest(paths: Iterable[Path]) -> dict[str, str]:
             name = file.relative_to(path.parent)  # not where the project is checked out
             digests[str(name)] = f"{mode}{hashlib.sha256(file.read_bytes()).hexdigest()}"
     return digests
+
+
+def inputs(definition: Mapping[str, Any], parent: str | None) -> dict[str, str]:
+    """A stage's key taken apart: each input of ``definition`` (each module of its source,
+    each file it reads, each machine's inventory entry...), its parent's key and the harness's
+    build code, hashed one by one. A snapshot records them, so that a rebuild can say which
+    changed (`changes`)."""
+
+    def digest(value: Any) -> str:
+        return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    parts: dict[str, str] = {}
+    for field, value in definition.items():
+        if field == "source":
+            for module, text in _modules(str(value)).items():
+                parts[f"module {module}"] = digest(text)
+        elif field in ("files", "machines", "definition") and isinstance(value, Mapping):
+            label = {"files": "file", "machines": "machine", "definition": "definition"}[field]
+            parts.update({f"{label} {name}": digest(item) for name, item in value.items()})
+        else:
+            parts[field] = digest(value)
+    parts["parent stage"] = parent or "-"
+    parts["harness build code"] = harness_code_key()
+    return parts
+
+
+def _modules(source: str) -> dict[str, str]:
+    """`sources_used`'s text split back into its modules."""
+    modules: dict[str, str] = {}
+    name = ""
+    for line in source.splitlines(keepends=True):
+        if line.startswith(MODULE_MARK):
+            name = line[len(MODULE_MARK):].strip()
+        modules[name] = modules.get(name, "") + line
+    return modules
+
+
+def changes(before: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    """What differs between two `inputs`, in words: ``file office/server/10-site.sh changed``."""
+    said = [f"{part} changed" for part in now if part in before and before[part] != now[part]]
+    said += [f"{part} added" for part in now if part not in before]
+    said += [f"{part} removed" for part in before if part not in now]
+    return said

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import nspawn
 from harness.errors import UsageError
-from harness.keys import files_digest, sources_used, stage_key
+from harness.keys import files_digest, inputs, sources_used, stage_key
 from harness.mutant import Mutant
 from harness.names import FAILED, SnapshotRef
 from harness.network import Interface
@@ -324,6 +324,12 @@ class Pipeline:
             for machine, commands in stage.evidence.items():
                 merged.setdefault(machine, {}).update(commands)
         return merged
+
+    def inputs(self, name: str) -> dict[str, str]:
+        """Stage ``name``'s key taken apart, input by input (`harness.keys.inputs`)."""
+        index = self.index(name)
+        parent = self.keys()[self.stages[index - 1].name] if index else None
+        return inputs(self.definition(self.stages[index]), parent)
 
     def keys(self, start: Mapping[str, str] | None = None) -> dict[str, str]:
         """Each stage's key, in order; ``start`` pins the keys of leading stages (a restored one)."""

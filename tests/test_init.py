@@ -42,6 +42,11 @@ def test_a_new_project_passes_pytest_and_reuses_the_shared_base(tmp_path: Path, 
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "2 passed" in run.stdout
     assert "restored bootstrap; built office" in run.stdout  # the base image is the reference lab's
+    (demo / "stages/office/server/index.html.in").write_text("hello again from @MACHINE@\n")
+    why = subprocess.run([sys.executable, "-m", "harness.cli", "--store", str(store.root), "ls", "--why",
+                          "office"], cwd=demo, capture_output=True, text=True, timeout=300)
+    assert why.stdout.splitlines() == ["office: no snapshot for its current key; since this project's "
+                                       "last one:", "  file server/index.html.in changed"], why.stderr
 
 
 @pytest.mark.integration

@@ -15,7 +15,7 @@ import pytest
 from harness import debian
 from harness.build import Builder
 from harness.errors import HarnessError, UsageError
-from harness.keys import files_digest
+from harness.keys import changes, files_digest
 from harness.network import Interface
 from harness.scripts import scripts
 from harness.stage import Pipeline, Stage
@@ -63,6 +63,15 @@ def test_every_file_of_a_script_directory_is_in_the_key_and_nothing_before_it_mo
     assert office(project).keys()["office"] not in (keys["office"], edited["office"])
     (project / "router/.30-more.sh.swp").write_text("an editor's\n")  # hidden: not an input
     assert office(project).keys() == office(project).keys()
+
+
+def test_a_changed_input_is_named(project: Path) -> None:
+    before = office(project).inputs("office")
+    (project / "router/motd.txt").write_text("changed\n")
+    (project / "router/30-more.sh").write_text("true\n")
+    assert changes(before, office(project).inputs("office")) == \
+        ["file router/motd.txt changed", "file router/30-more.sh added"]
+    assert changes(before, before) == []
 
 
 def test_the_digest_follows_content_and_mode_not_where_the_project_lives(tmp_path: Path) -> None:

@@ -148,9 +148,10 @@ def test_a_stage_key_covers_the_helpers_it_uses() -> None:
     import stages.bootstrap
     import stages.gw
 
-    used = [line for line in stages.gw.STAGE.source.splitlines() if line.startswith("# stages.")]
-    assert used == ["# stages.common", "# stages.generate", "# stages.gw", "# stages.policy"]
-    assert "# stages.gw" not in stages.bootstrap.STAGE.source
+    used = [line for line in stages.gw.STAGE.source.splitlines() if line.startswith("#@module ")]
+    assert used == ["#@module stages.common", "#@module stages.generate", "#@module stages.gw",
+                    "#@module stages.policy"]
+    assert "#@module stages.gw" not in stages.bootstrap.STAGE.source
 
 
 # -- garbage in a stage or a pipeline: rejected when declared, naming the line at fault ------------
