@@ -68,6 +68,17 @@ def test_the_inventory_is_part_of_the_key() -> None:
     assert moved.keys()["gw"] != before["gw"]
 
 
+def test_an_address_rebuilds_the_stage_of_its_machine_and_the_later_ones_only() -> None:
+    def with_web_at(address: str) -> Pipeline:
+        return Pipeline(pipeline().stages, {"gw": [Interface("gw", "lan0", "lan", "02:00:00:00:00:01")],
+                                            "web": [Interface("web", "lan0", "lan", "02:00:00:00:00:03",
+                                                              (address,))]})
+
+    before, after = with_web_at("10.0.0.3/24").keys(), with_web_at("10.0.0.4/24").keys()
+    assert [before[s] == after[s] for s in before] == [True, True, True, False, False]
+    assert with_web_at("10.0.0.3/24").inputs("web") != with_web_at("10.0.0.4/24").inputs("web")
+
+
 def test_cold_store_builds_up_to_the_target_only() -> None:
     steps = plan(pipeline(), "rhfs", lambda stage, key: False)
     assert actions(steps) == {"bootstrap": "build", "gw": "build", "rhfs": "build",
