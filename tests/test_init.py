@@ -5,14 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness import cli
 from harness.store import Snapshot, Store
-from tests.toy import drop_store, scratch_store
 
 
 def test_init_refuses_a_directory_that_holds_something(tmp_path: Path,
@@ -23,47 +21,45 @@ def test_init_refuses_a_directory_that_holds_something(tmp_path: Path,
     assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
 
 
-@pytest.fixture
-def store(harness_store: Store, bootstrap: Snapshot) -> Iterator[Store]:
-    scratch = scratch_store(harness_store)
-    scratch.publish(bootstrap.name, {"base": bootstrap.member("base")}, dict(bootstrap.meta))
-    yield scratch
-    drop_store(scratch)
+
+
+def run_in(directory: Path, store: Store, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pytest ARGS`` in ``directory`` on ``store``; ``harness ARGS`` when ARGS start with "harness"."""
+    command = [sys.executable, "-m", "harness.cli", "--store", str(store.root), *args[1:]] \
+        if args[:1] == ("harness",) else \
+        [sys.executable, "-m", "pytest", f"--store={store.root}", "-p", "no:cacheprovider", *args]
+    return subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=900)
 
 
 @pytest.mark.integration
-def test_a_new_project_passes_pytest_and_reuses_the_shared_base(tmp_path: Path, store: Store) -> None:
+def test_a_new_project_passes_pytest_and_reuses_the_shared_base(tmp_path: Path,
+                                                               seeded_store: Store) -> None:
     demo = tmp_path / "demo"
     assert cli.main(["init", str(demo)]) == 0
     began = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "pytest", f"--store={store.root}", "-p", "no:cacheprovider"],
-                         cwd=demo, capture_output=True, text=True, timeout=900)
+    run = run_in(demo, seeded_store)
     print(f"harness init -> green run: {time.monotonic() - began:.1f}s")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "2 passed" in run.stdout
     assert "restored bootstrap; built office" in run.stdout  # the base image is the reference lab's
     (demo / "stages/office/server/index.html.in").write_text("hello again from @MACHINE@\n")
-    why = subprocess.run([sys.executable, "-m", "harness.cli", "--store", str(store.root), "ls", "--why",
-                          "office"], cwd=demo, capture_output=True, text=True, timeout=300)
+    why = run_in(demo, seeded_store, "harness", "ls", "--why", "office")
     assert why.stdout.splitlines() == ["office: no snapshot for its current key; since this project's "
                                        "last one:", "  file server/index.html.in changed"], why.stderr
 
 
 @pytest.mark.integration
-def test_gc_and_rebuild_touch_only_the_projects_own_snapshots(tmp_path: Path, store: Store,
+def test_gc_and_rebuild_touch_only_the_projects_own_snapshots(tmp_path: Path, seeded_store: Store,
                                                               bootstrap: Snapshot) -> None:
     demo = tmp_path / "demo"
     assert cli.main(["init", str(demo)]) == 0
     base = {"base": bootstrap.member("base")}
-    store.publish("gw/" + "1" * 16, base, {"stage": "gw", "project": "/elsewhere/sadm"})  # another's
-    store.publish("office/" + "0" * 16, base, {"stage": "office", "project": str(demo)})  # ours, stale
-    pytest_in_demo = [sys.executable, "-m", "pytest", f"--store={store.root}", "-p", "no:cacheprovider"]
-    run = subprocess.run([*pytest_in_demo, "--rebuild"], cwd=demo, capture_output=True, text=True,
-                         timeout=900)
+    seeded_store.publish("gw/" + "1" * 16, base, {"stage": "gw", "project": "/elsewhere/sadm"})  # others'
+    seeded_store.publish("office/" + "0" * 16, base, {"stage": "office", "project": str(demo)})  # ours, stale
+    run = run_in(demo, seeded_store, "--rebuild")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "restored bootstrap; built office" in run.stdout  # the shared base is not rebuilt
-    gc = subprocess.run([sys.executable, "-m", "harness.cli", "--store", str(store.root), "gc"],
-                        cwd=demo / "scenarios", capture_output=True, text=True, timeout=300)
+    gc = run_in(demo / "scenarios", seeded_store, "harness", "gc")  # from anywhere in the project
     assert gc.returncode == 0, gc.stderr
     assert gc.stdout.splitlines() == ["removed 1 snapshot(s)", f"  office/{'0' * 16}"]
-    assert {s.name.split("/")[0] for s in store.snapshots()} == {"bootstrap", "gw", "office"}
+    assert {s.name.split("/")[0] for s in seeded_store.snapshots()} == {"bootstrap", "gw", "office"}

@@ -7,7 +7,6 @@ unbooted tree, against a scratch store seeded with the bootstrap snapshot.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,7 @@ from harness.keys import changes, files_digest
 from harness.network import Interface
 from harness.scripts import scripts
 from harness.stage import Pipeline, Stage
-from harness.store import Snapshot, Store
-from tests.toy import drop_store, scratch_store
+from harness.store import Store
 
 ROUTER = {
     "10-name.sh": "#!/bin/sh\nset -e\necho \"$HARNESS_MACHINE in $HARNESS_STAGE\" > /etc/office-name\n",
@@ -94,18 +92,13 @@ def test_scripts_need_a_directory(tmp_path: Path) -> None:
         scripts("nowhere", on="router")
 
 
-@pytest.fixture
-def store(harness_store: Store, bootstrap: Snapshot) -> Iterator[Store]:
-    scratch = scratch_store(harness_store)
-    scratch.publish(bootstrap.name, {"base": bootstrap.member("base")}, dict(bootstrap.meta))
-    yield scratch
-    drop_store(scratch)
 
 
 @pytest.mark.integration
-def test_a_script_stage_builds_and_a_failing_script_publishes_nothing(project: Path, store: Store) -> None:
+def test_a_script_stage_builds_and_a_failing_script_publishes_nothing(project: Path,
+                                                                     seeded_store: Store) -> None:
     pipeline = office(project)
-    snapshot = Builder(store, pipeline).ensure("office")
+    snapshot = Builder(seeded_store, pipeline).ensure("office")
     router = snapshot.member("router")
     assert (router / "etc/office-name").read_text() == "router in office\n"
     assert (router / "etc/motd").read_text() == "welcome to the office\n"
@@ -114,9 +107,9 @@ def test_a_script_stage_builds_and_a_failing_script_publishes_nothing(project: P
     (project / "router/20-motd.sh").write_text("echo about to fail; cat /nonexistent\n")
     broken = office(project)
     with pytest.raises(HarnessError) as info:
-        Builder(store, broken).ensure("office")
+        Builder(seeded_store, broken).ensure("office")
     said = str(info.value)
     assert f"script {project}/router/20-motd.sh failed on router (exit code 1)" in said
     assert "about to fail" in said and "/nonexistent" in said
-    assert store.get(f"office/{broken.keys()['office']}") is None
+    assert seeded_store.get(f"office/{broken.keys()['office']}") is None
     assert os.path.exists(snapshot.path)  # the good one stays

@@ -186,13 +186,18 @@ def drop_store(store: Store) -> None:
 
 
 @pytest.fixture
-def toy(pytester: pytest.Pytester, harness_store: Store, bootstrap: Snapshot,
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[Toy]:
-    """A toy project in pytester's directory, with a scratch store seeded with bootstrap."""
+def seeded_store(harness_store: Store, bootstrap: Snapshot) -> Iterator[Store]:
+    """A scratch store holding the bootstrap snapshot (the base image every test pipeline shares)."""
     store = scratch_store(harness_store)
     store.publish(bootstrap.name, {"base": bootstrap.member("base")}, dict(bootstrap.meta))
+    yield store
+    drop_store(store)
+
+
+@pytest.fixture
+def toy(pytester: pytest.Pytester, seeded_store: Store, monkeypatch: pytest.MonkeyPatch) -> Toy:
+    """A toy project in pytester's directory, with a scratch store seeded with bootstrap."""
     monkeypatch.setenv("PYTHONPATH", str(pytester.path))
     monkeypatch.setenv("TOY_LOG", str(pytester.path / "build.log"))
     monkeypatch.delenv("TOY_FAIL", raising=False)
-    yield Toy(pytester, store)
-    drop_store(store)
+    return Toy(pytester, seeded_store)
