@@ -193,6 +193,10 @@ class Pipeline:
                 if tree not in owners or tree not in self._trees(stages):
                     raise UsageError(f"{where}stage {stage.name}: {machine}'s source {tree!r} is not "
                                      "a tree of this or an earlier stage")
+                if tree in stage.trees and not nspawn.boots_read_only(stage.boot_args.get(machine, ())):
+                    raise UsageError(f"{where}stage {stage.name}: {machine} gets a root of its own from "
+                                     f"tree {tree!r}, which this stage is still preparing: add the tree "
+                                     "in an earlier stage, or boot it read-only to share it")
         mutants: dict[str, tuple[str, Mutant]] = {}
         for stage in stages:
             for declared in stage.mutants:

@@ -228,6 +228,17 @@ def test_a_machine_that_boots_its_tree_read_only_shares_it_and_is_not_stored() -
     assert pipeline.members_until("pas") == ("rhfs0", "rfs", *seats)
 
 
+def test_a_machine_with_a_root_of_its_own_comes_from_an_earlier_stages_tree() -> None:
+    stages = [Stage("bootstrap", base=base),
+              Stage("pas", machines=("s1", "s2"), trees=("rfs",), sources={"s1": "rfs", "s2": "rfs"},
+                    boot_args={"s1": ("--volatile=overlay",)})]
+    with pytest.raises(UsageError, match="s2 gets a root of its own from tree 'rfs', which this stage is "
+                                         "still preparing"):
+        Pipeline(stages, {})
+    shared = [stages[0], dataclasses.replace(stages[1], machines=("s1",), sources={"s1": "rfs"})]
+    assert Pipeline(shared, {}).shared_tree("s1") == "rfs"  # sharing it, s1 boots what pas prepared
+
+
 @pytest.mark.parametrize("args, read_only", [
     ((), False), (("--read-only",), True), (("--volatile",), True), (("--volatile=overlay",), True),
     (("--volatile=state",), True), (("--volatile=no",), False), (("--volatile-x",), False),
