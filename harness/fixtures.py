@@ -48,6 +48,18 @@ def stage_fixture(stage: Stage) -> Callable[..., Any]:
     return machine
 
 
+def machine_fixture(name: str, machine: str) -> Callable[..., Any]:
+    """The fixture ``name`` returning machine ``machine``, from a lab that holds it."""
+
+    @pytest.fixture(name=name)
+    def named(lab: Lab) -> Machine:
+        return lab[machine]
+
+    named.__doc__ = (f"Function: machine {machine}, from a lab that holds it (the private lab of a "
+                     "fresh_lab test, else the shared one).")
+    return named
+
+
 @pytest.fixture(scope="session")
 def harness_store(pytestconfig: pytest.Config) -> store.Store:
     """Session: the btrfs store (``--store``, else /var/lib/machines, else the embedded image)."""

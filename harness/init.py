@@ -100,12 +100,12 @@ from stages import INVENTORY
 SERVER = INVENTORY["server"].nics[0].address
 
 
-def test_the_client_gets_the_servers_page(lab):
-    assert lab["client"].succeed(f"curl -sf http://{SERVER}/").strip() == "hello from server"
+def test_the_client_gets_the_servers_page(client):  # a fixture per machine, by its name
+    assert client.succeed(f"curl -sf http://{SERVER}/").strip() == "hello from server"
 
 
-def test_the_server_does_not_answer_on_other_ports(lab):
-    lab["client"].fail(f"curl -sf --max-time 5 http://{SERVER}:8080/")
+def test_the_server_does_not_answer_on_other_ports(client):
+    client.fail(f"curl -sf --max-time 5 http://{SERVER}:8080/")
 ''',
     "README.md": '''\
 # {name}

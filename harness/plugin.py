@@ -32,9 +32,11 @@ from harness.names import SnapshotRef
 from harness.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
 from harness.session import (
     DEFAULT_SPARE_LABS,
+    MACHINE_FIXTURES_KEY,
     PIPELINE_KEY,
     PRIVATE_KEY,
     TARGET_KEY,
+    machine_fixtures,
     needs,
     spare_labs,
     store_of,
@@ -174,6 +176,10 @@ def pytest_configure(config: pytest.Config) -> None:
         per_stage = types.ModuleType("harness_stage_fixtures", "One fixture per stage.")
         for stage in pipeline.stages:
             setattr(per_stage, f"stage_{stage.name}", fixtures.stage_fixture(stage))
+        taken = {*dir(fixtures), *pipeline.names}  # a stage's or the harness's fixture wins
+        per_machine = config.stash[MACHINE_FIXTURES_KEY] = machine_fixtures(pipeline, taken)
+        for name, machine in per_machine.items():
+            setattr(per_stage, f"machine_{name}", fixtures.machine_fixture(name, machine))
         config.pluginmanager.register(per_stage, "harness-stages")
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pytest
 
 from harness import store
@@ -13,6 +15,7 @@ PIPELINE_KEY = pytest.StashKey[Pipeline | None]()
 TARGET_KEY = pytest.StashKey[str | None]()  # the last stage the selected tests need
 RUN_ID_KEY = pytest.StashKey[str]()
 PRIVATE_KEY = pytest.StashKey[int]()  # how many selected tests take a private lab (fresh_lab)
+MACHINE_FIXTURES_KEY = pytest.StashKey[dict[str, str]]()  # the per-machine fixtures: name -> machine
 DEFAULT_SPARE_LABS = 1
 
 
@@ -39,8 +42,17 @@ def needs(item: pytest.Item, pipeline: Pipeline) -> list[str]:
         named += pipeline.rooms.get(str(callspec.params["room"]), ())
     if "rooms" in fixtures:
         named += [m for machines in pipeline.rooms.values() for m in machines]
+    by_fixture = item.config.stash.get(MACHINE_FIXTURES_KEY, {})
+    named += [by_fixture[f] for f in fixtures if f in by_fixture]
     stages = [pipeline.owner[n] for n in named if isinstance(n, str) and n in pipeline.owner]
     return [*fixtures, *stages]
+
+
+def machine_fixtures(pipeline: Pipeline, taken: Collection[str]) -> dict[str, str]:
+    """Fixture name -> machine, for every machine of the pipeline whose name is not ``taken``
+    (a stage's fixture, the harness's); ``pas-r11p1``'s is ``pas_r11p1``, an identifier."""
+    return {machine.replace("-", "_"): machine for machine in pipeline.owner
+            if not pipeline.is_tree(machine) and machine.replace("-", "_") not in taken}
 
 
 def spare_labs(config: pytest.Config) -> int:

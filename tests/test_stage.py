@@ -79,6 +79,13 @@ def test_an_address_rebuilds_the_stage_of_its_machine_and_the_later_ones_only() 
     assert with_web_at("10.0.0.3/24").inputs("web") != with_web_at("10.0.0.4/24").inputs("web")
 
 
+def test_every_machine_has_a_fixture_unless_a_stage_or_the_harness_has_its_name() -> None:
+    from harness.session import machine_fixtures
+
+    named = pipeline()  # machines gw, rhfs0, web, pas-r11p7; stages bootstrap, gw, rhfs, web, pas
+    assert machine_fixtures(named, {*named.names, "lab"}) == {"rhfs0": "rhfs0", "pas_r11p7": "pas-r11p7"}
+
+
 def test_cold_store_builds_up_to_the_target_only() -> None:
     steps = plan(pipeline(), "rhfs", lambda stage, key: False)
     assert actions(steps) == {"bootstrap": "build", "gw": "build", "rhfs": "build",
