@@ -44,6 +44,12 @@ from harness.session import (
 from harness.stage import Pipeline, load_pipeline, needed_stage
 
 pytest_plugins = ("harness.fixtures",)  # the fixtures: harness/fixtures.py
+MARKERS = {
+    "integration": "needs root, real btrfs and real nspawn machines",
+    "fresh_lab": "give this test a private lab, booted from the stage snapshot for it alone and "
+                 "destroyed after it",
+    "machines(*names)": "the test needs a lab holding these machines (as a parametrized `machine` does)",
+}
 HOST_TOOLS = ("systemd-nspawn", "nsenter", "nft", "tcpdump", "debootstrap")
 
 
@@ -145,11 +151,8 @@ def _load_pipeline(config: pytest.Config) -> Pipeline | None:
 @pytest.hookimpl(tryfirst=True)  # before allure and junitxml read their options
 def pytest_configure(config: pytest.Config) -> None:
     reporting.point_reports(config)
-    config.addinivalue_line("markers", "integration: needs root, real btrfs and real nspawn machines")
-    config.addinivalue_line("markers", "fresh_lab: give this test a private lab, booted from the "
-                                       "stage snapshot for it alone and destroyed after it")
-    config.addinivalue_line("markers", "machines(*names): the test needs a lab holding these "
-                                       "machines (as a parametrized `machine` does)")
+    for marker, meaning in MARKERS.items():
+        config.addinivalue_line("markers", f"{marker}: {meaning}")
     if not hasattr(config, "workerinput") and config.option.verbose >= 0:
         handler = reporting.terminal_progress(config)
         log.logger.addHandler(handler)
