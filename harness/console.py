@@ -28,7 +28,8 @@ class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
     """pexpect on a machine's console. Output comes from the tee, input goes to the terminal."""
 
     def __init__(self, read_fd: int, terminal: pexpect.spawn, machine: str, timeout: float) -> None:
-        super().__init__(read_fd, timeout=timeout, encoding="utf-8", codec_errors="replace")
+        # poll(), not select(): a lab of 250 machines holds descriptors past select()'s 1024
+        super().__init__(read_fd, timeout=timeout, encoding="utf-8", codec_errors="replace", use_poll=True)
         self.terminal = terminal
         self.machine = machine
 

@@ -226,7 +226,7 @@ def spawn_tty(argv: Sequence[str], *, env: Mapping[str, str] | None = None, grac
     """Start ``argv`` on a new pseudo-terminal (pexpect); on leaving, stop and reap it."""
     try:
         child = pexpect.spawn(argv[0], list(argv[1:]), env=dict(env) if env is not None else host_env(),
-                              echo=False, dimensions=(50, 200), preexec_fn=preexec)
+                              echo=False, dimensions=(50, 200), preexec_fn=preexec, use_poll=True)
     except pexpect.ExceptionPexpect as exc:
         raise HarnessError(f"cannot run `{shlex.join(argv)}`: {exc}") from exc
     try:

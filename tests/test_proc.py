@@ -121,3 +121,27 @@ def test_readable_takes_descriptors_past_select_s_limit_of_1024() -> None:
     finally:
         for fd in (high, read_end, write_end):
             os.close(fd)
+
+
+def test_a_console_reads_a_descriptor_past_selects_limit() -> None:
+    """A lab of 250 machines holds descriptors past 1024, where select() refuses to look: every
+    console login of such a lab failed ("filedescriptor out of range in select()")."""
+    import resource
+
+    from harness.console import ConsoleSession
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2048:
+        pytest.skip(f"the hard limit on open files is {hard}: no descriptor past 1024 to test with")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    read, write = os.pipe()
+    high = os.dup2(read, 1500)
+    try:
+        os.write(write, b"login: ")
+        session = ConsoleSession(high, None, "seat", timeout=5)  # type: ignore[arg-type]  # reads only
+        assert session.wait_for("login: ") == ""  # what came before the prompt: nothing
+        assert session.after == "login: "
+    finally:
+        for fd in (read, write, high):
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
