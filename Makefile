@@ -32,6 +32,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip check  # a dependency pyproject.toml names but the lock lacks: run make lock
 	touch $@
 
 # Re-pin requirements.lock to what .venv holds (after changing pyproject.toml's dependencies).

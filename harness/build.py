@@ -57,8 +57,9 @@ class Build:
 
 
 def _title(hook: object) -> str:
-    if isinstance(getattr(hook, "title", None), str):
-        return str(getattr(hook, "title"))  # noqa: B009
+    title = getattr(hook, "title", None)  # a hook object that names itself (harness.scripts)
+    if isinstance(title, str):
+        return title
     doc = (getattr(hook, "__doc__", None) or "").strip().splitlines()
     return doc[0].rstrip(".") if doc else getattr(hook, "__name__", repr(hook))
 
@@ -195,7 +196,8 @@ class Builder:
                 tree = stage.sources.get(member)
                 return source(tree) if tree else base.member(BASE_MEMBER)
 
-            setups = [self._setup(m, source(m), held=m in parent.members) for m in members]
+            setups = [self._setup(m, source(m), shares=None if m in parent.members
+                                  else self.pipeline.shared_tree(m)) for m in members]
 
             def prepare(lab: Lab) -> None:
                 for machine in stage.members:
@@ -227,15 +229,14 @@ class Builder:
         finally:
             self.store.release(owner)
 
-    def _setup(self, machine: str, source: Path, *, held: bool) -> MachineSetup:
-        """Machine ``machine`` of a lab, from ``source``; ``held``: a snapshot holds its own
-        root (a kept failure holds what a diskless machine wrote), which it then boots
-        instead of the tree it would share (`Pipeline.shared_tree`)."""
-        shared = None if held else self.pipeline.shared_tree(machine)
+    def _setup(self, machine: str, source: Path, *, shares: str | None) -> MachineSetup:
+        """Machine ``machine`` of a lab, from ``source``, or booting tree ``shares`` in place
+        (`Pipeline.shared_tree`; None when a snapshot holds a root of its own for it, as a kept
+        failure holds what a diskless machine wrote)."""
         return MachineSetup(machine, source, self.pipeline.interfaces.get(machine, ()),
                             self.pipeline.boot_args(machine), self.pipeline.sysctls.get(machine, {}),
                             boot=not self.pipeline.is_tree(machine), wave=self._wave(machine),
-                            shares=shared or "")
+                            shares=shares or "")
 
     def _wave(self, machine: str) -> int:
         """A machine's boot wave: the rank of its stage among those that add machines (a lab
@@ -287,9 +288,8 @@ class Builder:
             ready = self._mutate(ready, self.mutant[1])  # the lab holds what it breaks
 
         def setup(member: str) -> MachineSetup:
-            held = member in snapshot.members
-            tree = None if held else self.pipeline.shared_tree(member)
-            return self._setup(member, snapshot.member(tree or member), held=held)
+            tree = None if member in snapshot.members else self.pipeline.shared_tree(member)
+            return self._setup(member, snapshot.member(tree or member), shares=tree)
 
         return self._lab([setup(m) for m in members],
                          after_boot=ready, origin=snapshot.name)

@@ -28,10 +28,10 @@ def project_root() -> str:
     return str(harness.project.find(Path.cwd()).root)
 
 
-def pipeline_name(args: argparse.Namespace) -> str:
+def pipeline_name(args: argparse.Namespace, project: harness.project.Project | None = None) -> str:
     """The pipeline module: ``--pipeline``, else env HARNESS_PIPELINE, else ini
     ``harness_pipeline`` of the project (`harness.project`), as pytest reads it."""
-    project = harness.project.find(Path.cwd())
+    project = project or harness.project.find(Path.cwd())
     name = args.pipeline or os.environ.get(PIPELINE_ENV) or project.option("harness_pipeline")
     if not name:
         raise UsageError(f"no pipeline: name your project's in {project.where} "
@@ -42,8 +42,8 @@ def pipeline_name(args: argparse.Namespace) -> str:
 def pipeline(args: argparse.Namespace) -> Pipeline:
     """The pipeline `pipeline_name` names, imported from the project's root (and the current
     directory), with the room size of ``--room-size``, else env, else ini ``harness_room_size``."""
-    name = pipeline_name(args)
     project = harness.project.find(Path.cwd())
+    name = pipeline_name(args, project)
     size = getattr(args, "room_size", None) or (None if os.environ.get(ROOM_SIZE_ENV)
                                                  else project.option("harness_room_size"))
     if size:  # read by harness.inventory.load, here and in children

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli
+from harness.names import SnapshotRef
 from harness.store import Snapshot, Store
 
 
@@ -62,4 +63,5 @@ def test_gc_and_rebuild_touch_only_the_projects_own_snapshots(tmp_path: Path, se
     gc = run_in(demo / "scenarios", seeded_store, "harness", "gc")  # from anywhere in the project
     assert gc.returncode == 0, gc.stderr
     assert gc.stdout.splitlines() == ["removed 1 snapshot(s)", f"  office/{'0' * 16}"]
-    assert {s.name.split("/")[0] for s in seeded_store.snapshots()} == {"bootstrap", "gw", "office"}
+    groups = {SnapshotRef.parse(s.name).group for s in seeded_store.snapshots()}
+    assert groups == {"bootstrap", "gw", "office"}
