@@ -37,7 +37,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 # Re-pin requirements.lock to what .venv holds (after changing pyproject.toml's dependencies).
 lock: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,ansible]'
 	{ head -1 requirements.lock; $(PY) -m pip freeze --exclude-editable; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 

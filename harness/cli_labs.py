@@ -69,7 +69,8 @@ def cmd_shell(args: argparse.Namespace) -> int:
     # `harness shell gw -- 'journalctl -b | tail'` pipes inside the machine.
     command = ["/bin/sh", "-c", " ".join(args.words)] if args.words else ["/bin/bash", "-l"]
     env = {"PATH": proc.PATH, "TERM": os.environ.get("TERM", "xterm"), "HOME": "/root", "LANG": "C.UTF-8"}
-    os.execvpe("nsenter", ["nsenter", f"--target={leader}", "--all", "--", *command], env)
+    argv = nspawn.enter(leader, command)
+    os.execvpe(argv[0], argv, env)
     return 0  # not reached
 
 

@@ -304,7 +304,7 @@ class Machine:
     def _nsenter(self, argv: Sequence[str]) -> list[str]:
         if self.leader is None or not self.running:
             raise HarnessError(f"machine {self.name} is not running: start it first")
-        return ["nsenter", f"--target={self.leader}", "--all", "--", *argv]
+        return nspawn.enter(self.leader, argv)
 
     def run(self, command: str, *, timeout: float | None = 120.0,
             input: str | None = None) -> proc.Result:

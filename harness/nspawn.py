@@ -20,7 +20,7 @@ import contextlib
 import errno
 import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness.wait import retry
@@ -89,6 +89,12 @@ def base_argv(unit: str, root: Path) -> list[str]:
     """``systemd-nspawn`` with the flags every run needs: quiet, unregistered, no host journal."""
     return ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
             f"--machine={unit}", f"--directory={root}", "--link-journal=no", "--timezone=off"]
+
+
+def enter(leader: int, argv: Sequence[str]) -> list[str]:
+    """``argv`` run inside the booted machine whose PID 1 is host pid ``leader``: every one of
+    its namespaces (machines are unregistered, so this, not ``machinectl shell``)."""
+    return ["nsenter", f"--target={leader}", "--all", "--", *argv]
 
 
 def boots_read_only(args: tuple[str, ...] | list[str]) -> bool:

@@ -84,16 +84,17 @@ def debootstrap(target: Path, *, suite: str, variant: str, include: Sequence[str
 
 
 def run_in_root(root: Path, argv: Sequence[str], *, binds: Sequence[str] = (),
-                env: dict[str, str] | None = None, timeout: float = 1800, check: bool = True) -> proc.Result:
-    """Run ``argv`` in the unbooted ``root`` with the host's network (systemd-nspawn, no boot);
-    a non-zero exit raises unless not ``check``."""
+                env: dict[str, str] | None = None, timeout: float = 1800, check: bool = True,
+                input: bytes | str | None = None) -> proc.Result:
+    """Run ``argv`` (fed ``input``) in the unbooted ``root`` with the host's network
+    (systemd-nspawn, no boot); a non-zero exit raises unless not ``check``."""
     # A unique machine name: nspawn keeps per-name runtime state under /run/systemd/nspawn.
     unit = prep_unit(os.getpid(), secrets.token_hex(3))
     setenv = [f"--setenv={k}={v}" for k, v in (env or {}).items()]
     try:
         return proc.run([*nspawn.base_argv(unit, root), "--resolv-conf=copy-host", "--pipe",
                          *[f"--bind={b}" for b in binds], *setenv, "--", *argv],
-                        timeout=timeout, check=check, preexec=nspawn.join_cgroup(unit))
+                        timeout=timeout, check=check, preexec=nspawn.join_cgroup(unit), input=input)
     finally:
         nspawn.forget(unit, root)
 
