@@ -2,32 +2,26 @@
 #   make e2e   build the lab and run every scenario
 #   make test  run the harness's own tests (unit + integration on real btrfs and nspawn)
 #   make report  the HTML report of the last run (reports/html/index.html)
-# Both install what they need first, idempotently (host packages, then the virtualenv).
+# Both install what they need first, idempotently (the virtualenv, then `harness setup-host`).
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-HOST_PACKAGES := btrfs-progs systemd-container debootstrap iproute2 nftables tcpdump \
-                 dnsmasq-base util-linux python3-venv graphviz zstd
-REPORT_PACKAGES := chromium  # only to read the HTML report back in tests/test_report.py
 PYTEST_ARGS ?=
+SETUP_HOST_ARGS ?=
 
-.PHONY: setup host-packages report-packages e2e test lint lock report bench clean-labs
+.PHONY: setup e2e test lint lock report bench clean-labs
 
-setup: host-packages $(VENV)/.installed tools/node_modules/.installed
-
-# Installs only what is missing, so a second run neither updates nor downloads anything.
-host-packages report-packages:
-	@missing=$$(for p in $(if $(filter report-packages,$@),$(REPORT_PACKAGES),$(HOST_PACKAGES)); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; \
-	  done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing host packages:" $$missing; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
-	fi
+# The host (packages, limits, package cache, store): `harness setup-host` installs and checks
+# it, changing only what is missing and saying what it changed. It runs from the virtualenv,
+# which needs python3-venv first.
+setup: $(VENV)/.installed tools/node_modules/.installed
+	$(VENV)/bin/harness setup-host $(SETUP_HOST_ARGS)
 
 # The dependencies as pinned in requirements.lock, then the harness itself (editable).
 $(VENV)/.installed: pyproject.toml requirements.lock
+	@dpkg-query -W -f='$${Status}\n' python3-venv 2>/dev/null | grep -q '^install ok installed$$' || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
@@ -50,7 +44,10 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 e2e: setup
 	$(PY) -m pytest scenarios $(PYTEST_ARGS)
 
-test: setup report-packages lint
+# Only the tests read the HTML report back (tests/test_report.py): only they need Chromium.
+# (A target's variables hold for what it depends on: `make test` runs setup with --report.)
+test: SETUP_HOST_ARGS += --report
+test: setup lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 bench: setup

@@ -35,6 +35,30 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_setup_host(args: argparse.Namespace) -> int:
+    """Install and check what the host needs (packages, limits, package cache, store); say what changed."""
+    from harness import host
+
+    outcome = host.setup(report=args.report, check=args.check, machines=args.machines,
+                         store=args.store, store_size=args.store_size)
+    for line in outcome.changed:
+        print(f"changed  {line}")
+    for line in outcome.fine:
+        print(f"ok       {line}")
+    for line in outcome.missing:
+        print(f"missing  {line}")
+    for line in outcome.warnings:
+        print(f"warning  {line}")
+    if outcome.missing:
+        print("harness: error: the host lacks what is listed as missing: run `harness setup-host`"
+              + (" --report" if args.report else "") + " (as root) to set it up", file=sys.stderr)
+        return 1
+    if not args.check:
+        print("host set up: nothing changed" if not outcome.changed else
+              f"host set up: {len(outcome.changed)} change(s)")
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     """Build every stage up to --until (default: the last), reusing cached snapshots."""
     pipeline = cli_args.pipeline(args)
@@ -134,6 +158,13 @@ def parser() -> argparse.ArgumentParser:
 
     init = verb("init", cmd_init)
     init.add_argument("directory", metavar="DIR", help="where the new project goes (absent or empty)")
+    setup_host = verb("setup-host", cmd_setup_host)
+    setup_host.add_argument("--report", action="store_true",
+                            help="also the packages that read the HTML report back (chromium)")
+    setup_host.add_argument("--check", action="store_true",
+                            help="change nothing: list what is missing, exit 1 if anything is")
+    setup_host.add_argument("--machines", type=int, default=100, metavar="N",
+                            help="set the host limits for N running machines (default 100)")
     ls = verb("ls", cli_snapshots.cmd_ls)
     ls.add_argument("--size", action="store_true",
                     help="also each snapshot's size on disk (exclusive, total): slower")

@@ -60,9 +60,11 @@ OPEN_FILES_PER_MACHINE = 8  # its console pty, pexpect's pipes, a tap thread's..
 
 
 def ensure(machines: int, ports: Mapping[str, int] | None = None, *,
-           limits: tuple[Limit, ...] = LIMITS) -> None:
+           limits: tuple[Limit, ...] = LIMITS) -> dict[str, tuple[int, int]]:
     """Make the host fit ``machines`` running machines (this lab's and every other lab's) with
-    ``ports`` bridge ports per segment; `UsageError` naming a limit that cannot be met."""
+    ``ports`` bridge ports per segment; `UsageError` naming a limit that cannot be met.
+    Returns what it raised: sysctl key -> (value before, value now)."""
+    raised: dict[str, tuple[int, int]] = {}
     for segment, count in (ports or {}).items():
         if count > BRIDGE_PORTS:
             raise UsageError(f"segment {segment} would have {count} machines on one bridge; a Linux "
@@ -81,9 +83,11 @@ def ensure(machines: int, ports: Mapping[str, int] | None = None, *,
             raise UsageError(f"{limit.key} is {current}; {machines} machines need {needed} and it "
                              f"cannot be raised from here ({exc.strerror}): run `sysctl -w "
                              f"{limit.key}={needed}` on the host") from None
+        raised[limit.key] = (current, max(needed, limit.raise_to))
         logger.info("raised %s from %d to %d: %d machine(s) need %d", limit.key, current,
                     max(needed, limit.raise_to), machines, needed)
     _ensure_open_files(machines)
+    return raised
 
 
 def _ensure_open_files(machines: int) -> None:

@@ -92,7 +92,7 @@ def spawn(
         )
     except FileNotFoundError as exc:
         raise HarnessError(f"cannot run `{shlex.join(argv)}`: {argv[0]} is not installed "
-                           "(run `make setup` to install the host packages)") from exc
+                           "(run `harness setup-host` to install the host packages)") from exc
     try:
         yield proc
     finally:
@@ -139,7 +139,7 @@ def require_tools(tools: Sequence[str]) -> None:
     if missing:
         packages = " ".join(dict.fromkeys(APT_PACKAGE.get(t, t) for t in missing))
         raise HarnessError(f"missing host tools: {', '.join(missing)}: install them with "
-                           f"`apt-get install -y {packages}` (or `make setup`)")
+                           f"`apt-get install -y {packages}` (or `harness setup-host`)")
 
 
 def wait_for_exit(pid: int, timeout: float) -> bool:

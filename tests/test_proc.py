@@ -27,7 +27,7 @@ def test_failure_names_command_status_and_stderr() -> None:
 
 
 def test_missing_program_says_how_to_install() -> None:
-    with pytest.raises(HarnessError, match=r"not installed.*make setup"):
+    with pytest.raises(HarnessError, match=r"not installed.*harness setup-host"):
         proc.run(["harness-no-such-program"])
 
 

@@ -1,0 +1,65 @@
+"""Host set-up (`harness.host`, ``harness setup-host``): what it reads, what it raises and keeps.
+
+The parsing and the limits' bookkeeping run without root, against files in a temporary
+directory standing for /proc/sys and /etc/sysctl.d; the command itself runs for real, in
+``--check`` mode (it changes nothing), and once more to show a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from harness import host, limits
+from harness.errors import UsageError
+from harness.store import size_bytes
+from tests.test_cli import REPO
+
+
+def test_sizes_read_as_truncate_reads_them() -> None:
+    assert size_bytes("64G") == 64 * 2**30 and size_bytes("512M") == 512 * 2**20
+    assert size_bytes("1.5T") == int(1.5 * 2**40) and size_bytes("4096") == 4096
+    assert size_bytes("2GiB") == 2 * 2**30
+    with pytest.raises(UsageError, match="store size 'lots' is not a size: give one like 64G"):
+        size_bytes("lots")
+
+
+def test_raised_limits_are_kept_beside_what_was_kept_before(tmp_path: Path) -> None:
+    sysctl, kept = tmp_path / "sys", tmp_path / "sysctl.d/60-harness.conf"
+    (sysctl / "fs").mkdir(parents=True)
+    (sysctl / "fs/low").write_text("128\n")
+    (sysctl / "fs/high").write_text("999999\n")
+    kept.parent.mkdir()
+    kept.write_text("# by hand\nkernel.other = 7\n")
+    chosen = (limits.Limit("fs.low", 16, 100), limits.Limit("fs.high", 16, 100))
+    outcome = host.Outcome()
+    with mock.patch.object(limits, "SYSCTL", sysctl), mock.patch.object(limits, "LIMITS", chosen), \
+            mock.patch.object(host, "SYSCTL_FILE", kept):
+        host._limits(250, outcome, check=True)
+        assert outcome.missing == ["limits: fs.low is 128, 250 machines need 4000"]
+        assert (sysctl / "fs/low").read_text() == "128\n"  # a check changes nothing
+        host._limits(250, outcome, check=False)
+    assert (sysctl / "fs/low").read_text() == "4000\n"
+    assert outcome.changed == [f"limits: raised fs.low from 128 to 4000 (kept in {kept})"]
+    assert "fs.low = 4000\n" in kept.read_text() and "kernel.other = 7\n" in kept.read_text()
+
+
+@pytest.mark.integration
+def test_setup_host_on_a_set_up_host_finds_nothing_missing_and_changes_nothing() -> None:
+    def setup_host(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "harness.cli", "setup-host", *args],
+                              capture_output=True, text=True, cwd=REPO, timeout=600)
+
+    checked = setup_host("--check", "--report")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"ok       host packages: {len(host.HOST_PACKAGES)} present" in checked.stdout
+    assert "ok       report packages: 1 present" in checked.stdout
+    again = setup_host()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.splitlines()[-1] == "host set up: nothing changed"
+    assert not [line for line in again.stdout.splitlines() if line.startswith("changed")]
+    assert "ok       store: " in again.stdout
