@@ -119,6 +119,7 @@ STAGE = Stage.here(
                       "polkitd")},
     prepare=configure,
     ready=(serving,),
-    definition={"inventory": INVENTORY.fingerprint(), "mount-home": MOUNT_HOME.read_text()},
+    files=("files/mount-home",),
+    definition={"inventory": INVENTORY.fingerprint()},
 )
 

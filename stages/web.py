@@ -243,5 +243,6 @@ STAGE = Stage.here(
     prepare=configure_all,
     steps=(create_database,),
     ready=(serving, paste_serving),
-    definition={"inventory": INVENTORY.fingerprint(), "app": APP.read_text()},
+    files=("files/concours.py",),
+    definition={"inventory": INVENTORY.fingerprint()},
 )
