@@ -45,9 +45,8 @@ e2e: setup
 	$(PY) -m pytest scenarios $(PYTEST_ARGS)
 
 # Only the tests read the HTML report back (tests/test_report.py): only they need Chromium.
-# (A target's variables hold for what it depends on: `make test` runs setup with --report.)
-test: SETUP_HOST_ARGS += --report
 test: setup lint
+	$(VENV)/bin/harness setup-host --report
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 bench: setup

@@ -11,13 +11,14 @@ import argparse
 import fnmatch
 import logging
 import os
+import shlex
 import shutil
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import cli_args, cli_labs, cli_snapshots, lab, log, mutate, proc
+from harness import cli_args, cli_labs, cli_snapshots, host, lab, log, mutate, proc
 from harness import init as project_init
 from harness.build import Builder
 from harness.errors import HarnessError, UsageError
@@ -37,8 +38,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_setup_host(args: argparse.Namespace) -> int:
     """Install and check what the host needs (packages, limits, package cache, store); say what changed."""
-    from harness import host
-
     outcome = host.setup(report=args.report, check=args.check, machines=args.machines,
                          store=args.store, store_size=args.store_size)
     for line in outcome.changed:
@@ -50,8 +49,10 @@ def cmd_setup_host(args: argparse.Namespace) -> int:
     for line in outcome.warnings:
         print(f"warning  {line}")
     if outcome.missing:
-        print("harness: error: the host lacks what is listed as missing: run `harness setup-host`"
-              + (" --report" if args.report else "") + " (as root) to set it up", file=sys.stderr)
+        again = ["harness", *(["--store", args.store] if args.store else []), "setup-host",
+                 *(["--report"] if args.report else []), f"--machines={args.machines}"]
+        print(f"harness: error: the host lacks what is listed as missing: run `{shlex.join(again)}` "
+              "as root to set it up", file=sys.stderr)
         return 1
     if not args.check:
         print("host set up: nothing changed" if not outcome.changed else
@@ -163,8 +164,9 @@ def parser() -> argparse.ArgumentParser:
                             help="also the packages that read the HTML report back (chromium)")
     setup_host.add_argument("--check", action="store_true",
                             help="change nothing: list what is missing, exit 1 if anything is")
-    setup_host.add_argument("--machines", type=int, default=100, metavar="N",
-                            help="set the host limits for N running machines (default 100)")
+    setup_host.add_argument("--machines", type=int, default=host.DEFAULT_MACHINES, metavar="N",
+                            help="set the host limits for N running machines "
+                                 f"(default {host.DEFAULT_MACHINES})")
     ls = verb("ls", cli_snapshots.cmd_ls)
     ls.add_argument("--size", action="store_true",
                     help="also each snapshot's size on disk (exclusive, total): slower")

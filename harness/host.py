@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import limits, proc, rootfs
-from harness.errors import HarnessError
-from harness.store import DEFAULT_IMAGE, DEFAULT_IMAGE_SIZE, grow_image, open_store, require_root
+from harness.errors import HarnessError, UsageError
+from harness.store import DEFAULT_IMAGE, DEFAULT_IMAGE_SIZE, image_lock, open_store, require_root
 
 # Package -> what the harness or its tests run from it.
 HOST_PACKAGES: Mapping[str, str] = {
@@ -72,7 +72,7 @@ def _packages(packages: Mapping[str, str], what: str, outcome: Outcome, check: b
         return
     env = proc.host_env({"DEBIAN_FRONTEND": "noninteractive"})
     proc.run(["apt-get", "update", "-q"], env=env, capture=False)
-    proc.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env, capture=False)
+    proc.run(["apt-get", "install", "-y", "-q", *missing], env=env, capture=False)
     outcome.changed.append(f"{what}: installed {' '.join(missing)}")
 
 
@@ -86,16 +86,25 @@ def _limits(machines: int, outcome: Outcome, check: bool) -> None:
             outcome.fine.append(f"limits: fit {machines} machines")
         return
     raised = limits.ensure(machines, limits=limits.LIMITS)
+    outcome.changed += [f"limits: raised {key} from {before} to {after}"
+                        for key, (before, after) in raised.items()]
     if not raised:
         outcome.fine.append(f"limits: fit {machines} machines")
-        return
+    # What fits now is kept for the next boot, whoever raised it (a lab raises what it needs
+    # as it starts): the values now, never lower than those the file already keeps.
     kept = _read_sysctl_file()
-    kept.update({key: now for key, (_, now) in raised.items()})
-    SYSCTL_FILE.parent.mkdir(parents=True, exist_ok=True)
-    SYSCTL_FILE.write_text("# written by `harness setup-host`: what a lab of many machines needs\n"
-                           + "".join(f"{key} = {value}\n" for key, value in sorted(kept.items())))
-    outcome.changed += [f"limits: raised {key} from {before} to {now} (kept in {SYSCTL_FILE})"
-                        for key, (before, now) in raised.items()]
+    now = dict(kept)
+    for limit in limits.LIMITS:
+        value = _sysctl(limit.path)
+        if value is not None and value > kept.get(limit.key, -1):
+            now[limit.key] = value
+    if now != kept:
+        SYSCTL_FILE.parent.mkdir(parents=True, exist_ok=True)
+        SYSCTL_FILE.write_text("# written by `harness setup-host`: the limits a lab of many machines "
+                               "needs, kept across reboots\n"
+                               + "".join(f"{key} = {value}\n" for key, value in sorted(now.items())))
+        outcome.changed.append(f"limits: kept {', '.join(k for k in now if now[k] != kept.get(k))} "
+                               f"in {SYSCTL_FILE}")
 
 
 def _sysctl(path: Path) -> int | None:
@@ -106,11 +115,44 @@ def _sysctl(path: Path) -> int | None:
 
 
 def _read_sysctl_file() -> dict[str, int]:
+    """The keys the file keeps with a single integer value (anything else: not the harness's)."""
     if not SYSCTL_FILE.exists():
         return {}
-    pairs = (line.split("=", 1) for line in SYSCTL_FILE.read_text().splitlines()
-             if "=" in line and not line.lstrip().startswith("#"))
-    return {key.strip(): int(value) for key, value in pairs}
+    kept = {}
+    for line in SYSCTL_FILE.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if value.strip().isdigit() and not key.lstrip().startswith(("#", ";")):
+            kept[key.strip()] = int(value)
+    return kept
+
+
+def size_bytes(size: str) -> int:
+    """``32G``, ``512M``, ``1T`` (or with ``iB``: powers of 1024) or a number of bytes."""
+    units = "KMGTP"
+    text = size.strip().upper().removesuffix("IB")
+    try:
+        if text and text[-1] in units:
+            return int(text[:-1]) << (10 * (units.index(text[-1]) + 1))
+        return int(text)
+    except ValueError:
+        raise UsageError(f"store size {size!r} is not a size: give one like 64G") from None
+
+
+def grow_image(image: Path, size: str) -> int | None:
+    """Grow the embedded, mounted image to ``size`` if it is smaller, while mounted (the
+    snapshots in it stay); return its size before, or None when it was already that big."""
+    wanted = size_bytes(size)
+    with image_lock(image):
+        before = image.stat().st_size
+        if before >= wanted:
+            return None
+        proc.run(["truncate", "-s", str(wanted), str(image)])  # sparse: no disk used until written
+        loops = proc.run(["losetup", "--associated", str(image), "--noheadings",
+                          "--output", "NAME", "--list"]).stdout.split()
+        for device in loops:
+            proc.run(["losetup", "--set-capacity", device])
+        proc.run(["btrfs", "filesystem", "resize", "max", str(image.with_suffix(""))])
+    return before
 
 
 def _store(given: str | None, size: str, outcome: Outcome, check: bool) -> None:
@@ -139,9 +181,12 @@ def _store(given: str | None, size: str, outcome: Outcome, check: bool) -> None:
 def setup(*, report: bool = False, check: bool = False, machines: int = DEFAULT_MACHINES,
           store: str | None = None, store_size: str = DEFAULT_IMAGE_SIZE) -> Outcome:
     """Install and check what the host needs (with ``report``, the report packages too);
-    with ``check``, change nothing."""
-    require_root()
-    if shutil.which("apt-get") is None or shutil.which("dpkg-query") is None:
+    with ``check``, change nothing (and need no root)."""
+    if machines < 1:
+        raise UsageError(f"--machines {machines}: give how many machines the limits are for (1 or more)")
+    if not check:
+        require_root()
+    if shutil.which("apt-get", path=proc.PATH) is None or shutil.which("dpkg-query", path=proc.PATH) is None:
         raise HarnessError(f"this host has no apt: install by hand the packages {' '.join(HOST_PACKAGES)} "
                            "(Debian's names), then run `harness setup-host --check`")
     outcome = Outcome()

@@ -100,12 +100,13 @@ def _without_mutants(source: str) -> str:
 def files_digest(paths: Iterable[Path]) -> dict[str, str]:
     """Per file under ``paths`` (files, or directories walked in full), a hash of its content
     and whether it is executable: what a stage that reads them must be rebuilt for. Hidden
-    files and directories (``.git``, editor swap files) do not count."""
+    files and directories (``.git``, editor swap files) and Python's byte code (written by
+    whatever imports a file of the directory: an Ansible filter plugin) do not count."""
     digests: dict[str, str] = {}
     for path in paths:
         files = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*") if p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            p for p in path.rglob("*") if p.is_file() and p.suffix != ".pyc"
+            and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(path).parts))
         for file in files:
             mode = "x" if file.stat().st_mode & 0o111 else "-"
             name = file.relative_to(path.parent)  # not where the project is checked out

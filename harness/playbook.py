@@ -51,12 +51,10 @@ PYTHON = "/usr/bin/python3"
 
 
 def ansible_playbook() -> Path | None:
-    """The ``ansible-playbook`` beside this Python (the harness's virtualenv), else on PATH."""
+    """The ``ansible-playbook`` beside this Python: only an Ansible of the harness's own
+    virtualenv can load the connection, which imports the harness."""
     beside = Path(sys.executable).parent / "ansible-playbook"
-    if beside.exists():
-        return beside
-    found = shutil.which("ansible-playbook")
-    return Path(found) if found else None
+    return beside if beside.exists() else None
 
 
 @dataclass(frozen=True)
@@ -74,6 +72,7 @@ class Playbook:
 
     @property
     def title(self) -> str:
+        """How build logs and keys name the hook."""
         return f"playbook {self.path.name} on {', '.join(self.machines)}"
 
     def inventory(self, build: Build) -> dict[str, object]:
@@ -89,6 +88,7 @@ class Playbook:
                           for i in build.pipeline.interfaces.get(name, ())]
             hosts[name] = {**reach, "ansible_connection": "harness_machine",
                            "ansible_python_interpreter": PYTHON, "ansible_remote_tmp": REMOTE_TMP,
+                           "ansible_async_dir": f"{REMOTE_TMP}/async",
                            "harness_stage": build.stage.name, "harness_interfaces": interfaces}
         children: dict[str, object] = {group: {"hosts": {m: {} for m in members}}
                                        for group, members in self.groups}
@@ -100,7 +100,8 @@ class Playbook:
             self._check(build, name, where)
         program = ansible_playbook()
         if program is None:
-            raise UsageError(f"{where}: ansible-playbook is not installed: pip install ansible-core")
+            raise UsageError(f"{where}: ansible-playbook is not installed beside {sys.executable}: "
+                             "pip install ansible-core there")
         with tempfile.TemporaryDirectory(prefix="harness-ansible-") as scratch:
             here = Path(scratch)
             (here / "inventory.yml").write_text(json.dumps(self.inventory(build), indent=1))
@@ -114,7 +115,11 @@ class Playbook:
                 "ANSIBLE_PIPELINING": "true", "ANSIBLE_RETRY_FILES_ENABLED": "false",
                 "ANSIBLE_NOCOLOR": "true", "ANSIBLE_FORCE_COLOR": "false",
                 "ANSIBLE_TASK_TIMEOUT": str(TASK_TIMEOUT), "ANSIBLE_STDOUT_CALLBACK": "default",
-                "PYTHONUNBUFFERED": "1"})
+                # become_user to another user puts its files under a system temporary
+                # directory: /tmp lasts one command in an unbooted root, /var/tmp does not
+                "ANSIBLE_SYSTEM_TMPDIRS": "/var/tmp",
+                # byte code of the tree's plugins would land in the tree: its key would move
+                "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
             argv = [str(program), "--inventory", str(here / "inventory.yml"), str(self.path)]
             try:
                 status, output = self._play(argv, env, where)
@@ -155,7 +160,7 @@ class Playbook:
     def _clean(self, build: Build, name: str) -> None:
         """Leave no trace of Ansible in the machine: its temporary directory and facts cache."""
         shutil.rmtree(build.root(name) / REMOTE_TMP.lstrip("/"), ignore_errors=True)
-        shutil.rmtree(build.root(name) / "root/.ansible", ignore_errors=True)
+        shutil.rmtree(build.root(name) / "root/.ansible", ignore_errors=True)  # a play's own remote_tmp
 
 
 def playbook(path: str | Path, *, on: str | Sequence[str],
@@ -169,13 +174,17 @@ def playbook(path: str | Path, *, on: str | Sequence[str],
     shown = f"playbook({str(path)!r}, on={on!r})"
     if not file.is_file():
         raise UsageError(f"{shown}: no file {file}; give the playbook (its directory holds its roles)")
+    caller = Path(sys._getframe(1).f_code.co_filename).resolve()
+    if caller.is_relative_to(file.resolve().parent):
+        raise UsageError(f"{shown}: the playbook sits beside or above {caller.name}: keep it in a "
+                         "directory of its own (every file of that directory is the stage's key)")
     if not machines:
         raise UsageError(f"{shown}: no machine to apply it to")
     strays = sorted({m for members in (groups or {}).values() for m in members} - set(machines))
     if strays:
         raise UsageError(f"{shown}: groups name {', '.join(strays)}, which it is not applied to")
     if ansible_playbook() is None:
-        raise UsageError(f"{shown}: ansible-playbook is not installed: pip install ansible-core "
-                         "(the harness's 'ansible' extra)")
+        raise UsageError(f"{shown}: ansible-playbook is not installed beside {sys.executable}: "
+                         "pip install ansible-core there (the harness's 'ansible' extra)")
     return Playbook(file.resolve(), machines,
                     tuple((g, tuple(m)) for g, m in sorted((groups or {}).items())))

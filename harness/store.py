@@ -245,8 +245,8 @@ class Store:
         return HarnessError(
             f"store {self.root} is full ({usage.free // 2**20} MiB free of {usage.total // 2**20} MiB): "
             "the published snapshots are intact; free space with `harness gc` (old stage keys) "
-            "or `harness gc --failed`, or give a bigger store (`harness setup-host --store-size "
-            "SIZE` grows the embedded image, or --store on a larger btrfs)")
+            "or `harness gc --failed`, or give a bigger store (`harness --store-size SIZE "
+            "setup-host` grows the embedded image, or --store on a larger btrfs)")
 
     # -- working subvolumes -------------------------------------------------------------------
 
@@ -464,6 +464,11 @@ def _locked(path: Path, what: str | None = None) -> Iterator[None]:
         yield
 
 
+def image_lock(image: Path) -> contextlib.AbstractContextManager[None]:
+    """The lock every change to the embedded ``image`` (creating, mounting, growing) holds."""
+    return _locked(image.with_suffix(".lock"))
+
+
 def mount_image(image: Path, size: str) -> Path:
     """Create (sparse, ``size``) and loop-mount the embedded btrfs image; return its mount point.
 
@@ -471,7 +476,7 @@ def mount_image(image: Path, size: str) -> Path:
     under a lock, once. The mount point is the image path without its suffix.
     """
     mountpoint = image.with_suffix("")
-    with _locked(image.with_suffix(".lock")):
+    with image_lock(image):
         if is_mountpoint(mountpoint):
             return mountpoint
         if not image.exists():
@@ -482,35 +487,6 @@ def mount_image(image: Path, size: str) -> Path:
         mountpoint.mkdir(parents=True, exist_ok=True)
         proc.run(["mount", "-o", "loop", str(image), str(mountpoint)])
     return mountpoint
-
-
-def size_bytes(size: str) -> int:
-    """``32G``, ``512M``, ``1T`` or a number of bytes, as truncate(1) reads them (powers of 1024)."""
-    units = "KMGTP"
-    text = size.strip().upper().removesuffix("IB").removesuffix("B")
-    try:
-        if text and text[-1] in units:
-            return int(float(text[:-1]) * 1024 ** (units.index(text[-1]) + 1))
-        return int(text)
-    except ValueError:
-        raise UsageError(f"store size {size!r} is not a size: give one like 64G") from None
-
-
-def grow_image(image: Path, size: str) -> int | None:
-    """Grow the embedded, mounted image to ``size`` if it is smaller, while mounted (the
-    snapshots in it stay); return its size before, or None when it was already that big."""
-    mountpoint = image.with_suffix("")
-    with _locked(image.with_suffix(".lock")):
-        before = image.stat().st_size
-        if before >= size_bytes(size):
-            return None
-        proc.run(["truncate", "-s", size, str(image)])  # sparse: no disk is used until written
-        loops = proc.run(["losetup", "--associated", str(image), "--noheadings",
-                          "--output", "NAME", "--list"]).stdout.split()
-        for device in loops:
-            proc.run(["losetup", "--set-capacity", device])
-        proc.run(["btrfs", "filesystem", "resize", "max", str(mountpoint)])
-    return before
 
 
 def resolve_root(given: str | None, image: Path = DEFAULT_IMAGE, size: str = DEFAULT_IMAGE_SIZE,

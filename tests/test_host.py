@@ -16,36 +16,39 @@ import pytest
 
 from harness import host, limits
 from harness.errors import UsageError
-from harness.store import size_bytes
+from harness.host import size_bytes
 from tests.test_cli import REPO
 
 
 def test_sizes_read_as_truncate_reads_them() -> None:
     assert size_bytes("64G") == 64 * 2**30 and size_bytes("512M") == 512 * 2**20
-    assert size_bytes("1.5T") == int(1.5 * 2**40) and size_bytes("4096") == 4096
-    assert size_bytes("2GiB") == 2 * 2**30
-    with pytest.raises(UsageError, match="store size 'lots' is not a size: give one like 64G"):
-        size_bytes("lots")
+    assert size_bytes("1T") == 2**40 and size_bytes("4096") == 4096 and size_bytes("2GiB") == 2 * 2**30
+    for bad in ("lots", "64GB", "1.5T"):  # truncate would read GB as powers of 1000, and no fractions
+        with pytest.raises(UsageError, match=f"store size '{bad}' is not a size: give one like 64G"):
+            size_bytes(bad)
 
 
-def test_raised_limits_are_kept_beside_what_was_kept_before(tmp_path: Path) -> None:
+def test_limits_are_raised_and_what_fits_is_kept_never_lower(tmp_path: Path) -> None:
     sysctl, kept = tmp_path / "sys", tmp_path / "sysctl.d/60-harness.conf"
     (sysctl / "fs").mkdir(parents=True)
     (sysctl / "fs/low").write_text("128\n")
     (sysctl / "fs/high").write_text("999999\n")
     kept.parent.mkdir()
-    kept.write_text("# by hand\nkernel.other = 7\n")
+    kept.write_text("# by hand\nfs.high = 2000000\nkernel.other = 7\nnet.odd = 1 2\n")
     chosen = (limits.Limit("fs.low", 16, 100), limits.Limit("fs.high", 16, 100))
     outcome = host.Outcome()
     with mock.patch.object(limits, "SYSCTL", sysctl), mock.patch.object(limits, "LIMITS", chosen), \
             mock.patch.object(host, "SYSCTL_FILE", kept):
-        host._limits(250, outcome, check=True)
-        assert outcome.missing == ["limits: fs.low is 128, 250 machines need 4000"]
+        host._limits(10, outcome, check=True)
+        assert outcome.missing == ["limits: fs.low is 128, 10 machines need 160"]
         assert (sysctl / "fs/low").read_text() == "128\n"  # a check changes nothing
-        host._limits(250, outcome, check=False)
-    assert (sysctl / "fs/low").read_text() == "4000\n"
-    assert outcome.changed == [f"limits: raised fs.low from 128 to 4000 (kept in {kept})"]
-    assert "fs.low = 4000\n" in kept.read_text() and "kernel.other = 7\n" in kept.read_text()
+        host._limits(10, outcome, check=False)
+        assert (sysctl / "fs/low").read_text() == "160\n"
+        assert outcome.changed == ["limits: raised fs.low from 128 to 160", f"limits: kept fs.low in {kept}"]
+        assert host._read_sysctl_file() == {"fs.high": 2000000, "fs.low": 160, "kernel.other": 7}
+        again = host.Outcome()
+        host._limits(10, again, check=False)
+    assert again.changed == [] and again.fine == ["limits: fit 10 machines"]
 
 
 @pytest.mark.integration
@@ -54,10 +57,9 @@ def test_setup_host_on_a_set_up_host_finds_nothing_missing_and_changes_nothing()
         return subprocess.run([sys.executable, "-m", "harness.cli", "setup-host", *args],
                               capture_output=True, text=True, cwd=REPO, timeout=600)
 
-    checked = setup_host("--check", "--report")
+    checked = setup_host("--check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"ok       host packages: {len(host.HOST_PACKAGES)} present" in checked.stdout
-    assert "ok       report packages: 1 present" in checked.stdout
     again = setup_host()
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.splitlines()[-1] == "host set up: nothing changed"

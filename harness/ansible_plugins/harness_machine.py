@@ -15,7 +15,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
 from ansible.plugins.connection import ConnectionBase
 
 from harness import nspawn, proc, rootfs
@@ -45,8 +45,12 @@ class Connection(ConnectionBase):  # type: ignore[misc]  # ansible ships no type
 
     transport = "harness_machine"
     has_pipelining = True
+    default_user = "root"  # what the harness runs as: `become` to root is then no-op, no sudo needed
 
     def _connect(self) -> Connection:
+        leader = self.get_option("leader")
+        if leader and not Path(f"/proc/{int(leader)}").exists():
+            raise AnsibleConnectionFailure(f"the machine whose PID 1 was {leader} is not running any more")
         self._connected = True
         return self
 
@@ -68,6 +72,8 @@ class Connection(ConnectionBase):  # type: ignore[misc]  # ansible ships no type
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)
+        if not Path(in_path).is_file():
+            raise AnsibleFileNotFound(f"file to put does not exist: {in_path}")
         result = self._run(f"cat > {shlex.quote(out_path)}", Path(in_path).read_bytes())
         if result.status != 0:
             raise AnsibleError(f"could not write {out_path}: {result.stderr.strip()}")
