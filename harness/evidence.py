@@ -25,7 +25,7 @@ from pathlib import Path
 from harness import proc
 from harness.errors import HarnessError, present
 from harness.lab import Lab
-from harness.network import NETNS_DIR, LabNetwork, switch_port
+from harness.network import NETNS_DIR, LabNetwork
 from harness.stage import Pipeline, snapshot_name
 from harness.store import Store
 
@@ -50,34 +50,36 @@ class Evidence:
 class Capture:
     """tcpdump on the lab's switch, from `start()` to `stop()`: one pcap per segment.
 
-    Each switch port is captured as frames *enter* it (``-Q in``), so every frame is
-    recorded once, at the port of the machine that sent it; `stop()` merges a segment's
-    ports into one pcap in time order. ``--immediate-mode`` matters: without it the kernel
-    hands packets over in blocks up to a second late, and stopping loses the last ones.
+    Each segment's bridge is captured, promiscuous (tcpdump's default): a bridge in that
+    mode passes a copy of every frame it switches up to its own device, unicast between
+    two ports included, before the forward hook where injected faults drop frames. So one
+    tcpdump per segment records what one per switch port did (254 of them, each awaited,
+    took minutes for a room), each frame once: ``-Q in`` leaves out what the switch's own
+    stack sends. ``--immediate-mode`` matters: without it the kernel hands packets over in
+    blocks up to a second late, and stopping loses the last ones.
     """
 
     def __init__(self, network: LabNetwork, directory: Path) -> None:
         self.network = network
         self.directory = directory
-        self._ports: dict[str, list[Path]] = {}
-        self._children: dict[str, subprocess.Popen[bytes]] = {}  # switch port -> its tcpdump
+        self._pcaps: dict[str, Path] = {}  # segment -> what its tcpdump writes
+        self._children: dict[str, subprocess.Popen[bytes]] = {}  # segment -> its tcpdump
         self._stack = contextlib.ExitStack()
 
     def start(self) -> Capture:
         """Start capturing; returns once every tcpdump is listening."""
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
-            for iface in self.network.interfaces:
-                port = switch_port(iface)
-                pcap = self.directory / f"{port}.port.pcap"
-                argv = ["nsenter", f"--net={NETNS_DIR / self.network.switch}", "tcpdump", "-i", port,
+            for segment in self.network.segments:
+                pcap = self.directory / f"{segment}.bridge.pcap"
+                argv = ["nsenter", f"--net={NETNS_DIR / self.network.switch}", "tcpdump", "-i", segment,
                         "-Q", "in", "-n", "--immediate-mode", "-U", "-s", "0", "-w", str(pcap)]
                 child = self._stack.enter_context(proc.spawn(argv, stdout=subprocess.DEVNULL,
                                                              stderr=subprocess.PIPE, grace=5))
-                self._children[port] = child
-                self._ports.setdefault(iface.segment, []).append(pcap)
-            for port, child in self._children.items():
-                _await_listening(child, port)
+                self._children[segment] = child
+                self._pcaps[segment] = pcap
+            for segment, child in self._children.items():
+                _await_listening(child, segment)
         except BaseException:
             self._stack.close()
             raise
@@ -88,14 +90,13 @@ class Capture:
         seconds; None: from the beginning) until now, the capture going on: a test's share of
         its lab's capture.
 
-        A lab shared by many tests is captured once for all of them (a tcpdump per switch
-        port, started per test, cost 0.1 s of each of hundreds of tests); each failing test
-        takes its window."""
+        A lab shared by many tests is captured once for all of them (a capture started per
+        test cost 0.1 s of each of hundreds of tests); each failing test takes its window."""
         directory.mkdir(parents=True, exist_ok=True)
         found = []
-        for segment, ports in self._ports.items():
+        for segment, pcap in self._pcaps.items():
             cut = directory / f"{segment}.pcap"
-            merge_pcaps([p for p in ports if p.exists()], cut, since=start)
+            merge_pcaps([pcap] if pcap.exists() else [], cut, since=start)
             found.append(Evidence(f"pcap {segment}", cut))
         return found
 
@@ -110,7 +111,7 @@ class Capture:
         self._stack.close()
         self._children.clear()
         found = self.since(None, self.directory)
-        self._ports.clear()
+        self._pcaps.clear()
         return found
 
 
@@ -145,7 +146,7 @@ def merge_pcaps(sources: Sequence[Path], target: Path, since: float | None = Non
     target.write_bytes(header + b"".join(r[3] for r in records))
 
 
-def _await_listening(child: subprocess.Popen[bytes], port: str) -> None:
+def _await_listening(child: subprocess.Popen[bytes], segment: str) -> None:
     """Wait until tcpdump says it is capturing (it prints ``listening on`` once it is)."""
     stderr = present(child.stderr, "tcpdump's errors")
     seen = b""
@@ -154,7 +155,7 @@ def _await_listening(child: subprocess.Popen[bytes], port: str) -> None:
     while b"listening on" not in seen:
         left = deadline - time.monotonic()
         if left <= 0 or child.poll() is not None:
-            raise HarnessError(f"tcpdump on switch port {port} did not start capturing within "
+            raise HarnessError(f"tcpdump on segment {segment}'s bridge did not start capturing within "
                                f"{TCPDUMP_READY:g}s: {seen.decode(errors='replace').strip()}")
         if proc.readable(fd, left):
             chunk = stderr.read1(4096)  # type: ignore[attr-defined]
