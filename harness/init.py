@@ -112,6 +112,7 @@ def test_the_server_does_not_answer_on_other_ports(client):
 
 An end-to-end test of a small network, built with [harness](https://example.invalid/harness).
 
+    harness setup-host      # once per host, as root: packages, limits, the snapshot store
     pytest                  # build what the scenarios need (cached as snapshots), run them
     pytest -v               # every build step as a line
     harness ls              # the snapshots of this project's stages
@@ -123,7 +124,9 @@ An end-to-end test of a small network, built with [harness](https://example.inva
 - `scenarios/`: what the network must do, asserted from the machines.
 
 Add a machine: give it an entry in the inventory and add it to a stage's `machines`.
-Add a stage: a module like `office.py`, appended to the list in `stages/__init__.py`.
+Add a stage: a module like `office.py`, appended to the list in `stages/__init__.py`; its
+steps can be scripts (`harness.scripts.scripts`), an Ansible playbook
+(`harness.playbook.playbook`, with ansible-core installed) or Python functions.
 ''',
 }
 

@@ -31,7 +31,7 @@ MODULE_MARK = "#@module "  # heads each module's source in `sources_used`
 # nspawn, network) and how the result is published (store). Editing one of them rebuilds
 # every stage; the front ends, reports, evidence, waits and the rest do not.
 BUILD_MODULES = ("build", "inventory", "keys", "lab", "machine", "network", "nspawn", "rootfs", "scripts",
-                 "stage", "store")
+                 "playbook", "ansible_plugins/harness_machine", "stage", "store")
 
 
 def code_key(package: Path, modules: Sequence[str] = BUILD_MODULES) -> str:
