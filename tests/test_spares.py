@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import pytest
 
+from harness import log
 from harness.build import Builder, LabPool
 from harness.lab import Lab
 from harness.spares import Spares
@@ -91,7 +92,11 @@ def test_close_while_a_spare_boots_tears_it_down() -> None:
     assert book.entered == book.left == 1
 
 
-def test_a_spare_that_fails_to_boot_leaves_the_test_to_boot_its_own() -> None:
+def test_a_spare_that_fails_to_boot_leaves_the_test_to_boot_its_own(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run's own progress lines stay out of it: this failure is staged (pytest's caplog
+    # still gets the record, through the root logger).
+    monkeypatch.setattr(log.logger, "handlers", [])
     book = Book(fail=True)
     spares = Spares(book.make, size=1, wanted=2)
     spares.start()
@@ -99,6 +104,8 @@ def test_a_spare_that_fails_to_boot_leaves_the_test_to_boot_its_own() -> None:
         pass  # booted in the test, which gets the error itself
     spares.close()
     assert spares.taken_ready == 0 and book.entered == 0
+    assert [r.getMessage() for r in caplog.records if r.name == "harness"] == \
+        ["spare lab failed to boot (boot failed); fresh_lab tests boot their own"]
 
 
 def test_a_used_private_lab_is_torn_down_behind_the_next_test_and_close_waits_for_it() -> None:
