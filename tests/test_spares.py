@@ -26,6 +26,7 @@ class Counted:
         self.book = book
 
     def __enter__(self) -> Counted:
+        self.book.booting.set()
         self.book.gate.wait(5)
         if self.book.fail:
             raise RuntimeError("boot failed")
@@ -45,6 +46,7 @@ class Book:
         self.lock = threading.Lock()
         self.gate = threading.Event()
         self.gate.set()
+        self.booting = threading.Event()  # a lab's entering has begun
 
     def make(self) -> Lab:
         return cast(Lab, Counted(self))
@@ -87,6 +89,7 @@ def test_close_while_a_spare_boots_tears_it_down() -> None:
     book.gate.clear()  # the spare is held half-booted
     spares = Spares(book.make, size=1, wanted=5)
     spares.start()
+    assert book.booting.wait(5)  # else close() may come first, and rightly boot nothing
     threading.Timer(0.2, book.gate.set).start()
     spares.close()
     assert book.entered == book.left == 1
