@@ -79,7 +79,7 @@ def _packages(packages: Mapping[str, str], what: str, outcome: Outcome, check: b
 def _limits(machines: int, outcome: Outcome, check: bool) -> None:
     if check:
         short = [f"{limit.key} is {value}, {machines} machines need {limit.needed(machines)}"
-                 for limit in limits.LIMITS if (value := _sysctl(limit.path)) is not None
+                 for limit in limits.LIMITS if (value := limit.current()) is not None
                  and value < limit.needed(machines)]
         outcome.missing += [f"limits: {s}" for s in short]
         if not short:
@@ -95,7 +95,7 @@ def _limits(machines: int, outcome: Outcome, check: bool) -> None:
     kept = _read_sysctl_file()
     now = dict(kept)
     for limit in limits.LIMITS:
-        value = _sysctl(limit.path)
+        value = limit.current()
         if value is not None and value > kept.get(limit.key, -1):
             now[limit.key] = value
     if now != kept:
@@ -105,13 +105,6 @@ def _limits(machines: int, outcome: Outcome, check: bool) -> None:
                                + "".join(f"{key} = {value}\n" for key, value in sorted(now.items())))
         outcome.changed.append(f"limits: kept {', '.join(k for k in now if now[k] != kept.get(k))} "
                                f"in {SYSCTL_FILE}")
-
-
-def _sysctl(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None  # not on this kernel
 
 
 def _read_sysctl_file() -> dict[str, int]:

@@ -44,6 +44,13 @@ class Limit:
     def needed(self, machines: int) -> int:
         return self.per_machine * machines
 
+    def current(self) -> int | None:
+        """Its value on this host now; None where this kernel has no such setting."""
+        try:
+            return int(self.path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
 
 # Measured per machine of the reference lab (a seat; gw is the largest): 11 inotify instances
 # and 37 watches, 11 processes and 24 threads, 2 keys, 3 neighbour entries (its own, gw's).
@@ -70,9 +77,8 @@ def ensure(machines: int, ports: Mapping[str, int] | None = None, *,
             raise UsageError(f"segment {segment} would have {count} machines on one bridge; a Linux "
                              f"bridge takes at most {BRIDGE_PORTS}: split them across segments")
     for limit in limits:
-        try:
-            current = int(limit.path.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
+        current = limit.current()
+        if current is None:
             continue  # not on this kernel: nothing to check
         needed = limit.needed(machines)
         if current >= needed:
