@@ -28,11 +28,11 @@ STOCK_MAX_STARTUPS = 10  # sshd's default: from the 11th unauthenticated connect
 
 
 def max_startups() -> str:
-    """rhfs0's sshd MaxStartups: a whole room logs in at once, each login opening its SSH
-    connections to rhfs0 (one to create the home, one for sshfs) before authenticating. sshd's
-    stock 10:30:100 drops a third of them from the 11th on, and the user gets no home (measured
-    at --room-size=40: 19 of 40 logins failed)."""
-    start = max(STOCK_MAX_STARTUPS, 2 * len(INVENTORY.seats()))
+    """rhfs0's sshd MaxStartups: every seat logs in at once, each login opening its SSH
+    connection to rhfs0 (sshfs) before authenticating. sshd's stock 10:30:100 drops a third of
+    them from the 11th on, and the user gets no home (measured at --room-size=40, when each
+    login opened two connections: 19 of 40 logins failed)."""
+    start = max(STOCK_MAX_STARTUPS, len(INVENTORY.seats()))
     return f"MaxStartups {start}:30:{2 * start}"
 
 
