@@ -23,6 +23,8 @@ from pexpect import fdpexpect
 from harness.errors import CheckFailed
 from harness.wait import retry
 
+CONSOLE_TIMEOUT = 30.0  # seconds each step of a console dialogue is awaited, unless told
+
 
 class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
     """pexpect on a machine's console. Output comes from the tee, input goes to the terminal."""
@@ -50,7 +52,8 @@ class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
                               f"last output:\n{seen}") from None
         return str(self.before)
 
-    def login(self, user: str = "root", password: str | None = None, timeout: float = 30) -> None:
+    def login(self, user: str = "root", password: str | None = None,
+              timeout: float = CONSOLE_TIMEOUT) -> None:
         """Log in at the ``login:`` prompt and wait for a shell, whose prompt becomes ``harness# ``.
 
         agetty discards pending input ~100 ms *after* printing its prompt, so a name typed at
@@ -77,7 +80,7 @@ class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
         self.sendline("stty -echo; PS1='harness''# '")
         self.wait_for(r"harness# ", timeout)
 
-    def shell(self, command: str, timeout: float = 30) -> str:
+    def shell(self, command: str, timeout: float = CONSOLE_TIMEOUT) -> str:
         """Run ``command`` at the logged-in shell and return its output."""
         self.sendline(command)
         return self.wait_for(r"harness# ", timeout).replace("\r\n", "\n").strip()

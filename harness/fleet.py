@@ -4,7 +4,8 @@ A room of a hundred machines fails differently from one machine: the scenario mu
 *which* machines failed and how, not stop at the first. `on_each` runs a check on every
 machine (``threads`` at a time), waits for all of them, and raises one error that names
 each machine that failed with its own message. `wait_all` is the same with one deadline
-shared by every machine, for readiness.
+shared by every machine, for readiness. `deadline` sizes a deadline for work that many
+machines do at once on the host's few cores.
 
     >>> on_each(room, lambda m: m.succeed("getent hosts gw"), what="resolve gw")
     >>> wait_all(room, lambda m, left: m.wait_for_unit("console-getty.service", timeout=left),
@@ -13,14 +14,15 @@ shared by every machine, for readiness.
 
 from __future__ import annotations
 
+import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from harness.errors import CheckFailed, HarnessError
-from harness.machine import Machine
+from harness.machine import DEFAULT_WAIT_TIMEOUT, Machine
 
 T = TypeVar("T")
 DEFAULT_THREADS = 16
@@ -61,6 +63,16 @@ def wait_all(machines: Sequence[Machine], wait: Callable[[Machine, float], objec
     deadline = time.monotonic() + timeout
     on_each(machines, lambda m: wait(m, max(deadline - time.monotonic(), 0.1)),
             what=f"{what} (one deadline of {timeout:g}s for all {len(machines)})", threads=threads)
+
+
+def deadline(machines: Sized, cpu_each: float, base: float = DEFAULT_WAIT_TIMEOUT) -> float:
+    """Seconds to allow ``machines`` that all do the same work at once, each costing about
+    ``cpu_each`` CPU-seconds: one machine's ``base``, plus the CPU time of all of them over the
+    host's cores. A lab's machines share the host's CPUs, so a room booting or logging in
+    together takes about its size times one machine's CPU; a fixed deadline fails a big room
+    on a small host for no fault of the lab (measured: 125 logins at once take about 41
+    CPU-seconds, 21 s on two cores, past a console's 30 s)."""
+    return base + len(machines) * cpu_each / len(os.sched_getaffinity(0))
 
 
 def summary(failures: dict[str, BaseException], total: int, what: str) -> Exception:

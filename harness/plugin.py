@@ -43,7 +43,6 @@ from harness.session import (
 )
 from harness.stage import Pipeline, load_pipeline, needed_stage
 
-pytest_plugins = ("harness.fixtures",)  # the fixtures: harness/fixtures.py
 MARKERS = {
     "integration": "needs root, real btrfs and real nspawn machines",
     "fresh_lab": "give this test a private lab, booted from the stage snapshot for it alone and "
@@ -150,6 +149,9 @@ def _load_pipeline(config: pytest.Config) -> Pipeline | None:
 
 @pytest.hookimpl(tryfirst=True)  # before allure and junitxml read their options
 def pytest_configure(config: pytest.Config) -> None:
+    # The fixtures (harness/fixtures.py), registered as the module this one already imported:
+    # named in `pytest_plugins`, pytest would warn on every run that it came too late to rewrite.
+    config.pluginmanager.register(fixtures, "harness.fixtures")
     reporting.point_reports(config)
     for marker, meaning in MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {meaning}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from harness.console import ConsoleSession
+from harness.console import CONSOLE_TIMEOUT, ConsoleSession
 from harness.errors import CheckFailed
 from harness.inventory import Family, Host
 from harness.lab import Lab
@@ -145,11 +145,12 @@ def seconds(span: str) -> int:
 
 
 @contextlib.contextmanager
-def console_login(machine: Machine, user: str) -> Iterator[ConsoleSession]:
-    """``user`` logged in on ``machine``'s console (their password is their login)."""
+def console_login(machine: Machine, user: str, timeout: float = CONSOLE_TIMEOUT) -> Iterator[ConsoleSession]:
+    """``user`` logged in on ``machine``'s console (their password is their login), each step
+    of the login awaited up to ``timeout``."""
     with machine.console() as tty:
         try:
-            tty.login(user, user)
+            tty.login(user, user, timeout)
         except CheckFailed as exc:
             raise AssertionError(f"{user} could not log in on {machine.name}'s console: {exc}") from None
         yield tty

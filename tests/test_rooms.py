@@ -140,6 +140,15 @@ def test_on_each_reports_every_failing_machine_in_natural_order() -> None:
     assert fleet.on_each(machines[:1], check, what="x") == {"pc-p1": "PC-P1"}  # type: ignore[arg-type]
 
 
+def test_a_fleets_deadline_grows_with_its_size_over_the_hosts_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fleet.os, "sched_getaffinity", lambda pid: {0, 1})
+    room = [Fake(f"pc-p{n}") for n in range(1, 101)]
+    assert fleet.deadline(room[:1], 1.0, base=30) == 30.5
+    assert fleet.deadline(room, 1.0, base=30) == 80  # 100 CPU-s over 2 cores, beyond one's 30 s
+    monkeypatch.setattr(fleet.os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert fleet.deadline(room, 1.0, base=30) == 42.5
+
+
 def test_on_each_calls_a_harness_failure_broken_not_failed() -> None:
     def check(machine: Fake) -> None:
         raise HarnessError("no such machine") if machine.name == "b" else AssertionError("wrong")
