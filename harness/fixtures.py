@@ -1,6 +1,6 @@
 """The harness's pytest fixtures: the store, the pipeline, labs, machines, rooms.
 
-Registered by the plugin (`harness.plugin`, whose ``pytest_plugins`` names this module);
+Registered by the plugin (`harness.plugin`, in its ``pytest_configure``);
 one fixture per stage is made here too, from the pipeline (`stage_fixture`).
 """
 

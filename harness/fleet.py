@@ -14,11 +14,13 @@ machines do at once on the host's few cores.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
 from collections.abc import Callable, Sequence, Sized
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 from harness.errors import CheckFailed, HarnessError
@@ -68,11 +70,33 @@ def wait_all(machines: Sequence[Machine], wait: Callable[[Machine, float], objec
 def deadline(machines: Sized, cpu_each: float, base: float = DEFAULT_WAIT_TIMEOUT) -> float:
     """Seconds to allow ``machines`` that all do the same work at once, each costing about
     ``cpu_each`` CPU-seconds: one machine's ``base``, plus the CPU time of all of them over the
-    host's cores. A lab's machines share the host's CPUs, so a room booting or logging in
-    together takes about its size times one machine's CPU; a fixed deadline fails a big room
-    on a small host for no fault of the lab (measured: 125 logins at once take about 41
-    CPU-seconds, 21 s on two cores, past a console's 30 s)."""
-    return base + len(machines) * cpu_each / len(os.sched_getaffinity(0))
+    cores this run may use (`cores`). A lab's machines share the host's CPUs, so a room
+    booting or logging in together takes about its size times one machine's CPU; a fixed
+    deadline fails a big room on a small host for no fault of the lab (measured: 125 logins
+    at once cost about 41 CPU-seconds and took 35 to 38 s on two cores, past a console's 30 s).
+
+        >>> deadline(room, 1.0, base=30)  # 100 seats on 2 cores: 30 s, and 100 CPU-s over 2
+        80.0
+    """
+    return base + len(machines) * cpu_each / cores()
+
+
+def cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> float:
+    """The CPUs this process's labs may use: its CPU affinity, capped by its cgroup's
+    ``cpu.max`` quota (a CI runner's limit), shared among pytest-xdist's workers (each runs a
+    lab of its own on the same host)."""
+    usable = float(len(os.sched_getaffinity(0)))
+    with contextlib.suppress(OSError, ValueError):
+        own = next(line[3:].strip() for line in Path("/proc/self/cgroup").read_text().splitlines()
+                   if line.startswith("0::"))
+        for tree in (cgroup_root, cgroup_root / "unified"):  # pure cgroup v2, or a hybrid host
+            limit = tree / own.lstrip("/") / "cpu.max"
+            if limit.exists():
+                quota, period = limit.read_text().split()
+                if quota != "max":
+                    usable = min(usable, int(quota) / int(period))
+                break
+    return usable / max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 
 
 def summary(failures: dict[str, BaseException], total: int, what: str) -> Exception:

@@ -151,7 +151,8 @@ def _load_pipeline(config: pytest.Config) -> Pipeline | None:
 def pytest_configure(config: pytest.Config) -> None:
     # The fixtures (harness/fixtures.py), registered as the module this one already imported:
     # named in `pytest_plugins`, pytest would warn on every run that it came too late to rewrite.
-    config.pluginmanager.register(fixtures, "harness.fixtures")
+    if not config.pluginmanager.is_registered(fixtures):  # `-p harness.fixtures` did it already
+        config.pluginmanager.register(fixtures, "harness.fixtures")
     reporting.point_reports(config)
     for marker, meaning in MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {meaning}")

@@ -124,8 +124,8 @@ def test_the_room_logs_in_at_once_each_to_a_home_of_their_own(room: list[Machine
     def log_in(seat: Machine) -> None:
         user = users[seat.name]
         with console_login(seat, user, timeout) as tty:
-            tty.shell(f"echo {secret[seat.name]} > ~/mine")
-            seen = tty.shell("findmnt -no SOURCE ~; cat ~/mine").split()
+            tty.shell(f"echo {secret[seat.name]} > ~/mine", timeout)  # the room still logging in
+            seen = tty.shell("findmnt -no SOURCE ~; cat ~/mine", timeout).split()
         wanted = [f"root@rhfs0:/home/{user}", secret[seat.name]]
         assert seen == wanted, f"{user} logged in: expected (home, file) {wanted}, saw {seen}"
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 SEATS = INVENTORY.seats()
 BOOT = ("--read-only", "--volatile=overlay", "--bind=/dev/fuse")
-BOOT_CPU = 1.0  # CPU-seconds a seat's boot may take: 0.5 to 0.9 measured (bench/README.md)
+BOOT_CPU = 1.0  # CPU-seconds a seat's boot may take: 0.5 to 1.2 measured (bench/README.md)
 
 
 def on_the_lan(build: Build) -> None:

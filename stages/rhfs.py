@@ -31,8 +31,9 @@ def max_startups() -> str:
     """rhfs0's sshd MaxStartups: every seat logs in at once, each login opening its SSH
     connection to rhfs0 (sshfs) before authenticating. sshd's stock 10:30:100 drops a third of
     them from the 11th on, and the user gets no home (measured at --room-size=40, when each
-    login opened two connections: 19 of 40 logins failed)."""
-    start = max(STOCK_MAX_STARTUPS, len(INVENTORY.seats()))
+    login opened two connections: 19 of 40 logins failed). Twice the seats leaves room for
+    retried connections and an administrator's."""
+    start = max(STOCK_MAX_STARTUPS, 2 * len(INVENTORY.seats()))
     return f"MaxStartups {start}:30:{2 * start}"
 
 

@@ -141,12 +141,29 @@ def test_on_each_reports_every_failing_machine_in_natural_order() -> None:
 
 
 def test_a_fleets_deadline_grows_with_its_size_over_the_hosts_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fleet.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(fleet, "cores", lambda: 2.0)
     room = [Fake(f"pc-p{n}") for n in range(1, 101)]
     assert fleet.deadline(room[:1], 1.0, base=30) == 30.5
     assert fleet.deadline(room, 1.0, base=30) == 80  # 100 CPU-s over 2 cores, beyond one's 30 s
-    monkeypatch.setattr(fleet.os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr(fleet, "cores", lambda: 8.0)
     assert fleet.deadline(room, 1.0, base=30) == 42.5
+
+
+def test_the_cores_a_run_may_use_are_its_affinity_capped_by_its_cgroup_and_shared_by_workers(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(fleet.os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    own = next(line[3:].strip() for line in Path("/proc/self/cgroup").read_text().splitlines()
+               if line.startswith("0::"))
+    assert fleet.cores(tmp_path) == 8  # no cpu.max: the affinity
+    limit = tmp_path / own.lstrip("/") / "cpu.max"
+    limit.parent.mkdir(parents=True, exist_ok=True)
+    limit.write_text("max 100000\n")
+    assert fleet.cores(tmp_path) == 8
+    limit.write_text("150000 100000\n")  # a runner held to 1.5 CPUs
+    assert fleet.cores(tmp_path) == 1.5
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "3")
+    assert fleet.cores(tmp_path) == 0.5
 
 
 def test_on_each_calls_a_harness_failure_broken_not_failed() -> None:
