@@ -58,6 +58,7 @@ from harness.stage import Pipeline, snapshot_name
 from harness.store import Snapshot, Store, open_store
 
 REPO = Path(__file__).resolve().parent.parent
+FAILED_RUN = REPO / "reports" / "bench" / "failed-pytest.log"  # the output of a pytest run that failed
 ANCESTOR_AFTER_START = 5.0  # `sleep 5` after each machine start
 ANCESTOR_BEFORE_CHECKS = 10.0  # `sleep 10` before checking services
 # A scenario that a mutant fails, for a kept failure of the reference lab.
@@ -211,7 +212,10 @@ def run_pytest(args: Sequence[str], cwd: Path, cache: bool = False) -> float:
                           env={**os.environ, "PYTHONPATH": str(REPO)})  # the reference lab, from anywhere
     if done.returncode != 0:
         failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-        raise SystemExit(f"bench: `pytest {' '.join(args)}` failed: " + "; ".join(failed[:5]))
+        FAILED_RUN.parent.mkdir(parents=True, exist_ok=True)
+        FAILED_RUN.write_text(done.stdout + done.stderr)  # the run's reports go with its temporary directory
+        raise SystemExit(f"bench: `pytest {' '.join(args)}` failed: " + "; ".join(failed[:5])
+                         + f" (its whole output: {FAILED_RUN})")
     return time.monotonic() - began
 
 
