@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from harness import nspawn
 from harness.errors import CheckFailed, HarnessError
 from harness.machine import DEFAULT_WAIT_TIMEOUT, Machine
 
@@ -81,14 +82,13 @@ def deadline(machines: Sized, cpu_each: float, base: float = DEFAULT_WAIT_TIMEOU
     return base + len(machines) * cpu_each / cores()
 
 
-def cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> float:
-    """The CPUs this process's labs may use: its CPU affinity, capped by its cgroup's
-    ``cpu.max`` quota (a CI runner's limit), shared among pytest-xdist's workers (each runs a
-    lab of its own on the same host)."""
+def cores(cgroup_root: Path = nspawn.CGROUPS, membership: Path = Path("/proc/self/cgroup")) -> float:
+    """The CPUs this process's labs may use: its CPU affinity, capped by the ``cpu.max`` quota
+    of its cgroup (``membership`` names it; a CI runner's limit), shared among pytest-xdist's
+    workers (each runs a lab of its own on the same host)."""
     usable = float(len(os.sched_getaffinity(0)))
-    with contextlib.suppress(OSError, ValueError):
-        own = next(line[3:].strip() for line in Path("/proc/self/cgroup").read_text().splitlines()
-                   if line.startswith("0::"))
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        own = next(line[3:].strip() for line in membership.read_text().splitlines() if line.startswith("0::"))
         for tree in (cgroup_root, cgroup_root / "unified"):  # pure cgroup v2, or a hybrid host
             limit = tree / own.lstrip("/") / "cpu.max"
             if limit.exists():

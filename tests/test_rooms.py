@@ -153,17 +153,18 @@ def test_the_cores_a_run_may_use_are_its_affinity_capped_by_its_cgroup_and_share
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(fleet.os, "sched_getaffinity", lambda pid: set(range(8)))
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
-    own = next(line[3:].strip() for line in Path("/proc/self/cgroup").read_text().splitlines()
-               if line.startswith("0::"))
-    assert fleet.cores(tmp_path) == 8  # no cpu.max: the affinity
-    limit = tmp_path / own.lstrip("/") / "cpu.max"
-    limit.parent.mkdir(parents=True, exist_ok=True)
+    membership = tmp_path / "cgroup"
+    membership.write_text("1:name=systemd:/runner\n0::/runner\n")
+    root = tmp_path / "sys"
+    assert fleet.cores(root, membership) == 8  # no cpu.max: the affinity
+    limit = root / "unified" / "runner" / "cpu.max"  # a hybrid host's
+    limit.parent.mkdir(parents=True)
     limit.write_text("max 100000\n")
-    assert fleet.cores(tmp_path) == 8
+    assert fleet.cores(root, membership) == 8
     limit.write_text("150000 100000\n")  # a runner held to 1.5 CPUs
-    assert fleet.cores(tmp_path) == 1.5
+    assert fleet.cores(root, membership) == 1.5
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "3")
-    assert fleet.cores(tmp_path) == 0.5
+    assert fleet.cores(root, membership) == 0.5
 
 
 def test_on_each_calls_a_harness_failure_broken_not_failed() -> None:
