@@ -149,6 +149,9 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--room-size", metavar="N",
                      help="machines in every room of the inventory (env HARNESS_ROOM_SIZE; default: "
                           "each room's own count); pytest's --room-size, for the same snapshots")
+    top.add_argument("--families", metavar="LIST",
+                     help="the IP families the lab keeps: ipv4, ipv6 or ipv4,ipv6 (env HARNESS_FAMILIES; "
+                          "default: all the inventory plans); pytest's --families, for the same snapshots")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def verb(name: str, func: object) -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import harness.project
 from harness.errors import UsageError
-from harness.inventory import ROOM_SIZE_ENV, room_size
+from harness.inventory_file import FAMILIES_ENV, ROOM_SIZE_ENV, families, room_size
 from harness.names import SnapshotRef
 from harness.stage import Pipeline, load_pipeline, snapshot_name
 from harness.store import Snapshot, Store, open_store
@@ -41,13 +41,18 @@ def pipeline_name(args: argparse.Namespace, project: harness.project.Project | N
 
 def pipeline(args: argparse.Namespace) -> Pipeline:
     """The pipeline `pipeline_name` names, imported from the project's root (and the current
-    directory), with the room size of ``--room-size``, else env, else ini ``harness_room_size``."""
+    directory), with the room size of ``--room-size``, else env, else ini ``harness_room_size``,
+    and the families of ``--families``, else env, else ini ``harness_families``."""
     project = harness.project.find(Path.cwd())
     name = pipeline_name(args, project)
     size = getattr(args, "room_size", None) or (None if os.environ.get(ROOM_SIZE_ENV)
                                                  else project.option("harness_room_size"))
-    if size:  # read by harness.inventory.load, here and in children
+    if size:  # read by harness.inventory_file.load, here and in children
         os.environ[ROOM_SIZE_ENV] = str(room_size(str(size)))
+    kept = getattr(args, "families", None) or (None if os.environ.get(FAMILIES_ENV)
+                                                else project.option("harness_families"))
+    if kept:
+        os.environ[FAMILIES_ENV] = ",".join(families(str(kept)))
     for directory in (os.getcwd(), str(project.root)):
         if directory not in sys.path:
             sys.path.insert(0, directory)

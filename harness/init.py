@@ -30,7 +30,7 @@ testpaths = ["scenarios"]
 from pathlib import Path
 
 from harness import debian
-from harness.inventory import load
+from harness.inventory_file import load
 from harness.stage import Pipeline
 from stages import office
 

@@ -30,8 +30,8 @@ MODULE_MARK = "#@module "  # heads each module's source in `sources_used`
 # build runs (build, scripts), how the machines it runs in boot and are wired (lab, machine,
 # nspawn, network) and how the result is published (store). Editing one of them rebuilds
 # every stage; the front ends, reports, evidence, waits and the rest do not.
-BUILD_MODULES = ("build", "inventory", "keys", "lab", "machine", "network", "nspawn", "rootfs", "scripts",
-                 "playbook", "ansible_plugins/harness_machine", "stage", "store")
+BUILD_MODULES = ("build", "inventory", "inventory_file", "keys", "lab", "machine", "network", "nspawn",
+                 "rootfs", "scripts", "playbook", "ansible_plugins/harness_machine", "stage", "store")
 
 
 def code_key(package: Path, modules: Sequence[str] = BUILD_MODULES) -> str:

@@ -26,7 +26,7 @@ import pytest
 from harness import fixtures, flaky, log, proc, reporting, store, timings
 from harness import lab as lab_module
 from harness.errors import HarnessError, UsageError
-from harness.inventory import ROOM_SIZE_ENV, room_size
+from harness.inventory_file import FAMILIES_ENV, ROOM_SIZE_ENV, families, room_size
 from harness.machine import DEFAULT_BOOT_TIMEOUT
 from harness.names import SnapshotRef
 from harness.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
@@ -96,6 +96,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--room-size", metavar="N", default=None,
                     help="give every room of the inventory N machines for this run (default: ini "
                          "harness_room_size, else each room's own count); each size has its own snapshots")
+    group.addoption("--families", metavar="LIST", default=None,
+                    help="the IP families the lab keeps for this run: ipv4, ipv6 or ipv4,ipv6 (default: "
+                         "ini harness_families, else all the inventory plans); the inventory is loaded "
+                         "without the others' settings, so each choice has its own snapshots")
     group.addoption("--spare-labs", metavar="N", default=None,
                     help="private labs each process keeps booted ahead for fresh_lab tests (default: "
                          f"ini harness_spare_labs, else {DEFAULT_SPARE_LABS}); 0 boots each in its test")
@@ -103,6 +107,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   default="")
     parser.addini("harness_room_size", "machines in every room of the inventory (see --room-size)",
                   default="")
+    parser.addini("harness_families", "the IP families the lab keeps (see --families)", default="")
     parser.addini("harness_spare_labs", "private labs kept booted ahead (see --spare-labs)", default="")
     parser.addini("harness_reports", "directory for allure results, junit.xml and evidence", default="")
 
@@ -110,20 +115,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
                                   args: list[str]) -> None:
-    """Set the room size before any conftest imports the inventory (they load before
-    `pytest_configure`): harness.inventory.load reads it, here and in every process this
-    run starts (xdist workers, `harness mutate`'s runs)."""
+    """Set the room size and the families before any conftest imports the inventory (they
+    load before `pytest_configure`): harness.inventory_file.load reads them, here and in every
+    process this run starts (xdist workers, `harness mutate`'s runs). Then import the
+    pipeline, so that a wrong stage or inventory (a room that overflows at this size) is one
+    line naming the fault, not a conftest's import traceback."""
     size = getattr(early_config.known_args_namespace, "room_size", None) \
         or early_config.getini("harness_room_size")
-    if size:
-        try:
+    kept = getattr(early_config.known_args_namespace, "families", None) \
+        or early_config.getini("harness_families")
+    try:
+        if size:
             os.environ[ROOM_SIZE_ENV] = str(room_size(str(size)))
-        except UsageError as exc:
-            raise pytest.UsageError(str(exc)) from None
+        if kept:
+            os.environ[FAMILIES_ENV] = ",".join(families(str(kept)))
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    _load_pipeline(early_config, early_config.known_args_namespace)
 
 
-def _load_pipeline(config: pytest.Config) -> Pipeline | None:
-    name = config.option.pipeline or config.getini("harness_pipeline")
+def _load_pipeline(config: pytest.Config, options: argparse.Namespace) -> Pipeline | None:
+    """The pipeline ``--pipeline`` (in ``options``) or ini ``harness_pipeline`` names."""
+    name = getattr(options, "pipeline", None) or config.getini("harness_pipeline")
     if not name:
         return None  # fine until a selected test needs a lab (pytest_collection_finish)
     if str(config.rootpath) not in sys.path:  # the project's own package, as the CLI imports it
@@ -133,7 +146,7 @@ def _load_pipeline(config: pytest.Config) -> Pipeline | None:
     except HarnessError as exc:  # a stage, the pipeline or the inventory is wrong: say where
         raise pytest.UsageError(str(exc)) from None
     if pipeline is None:
-        given = f"--pipeline={name}" if config.option.pipeline else \
+        given = f"--pipeline={name}" if getattr(options, "pipeline", None) else \
             f"harness_pipeline = {name!r} ({config.inipath or 'the ini'})"
         raise pytest.UsageError(f"{given}: no such module; give a module importable from the "
                                 "rootdir that defines PIPELINE")
@@ -170,7 +183,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                 "reruns, 1 or more")
     if config.option.flake_check:
         config.pluginmanager.register(flaky.FlakeCheck(config.option.flake_check), "harness-flake-check")
-    pipeline = config.stash[PIPELINE_KEY] = _load_pipeline(config)
+    pipeline = config.stash[PIPELINE_KEY] = _load_pipeline(config, config.option)
     if config.option.mutant is not None:
         if pipeline is None:
             raise pytest.UsageError("--mutant needs a pipeline: give --pipeline MODULE")

@@ -20,7 +20,7 @@ from typing import Any
 from _pytest.config.argparsing import Parser
 from _pytest.fixtures import getfixturemarker
 
-from harness import cli, fixtures, inventory, plugin
+from harness import cli, fixtures, inventory_file, plugin
 from harness.stage import Stage
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
@@ -60,7 +60,7 @@ def _stage() -> str:
 
 
 def _inventory() -> str:
-    return f"## Inventory schema\n\n`harness.inventory.load(path)`.\n\n{_doc(inventory)}\n"
+    return f"## Inventory schema\n\n`harness.inventory_file.load(path)`.\n\n{_doc(inventory_file)}\n"
 
 
 def _fixtures() -> str:

@@ -380,7 +380,7 @@ def nftables_router(inv: Inventory) -> str:
     gw = router(inv)
     wan = gw.nic(UPLINK).name
     accept = []
-    for service in (s for s in policy.SERVICES if s.machine == gw.name):
+    for service in (s for s in policy.kept(inv) if s.machine == gw.name):
         if service.proto is policy.Proto.ICMP:
             what = ["icmp type echo-request", "icmpv6 type echo-request"]
         else:

@@ -1,9 +1,15 @@
 """The reference lab's inventory (stages/inventory.toml), loaded and validated once per process,
-its rooms at the run's size (``--room-size``, see `harness.inventory`)."""
+its rooms at the run's size (``--room-size``) and in the run's families (``--families``; see
+`harness.inventory_file`)."""
 
 from pathlib import Path
 
-from harness.inventory import Inventory, load
+from harness.errors import UsageError
+from harness.inventory import Family, Inventory
+from harness.inventory_file import load
 
 PATH = Path(__file__).with_suffix(".toml")
 INVENTORY: Inventory = load(PATH)
+if Family.IPV4 not in INVENTORY.families():
+    raise UsageError("--families=ipv6: the reference lab needs IPv4 (its internet is IPv4, reached "
+                     "through NAT and NAT64); run --families=ipv4,ipv6 or --families=ipv4")

@@ -14,7 +14,8 @@ import pytest
 
 from harness import fleet, limits
 from harness.errors import CheckFailed, HarnessError, UsageError
-from harness.inventory import ROOM_SIZE_ENV, Config, load
+from harness.inventory import Config
+from harness.inventory_file import ROOM_SIZE_ENV, load
 from stages import PIPELINE, generate
 from stages.inventory import INVENTORY
 
@@ -208,3 +209,22 @@ def test_a_bad_room_size_is_a_usage_error_before_anything_runs() -> None:
                             cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 4, result.stdout + result.stderr
     assert "--room-size='0': give a whole number of machines per room, 1 or more" in result.stderr
+
+
+def test_the_reference_lab_without_ipv4_is_refused_in_one_line_before_anything_runs() -> None:
+    result = subprocess.run([sys.executable, "-m", "pytest", "scenarios", "--collect-only", "-q",
+                             "-p", "no:cacheprovider", "--families=ipv6"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "ERROR: pipeline stages: --families=ipv6: the reference lab needs IPv4 (its internet is IPv4, "
+        "reached through NAT and NAT64); run --families=ipv4,ipv6 or --families=ipv4"]
+
+
+def test_a_room_that_overflows_at_the_run_s_size_is_one_line_not_a_conftest_traceback() -> None:
+    result = subprocess.run([sys.executable, "-m", "pytest", "scenarios", "--collect-only", "-q",
+                             "-p", "no:cacheprovider", "--room-size=300"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 4, result.stdout + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("ERROR: pipeline stages: ") and "[rooms.r11]" in line and "--room-size" in line
