@@ -1,6 +1,7 @@
 """NAT, and its absence: the LAN reaches the uplink through gw in both families; over IPv4
 the uplink sees gw's address (masquerade), over IPv6 the client's own (the prefix is routed,
-not translated). (What the uplink may open into the LAN, nothing, is in test_policy.py.)"""
+not translated). Path MTU discovery works across gw in both. (What the uplink may open into
+the LAN, nothing, is in test_policy.py.)"""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from harness.inventory import Family
 from harness.lab import Lab
 from harness.machine import Machine
 from scenarios.conftest import by_family, seen_by_the_internet, source_seen_outside
+from stages.generate import FAR, NARROW_MTU
 
 
 @by_family
@@ -17,3 +19,19 @@ def test_the_uplink_sees_lan_requests_from_gw_over_ipv4_and_from_the_client_over
     why = "gw: NAT" if family is Family.IPV4 else "web itself: no NAT"
     assert seen == wanted, f"internet: expected web's {family} request to come from {wanted} ({why}), " \
                            f"it came from {seen}"
+
+
+@by_family
+def test_a_narrower_link_beyond_the_uplink_teaches_a_lan_client_its_path_mtu(web: Machine,
+                                                                             family: Family) -> None:
+    """Path MTU discovery across gw: the internet routes FAR over a NARROW_MTU-byte link and
+    answers a bigger packet that may not be fragmented with packet-too-big (IPv6; routers
+    never fragment) or fragmentation-needed (IPv4, DF set). gw must pass that error back as
+    related to the client's flow; else the client never learns, and its big packets vanish."""
+    far, v = str(FAR[family].network_address + 2), family.version
+    size = NARROW_MTU + 100  # the ping's payload: with its headers, bigger than the narrow link
+    route = web.wait_until_succeeds(
+        f"ping -{v} -M do -c 1 -W 1 -s {size} {far} >/dev/null 2>&1; r=$(ip -{v} route get {far}); "
+        f"echo \"$r\"; echo \"$r\" | grep -q ' mtu {NARROW_MTU}'", timeout=15)
+    assert f"mtu {NARROW_MTU}" in route, \
+        f"web: expected to learn a path MTU of {NARROW_MTU} to {far}, through gw: {route}"

@@ -35,12 +35,16 @@ def mutants_page(pipeline: Pipeline, reports: Path) -> str:
     """docs/mutants.md: the measured figure of the last run, then one row per mutant."""
     last = mutate.load(reports)
     chosen = [(pipeline.mutant(name)[0], m) for name, m in pipeline.mutants.items()]
+    equivalent = sum(1 for o in last.values() if o.status is mutate.Status.EQUIVALENT)
+    unrun = [m.name for _, m in chosen if m.name not in last and not m.equivalent]
     try:
         run = json.loads((reports / "mutants.json").read_text())
         figure = (f"Last run: **{run['killed']} of {run['counted']}** counted mutants killed "
-                  f"({run['ratio']:.1%}), {len(chosen) - run['counted']} equivalent, in "
+                  f"({run['ratio']:.1%}), {equivalent} equivalent, in "
                   f"{format_elapsed(run['seconds'])} on the project's machine (2 cores, "
-                  "`harness mutate`).\n\n")
+                  "`harness mutate`)"
+                  + (f"; declared since, not run yet: {', '.join(f'`{n}`' for n in unrun)}" if unrun else "")
+                  + ".\n\n")
     except (OSError, ValueError, KeyError):
         figure = "No mutation run recorded yet.\n\n"
     return MUTANTS_HEAD + figure + mutate.markdown(chosen, last)

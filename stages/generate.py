@@ -10,6 +10,7 @@ import ipaddress
 import json
 
 from harness.inventory import Config, Config6, Host, Inventory, Kind, Nic
+from harness.network import Family
 from stages import policy
 
 UPLINK_ZONE = "example.org"  # the public-looking zone the simulated internet serves
@@ -31,6 +32,13 @@ NAT64_POOL = "192.168.255.0/24"    # the IPv4 addresses TAYGA maps IPv6 sources 
 NAT64_ADDRESS = "192.168.255.1"
 NAT64_TUN = "nat64"
 UPLINK_IPV4_ONLY = "ipv4only"  # a name of the public zone with an A record only, as most still are
+# Beyond the internet, a network behind a narrow link (a tunnel's, a PPPoE line's). A
+# packet too big for it gets packet-too-big (IPv6) or fragmentation-needed (IPv4) from the
+# internet, as from any router on a path, and gw must pass that error back to the client.
+NARROW_MTU = 1280  # IPv6's minimum: the narrowest link IPv6 allows
+FAR = {Family.IPV4: ipaddress.IPv4Network("192.0.2.0/24"),
+       Family.IPV6: ipaddress.IPv6Network("2001:db8:fffe::/64")}
+FAR_LINK, FAR_PEER = "far0", "far1"  # a veth pair: the kernel here has no dummy links
 
 
 def dhcp_unit(ifname: str, ipv4: bool = True, ipv6: bool = False) -> dict[str, str]:
@@ -418,6 +426,26 @@ table ip nat {{
     }}
 }}
 """
+
+
+def far_network(inv: Inventory) -> dict[str, str]:
+    """The internet's narrow link: a veth pair of `NARROW_MTU` bytes, ``far0`` holding the
+    first address of `FAR` in each family of the lab (nothing answers beyond it). The
+    internet forwards (its sysctls, set from outside: stages/__init__.py), so it routes to
+    FAR, and answers a packet too big for the link, as a router does."""
+    addresses = [f"Address={FAR[f].network_address + 1}/{FAR[f].prefixlen}" for f in inv.families()]
+    return {f"/etc/systemd/network/20-{FAR_LINK}.netdev":
+            f"[NetDev]\nName={FAR_LINK}\nKind=veth\nMTUBytes={NARROW_MTU}\n\n"
+            f"[Peer]\nName={FAR_PEER}\nMTUBytes={NARROW_MTU}\n",
+            **network_unit(FAR_LINK, [*addresses, "IPv6AcceptRA=no"]),
+            **network_unit(FAR_PEER, ["LinkLocalAddressing=no", "IPv6AcceptRA=no"])}
+
+
+def uplink_sysctls(inv: Inventory) -> dict[str, str]:
+    """The internet's kernel settings: it forwards, in each family of the lab, to reach FAR
+    (`far_network`). A machine cannot set them from inside; the lab sets them."""
+    return {"net.ipv4.ip_forward": "1",
+            **({"net.ipv6.conf.all.forwarding": "1"} if Family.IPV6 in inv.families() else {})}
 
 
 def uplink_named(inv: Inventory) -> dict[str, str]:

@@ -11,7 +11,9 @@ LAN) and OpenSSH.
 internet (10.0.0.1, 2001:db8:ffff::1) stands for everything beyond the uplink, inside the
 lab: nginx answering /generate_204 and logging each client's address (NAT shows there,
 and its absence in IPv6), a BIND serving a public-looking zone for gw to forward to, and
-a route to the LAN's prefix through gw.
+a route to the LAN's prefix through gw, and a network beyond a narrow link (192.0.2.0/24 and
+2001:db8:fffe::/64 on a 1280-byte dummy device), whose packet-too-big errors path MTU
+discovery across gw needs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from stages.generate import (
     NAT64_PREFIX,
     UPLINK_NGINX,
     UPLINK_ZONE,
+    far_network,
     ipv6_only,
     kea_ddns,
     kea_dhcp4,
@@ -73,6 +76,7 @@ def configure(build: Build) -> None:
         rootfs.systemctl(build.root("gw"), "enable", "tayga.service")
     rootfs.systemctl(build.root("gw"), "enable", "nftables.service", "kea-dhcp-ddns-server.service")
     write_all(build, "internet", uplink_named(INVENTORY))
+    write_all(build, "internet", far_network(INVENTORY))
     build.write("internet", "/etc/nginx/sites-available/default", UPLINK_NGINX)
 
 
@@ -507,6 +511,14 @@ def nat66_masquerade(lab: Lab) -> None:
     wan = INVENTORY["gw"].nic("uplink").name
     run(lab["gw"], "nft add table ip6 nat && nft 'add chain ip6 nat postrouting { type nat hook postrouting "
                    f"priority srcnat; }}' && nft add rule ip6 nat postrouting oifname {wan} masquerade")
+
+
+@mutant("gw forwards replies but not related packets (`ct state established accept`): packet-too-big "
+        "and fragmentation-needed are dropped, and a path with a narrower link is a PMTU black hole")
+def fw_forward_drops_related(lab: Lab) -> None:
+    run(lab["gw"], "h=$(nft -a list chain inet filter forward | sed -n "
+                   "'s/.*ct state established,related accept # handle \\([0-9]*\\)$/\\1/p') && "
+                   "nft replace rule inet filter forward handle \"$h\" ct state established accept")
 
 
 @mutant("the internet has no route to the LAN's prefix: IPv6 replies to the LAN go nowhere")
