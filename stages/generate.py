@@ -51,8 +51,10 @@ def dhcp_unit(ifname: str, ipv4: bool = True, ipv6: bool = False) -> dict[str, s
     network = [f"DHCP={'ipv4' if ipv4 else 'no'}", f"IPv6AcceptRA={'yes' if ipv6 else 'no'}"]
     if ipv4:
         network += ["", "[DHCPv4]", "UseHostname=yes", "UseDomains=yes", "ClientIdentifier=mac"]
-    if ipv6:  # a client, not a router: it asks for no delegated prefix
-        network += ["", "[DHCPv6]", "DUIDType=link-layer", "UseDomains=yes", "UseDelegatedPrefix=no"]
+    if ipv6:  # a client, not a router: it asks for no delegated prefix; under SLAAC the search
+        # domain comes in the advertisement itself (DNSSL), which networkd ignores by default
+        network += ["", "[DHCPv6]", "DUIDType=link-layer", "UseDomains=yes", "UseDelegatedPrefix=no",
+                    "", "[IPv6AcceptRA]", "UseDomains=yes"]
     return network_unit(ifname, network)
 
 
