@@ -56,6 +56,12 @@ def markdown(results: dict[str, Any]) -> str:
                      f"(median fresh {f['fresh test']:.2f} s - median shared {f['shared test']:.2f} s) |")
     for name, s in results.get("suite", {}).items():
         lines.append(f"| warm scenario suite, {name} | {fmt(s)} |")
+    if "families" in results:
+        f = results["families"]
+        for kept in ("ipv4", "ipv4,ipv6"):
+            lines.append(f"| warm scenario suite, -n 1, --families={kept} ({f[kept]['tests']} tests) "
+                         f"| {fmt(f[kept])} |")
+        lines.append(f"| ratio dual-stack / IPv4 alone (medians) | {f['ratio']:.2f}x |")
     if "ancestor" in results:
         a = results["ancestor"]
         lines.append(f"| ancestor's fixed waits, pas lab | {fmt(a['baseline'])} |")

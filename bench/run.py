@@ -19,6 +19,8 @@ What is measured (see bench/README.md for the figures):
   teardown, from the -n 1 run's timings);
 - suite: every scenario from a warm store, with ``-n 1`` and ``-n 2``, ordered by the
   durations the previous run recorded (pytest's cache), as a user's run is;
+- families: the warm suite, ``-n 1``, on the dual-stack lab and on the same lab keeping IPv4
+  alone (``--families=ipv4``): what IPv6 costs;
 - disk: the snapshot chain's unique bytes against the last stage's own;
 - ancestor: the Prologin SADM scripts' waits (sleep 5 after each machine start, sleep 10
   before checking services) on the pas lab, against the harness resuming the same lab;
@@ -229,6 +231,24 @@ def suite(store: Store, workers: int, reps: int, timings: Path) -> dict[str, Any
     return figure
 
 
+def families(store: Store, reps: int) -> dict[str, Any]:
+    """What IPv6 costs the warm suite: every scenario, ``-n 1``, on the lab as planned
+    (dual-stack) and on the same lab keeping IPv4 alone (``--families=ipv4``: no paste, no
+    DHCPv6, no IPv6 test), each from its own warm snapshots."""
+    figures: dict[str, Any] = {}
+    for kept in ("ipv4", "ipv4,ipv6"):
+        subprocess.run([sys.executable, "-m", "harness.cli", f"--store={store.root}", f"--families={kept}",
+                        "build"], cwd=REPO, check=True, capture_output=True)  # warm before the timed runs
+        args = ["scenarios", f"--store={store.root}", f"--families={kept}"]
+        with tempfile.TemporaryDirectory() as reports:
+            run = [*args, f"--reports={reports}"]
+            figures[kept] = repeat(reps, lambda run=run: run_pytest(run, cwd=REPO, cache=True))
+            cases = ET.parse(Path(reports) / "junit.xml").getroot().iter("testcase")
+            figures[kept]["tests"] = sum(1 for _ in cases)
+    figures["ratio"] = figures["ipv4,ipv6"]["median"] / figures["ipv4"]["median"]
+    return figures
+
+
 def ls_many(main: Store, reps: int, count: int = 100) -> dict[str, Any]:
     """`harness ls` on a scratch store holding ``count`` snapshots (of one small subvolume)."""
     root = main.root / "scratch" / f"bench-ls-{os.getpid()}"
@@ -292,7 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cold-reps", type=int, default=3, help="repetitions of the cold build")
     parser.add_argument("--suite-reps", type=int, default=1, help="repetitions of each suite run")
     parser.add_argument("--skip", default="",
-                        help="comma-separated: cold,resume,floor,updown,fresh,suite,ancestor,ls,bundle")
+                        help="comma-separated: cold,resume,floor,updown,fresh,suite,families,ancestor,ls,"
+                             "bundle")
     parser.add_argument("--mutate", action="store_true", help="also time the whole mutation run")
     parser.add_argument("--scale", action="store_true",
                         help="also measure rooms of 10, 50, 100 and 250 contestants (bench/scale.py)")
@@ -362,6 +383,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             warm = results["suite"]["-n 1"]["median"]
             results["warm_vs_cold"] = (cold_total + warm) / warm
             results["targets"]["warm suite vs cold"] = f"{results['warm_vs_cold']:.1f}x faster"
+    if "families" not in skip:
+        progress("warm suite -n 1, IPv4 alone and dual-stack")
+        results["families"] = families(store, args.suite_reps)
+        results["targets"]["warm suite, dual-stack vs IPv4 alone"] = \
+            f"{results['families']['ratio']:.2f}x (under 1.5x)"
     if "ancestor" not in skip:
         progress("ancestor's waits")
         baseline = ancestor(builder, last, max(1, args.reps // 2))
