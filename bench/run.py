@@ -237,8 +237,12 @@ def families(store: Store, reps: int) -> dict[str, Any]:
     DHCPv6, no IPv6 test), each from its own warm snapshots."""
     figures: dict[str, Any] = {}
     for kept in ("ipv4", "ipv4,ipv6"):
-        subprocess.run([sys.executable, "-m", "harness.cli", f"--store={store.root}", f"--families={kept}",
-                        "build"], cwd=REPO, check=True, capture_output=True)  # warm before the timed runs
+        built = subprocess.run([sys.executable, "-m", "harness.cli", f"--store={store.root}",
+                                f"--families={kept}", "build"], cwd=REPO, capture_output=True, text=True)
+        if built.returncode != 0:  # warm before the timed runs, or no figure at all
+            FAILED_RUN.parent.mkdir(parents=True, exist_ok=True)
+            FAILED_RUN.write_text(built.stdout + built.stderr)
+            raise SystemExit(f"bench: `harness --families={kept} build` failed (its output: {FAILED_RUN})")
         args = ["scenarios", f"--store={store.root}", f"--families={kept}"]
         with tempfile.TemporaryDirectory() as reports:
             run = [*args, f"--reports={reports}"]

@@ -22,6 +22,7 @@ from harness import cli_args, cli_labs, cli_snapshots, host, lab, log, mutate, p
 from harness import init as project_init
 from harness.build import Builder
 from harness.errors import HarnessError, UsageError
+from harness.inventory_file import FAMILIES_ENV
 from harness.store import DEFAULT_IMAGE_SIZE
 
 # -- projects and builds (snapshot verbs: harness.cli_snapshots; lab verbs: harness.cli_labs) ---
@@ -87,6 +88,10 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         return 0
     if not chosen:
         raise UsageError(f"no mutant matches {' '.join(args.k)}: `harness mutate --list` lists them")
+    if os.environ.get(FAMILIES_ENV):  # the mutants of a family left out would survive, untested
+        raise UsageError(f"{FAMILIES_ENV}={os.environ[FAMILIES_ENV]} (--families, the environment or ini "
+                         "harness_families): mutants run against the lab as its inventory plans it; "
+                         "run `harness mutate` without it")
     scenarios = tuple(args.scenarios) or ("scenarios",)
     missing = [p for p in scenarios if not Path(p.split("::")[0]).exists()]
     if missing:
@@ -150,8 +155,9 @@ def parser() -> argparse.ArgumentParser:
                      help="machines in every room of the inventory (env HARNESS_ROOM_SIZE; default: "
                           "each room's own count); pytest's --room-size, for the same snapshots")
     top.add_argument("--families", metavar="LIST",
-                     help="the IP families the lab keeps: ipv4, ipv6 or ipv4,ipv6 (env HARNESS_FAMILIES; "
-                          "default: all the inventory plans); pytest's --families, for the same snapshots")
+                     help="the IP families the lab keeps: ipv4, ipv6 or ipv4,ipv6 (env HARNESS_FAMILIES, ini "
+                          "harness_families; default: all the inventory plans); pytest's --families, for the "
+                          "same snapshots")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def verb(name: str, func: object) -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import harness.project
 from harness.errors import UsageError
-from harness.inventory_file import FAMILIES_ENV, ROOM_SIZE_ENV, families, room_size
+from harness.inventory_file import settle_run
 from harness.names import SnapshotRef
 from harness.stage import Pipeline, load_pipeline, snapshot_name
 from harness.store import Snapshot, Store, open_store
@@ -45,14 +45,8 @@ def pipeline(args: argparse.Namespace) -> Pipeline:
     and the families of ``--families``, else env, else ini ``harness_families``."""
     project = harness.project.find(Path.cwd())
     name = pipeline_name(args, project)
-    size = getattr(args, "room_size", None) or (None if os.environ.get(ROOM_SIZE_ENV)
-                                                 else project.option("harness_room_size"))
-    if size:  # read by harness.inventory_file.load, here and in children
-        os.environ[ROOM_SIZE_ENV] = str(room_size(str(size)))
-    kept = getattr(args, "families", None) or (None if os.environ.get(FAMILIES_ENV)
-                                                else project.option("harness_families"))
-    if kept:
-        os.environ[FAMILIES_ENV] = ",".join(families(str(kept)))
+    settle_run({"room_size": getattr(args, "room_size", None), "families": getattr(args, "families", None)},
+               project.option)  # read by harness.inventory_file.load, here and in children
     for directory in (os.getcwd(), str(project.root)):
         if directory not in sys.path:
             sys.path.insert(0, directory)

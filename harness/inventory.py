@@ -199,13 +199,14 @@ class Inventory:
         return tuple(Interface(machine, n.name, n.segment, n.mac, cidrs(n)) for n in self[machine].nics)
 
     def sysctls(self, machine: str) -> dict[str, str]:
-        """Kernel network settings of ``machine``'s namespace, which it cannot set from inside."""
-        if not self[machine].router:
-            return {}
-        forward = {"net.ipv4.ip_forward": "1"}
-        if Family.IPV6 in self.families():
-            forward["net.ipv6.conf.all.forwarding"] = "1"
-        return forward
+        """Kernel network settings of ``machine``'s namespace, which it cannot set from inside:
+        the router forwards."""
+        return self.forwarding() if self[machine].router else {}
+
+    def forwarding(self) -> dict[str, str]:
+        """The kernel settings that make a namespace forward, in each family of the lab."""
+        return {"net.ipv4.ip_forward": "1",
+                **({"net.ipv6.conf.all.forwarding": "1"} if Family.IPV6 in self.families() else {})}
 
 
 def eui64(prefix: ipaddress.IPv6Network, mac: str) -> ipaddress.IPv6Address:

@@ -52,7 +52,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def room_size_from_env() -> int | None:
     return room_size(text, ROOM_SIZE_ENV) if text else None
 
 
-def families(text: str, where: str = "--families") -> tuple[Family, ...]:
+def parse_families(text: str, where: str = "--families") -> tuple[Family, ...]:
     """The families a run keeps, given as text (an option, the environment): ``ipv4``,
     ``ipv6`` or both, comma-separated."""
     names = [name.strip().lower() for name in text.split(",") if name.strip()]
@@ -115,7 +115,28 @@ def families_from_env() -> tuple[Family, ...] | None:
     """The families this run keeps, if ``HARNESS_FAMILIES`` says (front ends set it from
     ``--families``, so that every process of the run loads the same inventory)."""
     text = os.environ.get(FAMILIES_ENV, "").strip()
-    return families(text, FAMILIES_ENV) if text else None
+    return parse_families(text, FAMILIES_ENV) if text else None
+
+
+# A run's settings of the inventory: (option's destination, environment variable, ini key).
+_RUN_SETTINGS = (("room_size", ROOM_SIZE_ENV, "harness_room_size"),
+                 ("families", FAMILIES_ENV, "harness_families"))
+
+
+def settle_run(options: Mapping[str, object], ini: Callable[[str], object]) -> None:
+    """Set this run's room size and families for this process and every one it starts (pytest's
+    xdist workers, `harness mutate`'s runs): the front end's option, else what the environment
+    already says (a parent run's), else the project's ini. `UsageError` naming where a bad
+    value came from."""
+    for dest, env, key in _RUN_SETTINGS:
+        given = options.get(dest)
+        where, text = (f"--{dest.replace('_', '-')}", given) if given else \
+            (env, os.environ[env]) if os.environ.get(env, "").strip() else (f"ini {key}", ini(key))
+        if not text:
+            continue
+        value = room_size(str(text), where) if dest == "room_size" else \
+            ",".join(parse_families(str(text), where))
+        os.environ[env] = str(value)
 
 
 def load(path: Path, room_size: int | None = None, families: Iterable[Family] | None = None) -> Inventory:
@@ -139,30 +160,48 @@ _FAMILY_KEYS = {Family.IPV4: ("cidr", "pool", "address", "gateway"),
                 Family.IPV6: ("cidr6", "pool6", "ipv6", "address6", "gateway6", "config6")}
 
 
+def _takes_slaac(entry: dict[str, Any], segment: dict[str, Any], default_config: str) -> bool:
+    """Whether interface (or room) ``entry`` on ``segment`` takes its IPv6 address by SLAAC,
+    so has one without saying it: as `_nic` decides (static stays static unless config6)."""
+    static = entry.get("config", default_config) == Config.STATIC
+    mode = entry.get("config6") or (Config6.STATIC if static else segment.get("ipv6", Config6.DHCP))
+    return "cidr6" in segment and mode == Config6.SLAAC
+
+
 def only_families(data: dict[str, Any], kept: Iterable[Family]) -> dict[str, Any]:
-    """``data`` with the settings of every family not ``kept`` taken out, and with what is
-    then left without a network or an address (a segment, a room, an interface, a machine)."""
-    drop = {key for family in Family if family not in set(kept) for key in _FAMILY_KEYS[family]}
+    """``data`` with the settings of every family not ``kept`` taken out, and what they alone
+    made: a segment whose only network was of such a family, an interface (or a room) on it
+    or whose only addresses were, a machine all of whose interfaces were. Anything else,
+    wrong as it may be, is left for validation to refuse."""
+    kept = frozenset(kept)
+    drop = {key for family in Family if family not in kept for key in _FAMILY_KEYS[family]}
 
     def strip(entry: dict[str, Any]) -> dict[str, Any]:
         return {key: value for key, value in entry.items() if key not in drop}
 
-    segments = {name: strip(entry) for name, entry in data.get("segments", {}).items()}
-    segments = {name: entry for name, entry in segments.items() if "cidr" in entry or "cidr6" in entry}
+    def emptied(entry: dict[str, Any], keys: tuple[str, ...]) -> bool:  # had some of keys, all dropped
+        return any(k in entry for k in keys) and all(k in drop for k in keys if k in entry)
 
-    def addressed(entry: dict[str, Any]) -> bool:  # an address left, or one SLAAC will make
-        segment = segments.get(str(entry.get("segment")))
-        return segment is not None and ("address" in entry or "address6" in entry or (
-            "cidr6" in segment and entry.get("config6", segment.get("ipv6")) == Config6.SLAAC))
+    segments, gone = {}, set()
+    for name, entry in data.get("segments", {}).items():
+        if emptied(entry, ("cidr", "cidr6")):
+            gone.add(name)
+        else:
+            segments[name] = strip(entry)
+
+    def dropped(entry: dict[str, Any], default_config: str) -> bool:
+        segment = segments.get(str(entry.get("segment")), {})
+        slaac = _takes_slaac(strip(entry), segment, default_config)
+        return entry.get("segment") in gone or (emptied(entry, ("address", "address6")) and not slaac)
 
     machines = {}
     for name, entry in data.get("machines", {}).items():
-        nics = [strip(nic) for nic in entry.get("interfaces", [])]
-        kept_nics = [nic for nic in nics if addressed(nic)]
-        if kept_nics or not nics:
-            machines[name] = {**entry, "interfaces": kept_nics}
-    rooms = {name: strip(entry) for name, entry in data.get("rooms", {}).items()}
-    rooms = {name: entry for name, entry in rooms.items() if addressed(entry)}
+        nics = entry.get("interfaces", [])
+        left = [strip(nic) for nic in nics if not dropped(nic, Config.STATIC)]
+        if left or not nics:
+            machines[name] = {**entry, "interfaces": left}
+    rooms = {name: strip(entry) for name, entry in data.get("rooms", {}).items()
+             if not dropped(entry, Config.DHCP)}
     return {**data, "segments": segments, "machines": machines, "rooms": rooms}
 
 
@@ -184,7 +223,9 @@ def expand_rooms(data: dict[str, Any], room_size: int | None, fail: Callable[[st
                                           f"from 1): {key} = \"pas-{name}p{{n}}\"")
         if "machines" not in patterns:
             raise fail("rooms", name, "a room needs machines = \"PATTERN{n}\" naming its seats")
-        if "address" not in entry and "address6" not in entry:
+        declared = data.get("segments", {}).get(str(entry.get("segment")), {})
+        slaac = _takes_slaac(entry, declared, Config.DHCP)
+        if "address" not in entry and "address6" not in entry and not slaac:
             raise fail("rooms", name, "a room needs its first seat's address (IPv4), address6 (IPv6), "
                                       "or both")
         try:
@@ -197,7 +238,6 @@ def expand_rooms(data: dict[str, Any], room_size: int | None, fail: Callable[[st
                                       "mac") from None
         except ValueError as exc:
             raise fail("rooms", name, f"bad first address or MAC ({exc})") from None
-        declared = data.get("segments", {}).get(segment, {})
         for key, first in firsts.items():
             try:
                 anywhere = "::/0" if key == "address6" else "0.0.0.0/0"
@@ -253,6 +293,12 @@ def parse(data: dict[str, Any], text: str = "", where: str = "inventory",
                           else f"{where}: [{table}.{name}]: {message}")
 
     if families is not None:
+        planned = {f for f in Family for entry in data.get("segments", {}).values()
+                   if _FAMILY_KEYS[f][0] in entry}
+        if planned and not planned & set(families):
+            raise UsageError(f"{where}: the run keeps {','.join(families)} ({FAMILIES_ENV}, from --families "
+                             f"or ini harness_families), which no segment plans: keep "
+                             f"{','.join(f for f in Family if f in planned)}")
         data = only_families(data, families)
     segments = {name: _segment(name, entry, fail) for name, entry in data.get("segments", {}).items()}
     machines, user_entries, rooms = expand_rooms(data, room_size, fail)

@@ -26,7 +26,7 @@ import pytest
 from harness import fixtures, flaky, log, proc, reporting, store, timings
 from harness import lab as lab_module
 from harness.errors import HarnessError, UsageError
-from harness.inventory_file import FAMILIES_ENV, ROOM_SIZE_ENV, families, room_size
+from harness.inventory_file import ROOM_SIZE_ENV, settle_run
 from harness.machine import DEFAULT_BOOT_TIMEOUT
 from harness.names import SnapshotRef
 from harness.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
@@ -120,18 +120,11 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     process this run starts (xdist workers, `harness mutate`'s runs). Then import the
     pipeline, so that a wrong stage or inventory (a room that overflows at this size) is one
     line naming the fault, not a conftest's import traceback."""
-    size = getattr(early_config.known_args_namespace, "room_size", None) \
-        or early_config.getini("harness_room_size")
-    kept = getattr(early_config.known_args_namespace, "families", None) \
-        or early_config.getini("harness_families")
     try:
-        if size:
-            os.environ[ROOM_SIZE_ENV] = str(room_size(str(size)))
-        if kept:
-            os.environ[FAMILIES_ENV] = ",".join(families(str(kept)))
+        settle_run(vars(early_config.known_args_namespace), early_config.getini)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
-    _load_pipeline(early_config, early_config.known_args_namespace)
+    early_config.stash[PIPELINE_KEY] = _load_pipeline(early_config, early_config.known_args_namespace)
 
 
 def _load_pipeline(config: pytest.Config, options: argparse.Namespace) -> Pipeline | None:
@@ -183,7 +176,8 @@ def pytest_configure(config: pytest.Config) -> None:
                                 "reruns, 1 or more")
     if config.option.flake_check:
         config.pluginmanager.register(flaky.FlakeCheck(config.option.flake_check), "harness-flake-check")
-    pipeline = config.stash[PIPELINE_KEY] = _load_pipeline(config, config.option)
+    pipeline = config.stash[PIPELINE_KEY] = config.stash.get(PIPELINE_KEY, None) or \
+        _load_pipeline(config, config.option)
     if config.option.mutant is not None:
         if pipeline is None:
             raise pytest.UsageError("--mutant needs a pipeline: give --pipeline MODULE")

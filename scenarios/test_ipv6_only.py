@@ -20,7 +20,7 @@ from stages.inventory import INVENTORY
 
 ONLY6 = [h.name for h in ipv6_only(INVENTORY)]  # none: no test of this module is generated
 NAME = f"{UPLINK_IPV4_ONLY}.{UPLINK_ZONE}"  # a public name with an A record only
-DNS6 = gw_address(Family.IPV6) if ONLY6 else ""  # a lab without IPv6 (--families=ipv4) has neither
+DNS6 = gw_address(Family.IPV6) if Family.IPV6 in INVENTORY.families() else ""  # --families=ipv4: none
 
 
 def synthesized(address: str) -> str:

@@ -30,8 +30,8 @@ def test_a_narrower_link_beyond_the_uplink_teaches_a_lan_client_its_path_mtu(web
     related to the client's flow; else the client never learns, and its big packets vanish."""
     far, v = str(FAR[family].network_address + 2), family.version
     size = NARROW_MTU + 100  # the ping's payload: with its headers, bigger than the narrow link
-    route = web.wait_until_succeeds(
+    # Each try sends one such packet (ping fails: nothing answers beyond the link), then reads
+    # the route to FAR, which shows the path MTU the kernel learnt; on timeout, the last one.
+    web.wait_until_succeeds(
         f"ping -{v} -M do -c 1 -W 1 -s {size} {far} >/dev/null 2>&1; r=$(ip -{v} route get {far}); "
         f"echo \"$r\"; echo \"$r\" | grep -q ' mtu {NARROW_MTU}'", timeout=15)
-    assert f"mtu {NARROW_MTU}" in route, \
-        f"web: expected to learn a path MTU of {NARROW_MTU} to {far}, through gw: {route}"

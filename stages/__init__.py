@@ -3,14 +3,13 @@
 from harness.inventory import Kind
 from harness.stage import Pipeline
 from stages import bootstrap, gw, pas, rhfs, web
-from stages.generate import uplink_sysctls
 from stages.inventory import INVENTORY
 
 PIPELINE = Pipeline(
     [bootstrap.STAGE, gw.STAGE, rhfs.STAGE, web.STAGE, pas.STAGE],
     interfaces={name: INVENTORY.interfaces(name) for name in INVENTORY.hosts},
-    sysctls={name: {**INVENTORY.sysctls(name),
-                    **(uplink_sysctls(INVENTORY) if host.kind is Kind.UPLINK else {})}
+    # The internet forwards too: to the network behind its narrow link (generate.far_network).
+    sysctls={name: INVENTORY.forwarding() if host.kind is Kind.UPLINK else INVENTORY.sysctls(name)
              for name, host in INVENTORY.hosts.items()},
     rooms={name: room.machines for name, room in INVENTORY.rooms.items()},
 )

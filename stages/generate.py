@@ -390,7 +390,7 @@ def nftables_router(inv: Inventory) -> str:
     gw = router(inv)
     wan = gw.nic(UPLINK).name
     accept = []
-    for service in (s for s in policy.kept(inv) if s.machine == gw.name):
+    for service in (s for s in policy.served(inv) if s.machine == gw.name):
         if service.proto is policy.Proto.ICMP:
             what = ["icmp type echo-request", "icmpv6 type echo-request"]
         else:
@@ -433,21 +433,14 @@ table ip nat {{
 def far_network(inv: Inventory) -> dict[str, str]:
     """The internet's narrow link: a veth pair of `NARROW_MTU` bytes, ``far0`` holding the
     first address of `FAR` in each family of the lab (nothing answers beyond it). The
-    internet forwards (its sysctls, set from outside: stages/__init__.py), so it routes to
-    FAR, and answers a packet too big for the link, as a router does."""
+    internet forwards (`Inventory.forwarding`, set from outside: stages/__init__.py), so it
+    routes to FAR, and answers a packet too big for the link, as a router does."""
     addresses = [f"Address={FAR[f].network_address + 1}/{FAR[f].prefixlen}" for f in inv.families()]
     return {f"/etc/systemd/network/20-{FAR_LINK}.netdev":
             f"[NetDev]\nName={FAR_LINK}\nKind=veth\nMTUBytes={NARROW_MTU}\n\n"
             f"[Peer]\nName={FAR_PEER}\nMTUBytes={NARROW_MTU}\n",
             **network_unit(FAR_LINK, [*addresses, "IPv6AcceptRA=no"]),
             **network_unit(FAR_PEER, ["LinkLocalAddressing=no", "IPv6AcceptRA=no"])}
-
-
-def uplink_sysctls(inv: Inventory) -> dict[str, str]:
-    """The internet's kernel settings: it forwards, in each family of the lab, to reach FAR
-    (`far_network`). A machine cannot set them from inside; the lab sets them."""
-    return {"net.ipv4.ip_forward": "1",
-            **({"net.ipv6.conf.all.forwarding": "1"} if Family.IPV6 in inv.families() else {})}
 
 
 def uplink_named(inv: Inventory) -> dict[str, str]:

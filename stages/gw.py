@@ -12,7 +12,7 @@ internet (10.0.0.1, 2001:db8:ffff::1) stands for everything beyond the uplink, i
 lab: nginx answering /generate_204 and logging each client's address (NAT shows there,
 and its absence in IPv6), a BIND serving a public-looking zone for gw to forward to, and
 a route to the LAN's prefix through gw, and a network beyond a narrow link (192.0.2.0/24 and
-2001:db8:fffe::/64 on a 1280-byte dummy device), whose packet-too-big errors path MTU
+2001:db8:fffe::/64 behind a 1280-byte veth pair), whose packet-too-big errors path MTU
 discovery across gw needs.
 """
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from harness.errors import UsageError
 from harness.inventory import Family, Inventory
-from harness.inventory_file import load
+from harness.inventory_file import FAMILIES_ENV, load
 
 PATH = Path(__file__).with_suffix(".toml")
 INVENTORY: Inventory = load(PATH)
 if Family.IPV4 not in INVENTORY.families():
-    raise UsageError("--families=ipv6: the reference lab needs IPv4 (its internet is IPv4, reached "
-                     "through NAT and NAT64); run --families=ipv4,ipv6 or --families=ipv4")
+    raise UsageError(f"the run keeps {', '.join(INVENTORY.families())} alone ({FAMILIES_ENV}, from "
+                     "--families or ini harness_families), but the reference lab needs IPv4 (its internet "
+                     "is IPv4, reached through NAT and NAT64): keep ipv4,ipv6 or ipv4")

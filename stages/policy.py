@@ -110,7 +110,7 @@ def home(inv: Inventory, machine: str) -> str:
     return inv[machine].nics[0].segment
 
 
-def kept(inv: Inventory, services: tuple[Service, ...] = SERVICES) -> tuple[Service, ...]:
+def served(inv: Inventory, services: tuple[Service, ...] = SERVICES) -> tuple[Service, ...]:
     """The services of a lab that keeps ``inv.families()``: a run without IPv6
     (``--families=ipv4``) has no IPv6-only service, nor the IPv6-only machine serving it."""
     return tuple(s for s in services if set(s.families) & set(inv.families()))
@@ -122,7 +122,7 @@ def check(inv: Inventory, services: tuple[Service, ...] = SERVICES,
     open to a foreign segment gw does not route from, or closed to one it routes (gw forwards
     a routed segment's connections on every port)."""
     gw = router(inv)
-    for service in kept(inv, services):
+    for service in served(inv, services):
         where = f"policy: {service.machine} {service.name}/{service.proto}"
         if service.machine not in inv.hosts:
             raise UsageError(f"{where}: no machine {service.machine!r} in the inventory")
@@ -165,7 +165,7 @@ def rows(inv: Inventory, services: tuple[Service, ...] = SERVICES) -> list[Row]:
     """Every (segment, service, family) some machine of the lab can try, with its expected outcome."""
     found = []
     gw = router(inv)
-    for service in kept(inv, services):
+    for service in served(inv, services):
         server = inv[service.machine]
         for family in (f for f in service.families if f in server.families()):
             for segment in (s for s in inv.segments.values() if family in s.families()):

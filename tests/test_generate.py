@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -262,5 +263,13 @@ def test_an_ipv4_only_plan_generates_no_ipv6_and_no_ipv6_rows() -> None:
     assert "listen-on-v6 { none; };" in files["/etc/bind/named.conf.options"]
     assert all(z.version == 4 for z in generate.reverse_zones(inv))
     assert {r.family for r in policy.rows(inv)} == {Family.IPV4}
-    assert "paste" not in inv.hosts and all(s.machine in inv.hosts for s in policy.kept(inv))
+    assert "paste" not in inv.hosts and all(s.machine in inv.hosts for s in policy.served(inv))
     assert "dns64" not in files["/etc/bind/named.conf.options"] and "nat64" not in files["nft"]
+
+
+def test_a_dhcp_client_takes_its_search_domain_from_dhcpv6_and_from_the_advertisement() -> None:
+    [(path, unit)] = generate.dhcp_unit("lan0", ipv4=False, ipv6=True).items()
+    sections = {name.strip("[]"): body.split() for name, body in re.findall(r"(\[\w+\])\n([^[]*)", unit)}
+    assert "UseDomains=yes" in sections["DHCPv6"]
+    assert "UseDomains=yes" in sections["IPv6AcceptRA"]  # SLAAC: networkd ignores DNSSL by default
+    assert path == "/etc/systemd/network/10-lan0.network"

@@ -10,7 +10,7 @@ import pytest
 
 from harness.errors import UsageError
 from harness.inventory import Config6, Family, eui64
-from harness.inventory_file import FAMILIES_ENV, families, families_from_env, load
+from harness.inventory_file import load
 
 
 def machine(name: str, extra: str = "", **nic: str) -> str:
@@ -124,41 +124,3 @@ def test_the_lab_sets_static_addresses_only_when_asked_and_only_static_ones(tmp_
         [("192.168.0.254/24", "2001:db8:1::fe/64")]
     assert [i.addresses for i in inv.interfaces("pc", static_addresses=True)] == [()]  # DHCP's
 
-
-def test_a_run_without_ipv6_loads_the_plan_as_if_it_had_none(tmp_path: Path) -> None:
-    only6 = machine("paste", mac="02:00:00:00:00:02", address6="2001:db8:1::2", config="dhcp")
-    slaac = '\n[segments.guests]\ncidr6 = "2001:db8:2::/64"\nipv6 = "slaac"\n' + machine(
-        "guest", mac="02:00:00:00:00:03", segment="guests", config="dhcp")
-    path = tmp_path / "inventory.toml"
-    path.write_text(DUAL + only6 + slaac)
-    both, v4 = load(path), load(path, families=(Family.IPV4,))
-    assert list(both.hosts) == ["gw", "pc", "paste", "guest"] and both.families() == tuple(Family)
-    assert list(v4.hosts) == ["gw", "pc"] and list(v4.segments) == ["lan"]
-    assert v4.families() == (Family.IPV4,)
-    assert [(n.address, n.address6, n.config6) for h in v4.hosts.values() for n in h.nics] == \
-        [(ipaddress.IPv4Address(a), None, None) for a in ("192.168.0.254", "192.168.0.1")]
-    assert v4.segments["lan"].cidr6 is None and v4.segments["lan"].pool6 is None
-    assert v4.fingerprint() != both.fingerprint()  # so its stages have keys, and snapshots, of their own
-
-
-def test_a_run_without_ipv4_keeps_the_ipv6_machines_and_the_slaac_ones(tmp_path: Path) -> None:
-    only4 = machine("printer", mac="02:00:00:00:00:04", address="192.168.0.4")
-    slaac = '\n[segments.guests]\ncidr6 = "2001:db8:2::/64"\nipv6 = "slaac"\n' + machine(
-        "guest", mac="02:00:00:00:00:03", segment="guests", config="dhcp")
-    path = tmp_path / "inventory.toml"
-    path.write_text(DUAL + only4 + slaac)
-    v6 = load(path, families=(Family.IPV6,))
-    assert list(v6.hosts) == ["gw", "pc", "guest"] and v6.families() == (Family.IPV6,)
-    guests = ipaddress.IPv6Network("2001:db8:2::/64")
-    assert v6["guest"].nics[0].address6 == eui64(guests, "02:00:00:00:00:03")
-    assert all(n.address is None for h in v6.hosts.values() for n in h.nics)
-
-
-def test_the_families_come_from_the_environment_and_bad_ones_are_refused(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(FAMILIES_ENV, "IPv6, ipv4")
-    assert families_from_env() == (Family.IPV4, Family.IPV6)
-    monkeypatch.setenv(FAMILIES_ENV, "ipv4")
-    assert inventory(tmp_path, DUAL).families() == (Family.IPV4,)
-    with pytest.raises(UsageError, match=r"--families='ip4': give ipv4, ipv6 or ipv4,ipv6"):
-        families("ip4")

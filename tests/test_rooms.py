@@ -217,8 +217,9 @@ def test_the_reference_lab_without_ipv4_is_refused_in_one_line_before_anything_r
                             cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 4, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [
-        "ERROR: pipeline stages: --families=ipv6: the reference lab needs IPv4 (its internet is IPv4, "
-        "reached through NAT and NAT64); run --families=ipv4,ipv6 or --families=ipv4"]
+        "ERROR: pipeline stages: the run keeps ipv6 alone (HARNESS_FAMILIES, from --families or ini "
+        "harness_families), but the reference lab needs IPv4 (its internet is IPv4, reached through NAT "
+        "and NAT64): keep ipv4,ipv6 or ipv4"]
 
 
 def test_a_room_that_overflows_at_the_run_s_size_is_one_line_not_a_conftest_traceback() -> None:
