@@ -19,12 +19,15 @@ class Unrecoverable(Exception):
 
 
 def retry(check: Callable[[bool], bool], timeout: float, what: str, *,
-          first_interval: float = 0.05, max_interval: float = 1.0) -> None:
+          first_interval: float = 0.05, max_interval: float = 0.25) -> None:
     """Wait until ``check`` holds, for at most ``timeout`` seconds.
 
     Raises `WaitTimeout` naming ``what`` (or whatever the check raised on its last try),
     or `WaitTimeout` from an `Unrecoverable` raised by the check.
-    The interval between tries grows from ``first_interval`` to ``max_interval``.
+    The interval between tries grows from ``first_interval`` to ``max_interval``. The cap is
+    short: what a lab waits for (a lease after a router solicitation's random delay, a unit)
+    mostly comes within a second or two, and a check seen late by up to the interval is
+    time lost by every test that waits; a try costs a few milliseconds of CPU.
     """
     deadline = time.monotonic() + timeout
     interval = first_interval
