@@ -33,7 +33,9 @@ _PASSED_THROUGH = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS
 def host_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment every host command gets: a fixed PATH and locale, proxies, ``extra``."""
     env = {"PATH": PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": "dumb"}
-    env.update({k: v for k, v in os.environ.items() if k in _PASSED_THROUGH})
+    # Each name read on its own: iterating os.environ races with a thread that changes it
+    # (pytest sets and unsets PYTEST_CURRENT_TEST while a spare lab is torn down).
+    env.update({k: v for k in _PASSED_THROUGH if (v := os.environ.get(k)) is not None})
     env.update(extra or {})
     return env
 

@@ -145,3 +145,21 @@ def test_a_console_reads_a_descriptor_past_selects_limit() -> None:
         for fd in (read, write, high):
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class _ChangingEnviron(dict):  # type: ignore[type-arg]
+    """An environment another thread is changing: walking it fails, as os.environ's walk
+    does when a key goes between listing and reading it."""
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise KeyError("PYTEST_CURRENT_TEST")
+
+    def items(self):  # type: ignore[no-untyped-def]
+        raise KeyError("PYTEST_CURRENT_TEST")
+
+
+def test_host_env_reads_the_proxies_without_walking_an_environment_another_thread_changes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "environ", _ChangingEnviron(https_proxy="http://proxy:3128", HOME="/root"))
+    env = proc.host_env({"X": "1"})
+    assert env["https_proxy"] == "http://proxy:3128" and env["X"] == "1" and "HOME" not in env
