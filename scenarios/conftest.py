@@ -179,7 +179,12 @@ def seen_by_the_internet(client: Machine, lab: Lab, family: Family) -> str:
                             f"'http://{in_url(uplink)}/generate_204?{marker}'")[1]
     assert status == "204", f"{client.name} asked the uplink ({uplink}) for /generate_204 through gw: " \
                             f"expected HTTP 204, got {status} (000: no answer)"
-    seen = lab["internet"].execute(f"grep -F '{marker}' /var/log/nginx/clients.log")[1].split()
+    # nginx logs a request after sending its answer: the line may come a moment after the 204.
+    try:
+        seen = lab["internet"].wait_until_succeeds(f"grep -F '{marker}' /var/log/nginx/clients.log",
+                                                   timeout=5).split()
+    except CheckFailed:
+        seen = []
     return seen[0] if seen else "nowhere (not logged)"
 
 
