@@ -93,10 +93,17 @@ def expect(seen: Answer, wanted: Answer, what: str) -> None:
 
 def lease(client: Machine, ifname: str) -> dict[str, str]:
     """The DHCP lease ``client``'s systemd-networkd holds on ``ifname``: its options as
-    received (ADDRESS, ROUTER, DNS, DOMAINNAME, LIFETIME, HOSTNAME...)."""
+    received (ADDRESS, ROUTER, DNS, DOMAINNAME, LIFETIME, HOSTNAME...).
+
+    A seat's HOSTNAME is the name it took (its transient hostname): a seat has no name of its
+    own, and once it has taken the qualified one, it asks for it again in the FQDN option,
+    whose answer networkd does not write to the lease file (a renewal would lose it)."""
     [link] = json.loads(client.succeed(f"ip -j link show dev {ifname}"))
     text = client.succeed(f"cat /run/systemd/netif/leases/{link['ifindex']}")
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#")
+    held = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#")
+    if client.name in INVENTORY.seats():
+        held["HOSTNAME"] = client.succeed("hostnamectl --transient").strip()
+    return held
 
 
 def _address(raw: list[int]) -> str:
