@@ -37,6 +37,10 @@ _SYSCTL = re.compile(r"net\.[a-z0-9_.-]+")
 # Neighbour discovery retransmits every 100 ms on a lab's links, not every second: duplicate
 # address detection (one probe, then one retransmission time of silence) makes each new IPv6
 # address usable after 0.1 s instead of 1 s. It still runs: a duplicate is still found.
+# ARP too: a neighbour asked for while a link was cut (a partition, a pulled cable) is asked
+# again at the next retransmission only, so with a second between them a machine saw a healed
+# link up to a second late, and a check that gave it a second failed whenever the host was busy
+# (a partition scenario under `pytest -n 2`, tests/test_network.py has the case).
 ND_RETRANS_MS = "100"
 # Nor does a new address wait before its first probe: the kernel delays it by a random time up
 # to router_solicitation_delay, a second (RFC 4862, 5.4.2), which on a lab link only delays
@@ -264,7 +268,8 @@ class LabNetwork:
         for machine in self.machines:
             ifaces = [i for i in self.interfaces if i.machine == machine]
             named = [i.name for i in ifaces if "." not in i.name]  # a dot would read as a level of the key
-            fast_nd = {f"net.ipv6.neigh.{n}.retrans_time_ms": ND_RETRANS_MS for n in named} | {
+            fast_nd = {f"net.ipv{v}.neigh.{n}.retrans_time_ms": ND_RETRANS_MS
+                       for n in named for v in (4, 6)} | {
                 f"net.ipv6.conf.{n}.router_solicitation_delay": ND_FIRST_PROBE_DELAY for n in named}
             if fast_nd:
                 set_sysctls(self.namespace(machine), fast_nd)
