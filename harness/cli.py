@@ -114,6 +114,14 @@ def cmd_mutate(args: argparse.Namespace) -> int:
           f"{' '.join(scenarios)}", flush=True)
     outcomes = mutate.run_all(run, chosen, jobs=args.jobs, first=mutate.previous_killers(reports),
                               progress=progress)
+    kills = sum(o.status is mutate.Status.KILLED for o in outcomes)
+    if kills:
+        print(f"mutation run: the {kills} kill(s) checked: their tests without any mutant", flush=True)
+        outcomes = mutate.confirm(run, outcomes)
+        unconfirmed = kills - sum(o.status is mutate.Status.KILLED for o in outcomes)
+        if unconfirmed:
+            print(f"mutation run: {unconfirmed} kill(s) not counted: their test fails without the "
+                  "mutant too (broken, see the table)", flush=True)
     summary = mutate.Summary(tuple(outcomes), args.min_kill)
     elapsed = time.monotonic() - began
     path = mutate.write_reports(summary, reports, seconds=elapsed)

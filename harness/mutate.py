@@ -5,10 +5,12 @@ at once (one per core by default), all on the same store: the stages are built o
 restored for every run, a build-time mutant's variant is built once and cached. A run
 stops at its first failing scenario. A mutant is
 
-- KILLED when a scenario *failed* (an assertion: the lab misbehaved and a test saw it);
+- KILLED when a scenario *failed* (an assertion: the lab misbehaved and a test saw it) and,
+  run again on the lab without any mutant, passed (`confirm`);
 - SURVIVED when every selected scenario passed: no scenario watches what it breaks;
-- BROKEN when its lab could not be built, booted or mutated, or a test ended in a harness
-  error: never counted as killed;
+- BROKEN when its lab could not be built, booted or mutated, a test ended in a harness
+  error, or the test that failed also fails without the mutant (that failure is the suite's,
+  not the mutant's): never counted as killed;
 - EQUIVALENT when its declaration says no scenario can tell it apart (not run, not counted).
 
 The table goes to the terminal, to ``reports/mutants.json`` and, as one allure result per
@@ -18,6 +20,7 @@ mutant (suite "mutation run"), into the HTML report.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import enum
 import json
 import os
@@ -35,6 +38,8 @@ from harness import proc
 from harness.log import format_elapsed
 from harness.mutant import Mutant
 
+BASELINE = "_without-mutant"  # reports/mutants/<this>: the killers' run on the unmutated lab
+PYTEST = (sys.executable, "-m", "pytest")
 RESULT_PREFIX = "mutant-"  # allure result files of the mutation run: mutant-<name>-result.json
 MUTANT_TIMEOUT = 900.0  # one mutant's pytest run; a hung lab must not hold the whole run
 
@@ -69,12 +74,7 @@ def judge(mutant: str, stage: str, regression: str, exit_code: int, lines: Itera
     >>> judge("m", "gw", "r", 1, [line]).status
     <Status.KILLED: 'killed'>
     """
-    records = []
-    for line in lines:
-        try:
-            records.append(json.loads(line))
-        except ValueError:  # a line cut short by a killed run: what it said is lost anyway
-            continue
+    records = _records(lines)
 
     def row(status: Status, test: str = "", message: str = "") -> Outcome:
         return Outcome(mutant, stage, regression, status, test, message, round(seconds, 1))
@@ -90,6 +90,41 @@ def judge(mutant: str, stage: str, regression: str, exit_code: int, lines: Itera
     tail = " | ".join(line.strip() for line in output.strip().splitlines()[-3:])
     why = "no scenario ran" if exit_code in (0, 5) else f"pytest exited {exit_code}"
     return row(Status.BROKEN, message=f"{why}: {tail}"[:500])
+
+
+def _records(lines: Iterable[str]) -> list[dict[str, str]]:
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # a line cut short by a killed run: what it said is lost anyway
+            continue
+    return records
+
+
+def confirmed(outcomes: Sequence[Outcome], baseline: Iterable[str]) -> list[Outcome]:
+    """``outcomes`` with each kill checked against ``baseline``, the ``--mutant-log`` lines of
+    the killing tests run on the lab without any mutant: a kill stands only if its test passed
+    there; a test that failed there too (or never ran) makes the mutant BROKEN, since what
+    failed is the suite (a flaky or broken test), not the mutant.
+
+    >>> killed = Outcome("m", "gw", "r", Status.KILLED, "t", "x")
+    >>> [o.status for o in confirmed([killed], ['{"test": "t", "outcome": "failed", "when": "call"}'])]
+    [<Status.BROKEN: 'broken'>]
+    """
+    verdict: dict[str, str] = {}
+    for record in _records(baseline):
+        if verdict.get(record["test"], "passed") == "passed":  # a failed phase outweighs a pass
+            verdict[record["test"]] = record["outcome"]
+    result = []
+    for o in outcomes:
+        seen = verdict.get(o.test, "not run")
+        if o.status is Status.KILLED and seen != "passed":
+            said = {"failed": "fails too", "broken": "breaks too"}.get(seen, "did not run")
+            o = dataclasses.replace(o, status=Status.BROKEN,
+                                    message=f"{o.message} -- without any mutant, this test {said}")
+        result.append(o)
+    return result
 
 
 @dataclass(frozen=True)
@@ -202,14 +237,19 @@ class Run:
     extra: tuple[str, ...] = ()
 
     def argv(self, name: str, log: Path, first: str | None) -> list[str]:
-        argv = [sys.executable, "-m", "pytest", *self.scenarios, f"--mutant={name}",
-                f"--mutant-log={log}", f"--pipeline={self.pipeline}", "-x", "-q",
-                f"--reports={self.reports / 'mutants' / name}"]
-        if self.store:
-            argv.append(f"--store={self.store}")
+        argv = [*PYTEST, *self.scenarios, f"--mutant={name}", "-x",
+                *self._options(log, self.reports / "mutants" / name)]
         if first:
             argv.append(f"--first={first}")
         return [*argv, *self.extra]
+
+    def baseline_argv(self, tests: Sequence[str], log: Path) -> list[str]:
+        """``tests`` (node ids) on the lab as built, without any mutant, each to its end."""
+        return [*PYTEST, *tests, *self._options(log, self.reports / "mutants" / BASELINE), *self.extra]
+
+    def _options(self, log: Path, reports: Path) -> list[str]:
+        options = [f"--mutant-log={log}", f"--pipeline={self.pipeline}", "-q", f"--reports={reports}"]
+        return [*options, f"--store={self.store}"] if self.store else options
 
 
 class _Runner:
@@ -234,29 +274,34 @@ class _Runner:
         log.unlink(missing_ok=True)
         argv = self.run.argv(mutant.name, log, self.first.get(mutant.name))
         began = time.monotonic()
+        code = self.pytest(argv, output)
+        lines = log.read_text().splitlines() if log.exists() else []
+        return judge(mutant.name, stage, mutant.regression, code, lines, output.read_text(),
+                     time.monotonic() - began)
+
+    def pytest(self, argv: Sequence[str], output: Path) -> int:
+        """Run ``argv`` (a pytest run), its output into ``output``; its exit code, -1 if it
+        gave none within `MUTANT_TIMEOUT`."""
         with open(output, "w") as out:
             out.write(f"$ {shlex.join(argv)}\n")
             out.flush()
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             # its own process group: Ctrl-C reaches this process, which stops each run once
             # (SIGTERM: it tears its labs down), instead of interrupting their teardown twice
-            with proc.spawn(argv, env=env, stdout=out.fileno(), stderr=out.fileno(), grace=30.0,
+            with proc.spawn(list(argv), env=env, stdout=out.fileno(), stderr=out.fileno(), grace=30.0,
                             own_group=True) as child:
                 with self.lock:
                     if self.stopping:
                         raise KeyboardInterrupt
                     self.children.add(child)
                 try:
-                    code = child.wait(timeout=MUTANT_TIMEOUT)
+                    return child.wait(timeout=MUTANT_TIMEOUT)
                 except subprocess.TimeoutExpired:
                     out.write(f"\nharness mutate: no result within {MUTANT_TIMEOUT:.0f}s: stopped\n")
-                    code = -1
+                    return -1
                 finally:
                     with self.lock:
                         self.children.discard(child)
-        lines = log.read_text().splitlines() if log.exists() else []
-        return judge(mutant.name, stage, mutant.regression, code, lines, output.read_text(),
-                     time.monotonic() - began)
 
     def stop(self) -> None:
         with self.lock:
@@ -299,3 +344,22 @@ def run_all(run: Run, mutants: Sequence[tuple[str, Mutant]], *, jobs: int,
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return [done[m.name] for _, m in mutants]
+
+
+def confirm(run: Run, outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """`confirmed` ``outcomes``: every killing test, once more, on the lab without a mutant, in
+    one pytest run (output in reports/mutants/_without-mutant/)."""
+    killers = sorted({o.test for o in outcomes if o.status is Status.KILLED})
+    if not killers:
+        return list(outcomes)
+    runner = _Runner(run, {})
+    directory = run.reports / "mutants" / BASELINE
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / "outcomes.jsonl"
+    log.unlink(missing_ok=True)
+    try:
+        runner.pytest(run.baseline_argv(killers, log), directory / "pytest.log")
+    except BaseException:
+        runner.stop()
+        raise
+    return confirmed(outcomes, log.read_text().splitlines() if log.exists() else [])

@@ -130,3 +130,24 @@ def test_each_run_is_a_pytest_of_its_own_with_the_mutant() -> None:
             "--first=scenarios/test_dhcp.py::test_x", "--reports=reports/mutants/dhcp-no-router"} \
         <= set(argv)
     assert argv[-2:] == ["-k", "dns"]
+
+
+def test_a_kill_counts_only_if_its_test_passes_without_the_mutant() -> None:
+    rows = [Outcome("a", "gw", "r", Status.KILLED, "t1", "no answer"),
+            Outcome("b", "gw", "r", Status.KILLED, "t2", "no lease"),
+            Outcome("c", "gw", "r", Status.KILLED, "t3", "refused"),
+            Outcome("d", "gw", "r", Status.SURVIVED)]
+    baseline = [record("t1", "passed"), record("t2", "passed"), record("t2", "broken", "teardown")]
+    checked = mutate.confirmed(rows, baseline)
+    assert [(o.mutant, o.status) for o in checked] == [
+        ("a", Status.KILLED), ("b", Status.BROKEN), ("c", Status.BROKEN), ("d", Status.SURVIVED)]
+    assert checked[1].message == "no lease -- without any mutant, this test breaks too"
+    assert checked[2].message.endswith("without any mutant, this test did not run")
+
+
+def test_the_kills_are_checked_in_one_run_without_a_mutant() -> None:
+    run = mutate.Run(("scenarios",), "stages", "/store", Path("reports"), ("-k", "dns"))
+    argv = run.baseline_argv(["scenarios/test_a.py::t1", "scenarios/test_b.py::t2"], Path("log"))
+    assert argv[:5] == [sys.executable, "-m", "pytest", "scenarios/test_a.py::t1", "scenarios/test_b.py::t2"]
+    assert not any(a.startswith("--mutant=") for a in argv) and "-x" not in argv
+    assert "--reports=reports/mutants/_without-mutant" in argv and argv[-2:] == ["-k", "dns"]
