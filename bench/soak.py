@@ -1,0 +1,143 @@
+"""Soak: the whole scenario suite N times in a row, with one and with two workers, and each
+test's failures counted: a suite that fails on a test no change could affect is not yet one a
+nightly job can trust (bench/README.md, "Flakiness").
+
+Run as root from the repository, on a warm store, with the machine otherwise idle:
+
+    .venv/bin/python -m bench.soak --runs 20              # -n 1 and -n 2, one run of each in turn
+    .venv/bin/python -m bench.soak --runs 5 --workers 2 -- -k faults
+
+Writes ``reports/bench/soak.json`` and ``soak.md`` (the table), and keeps each failed run's
+``junit.xml``, output and evidence under ``reports/bench/soak/<run>/``. Nothing is asserted:
+the counts are the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Failure:
+    """One test's failures over the soak: how many runs, and what it said the first time."""
+
+    test: str
+    runs: list[str] = field(default_factory=list)
+    first: str = ""
+
+
+@dataclass
+class Run:
+    """One pytest run of the soak."""
+
+    name: str  # n1-03: the workers and the repetition
+    seconds: float
+    exit_code: int
+    tests: int
+    failed: list[str]
+
+
+def failures(junit: Path) -> tuple[int, dict[str, str]]:
+    """The number of test cases in ``junit`` and, for each that failed or errored, the first
+    line of what it said."""
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    bad = {}
+    for case in cases:
+        for kind in ("failure", "error"):
+            found = case.find(kind)
+            if found is not None:
+                test = f"{case.get('classname', '').replace('.', '/')}.py::{case.get('name')}"
+                bad.setdefault(test, (found.get("message") or kind).strip().splitlines()[0][:300])
+    return len(cases), bad
+
+
+def one_run(name: str, workers: int, extra: Sequence[str], keep: Path) -> tuple[Run, dict[str, str]]:
+    """One whole suite run (pytest's cache on, as a user's run is); a failed run's junit,
+    output and evidence kept under ``keep/name``."""
+    with tempfile.TemporaryDirectory() as reports:
+        argv = [sys.executable, "-m", "pytest", "scenarios", "-q", f"--reports={reports}",
+                *(["-n", str(workers)] if workers > 1 else []), *extra]
+        began = time.monotonic()
+        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        seconds = time.monotonic() - began
+        junit = Path(reports) / "junit.xml"
+        tests, bad = failures(junit) if junit.exists() else (0, {"(no junit.xml)": done.stdout[-300:]})
+        if done.returncode != 0 and not bad:
+            bad = {"(the run)": f"pytest exited {done.returncode}: {done.stdout.strip()[-300:]}"}
+        if bad:
+            kept = keep / name
+            shutil.rmtree(kept, ignore_errors=True)
+            kept.mkdir(parents=True)
+            (kept / "pytest.log").write_text(done.stdout + done.stderr)
+            for piece in ("junit.xml", "evidence"):
+                source = Path(reports) / piece
+                if source.is_dir():
+                    shutil.copytree(source, kept / piece)
+                elif source.exists():
+                    shutil.copy(source, kept / piece)
+    return Run(name, round(seconds, 1), done.returncode, tests, sorted(bad)), bad
+
+
+def markdown(runs: Sequence[Run], found: dict[str, Failure], when: str, extra: Sequence[str]) -> str:
+    """The soak as a page: runs per worker count, and every test that failed, how often."""
+    lines = [f"Soak of {when}: `pytest scenarios {' '.join(extra)}`".rstrip() + "\n",
+             "| workers | runs | failed runs | tests per run | median wall time |",
+             "| --- | --- | --- | --- | --- |"]
+    for workers in sorted({r.name.split("-")[0] for r in runs}):
+        mine = [r for r in runs if r.name.startswith(f"{workers}-")]
+        lines.append(f"| {workers[1:]} | {len(mine)} | {sum(bool(r.failed) for r in mine)} | "
+                     f"{max(r.tests for r in mine)} | {statistics.median(r.seconds for r in mine):.1f} s |")
+    lines += ["", "| test | failed in | first message |", "| --- | --- | --- |"]
+    lines += [f"| `{f.test}` | {', '.join(f.runs)} | {f.first.replace('|', '/')} |"
+              for f in sorted(found.values(), key=lambda f: -len(f.runs))]
+    if not found:
+        lines.append("| (none) | | |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="runs per worker count (default 20)")
+    parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated (default 1,2)")
+    parser.add_argument("--out", default=str(REPO / "reports" / "bench"))
+    parser.add_argument("pytest_args", nargs="*", help="after --: more pytest arguments (-k, --store...)")
+    args = parser.parse_args(argv)
+    workers = [int(w) for w in args.workers.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    when = time.strftime("%Y-%m-%d %H:%M %Z")
+    runs: list[Run] = []
+    found: dict[str, Failure] = {}
+    for rep in range(1, args.runs + 1):  # one run of each in turn: a slow spell weighs on both
+        for count in workers:
+            run, bad = one_run(f"n{count}-{rep:02d}", count, args.pytest_args, out / "soak")
+            runs.append(run)
+            for test, message in bad.items():
+                found.setdefault(test, Failure(test, first=message)).runs.append(run.name)
+            print(f"soak {run.name}: {run.tests} tests, {len(run.failed)} failed, {run.seconds:.0f}s"
+                  + (f": {', '.join(run.failed)}" if run.failed else ""), flush=True)
+            (out / "soak.json").write_text(json.dumps(
+                {"when": when, "pytest_args": args.pytest_args, "runs": [asdict(r) for r in runs],
+                 "failures": [asdict(f) for f in found.values()]}, indent=2) + "\n")
+            (out / "soak.md").write_text(markdown(runs, found, when, args.pytest_args))
+    print(f"soak: {sum(bool(r.failed) for r in runs)} of {len(runs)} runs failed; table in {out / 'soak.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
