@@ -8,9 +8,11 @@ from bench.soak import Failure, Run, failures, markdown
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="scenarios.test_faults" name="test_a_partition" time="3.1">
-  <failure message="AssertionError: pas after the partition healed: expected gw to answer 5 of 5&#10;more">x</failure>
+  <failure message="AssertionError: pas after the partition healed: expected gw to answer 5 of 5&#10;more"
+  >x</failure>
 </testcase>
-<testcase classname="scenarios.test_dhcp" name="test_unknown[ipv4]" time="1.0"><error message="HarnessError: boot"/></testcase>
+<testcase classname="scenarios.test_dhcp" name="test_unknown[ipv4]" time="1.0">
+  <error message="HarnessError: boot"/></testcase>
 <testcase classname="scenarios.test_dns" name="test_ok" time="0.2"/>
 </testsuite></testsuites>"""
 
