@@ -193,7 +193,9 @@ def parser() -> argparse.ArgumentParser:
                     help="a stage (default: the last) or a snapshot name such as failed/<test-id>")
     up.add_argument("--boot-timeout", type=float, default=60.0, help="seconds a machine may take to boot")
     shell = verb("shell", cli_labs.cmd_shell)
-    shell.epilog = "Run a command instead of a login shell after --: harness shell gw -- ip -br addr"
+    shell.epilog = ("Run a command instead of a login shell after --: harness shell gw -- ip -br addr. "
+                    "Its words reach the machine as they are, read by no shell: "
+                    "harness shell gw -- sh -c 'a | b'")
     shell.add_argument("machine", metavar="MACHINE")
     shell.add_argument("--lab", help="which lab, when several run (see `harness ls`)")
     down = verb("down", cli_labs.cmd_down)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness import cli_args, lab, network, nspawn, proc
@@ -65,13 +65,24 @@ def cmd_shell(args: argparse.Namespace) -> int:
     if not proc.alive(leader):
         raise HarnessError(f"machine {args.machine} of lab {record['id']} is not running any more: "
                            f"`harness down {record['id']}`, then `harness up` again")
-    # As ssh does: the words are joined with spaces and read by the machine's shell, so that
-    # `harness shell gw -- 'journalctl -b | tail'` pipes inside the machine.
-    command = ["/bin/sh", "-c", " ".join(args.words)] if args.words else ["/bin/bash", "-l"]
     env = {"PATH": proc.PATH, "TERM": os.environ.get("TERM", "xterm"), "HOME": "/root", "LANG": "C.UTF-8"}
-    argv = nspawn.enter(leader, command)
+    argv = shell_argv(leader, args.words)
     os.execvpe(argv[0], argv, env)
     return 0  # not reached
+
+
+def shell_argv(leader: int, words: Sequence[str]) -> list[str]:
+    """What `harness shell` executes to enter the machine whose PID 1 is ``leader``: ``words``
+    (the arguments after ``--``) as they are, or a login shell.
+
+    No shell reads the words on the way, as with ``docker exec`` and ``nsenter`` (not as with
+    ssh, which joins them): ``-- sh -c 'echo one; echo two'`` runs ``sh`` with those two
+    arguments, and a pipe inside the machine is ``-- sh -c 'journalctl -b | tail'``.
+
+    >>> shell_argv(4242, ["sh", "-c", "echo one; echo two"])
+    ['nsenter', '--target=4242', '--all', '--', 'sh', '-c', 'echo one; echo two']
+    """
+    return nspawn.enter(leader, list(words) or ["/bin/bash", "-l"])
 
 
 def cmd_down(args: argparse.Namespace) -> int:

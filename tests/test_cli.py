@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, lab, network
+from harness import cli, cli_labs, lab, network
 from harness.names import SnapshotRef
 from harness.store import Snapshot, Store
 from tests.conftest import NOTHING, traces_of
@@ -47,6 +49,20 @@ def test_shell_without_a_running_lab_says_how_to_start_one(capsys: pytest.Captur
     monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
     assert cli.main(["shell", "gw", "--", "true"]) == 2
     assert capsys.readouterr().err.strip().endswith("no lab is running: start one with `harness up`")
+
+
+def test_shell_passes_the_words_after_double_dash_to_the_machine_as_they_are(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # a kept lab whose machine gw is this process: nothing boots, nothing is entered
+    monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
+    (tmp_path / "k1.json").write_text(json.dumps({"id": "k1", "pid": None, "machines": {"gw": os.getpid()}}))
+    executed: list[list[str]] = []
+    monkeypatch.setattr(cli_labs.os, "execvpe", lambda path, argv, env: executed.append(argv))
+    assert cli.main(["shell", "gw", "--", "sh", "-c", "echo one; echo two"]) == 0
+    assert cli.main(["shell", "gw"]) == 0
+    assert executed == [
+        ["nsenter", f"--target={os.getpid()}", "--all", "--", "sh", "-c", "echo one; echo two"],
+        ["nsenter", f"--target={os.getpid()}", "--all", "--", "/bin/bash", "-l"]]
 
 
 @pytest.mark.integration
