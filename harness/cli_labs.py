@@ -19,6 +19,13 @@ def live_labs() -> list[Mapping[str, object]]:
     return [r for r in lab.recorded_labs() if not lab.owner_gone(r)]
 
 
+def of_project(record: Mapping[str, object], project: str) -> bool:
+    """Whether a recorded lab was started by ``project`` (a project's root directory, as
+    `cli_args.project_root` gives it). A lab recorded without a project (started before labs
+    recorded theirs, or by hand) belongs to none: only ``--all`` reaches it."""
+    return bool(record.get("project")) and record.get("project") == project
+
+
 def _one_lab(wanted: str | None) -> Mapping[str, object]:
     labs = live_labs()
     if wanted is not None:
@@ -96,16 +103,24 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    """Stop every lab of this store (running, kept or orphaned): machines, namespaces, mounts, clones."""
+    """Stop this project's labs of this store (running, kept), and every lab of it whose owner is
+    gone or that left pieces without a record: machines, namespaces, mounts, clones. Other
+    projects' running and kept labs stay (with --all: every lab of the store goes)."""
     store = cli_args.store(args)
+    this = cli_args.project_root()
     records = lab.recorded_labs()
-    ids = {str(r["id"]) for r in records if Path(str(r.get("store"))) == store.root}
-    ids |= {o for o in store.owners() if LabName.is_lab_id(o)}  # not builds' owners
-    # Pieces of a lab without any record belong to no live run of any store: remove them too.
+    here = [r for r in records if Path(str(r.get("store"))) == store.root]
+    # Another project's live lab is some run's or someone's; a lab whose owner died is no one's.
+    left = [r for r in here if not (args.all or of_project(r, this) or lab.owner_gone(r))]
     recorded = {str(r["id"]) for r in records}
+    ids = {str(r["id"]) for r in here} - {str(r["id"]) for r in left}
+    ids |= {o for o in store.owners() if LabName.is_lab_id(o) and o not in recorded}  # not builds'
+    # Pieces of a lab without any record belong to no live run of any store: remove them too.
     pieces = [LabName.parse(n) for n in [*network.lab_namespaces(), *nspawn.units_with_cgroups(PREFIX)]]
     ids |= {p.lab for p in pieces if p is not None and p.lab not in recorded}
     for lab_id in sorted(ids):
         lab.destroy(lab_id, store)
     print(f"destroyed {len(ids)} lab(s)" + (f": {', '.join(sorted(ids))}" if ids else ""))
+    if left:
+        print(f"left {len(left)} running lab(s) of other projects: `harness destroy --all` stops them too")
     return 0
