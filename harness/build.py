@@ -246,7 +246,7 @@ class Builder:
     def _lab(self, setups: list[MachineSetup], before_boot: Callable[[Lab], None] | None = None,
              after_boot: Callable[[Lab], None] | None = None, origin: str | None = None) -> Lab:
         return Lab(self.store, setups, boot_timeout=self.boot_timeout, log_dir=self.log_dir,
-                   before_boot=before_boot, after_boot=after_boot, origin=origin)
+                   before_boot=before_boot, after_boot=after_boot, origin=origin, project=self.project)
 
     def _ready(self, stages: Sequence[Stage]) -> Callable[[Lab], None]:
         """A hook that runs the ``ready`` hooks of ``stages`` on a booted lab: each stage's in

@@ -190,6 +190,8 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--why", metavar="STAGE",
                     help="say which inputs of STAGE (files, modules, machines...) changed since "
                          "its last snapshot: why it would be rebuilt")
+    ls.add_argument("--all", action="store_true",
+                    help="also the running labs of other projects (default: this project's only)")
     rm = verb("rm", cli_snapshots.cmd_rm)
     rm.add_argument("snapshot", metavar="SNAPSHOT", nargs="+",
                     help="a stage (its current snapshot), a snapshot name, or a pattern ('failed/*')")
@@ -201,7 +203,9 @@ def parser() -> argparse.ArgumentParser:
                     help="a stage (default: the last) or a snapshot name such as failed/<test-id>")
     up.add_argument("--boot-timeout", type=float, default=60.0, help="seconds a machine may take to boot")
     shell = verb("shell", cli_labs.cmd_shell)
-    shell.epilog = "Run a command instead of a login shell after --: harness shell gw -- ip -br addr"
+    shell.epilog = ("Run a command instead of a login shell after --: harness shell gw -- ip -br addr. "
+                    "Its words reach the machine as they are, read by no shell: "
+                    "harness shell gw -- sh -c 'a | b'")
     shell.add_argument("machine", metavar="MACHINE")
     shell.add_argument("--lab", help="which lab, when several run (see `harness ls`)")
     down = verb("down", cli_labs.cmd_down)
@@ -224,7 +228,9 @@ def parser() -> argparse.ArgumentParser:
     gc.add_argument("--keep", type=int, default=0, metavar="N",
                     help="keep the N newest old snapshots of each stage (default 0)")
     gc.add_argument("--failed", action="store_true", help="also delete kept failures (failed/*)")
-    verb("destroy", cli_labs.cmd_destroy)
+    destroy = verb("destroy", cli_labs.cmd_destroy)
+    destroy.add_argument("--all", action="store_true",
+                         help="also the running and kept labs of other projects: every lab of the store")
     mut = verb("mutate", cmd_mutate)
     mut.epilog = ("Arguments after -- go to every pytest run: harness mutate -k dhcp -- -k 'not faults'. "
                   "See reports/mutants/<mutant>/pytest.log for a run's output.")

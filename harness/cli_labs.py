@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness import cli_args, lab, network, nspawn, proc
@@ -17,6 +17,13 @@ from harness.names import PREFIX, LabName
 def live_labs() -> list[Mapping[str, object]]:
     """Labs recorded on this host whose owner is alive, or that were kept on purpose."""
     return [r for r in lab.recorded_labs() if not lab.owner_gone(r)]
+
+
+def of_project(record: Mapping[str, object], project: str) -> bool:
+    """Whether a recorded lab was started by ``project`` (a project's root directory, as
+    `cli_args.project_root` gives it). A lab recorded without a project (started before labs
+    recorded theirs, or by hand) belongs to none: only ``--all`` reaches it."""
+    return bool(record.get("project")) and record.get("project") == project
 
 
 def _one_lab(wanted: str | None) -> Mapping[str, object]:
@@ -65,13 +72,24 @@ def cmd_shell(args: argparse.Namespace) -> int:
     if not proc.alive(leader):
         raise HarnessError(f"machine {args.machine} of lab {record['id']} is not running any more: "
                            f"`harness down {record['id']}`, then `harness up` again")
-    # As ssh does: the words are joined with spaces and read by the machine's shell, so that
-    # `harness shell gw -- 'journalctl -b | tail'` pipes inside the machine.
-    command = ["/bin/sh", "-c", " ".join(args.words)] if args.words else ["/bin/bash", "-l"]
     env = {"PATH": proc.PATH, "TERM": os.environ.get("TERM", "xterm"), "HOME": "/root", "LANG": "C.UTF-8"}
-    argv = nspawn.enter(leader, command)
+    argv = shell_argv(leader, args.words)
     os.execvpe(argv[0], argv, env)
     return 0  # not reached
+
+
+def shell_argv(leader: int, words: Sequence[str]) -> list[str]:
+    """What `harness shell` executes to enter the machine whose PID 1 is ``leader``: ``words``
+    (the arguments after ``--``) as they are, or a login shell.
+
+    No shell reads the words on the way, as with ``docker exec`` and ``nsenter`` (not as with
+    ssh, which joins them): ``-- sh -c 'echo one; echo two'`` runs ``sh`` with those two
+    arguments, and a pipe inside the machine is ``-- sh -c 'journalctl -b | tail'``.
+
+    >>> shell_argv(4242, ["sh", "-c", "echo one; echo two"])
+    ['nsenter', '--target=4242', '--all', '--', 'sh', '-c', 'echo one; echo two']
+    """
+    return nspawn.enter(leader, list(words) or ["/bin/bash", "-l"])
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -85,16 +103,24 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    """Stop every lab of this store (running, kept or orphaned): machines, namespaces, mounts, clones."""
+    """Stop this project's labs of this store (running, kept), and every lab of it whose owner is
+    gone or that left pieces without a record: machines, namespaces, mounts, clones. Other
+    projects' running and kept labs stay (with --all: every lab of the store goes)."""
     store = cli_args.store(args)
+    this = cli_args.project_root()
     records = lab.recorded_labs()
-    ids = {str(r["id"]) for r in records if Path(str(r.get("store"))) == store.root}
-    ids |= {o for o in store.owners() if LabName.is_lab_id(o)}  # not builds' owners
-    # Pieces of a lab without any record belong to no live run of any store: remove them too.
+    here = [r for r in records if Path(str(r.get("store"))) == store.root]
+    # Another project's live lab is some run's or someone's; a lab whose owner died is no one's.
+    left = [r for r in here if not (args.all or of_project(r, this) or lab.owner_gone(r))]
     recorded = {str(r["id"]) for r in records}
+    ids = {str(r["id"]) for r in here} - {str(r["id"]) for r in left}
+    ids |= {o for o in store.owners() if LabName.is_lab_id(o) and o not in recorded}  # not builds'
+    # Pieces of a lab without any record belong to no live run of any store: remove them too.
     pieces = [LabName.parse(n) for n in [*network.lab_namespaces(), *nspawn.units_with_cgroups(PREFIX)]]
     ids |= {p.lab for p in pieces if p is not None and p.lab not in recorded}
     for lab_id in sorted(ids):
         lab.destroy(lab_id, store)
     print(f"destroyed {len(ids)} lab(s)" + (f": {', '.join(sorted(ids))}" if ids else ""))
+    if left:
+        print(f"left {len(left)} running lab(s) of other projects: `harness destroy --all` stops them too")
     return 0

@@ -42,7 +42,7 @@ def _in_order(snaps: Sequence[Snapshot], stages: Sequence[str]) -> list[tuple[Sn
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """List snapshots in pipeline order (* marks the stages' current keys) with what each was built
-    on and its age, sizes with --size; then the running labs."""
+    on and its age, sizes with --size; then this project's running labs (--all: every project's)."""
     store = cli_args.store(args)
     if args.why:
         return _why(args, store, args.why)
@@ -69,10 +69,17 @@ def cmd_ls(args: argparse.Namespace) -> int:
         owner = Path(str(snap.meta.get("project") or "-")).name  # who built it: gc and --rebuild
         age = _age(now - snap.created)
         print(f"{mark} {ref.group:10} {ref.key:42} {age:>6}{sizes}  {owner:12} {parent}")
-    for record in cli_labs.live_labs():
+    this = cli_args.project_root()
+    labs = cli_labs.live_labs()
+    for record in labs if args.all else [r for r in labs if cli_labs.of_project(r, this)]:
         machines = ", ".join(dict(record.get("machines") or {}))  # type: ignore[call-overload]
         owner = "kept" if record.get("pid") is None else f"pid {record['pid']}"
-        print(f"lab {record['id']} ({owner}, from {record.get('origin') or '?'}): {machines}")
+        project = "" if cli_labs.of_project(record, this) else \
+            f", project {Path(str(record.get('project') or '-')).name}"
+        print(f"lab {record['id']} ({owner}, from {record.get('origin') or '?'}{project}): {machines}")
+    others = 0 if args.all else sum(not cli_labs.of_project(r, this) for r in labs)
+    if others:
+        print(f"{others} running lab(s) of other projects not listed: `harness ls --all` lists them")
     return 0
 
 

@@ -68,12 +68,14 @@ class Lab:
                  boot_timeout: float = DEFAULT_BOOT_TIMEOUT, log_dir: Path | None = None,
                  before_boot: Callable[[Lab], None] | None = None,
                  after_boot: Callable[[Lab], None] | None = None, origin: str | None = None,
-                 max_booting: int = MAX_BOOTING) -> None:
+                 max_booting: int = MAX_BOOTING, project: str = "") -> None:
         """``log_dir/<id>/`` receives the consoles (default: under /run/harness/labs, removed at
         teardown); ``before_boot(lab)`` runs once the roots are cloned, before any machine boots;
         ``after_boot(lab)`` once every machine is ready; ``origin`` (the snapshot it was booted
-        from) goes into its record, for `harness ls`; at most ``max_booting`` machines boot at
-        once (see `boot`)."""
+        from) goes into its record, for `harness ls`, and so does ``project`` (the root directory
+        of the project that started it, as a snapshot records the project that built it:
+        `harness ls` and `harness destroy` keep to their project's labs); at most
+        ``max_booting`` machines boot at once (see `boot`)."""
         names = [s.name for s in setups]
         if len(set(names)) != len(names):
             raise UsageError(f"a lab's machine names must be unique: {names}")
@@ -92,6 +94,7 @@ class Lab:
         self.before_boot = before_boot
         self.after_boot = after_boot
         self.origin = origin
+        self.project = project
         self.max_booting = max(1, max_booting)
         booted = [s for s in setups if s.boot]
         self.network = LabNetwork(self.id, [i for s in booted for i in s.interfaces],
@@ -284,7 +287,7 @@ class Lab:
         record = {"id": self.id, "pid": None if kept else os.getpid(),
                   "started": None if kept else proc.start_time(os.getpid()), "store": str(self.store.root),
                   "machines": {n: m.leader for n, m in self.machines.items()},
-                  "logs": str(self.log_dir), "origin": self.origin}
+                  "logs": str(self.log_dir), "origin": self.origin, "project": self.project}
         (RUN_DIR / f"{self.id}.json").write_text(json.dumps(record))
 
     def _release(self) -> None:

@@ -20,6 +20,7 @@ import os
 import sys
 import types
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -159,7 +160,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # named in `pytest_plugins`, pytest would warn on every run that it came too late to rewrite.
     if not config.pluginmanager.is_registered(fixtures):  # `-p harness.fixtures` did it already
         config.pluginmanager.register(fixtures, "harness.fixtures")
-    reporting.point_reports(config)
+    if not config.option.help:  # nothing runs, nothing is reported: anyone may ask, anywhere
+        _refuse_a_user_who_cannot_write(config)
+        reporting.point_reports(config)
     for marker, meaning in MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {meaning}")
     if not hasattr(config, "workerinput") and config.option.verbose >= 0:
@@ -194,6 +197,34 @@ def pytest_configure(config: pytest.Config) -> None:
         for name, machine in per_machine.items():
             setattr(per_stage, f"machine_{name}", fixtures.machine_fixture(name, machine))
         config.pluginmanager.register(per_stage, "harness-stages")
+
+
+def _refuse_a_user_who_cannot_write(config: pytest.Config) -> None:
+    """Not root, in a project of labs, where the run cannot write its reports (a checkout of
+    root's, run by a user): the one line `_preflight` says, now, before allure, junitxml and
+    the reports directory are set up. Later, allure's mkdir or junitxml's file at the session's
+    end failed with a traceback after it (117 lines, exit 1). Which tests need a lab is known
+    only once they are collected; a run that cannot write its reports fails anyway."""
+    if os.geteuid() == 0 or hasattr(config, "workerinput") or not (
+            config.option.pipeline or config.getini("harness_pipeline")):
+        return
+    reports = reporting.reports_dir(config)
+    blocked = next((p for p in ([reports / "allure-results", reports / "junit.xml"] if reports else [])
+                    if not _can_write(p)), None)
+    if blocked is None:
+        return  # collected first: tests that use no lab run as any user (see `_preflight`)
+    try:
+        store.require_root()
+    except HarnessError as exc:
+        raise pytest.UsageError(f"{exc} (uid {os.geteuid()} cannot even write {blocked}; tests that "
+                                "use no lab run as any user given --reports=DIR)") from None
+
+
+def _can_write(path: Path) -> bool:
+    """Whether this process can write ``path``: the file or directory, or where it would be made."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return os.access(path, os.W_OK)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

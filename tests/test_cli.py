@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, lab, network
+from harness import cli, cli_args, cli_labs, lab, network, nspawn, proc
+from harness.build import Builder
+from harness.errors import UsageError
 from harness.names import SnapshotRef
 from harness.store import Snapshot, Store
 from tests.conftest import NOTHING, traces_of
@@ -47,6 +51,109 @@ def test_shell_without_a_running_lab_says_how_to_start_one(capsys: pytest.Captur
     monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
     assert cli.main(["shell", "gw", "--", "true"]) == 2
     assert capsys.readouterr().err.strip().endswith("no lab is running: start one with `harness up`")
+
+
+def test_shell_passes_the_words_after_double_dash_to_the_machine_as_they_are(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # a kept lab whose machine gw is this process: nothing boots, nothing is entered
+    monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
+    (tmp_path / "k1.json").write_text(json.dumps({"id": "k1", "pid": None, "machines": {"gw": os.getpid()}}))
+    executed: list[list[str]] = []
+    monkeypatch.setattr(cli_labs.os, "execvpe", lambda path, argv, env: executed.append(argv))
+    assert cli.main(["shell", "gw", "--", "sh", "-c", "echo one; echo two"]) == 0
+    assert cli.main(["shell", "gw"]) == 0
+    assert executed == [
+        ["nsenter", f"--target={os.getpid()}", "--all", "--", "sh", "-c", "echo one; echo two"],
+        ["nsenter", f"--target={os.getpid()}", "--all", "--", "/bin/bash", "-l"]]
+
+
+class FakeStore:
+    """What `harness destroy` and `harness ls` read of a store, without btrfs: its root, the
+    owners of its working clones, no snapshots."""
+
+    def __init__(self, root: Path, owners: list[str]) -> None:
+        self.root = root
+        self._owners = owners
+
+    def owners(self) -> list[str]:
+        return self._owners
+
+    def snapshots(self) -> list[Snapshot]:
+        return []
+
+
+@pytest.fixture
+def labs_of_two_projects(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """Records of labs of projects `mine` (the current directory) and `theirs` on one store, that
+    store without btrfs, and `lab.destroy` replaced: it returns the ids it was asked to destroy.
+    Nothing of the host is read but this process's pid; nothing is destroyed."""
+    mine, theirs, store = (tmp_path / "mine").resolve(), tmp_path / "theirs", tmp_path / "store"
+    mine.mkdir()
+    (mine / "pytest.ini").write_text("[pytest]\n")
+    monkeypatch.chdir(mine)
+    monkeypatch.setattr(lab, "RUN_DIR", tmp_path / "run")
+    lab.RUN_DIR.mkdir()
+    alive = {"pid": os.getpid(), "started": proc.start_time(os.getpid())}
+    kept = {"pid": None}
+    gone = {"pid": os.getpid(), "started": -1}  # its owner died (its pid now another process's)
+    for lab_id, project, owner, where in [
+            ("a1", mine, kept, store), ("a2", mine, alive, store), ("a3", mine, kept, tmp_path / "other"),
+            ("b1", theirs, kept, store), ("b2", theirs, alive, store), ("b3", theirs, gone, store),
+            ("c1", None, kept, store)]:  # recorded before labs recorded their project
+        record = {"id": lab_id, "store": str(where), "machines": {"gw": 1}, "origin": "gw/1a2b", **owner}
+        if project is not None:
+            record["project"] = str(project)
+        (lab.RUN_DIR / f"{lab_id}.json").write_text(json.dumps(record))
+    monkeypatch.setattr(cli_args, "store", lambda args: FakeStore(store, ["a1", "b1", "d1"]))
+    monkeypatch.setattr(network, "lab_namespaces", lambda: ["harness-e1-gw", "harness-b2-gw"])
+    monkeypatch.setattr(nspawn, "units_with_cgroups", lambda prefix: [])
+    destroyed: list[str] = []
+    monkeypatch.setattr(lab, "destroy", lambda lab_id, store=None, **kw: destroyed.append(lab_id))
+    return destroyed
+
+
+def test_a_lab_a_builder_boots_records_the_builders_project(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    from stages import PIPELINE  # any pipeline: the lab is made and recorded, never entered
+    monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
+    builder = Builder(FakeStore(tmp_path, []), PIPELINE, project="/srv/mine", log_dir=tmp_path)  # type: ignore[arg-type]
+    made = builder.lab(Snapshot("gw/0123", tmp_path, tuple(PIPELINE.members_until("gw")), {"stage": "gw"}))
+    made._record()  # what entering it writes first
+    assert json.loads((tmp_path / f"{made.id}.json").read_text())["project"] == "/srv/mine"
+
+
+def test_destroy_leaves_the_live_labs_of_other_projects_and_says_so(
+        labs_of_two_projects: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["destroy"]) == 0
+    # its own of this store; of others, the one whose owner died, clones (d1) and namespaces
+    # (e1) without a record: no run's
+    assert labs_of_two_projects == ["a1", "a2", "b3", "d1", "e1"]
+    assert capsys.readouterr().out.splitlines() == [
+        "destroyed 5 lab(s): a1, a2, b3, d1, e1",
+        "left 3 running lab(s) of other projects: `harness destroy --all` stops them too"]
+    labs_of_two_projects.clear()
+    assert cli.main(["destroy", "--all"]) == 0
+    assert labs_of_two_projects == ["a1", "a2", "b1", "b2", "b3", "c1", "d1", "e1"]
+    assert capsys.readouterr().out.splitlines() == ["destroyed 8 lab(s): a1, a2, b1, b2, b3, c1, d1, e1"]
+
+
+def test_ls_lists_the_labs_of_this_project_unless_all(labs_of_two_projects: list[str],
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    def no_pipeline(args: object) -> None:
+        raise UsageError("no pipeline")
+    monkeypatch.setattr(cli_args, "pipeline", no_pipeline)
+    assert cli.main(["ls"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("no snapshots in ")
+    assert out[1:] == ["lab a1 (kept, from gw/1a2b): gw", f"lab a2 (pid {os.getpid()}, from gw/1a2b): gw",
+                    "lab a3 (kept, from gw/1a2b): gw",
+                    "3 running lab(s) of other projects not listed: `harness ls --all` lists them"]
+    assert cli.main(["ls", "--all"]) == 0
+    assert capsys.readouterr().out.splitlines()[4:] == ["lab b1 (kept, from gw/1a2b, project theirs): gw",
+                        f"lab b2 (pid {os.getpid()}, from gw/1a2b, project theirs): gw",
+                        "lab c1 (kept, from gw/1a2b, project -): gw"]
+    assert labs_of_two_projects == []
 
 
 @pytest.mark.integration

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +18,12 @@ import pytest
 from harness import bundle, lab, proc
 from harness.store import Snapshot, Store
 from harness.wait import retry
-from tests.conftest import NOTHING, traces_of
+from tests.conftest import NOTHING, as_nobody, traces_of
 from tests.toy import Toy
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 class Held:
@@ -159,3 +164,19 @@ def test_a_full_store_is_a_clear_error_and_keeps_its_snapshots(toy: Toy, small_s
     assert [s.name.split("/")[0] for s in small_store.snapshots()] == ["bootstrap"]
     assert sorted(p.name for p in (base.member("base") / "etc").iterdir()) == before
     assert leftovers(small_store) == []
+
+
+def test_pytest_as_a_user_from_elsewhere_is_one_line_and_exit_4() -> None:
+    """As a user types it: `pytest CHECKOUT/scenarios`, unprivileged, from a directory of their
+    own, no flag; the checkout is root's, so is its reports/ (needs root to switch user; no
+    machine boots: the run stops before it writes anything)."""
+    with tempfile.TemporaryDirectory() as home:
+        Path(home).chmod(0o777)
+        result = subprocess.run([*as_nobody(), sys.executable, "-m", "pytest", str(REPO / "scenarios")],
+                                capture_output=True, text=True, cwd=home, timeout=120,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})  # this checkout's harness
+    said = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, "\n".join(said[-30:])
+    assert len(said) == 1, "\n".join(said[-30:])
+    assert said[0].startswith("ERROR: harness needs root (btrfs, network namespaces, systemd-nspawn): "
+                              "run it as root, e.g. `sudo make test`")
