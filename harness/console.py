@@ -34,6 +34,7 @@ class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
         super().__init__(read_fd, timeout=timeout, encoding="utf-8", codec_errors="replace", use_poll=True)
         self.terminal = terminal
         self.machine = machine
+        self._at_prompt = False  # a refused login just left login's own prompt on the console
 
     def send(self, s: Any) -> int:
         data = s.encode() if isinstance(s, str) else bytes(s)
@@ -54,13 +55,50 @@ class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
 
     def login(self, user: str = "root", password: str | None = None,
               timeout: float = CONSOLE_TIMEOUT) -> None:
-        """Log in at the ``login:`` prompt and wait for a shell, whose prompt becomes ``harness# ``.
+        """Log in at the ``login:`` prompt and wait for a shell, whose prompt becomes ``harness# ``."""
+        self._type_user(user, timeout)
+        if password is not None:
+            self.wait_for(r"[Pp]assword: ", timeout)
+            self.sendline(password)
+        self.wait_for(r"[#$] ", timeout)
+        # The quotes keep the echo of this very line from matching the new prompt.
+        self.sendline("stty -echo; PS1='harness''# '")
+        self.wait_for(r"harness# ", timeout)
+
+    def refuses(self, user: str, password: str, timeout: float = CONSOLE_TIMEOUT) -> str | None:
+        """Try to log in as ``user`` with ``password`` (typed if asked for): None if the console
+        refused (``Login incorrect``), else what it showed instead: a shell's prompt, as text.
+        Either way the console is back at ``login:`` (a shell it gave is exited)."""
+        self._type_user(user, timeout)
+        if self._either(r"[Pp]assword: ", r"[#$] ", timeout) == 0:
+            self.sendline(password)
+            if self._either(r"Login incorrect", r"[#$] ", timeout) == 0:
+                # login asks again, after its delay; a line sent meanwhile would be a name
+                self.wait_for(r"login: ", timeout)
+                self._at_prompt = True
+                return None
+        shown = f"{self.before}{self.after}"[-300:]
+        self.sendline("exit")
+        return shown
+
+    def _either(self, first: str, second: str, timeout: float) -> int:
+        """0 if regex ``first`` comes before ``second``, else 1; `CheckFailed` if neither does."""
+        try:
+            return int(self.expect([first, second], timeout=timeout))
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            raise CheckFailed(f"{self.machine} console: neither {first!r} nor {second!r} within "
+                              f"{timeout:.0f}s; last output:\n{(self.before or '')[-600:]}") from None
+
+    def _type_user(self, user: str, timeout: float) -> None:
+        """Type ``user`` at the ``login:`` prompt, and return.
 
         agetty discards pending input ~100 ms *after* printing its prompt, so a name typed at
         once can vanish. The name counts as typed only once agetty has echoed it back.
         """
-        self.sendline("")  # the first prompt may have gone by before we attached: ask again
-        self.wait_for(r"login: ", timeout)
+        if not self._at_prompt:
+            self.sendline("")  # the first prompt may have gone by before we attached: ask again
+            self.wait_for(r"login: ", timeout)
+        self._at_prompt = False
 
         def typed(last_try: bool) -> bool:
             self.send(user)
@@ -72,13 +110,6 @@ class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
 
         retry(typed, timeout, f"{self.machine} console to echo the user name")
         self.sendline("")
-        if password is not None:
-            self.wait_for(r"[Pp]assword: ", timeout)
-            self.sendline(password)
-        self.wait_for(r"[#$] ", timeout)
-        # The quotes keep the echo of this very line from matching the new prompt.
-        self.sendline("stty -echo; PS1='harness''# '")
-        self.wait_for(r"harness# ", timeout)
 
     def shell(self, command: str, timeout: float = CONSOLE_TIMEOUT) -> str:
         """Run ``command`` at the logged-in shell and return its output."""

@@ -44,6 +44,9 @@ def configure(build: Build) -> None:
     add_users(build, "rhfs0")
     add_users(build, "rfs", password=True)
     rfs = build.root("rfs")
+    # The base image's root has an empty password (a lab machine's console lets root in), and
+    # Debian's PAM takes an empty password (nullok): on a seat, any contestant's `su` was root.
+    rootfs.run_in_root(rfs, ["passwd", "--lock", "root"])
     (rfs / "etc/harness").mkdir(parents=True, exist_ok=True)
     rootfs.run_in_root(rfs, ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rfs-homes",
                              "-f", KEY])
@@ -109,6 +112,11 @@ def rhfs_ssh_ipv4_only(lab: Lab) -> None:
     rhfs0 = lab["rhfs0"]
     run(rhfs0, "echo 'ListenAddress 0.0.0.0' > /etc/ssh/sshd_config.d/v4.conf && systemctl restart ssh")
     rhfs0.wait_for_open_port(22, str(INVENTORY["rhfs0"].nic("lan").address))
+
+
+@mutant("rhfs0's users were given their passwords (copied from the seats): contestants SSH into rhfs0")
+def rhfs_users_with_passwords(lab: Lab) -> None:
+    run(lab["rhfs0"], "chpasswd", input="".join(f"{login}:{login}\n" for login in INVENTORY.users))
 
 
 STAGE = Stage.here(
