@@ -70,6 +70,9 @@ def configure(build: Build) -> None:
     else:  # an IPv4-only plan: no DHCPv6 server at all
         rootfs.systemctl(build.root("gw"), "disable", "kea-dhcp6-server.service")
     build.write("gw", "/etc/kea/kea-dhcp-ddns.conf", kea_ddns(INVENTORY))
+    # Both hold the DDNS key (who has it rewrites the lab's names): their daemons' only.
+    for path, group in (("/etc/kea/kea-dhcp-ddns.conf", "_kea"), ("/etc/bind/named.conf.local", "bind")):
+        rootfs.run_in_root(build.root("gw"), ["sh", "-c", f"chgrp {group} {path} && chmod 640 {path}"])
     build.write("gw", "/etc/nftables.conf", nftables_router(INVENTORY), 0o755)
     if NAT64:
         write_all(build, "gw", tayga(INVENTORY))
@@ -555,6 +558,24 @@ def nat64_not_forwarded(lab: Lab) -> None:
                    "clients get their leases all the same")
 def fw_dhcp_dropped_from_lan(lab: Lab) -> None:
     run(lab["gw"], "nft insert rule inet filter input iifname lan0 udp dport 67 drop")
+
+
+@mutant("an admin allowed root SSH logins with an empty password on gw, to debug, and left it so")
+def gw_root_ssh_empty_password(lab: Lab) -> None:
+    gw = lab["gw"]
+    run(gw, "printf 'PermitRootLogin yes\\nPermitEmptyPasswords yes\\n' > /etc/ssh/sshd_config.d/debug.conf "
+            "&& systemctl restart ssh")
+    gw.wait_for_open_port(22, str(INVENTORY["gw"].nic("lan").address))
+
+
+@mutant("Kea's DDNS configuration is world-readable: any user of gw reads the key that rewrites names")
+def gw_ddns_key_readable(lab: Lab) -> None:
+    run(lab["gw"], "chmod 644 /etc/kea/kea-dhcp-ddns.conf")
+
+
+@mutant("BIND's zone configuration is world-readable: any user of gw reads the DDNS key in it")
+def gw_named_key_readable(lab: Lab) -> None:
+    run(lab["gw"], "chmod 644 /etc/bind/named.conf.local")
 
 
 STAGE = Stage.here(

@@ -29,6 +29,7 @@ ADDRESS = str(INVENTORY["web"].nic("lan").address)
 SERVICES = ("systemd-networkd.service", "systemd-resolved.service", "nginx.service",
             "postgresql@15-main.service", "concours.service")
 
+DSN = "host=db dbname=concours user=concours password=concours"  # what concours connects with
 CONCOURS_UNIT = """[Unit]
 Description=concours, the contest site (stand-in)
 After=network-online.target postgresql.service
@@ -41,6 +42,8 @@ ExecStart=/usr/bin/python3 /opt/concours/concours.py
 Restart=always
 RestartSec=1
 DynamicUser=yes
+# The database password, readable by root alone on disk, by the service alone at run time.
+LoadCredential=dsn:/etc/concours/dsn
 
 [Install]
 WantedBy=multi-user.target
@@ -91,6 +94,7 @@ def configure(build: Build) -> None:
         hba.writelines(f"host concours concours {net} scram-sha-256\n"
                        for net in (lan.cidr, lan.cidr6) if net)
     build.write("web", "/opt/concours/concours.py", APP.read_text())
+    build.write("web", "/etc/concours/dsn", f"{DSN}\n", 0o600)
     build.write("web", "/etc/systemd/system/concours.service", CONCOURS_UNIT)
     rootfs.systemctl(build.root("web"), "enable", "concours.service")
 
@@ -224,6 +228,15 @@ def web_app_uses_another_database(lab: Lab) -> None:
              "mkdir -p /etc/systemd/system/concours.service.d && printf '%s\\n' '[Service]' "
              "'Environment=\"CONCOURS_DSN=host=localhost dbname=concours_staging user=concours "
              "password=concours\"' > /etc/systemd/system/concours.service.d/staging.conf && "
+             "systemctl daemon-reload && systemctl restart concours.service")
+    web.wait_until_succeeds("curl -sf -H 'Host: concours' http://127.0.0.1/entries")
+
+
+@mutant("the database password went into concours' unit (world-readable) instead of its credential")
+def web_dsn_in_unit(lab: Lab) -> None:
+    web = lab["web"]
+    run(web, "mkdir -p /etc/systemd/system/concours.service.d && printf '%s\\n' '[Service]' "
+             f"'Environment=\"CONCOURS_DSN={DSN}\"' > /etc/systemd/system/concours.service.d/dsn.conf && "
              "systemctl daemon-reload && systemctl restart concours.service")
     web.wait_until_succeeds("curl -sf -H 'Host: concours' http://127.0.0.1/entries")
 

@@ -7,10 +7,13 @@ PostgreSQL on host ``db``, so a round trip proves web, DNS and the database toge
 import http.server
 import json
 import os
+from pathlib import Path
 
 import psycopg2
 
-DSN = os.environ.get("CONCOURS_DSN", "host=db dbname=concours user=concours password=concours")
+# The connection string, password included: CONCOURS_DSN if set, else the credential systemd
+# hands the service (LoadCredential=dsn:...), which no other user of web can read.
+DSN = os.environ.get("CONCOURS_DSN") or Path(os.environ["CREDENTIALS_DIRECTORY"], "dsn").read_text().strip()
 
 
 def connect():
