@@ -84,6 +84,55 @@ def pas_ignores_dhcp_domains(lab: Lab) -> None:
     common.renew_leases(lab)
 
 
+# -- mutants of the contestant's side: what a contestant at a seat must not be able to do
+# (stages/contestant.py) --------------------------------------------------------------------------
+
+
+@mutant("the contestant image keeps the base image's empty root password: su gives root to anyone")
+def pas_root_password_empty(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, "passwd --delete root")
+
+
+@mutant("the key that mounts homes is world-readable on the seats: it is root on rhfs0")
+def pas_homes_key_readable(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, "chmod 644 /etc/harness/homes_key")
+
+
+@mutant("find is set-user-id root on the seats (to let contestants search everywhere): a root shell")
+def pas_setuid_find(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, "chmod u+s /usr/bin/find")
+
+
+@mutant("a polkit rule lets every user manage the seat's network (to fix their own link)")
+def pas_polkit_network_for_all(lab: Lab) -> None:
+    rule = ('polkit.addRule(function(action, subject) {\n'
+            '    if (action.id.indexOf("org.freedesktop.network1.") == 0) return polkit.Result.YES;\n});\n')
+    for seat in common.seats(lab):
+        run(seat, f"printf '{rule}' > /etc/polkit-1/rules.d/50-network.rules && "
+                  "systemctl try-restart polkit.service")
+
+
+@mutant("ip carries CAP_NET_ADMIN on the seats (to let contestants debug): anyone changes the network")
+def pas_ip_net_admin(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, "setcap cap_net_admin+ep /usr/bin/ip")
+
+
+@mutant("/usr/local/bin is world-writable on the seats: one contestant plants a program for the next")
+def pas_shared_tree_writable(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, "chmod 1777 /usr/local/bin")
+
+
+@mutant("/etc/shadow is world-readable on the seats: every contestant's password hash is anyone's")
+def pas_shadow_readable(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, "chmod 644 /etc/shadow")
+
+
 STAGE = Stage.here(
     "pas",
     machines=SEATS,
