@@ -23,7 +23,6 @@ from harness.errors import CheckFailed
 from harness.inventory import Family, Host
 from harness.lab import Lab
 from harness.machine import Machine
-from stages.generate import router
 from stages.inventory import INVENTORY
 
 # In the per-machine tables (DNS rows, DHCP options), the first seat stands for every seat:
@@ -44,7 +43,7 @@ def address(machine: str, family: Family, segment: str = "lan") -> str:
 
 def gw_address(family: Family, segment: str = "lan") -> str:
     """The router's address in ``family`` on ``segment``: the LAN's DNS server and gateway."""
-    return address(router(INVENTORY).name, family, segment)
+    return address(INVENTORY.router().name, family, segment)
 
 
 def in_url(address: str) -> str:

@@ -21,7 +21,6 @@ from stages.generate import (
     resolver,
     reverse_name,
     reverse_zones,
-    router,
 )
 from stages.inventory import INVENTORY
 
@@ -157,7 +156,7 @@ def change_dhcp(lab: Lab, change: Callable[[dict[str, Any]], None], forget_lease
     that Kea (with no lease in its database if ``forget_leases``), and renew every client's
     leases."""
     path, key, unit, port = KEA[family]
-    gw = lab[router(INVENTORY).name]
+    gw = lab[INVENTORY.router().name]
     config = json.loads(read(gw, path))
     change(config[key])
     leases = f"/var/lib/kea/kea-leases{family.version}.csv*"
@@ -181,14 +180,14 @@ def dhcp_option(dhcp: dict[str, Any], name: str) -> dict[str, Any]:
 
 def gw_address() -> str:
     """The router's LAN address: the lab's DNS and DHCP server."""
-    return str(router(INVENTORY).nic(LAN).address)
+    return str(INVENTORY.router().nic(LAN).address)
 
 
 def restart_dns(lab: Lab, zones: tuple[str, ...] | None = None, server: str | None = None) -> None:
     """Restart BIND on gw after a change, wait until each of ``zones`` (by default every zone it
     serves) answers its SOA on ``server`` (by default its LAN address), and empty the clients'
     DNS caches."""
-    gw = lab[router(INVENTORY).name]
+    gw = lab[INVENTORY.router().name]
     run(gw, "systemctl restart named")
     gw.wait_for_unit("named.service")
     zones = zones if zones is not None else (

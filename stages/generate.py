@@ -111,7 +111,7 @@ def router_advertisement(inv: Inventory, nic: Nic) -> list[str]:
 
 
 def _routes_to_the_lab(inv: Inventory, nic: Nic) -> list[str]:
-    gw = router(inv)
+    gw = inv.router()
     if not any(n.segment == nic.segment and n.address6 for n in gw.nics):
         return []
     via = gw.nic(nic.segment).address6
@@ -125,14 +125,7 @@ def resolver(inv: Inventory, host: Host) -> str:
         return f"nameserver 127.0.0.1\nsearch {inv.domain}\n"
     if host.kind is Kind.UPLINK:
         return "nameserver 127.0.0.1\n"
-    return f"nameserver {router(inv).nic(LAN).address}\nsearch {inv.domain}\n"
-
-
-def router(inv: Inventory) -> Host:
-    """The LAN's gateway: the machine marked ``router``."""
-    found = [h for h in inv.hosts.values() if h.router]
-    assert len(found) == 1, "the inventory names exactly one router"
-    return found[0]
+    return f"nameserver {inv.router().nic(LAN).address}\nsearch {inv.domain}\n"
 
 
 def kea_names(inv: Inventory) -> dict[str, object]:
@@ -153,7 +146,7 @@ def kea_names(inv: Inventory) -> dict[str, object]:
 
 def kea_dhcp4(inv: Inventory) -> str:
     """Kea DHCPv4 configuration: the LAN subnet, its pool, options and a reservation per DHCP machine."""
-    gw = router(inv)
+    gw = inv.router()
     lan = inv.segments[LAN]
     reservations = [{"hw-address": nic.mac, "ip-address": str(nic.address), "hostname": host.name}
                     for host in inv.on(LAN) for nic in host.nics
@@ -187,7 +180,7 @@ def kea_dhcp4(inv: Inventory) -> str:
 def kea_dhcp6(inv: Inventory) -> str:
     """Kea DHCPv6 configuration: the LAN's prefix, its pool, DNS options and a reservation (by
     MAC) per machine that takes its IPv6 address by DHCPv6; names by DDNS as for DHCPv4."""
-    gw = router(inv)
+    gw = inv.router()
     lan = inv.segments[LAN]
     reservations = [{"hw-address": nic.mac, "ip-addresses": [str(nic.address6)], "hostname": host.name}
                     for host in inv.on(LAN) for nic in host.nics
@@ -270,7 +263,7 @@ def ptr_owner(address: ipaddress.IPv4Address | ipaddress.IPv6Address,
 
 
 def _soa(inv: Inventory) -> list[str]:
-    ns = f"{router(inv).name}.{inv.domain}."
+    ns = f"{inv.router().name}.{inv.domain}."
     return ["$TTL 300", f"@ IN SOA {ns} hostmaster.{inv.domain}. ( 1 3600 600 86400 300 )",
             f"@ IN NS {ns}"]
 
@@ -362,7 +355,7 @@ options {{
              f'zone "{inv.domain}" {{ type primary; file "/etc/bind/db.{inv.domain}"; }};',
              f'zone "{dynamic}" {{ type primary; file "/var/lib/bind/db.{dynamic}"; '
              f'allow-update {{ key "{key}"; }}; }};']
-    ns = f"{router(inv).name}.{inv.domain}."
+    ns = f"{inv.router().name}.{inv.domain}."
     files = {"/etc/bind/named.conf.options": options,
              f"/etc/bind/db.{inv.domain}": zone_forward(inv),
              f"/var/lib/bind/db.{dynamic}": "\n".join([
@@ -387,7 +380,7 @@ def nftables_router(inv: Inventory) -> str:
     each segment, new connections forwarded only between the segments it routes (both
     families alike), masquerade to the uplink for IPv4 (IPv6 is routed as it is). Everything
     else is dropped, so a client sees no answer at all."""
-    gw = router(inv)
+    gw = inv.router()
     wan = gw.nic(UPLINK).name
     accept = []
     for service in (s for s in policy.served(inv) if s.machine == gw.name):

@@ -16,7 +16,7 @@ from stages import generate, policy
 from stages.inventory import INVENTORY
 from stages.inventory import PATH as PLAN
 
-GW = generate.router(INVENTORY)
+GW = INVENTORY.router()
 LAN = INVENTORY.segments["lan"]
 DOMAIN = INVENTORY.domain
 
@@ -166,6 +166,22 @@ def test_the_policy_refuses_a_table_that_contradicts_routing() -> None:
         policy.check(INVENTORY, (closed,))
     with pytest.raises(UsageError, match="no machine 'nosuch'"):
         policy.check(INVENTORY, (policy.Service("nosuch", "x", policy.Proto.TCP, 1, frozenset()),))
+
+
+def test_an_inventory_with_two_routers_or_none_is_refused_in_one_line() -> None:
+    def lab(*routers: str) -> Inventory:
+        return parse({"segments": {"lan": {"cidr": "192.168.0.0/23"}}, "machines": {
+            name: {"router": name in routers, "interfaces": [{"name": "lan0", "segment": "lan",
+                                                              "mac": f"02:00:00:00:00:0{n}",
+                                                              "address": f"192.168.0.{n}"}]}
+            for n, name in enumerate(("gw", "gw2", "pc"), 1)}})
+
+    assert lab("gw").router().name == "gw"
+    with pytest.raises(UsageError, match=r"^the inventory marks gw, gw2 as router: keep router = true on "
+                                         r"exactly one machine, the gateway$"):
+        policy.check(lab("gw", "gw2"))  # what importing stages.policy does with stages/inventory.toml
+    with pytest.raises(UsageError, match="marks no machine as router"):
+        lab().router()
 
 
 def test_every_policy_row_has_a_client_on_its_segment_and_a_way_there() -> None:
