@@ -22,9 +22,9 @@ from harness.lab import Lab
 from harness.machine import Machine
 from scenarios.conftest import by_family, dig, granted, lease, lease6, one_seat_for_all
 from stages.common import wait_for_lease
-from stages.generate import DYNAMIC, LEASE, PREFERRED
 from stages.inventory import INVENTORY
 from stages.policy import router
+from stages.spec import DYNAMIC, LEASE, PREFERRED
 
 GW = router(INVENTORY)
 LAN = INVENTORY.segments["lan"]

@@ -15,10 +15,11 @@ from harness.inventory import Family
 from harness.lab import Lab
 from harness.machine import Machine
 from scenarios.conftest import Answer, dig, expect, gw_address, source_seen_outside
-from stages.generate import NAT64_PREFIX, UPLINK_IPV4_ONLY, UPLINK_ZONE, ipv6_only
 from stages.inventory import INVENTORY
+from stages.spec import NAT64_PREFIX, UPLINK_IPV4_ONLY, UPLINK_ZONE
 
-ONLY6 = [h.name for h in ipv6_only(INVENTORY)]  # none: no test of this module is generated
+# the LAN's machines without IPv4 (with --families=ipv4, none: no test of this module is generated)
+ONLY6 = [h.name for h in INVENTORY.on("lan") if Family.IPV4 not in h.families()]
 NAME = f"{UPLINK_IPV4_ONLY}.{UPLINK_ZONE}"  # a public name with an A record only
 DNS6 = gw_address(Family.IPV6) if Family.IPV6 in INVENTORY.families() else ""  # --families=ipv4: none
 

@@ -19,8 +19,8 @@ from scenarios.conftest import (
     seen_by_the_internet,
     source_seen_outside,
 )
-from stages.generate import DYNAMIC
 from stages.inventory import INVENTORY
+from stages.spec import DYNAMIC
 
 PAS = INVENTORY[INVENTORY.seats()[0]].nic("lan")  # the `pas` fixture's machine
 GW = str(INVENTORY["gw"].nic("lan").address)

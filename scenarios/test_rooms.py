@@ -35,8 +35,8 @@ from scenarios.conftest import (
     seen_by_the_internet,
     source_seen_outside,
 )
-from stages.generate import DYNAMIC
 from stages.inventory import INVENTORY
+from stages.spec import DYNAMIC
 
 RECORD = {Family.IPV4: "A", Family.IPV6: "AAAA"}
 LOGIN_CPU = 1.0  # CPU-seconds a login to a home on rhfs0 may take, both ends: about 0.33 measured

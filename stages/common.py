@@ -13,9 +13,8 @@ from harness.errors import HarnessError
 from harness.inventory import Config
 from harness.mutant import read, run, write
 from harness.network import Family
+from stages import spec
 from stages.generate import (
-    DYNAMIC,
-    LAN,
     dhcp_unit,
     network_units,
     resolver,
@@ -180,7 +179,7 @@ def dhcp_option(dhcp: dict[str, Any], name: str) -> dict[str, Any]:
 
 def gw_address() -> str:
     """The router's LAN address: the lab's DNS and DHCP server."""
-    return str(INVENTORY.router().nic(LAN).address)
+    return str(INVENTORY.router().nic(spec.LAN).address)
 
 
 def restart_dns(lab: Lab, zones: tuple[str, ...] | None = None, server: str | None = None) -> None:
@@ -191,7 +190,7 @@ def restart_dns(lab: Lab, zones: tuple[str, ...] | None = None, server: str | No
     run(gw, "systemctl restart named")
     gw.wait_for_unit("named.service")
     zones = zones if zones is not None else (
-        INVENTORY.domain, f"{DYNAMIC}.{INVENTORY.domain}", *map(reverse_name, reverse_zones(INVENTORY)))
+        INVENTORY.domain, f"{spec.DYNAMIC}.{INVENTORY.domain}", *map(reverse_name, reverse_zones(INVENTORY)))
     for zone in zones:
         gw.wait_until_succeeds(f"dig +short +norecurse @{server or gw_address()} {zone} SOA | grep -q .")
     flush_dns_caches(lab)

@@ -12,7 +12,7 @@ import pytest
 from harness.errors import UsageError
 from harness.inventory import Config, Family, Inventory
 from harness.inventory_file import load, parse
-from stages import generate, policy
+from stages import generate, policy, spec
 from stages.inventory import INVENTORY
 from stages.inventory import PATH as PLAN
 
@@ -36,11 +36,26 @@ def test_kea_reserves_every_dhcp_machine_with_the_lan_options() -> None:
     assert options == {"routers": gw, "domain-name-servers": gw, "domain-name": DOMAIN,
                        "domain-search": DOMAIN}
     assert (config["valid-lifetime"], config["renew-timer"], config["rebind-timer"]) == \
-        (generate.LEASE, generate.LEASE // 4, generate.LEASE // 2)
+        (spec.LEASE, spec.LEASE // 4, spec.LEASE // 2)
+
+
+def test_the_generated_files_say_what_the_spec_says() -> None:
+    dhcp6 = json.loads(generate.kea_dhcp6(INVENTORY))["Dhcp6"]
+    assert (dhcp6["preferred-lifetime"], dhcp6["valid-lifetime"]) == (spec.PREFERRED, spec.LEASE)
+    internet = generate.uplink_named(INVENTORY)
+    assert f'zone "{spec.UPLINK_ZONE}"' in internet["/etc/bind/named.conf.local"]
+    zone = internet[f"/etc/bind/db.{spec.UPLINK_ZONE}"].splitlines()
+    assert [line.split()[2] for line in zone if line.startswith(f"{spec.UPLINK_IPV4_ONLY} ")] == ["A"]
+    assert f"dns64 {spec.NAT64_PREFIX} " in generate.named_conf(INVENTORY)["/etc/bind/named.conf.options"]
+    assert f"prefix {spec.NAT64_PREFIX}\n" in generate.tayga(INVENTORY)["/etc/tayga.conf"]
+    far = generate.far_network(INVENTORY)
+    assert far["/etc/systemd/network/20-far0.netdev"].count(f"MTUBytes={spec.NARROW_MTU}\n") == 2
+    assert {f"Address={net.network_address + 1}/{net.prefixlen}" for net in spec.FAR.values()} <= \
+        set(far["/etc/systemd/network/10-far0.network"].splitlines())
 
 
 def test_strangers_are_named_in_the_dynamic_zone_by_signed_updates() -> None:
-    dynamic = f"{generate.DYNAMIC}.{DOMAIN}"
+    dynamic = f"{spec.DYNAMIC}.{DOMAIN}"
     dhcp = json.loads(generate.kea_dhcp4(INVENTORY))["Dhcp4"]
     assert dhcp["ddns-qualifying-suffix"] == f"{dynamic}." and dhcp["ddns-generated-prefix"] == "dyn"
     ddns = json.loads(generate.kea_ddns(INVENTORY))["DhcpDdns"]
