@@ -14,7 +14,8 @@ import pytest
 from harness.inventory import Family, Host
 from harness.lab import Lab
 from harness.machine import Machine
-from scenarios.conftest import Answer, by_family, dig, expect, gw_address, one_seat_for_all
+from harness.probes import Answer, dig, expect
+from scenarios.conftest import by_family, gw_address, one_seat_for_all
 from stages.inventory import INVENTORY
 from stages.spec import UPLINK_ZONE
 

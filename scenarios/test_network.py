@@ -13,7 +13,8 @@ import pytest
 
 from harness.inventory import Family
 from harness.machine import Machine
-from scenarios.conftest import one_seat_for_all, ping
+from harness.probes import ping
+from scenarios.conftest import one_seat_for_all
 from stages.inventory import INVENTORY
 
 GW = INVENTORY.router()

@@ -49,5 +49,6 @@ NAT64_PREFIX = "2001:db8:64:ff9b::/96"
 # fragmentation-needed (IPv4) from the internet, as from any router on a path, and gw must
 # pass that error back to the client.
 NARROW_MTU = 1280  # IPv6's minimum: the narrowest link IPv6 allows
-FAR = {Family.IPV4: ipaddress.IPv4Network("192.0.2.0/24"),
-       Family.IPV6: ipaddress.IPv6Network("2001:db8:fffe::/64")}
+FAR: dict[Family, ipaddress.IPv4Network | ipaddress.IPv6Network] = {
+    Family.IPV4: ipaddress.IPv4Network("192.0.2.0/24"),
+    Family.IPV6: ipaddress.IPv6Network("2001:db8:fffe::/64")}
