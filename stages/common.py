@@ -32,8 +32,9 @@ def configure_network(build: Build, machine: str) -> None:
     """Write ``machine``'s network units from the inventory and let systemd-networkd apply
     them; a DHCP client gets its resolver through systemd-resolved.
 
-    systemd-networkd-wait-online is masked: a link that never becomes routable would stall
-    boot by seconds (NOTES.md); scenarios wait for what they need instead.
+    systemd-networkd-wait-online is masked: a link that never becomes routable (a gateway's
+    with no default route) would stall every boot until wait-online gives up; scenarios wait
+    for what they need instead.
     """
     host, member = INVENTORY[machine], machine
     write_all(build, member, network_units(INVENTORY, host))
