@@ -4,7 +4,7 @@ One `Lab` owns everything it creates, under one id: the working subvolumes
 ``work/<id>/*`` in the store, the namespaces ``harness-<id>-*``, the machines
 ``harness-<id>-<name>``. Leaving its ``with`` block (normally, on error or on Ctrl-C)
 stops the machines, removes the namespaces and deletes the clones. A record of the owner
-pid in ``/run/harness/labs`` lets `destroy_stale()` clean up after a killed run.
+pid in ``/run/harness/labs`` lets `sweep_stale()` clean up after a killed run.
 """
 
 from __future__ import annotations

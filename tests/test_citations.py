@@ -1,5 +1,5 @@
 """The project's docs and docstrings cite only what the project has: the pages they name are
-in the repository."""
+in the repository, and a function a harness docstring names as `name()` is defined."""
 
 from __future__ import annotations
 
@@ -22,3 +22,12 @@ def test_every_page_cited_is_in_the_project() -> None:
                          "needs to know into the page or the docstring itself (or, for a page a run "
                          f"writes under reports/, add its name to WRITTEN); {missing}")
 
+
+def test_every_function_a_harness_docstring_names_exists() -> None:
+    sources = {path: path.read_text() for path in [*REPO.glob("harness/**/*.py"), *REPO.glob("stages/*.py")]}
+    defined = {name for text in sources.values()
+               for name in re.findall(r"^\s*(?:def|class) (\w+)", text, re.M)}
+    missing = [f"{path.relative_to(REPO)} names `{name}()`" for path, text in sources.items()
+               if path.is_relative_to(REPO / "harness")
+               for name in re.findall(r"`([\w.]+)\(\)`", text) if name.split(".")[-1] not in defined]
+    assert not missing, f"a docstring names a function that no longer exists: {missing}"
