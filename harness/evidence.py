@@ -90,8 +90,9 @@ class Capture:
         seconds; None: from the beginning) until now, the capture going on: a test's share of
         its lab's capture.
 
-        A lab shared by many tests is captured once for all of them (a capture started per
-        test cost 0.1 s of each of hundreds of tests); each failing test takes its window."""
+        A lab shared by many tests is captured once for all of them (a capture started and
+        stopped per test cost every one of hundreds of tests: bench/README.md, "A lab in a
+        blink"); each failing test takes its window."""
         directory.mkdir(parents=True, exist_ok=True)
         found = []
         for segment, pcap in self._pcaps.items():

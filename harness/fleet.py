@@ -73,8 +73,9 @@ def deadline(machines: Sized, cpu_each: float, base: float = DEFAULT_WAIT_TIMEOU
     ``cpu_each`` CPU-seconds: one machine's ``base``, plus the CPU time of all of them over the
     cores this run may use (`cores`). A lab's machines share the host's CPUs, so a room
     booting or logging in together takes about its size times one machine's CPU; a fixed
-    deadline fails a big room on a small host for no fault of the lab (measured: 125 logins
-    at once cost about 41 CPU-seconds and took 35 to 38 s on two cores, past a console's 30 s).
+    deadline fails a big room on a small host for no fault of the lab (a room of 125 logging
+    in at once outlasted a console's fixed deadline on two cores: bench/README.md, "Rooms at
+    scale").
 
         >>> deadline(room, 1.0, base=30)  # 100 seats on 2 cores: 30 s, and 100 CPU-s over 2
         80.0

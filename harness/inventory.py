@@ -184,6 +184,15 @@ class Inventory:
         """Machines with an interface on ``segment``, in inventory order."""
         return [h for h in self.hosts.values() if any(n.segment == segment for n in h.nics)]
 
+    def router(self) -> Host:
+        """The machine marked ``router = true``: the gateway of a lab that has one. A
+        `UsageError` saying what to change if none is marked, or several are."""
+        found = [h.name for h in self.hosts.values() if h.router]
+        if len(found) != 1:
+            raise UsageError(f"the inventory marks {', '.join(found) or 'no machine'} as router: "
+                             "keep router = true on exactly one machine, the gateway")
+        return self.hosts[found[0]]
+
     def interfaces(self, machine: str, *, static_addresses: bool = False) -> tuple[Interface, ...]:
         """The lab network's view of ``machine``: names, segments, MACs. Machines set their own
         addresses (the reference lab writes networkd units), unless ``static_addresses``: then

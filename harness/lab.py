@@ -4,7 +4,7 @@ One `Lab` owns everything it creates, under one id: the working subvolumes
 ``work/<id>/*`` in the store, the namespaces ``harness-<id>-*``, the machines
 ``harness-<id>-<name>``. Leaving its ``with`` block (normally, on error or on Ctrl-C)
 stops the machines, removes the namespaces and deletes the clones. A record of the owner
-pid in ``/run/harness/labs`` lets `destroy_stale()` clean up after a killed run.
+pid in ``/run/harness/labs`` lets `sweep_stale()` clean up after a killed run.
 """
 
 from __future__ import annotations
@@ -158,10 +158,11 @@ class Lab:
         machine that did not become ready, and what it showed.
 
         Machines start in wave order (`MachineSetup.wave`: a pipeline's stages), each once the
-        previous one's PID 1 exists (about 0.2 s), later waves at a lower CPU priority: the
-        servers of earlier stages come up before their clients ask them. Spawned all at once,
-        a four-machine lab took 2.7 -> 6.5 s (DHCP clients asked before gw's Kea listened and
-        waited out their retransmission), though 80 seats took 45 s instead of 53."""
+        previous one's PID 1 exists, later waves at a lower CPU priority: the servers of
+        earlier stages come up before their clients ask them. Spawned all at once, a big room
+        booted a little faster but a small lab much slower, its DHCP clients asking before
+        gw's Kea listened and waiting out their retransmission (the figures: bench/README.md,
+        "Rooms at scale")."""
         if not wait:
             for name in names:
                 self._start(name)

@@ -1,6 +1,6 @@
 """One systemd-nspawn machine: boot, readiness, commands, waits, console, journal, stop.
 
-The host's PID 1 need not be systemd (see NOTES.md): machines run with
+The host's PID 1 need not be systemd (see `harness.nspawn`): machines run with
 ``--register=no --keep-unit``, so there is no machined, and commands reach them with
 ``nsenter`` into the namespaces of the container's PID 1 (the *leader*), a child of the
 nspawn process. The verbs are those of the NixOS test driver (`succeed`, `fail`,

@@ -44,7 +44,7 @@ _SYSCTL = re.compile(r"net\.[a-z0-9_.-]+")
 ND_RETRANS_MS = "100"
 # Nor does a new address wait before its first probe: the kernel delays it by a random time up
 # to router_solicitation_delay, a second (RFC 4862, 5.4.2), which on a lab link only delays
-# every boot and renewal (a seat's DHCPv6 address waited up to 0.8 s of its resume).
+# every boot and renewal (a seat's DHCPv6 address waited for it: bench/README.md, "A lab in a blink").
 ND_FIRST_PROBE_DELAY = "0"
 # ICMPv6 that neighbour discovery is made of (what ARP is to IPv4, and more: RFC 4861), with
 # the multicast listener reports a bridge's snooping goes by to deliver it (RFC 3810)

@@ -1,7 +1,8 @@
 """What every systemd-nspawn run of the harness shares: its base flags and its cleanup.
 
-The host's PID 1 need not be systemd (NOTES.md), so nspawn runs with ``--register=no
---keep-unit``: no machined, no scope. With --keep-unit nspawn makes its ``payload`` and
+The host's PID 1 need not be systemd (a container's, a CI runner's), and without it a plain
+``systemd-nspawn --boot`` fails ("Failed to open system bus"), so nspawn runs with
+``--register=no --keep-unit``: no machined, no scope. With --keep-unit nspawn makes its ``payload`` and
 ``supervisor`` cgroups inside the cgroup it was started in, so machines started by one
 process would share them (and each machine's systemd would see, and at shutdown kill,
 the others' processes). Each nspawn process therefore first joins a cgroup of its own,

@@ -1,9 +1,10 @@
 """Machine roots before they boot: debootstrap, packages, commands, all on the host side.
 
-Downloads happen here, with the host's network, never from a booted lab machine (the
-traffic rule in NOTES.md). Every download goes through one host-wide package cache,
-bind-mounted as the root's apt archive, so a package is fetched once per host, ever.
-The mirror is the one the host's own apt sources already name.
+Downloads happen here, with the host's network, never from a booted lab machine: lab
+traffic stays inside the namespaces the harness creates, and no lab route leads to the
+host's uplink (the lab's internet is simulated). Every download goes through one host-wide
+package cache, bind-mounted as the root's apt archive, so a package is fetched once per
+host, ever. The mirror is the one the host's own apt sources already name.
 """
 
 from __future__ import annotations

@@ -277,10 +277,6 @@ class Pipeline:
         """Position of stage ``name`` (a `UsageError` listing the stages if unknown)."""
         return self.stages.index(self[name])
 
-    def machines_until(self, name: str) -> tuple[str, ...]:
-        """Every machine the lab has once stage ``name`` is built."""
-        return tuple(m for s in self.stages[: self.index(name) + 1] for m in s.machines)
-
     def members_until(self, name: str) -> tuple[str, ...]:
         """Every machine and tree a snapshot of stage ``name`` holds."""
         return tuple(m for s in self.stages[: self.index(name) + 1] for m in s.members)

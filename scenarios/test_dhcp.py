@@ -20,10 +20,13 @@ from harness.evidence import Capture
 from harness.inventory import Config, Config6, Family, Nic, eui64
 from harness.lab import Lab
 from harness.machine import Machine
-from scenarios.conftest import by_family, dig, granted, lease, lease6, one_seat_for_all
+from harness.probes import dig, granted
+from harness.probes import networkd_lease6 as lease6
+from scenarios.conftest import by_family, lease, one_seat_for_all
 from stages.common import wait_for_lease
-from stages.generate import DYNAMIC, LEASE, PREFERRED, router
 from stages.inventory import INVENTORY
+from stages.policy import router
+from stages.spec import DYNAMIC, LEASE, PREFERRED
 
 GW = router(INVENTORY)
 LAN = INVENTORY.segments["lan"]

@@ -14,9 +14,10 @@ import pytest
 from harness.inventory import Family, Host
 from harness.lab import Lab
 from harness.machine import Machine
-from scenarios.conftest import Answer, by_family, dig, expect, gw_address, one_seat_for_all
-from stages.generate import UPLINK_ZONE
+from harness.probes import Answer, dig, expect
+from scenarios.conftest import by_family, gw_address, one_seat_for_all
 from stages.inventory import INVENTORY
+from stages.spec import UPLINK_ZONE
 
 LAN_HOSTS = one_seat_for_all(INVENTORY.on("lan"))
 # each name in each family its machine has an address of (an IPv6-only machine has no A record)

@@ -3,20 +3,39 @@ one but Kea (with its key) may change a zone."""
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from harness.inventory import Family
 from harness.lab import Lab
 from harness.machine import Machine
 from scenarios.conftest import FAMILIES, gw_address
-from stages.generate import DYNAMIC, reverse_name, reverse_zones
 from stages.inventory import INVENTORY
+from stages.spec import DYNAMIC
 
 # (client, the address of gw it asks, in each family): a contestant's machine on the LAN, and the uplink
 CLIENTS = [(client, gw_address(family, segment)) for family in FAMILIES
            for client, segment in ((INVENTORY.seats()[0], "lan"), ("internet", "uplink"))]
 IDS = [f"{client}-{Family.of(server)}" for client, server in CLIENTS]
-ZONES = [INVENTORY.domain, f"{DYNAMIC}.{INVENTORY.domain}", *map(reverse_name, reverse_zones(INVENTORY))]
+
+
+def reverse_zones() -> list[str]:
+    """The reverse zones of the LAN, as a client names them: one per /24 its IPv4 network
+    spans (three octets under in-addr.arpa), and its IPv6 prefix whole (its nibbles under
+    ip6.arpa). Derived here from the inventory, not taken from the generator."""
+    lan, zones = INVENTORY.segments["lan"], []
+    if lan.cidr:
+        blocks = range(int(lan.cidr.network_address) >> 8, (int(lan.cidr.broadcast_address) >> 8) + 1)
+        zones += [".".join(reversed(str(ipaddress.IPv4Address(b << 8)).split(".")[:3])) + ".in-addr.arpa"
+                  for b in blocks]
+    if lan.cidr6:
+        nibbles = lan.cidr6.network_address.exploded.replace(":", "")[:lan.cidr6.prefixlen // 4]
+        zones.append(".".join(reversed(nibbles)) + ".ip6.arpa")
+    return zones
+
+
+ZONES = [INVENTORY.domain, f"{DYNAMIC}.{INVENTORY.domain}", *reverse_zones()]
 
 
 @pytest.mark.parametrize("client, server", CLIENTS, ids=IDS)

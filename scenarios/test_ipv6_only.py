@@ -14,11 +14,13 @@ import pytest
 from harness.inventory import Family
 from harness.lab import Lab
 from harness.machine import Machine
-from scenarios.conftest import Answer, dig, expect, gw_address, source_seen_outside
-from stages.generate import NAT64_PREFIX, UPLINK_IPV4_ONLY, UPLINK_ZONE, ipv6_only
+from harness.probes import Answer, dig, expect, http_status
+from scenarios.conftest import gw_address, source_seen_outside
 from stages.inventory import INVENTORY
+from stages.spec import NAT64_PREFIX, UPLINK_IPV4_ONLY, UPLINK_ZONE
 
-ONLY6 = [h.name for h in ipv6_only(INVENTORY)]  # none: no test of this module is generated
+# the LAN's machines without IPv4 (with --families=ipv4, none: no test of this module is generated)
+ONLY6 = [h.name for h in INVENTORY.on("lan") if Family.IPV4 not in h.families()]
 NAME = f"{UPLINK_IPV4_ONLY}.{UPLINK_ZONE}"  # a public name with an A record only
 DNS6 = gw_address(Family.IPV6) if Family.IPV6 in INVENTORY.families() else ""  # --families=ipv4: none
 
@@ -68,8 +70,7 @@ def test_dual_stack_machines_get_no_synthesized_answer(web: Machine, only6: str)
 @pytest.mark.parametrize("machine", ONLY6, indirect=True)
 def test_it_reaches_the_ipv4_internet_through_nat64(machine: Machine, lab: Lab) -> None:
     marker = f"nat64-{machine.name}"
-    out = machine.execute(f"curl -s --max-time 5 -o /dev/null -w '%{{http_code}}' "
-                          f"'http://{NAME}/generate_204?{marker}'")[1]
+    out = http_status(machine, f"http://{NAME}/generate_204?{marker}")
     assert out == "204", f"{machine.name} asked http://{NAME}/generate_204 (IPv4 only): expected HTTP 204 " \
                          f"through DNS64 and NAT64, got {out} (000: no answer)"
     seen = lab["internet"].execute(f"grep -F '{marker}' /var/log/nginx/clients.log | tail -1")[1].split()

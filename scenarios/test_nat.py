@@ -9,7 +9,7 @@ from harness.inventory import Family
 from harness.lab import Lab
 from harness.machine import Machine
 from scenarios.conftest import by_family, seen_by_the_internet, source_seen_outside
-from stages.generate import FAR, NARROW_MTU
+from stages.spec import FAR, NARROW_MTU
 
 
 @by_family

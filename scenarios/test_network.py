@@ -13,11 +13,11 @@ import pytest
 
 from harness.inventory import Family
 from harness.machine import Machine
-from scenarios.conftest import one_seat_for_all, ping
-from stages.generate import router
+from harness.probes import ping
+from scenarios.conftest import one_seat_for_all
 from stages.inventory import INVENTORY
 
-GW = router(INVENTORY)
+GW = INVENTORY.router()
 # each machine but gw, in each family it has an address of
 OTHERS = [(h.name, family) for h in one_seat_for_all(list(INVENTORY.hosts.values())) if not h.router
           for family in h.families()]

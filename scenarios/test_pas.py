@@ -11,16 +11,10 @@ from harness.errors import CheckFailed
 from harness.inventory import Family
 from harness.lab import Lab
 from harness.machine import Machine
-from scenarios.conftest import (
-    address,
-    by_family,
-    console_login,
-    gw_address,
-    seen_by_the_internet,
-    source_seen_outside,
-)
-from stages.generate import DYNAMIC
+from harness.probes import console_login, dns_servers, search_domains
+from scenarios.conftest import address, by_family, gw_address, seen_by_the_internet, source_seen_outside
 from stages.inventory import INVENTORY
+from stages.spec import DYNAMIC
 
 PAS = INVENTORY[INVENTORY.seats()[0]].nic("lan")  # the `pas` fixture's machine
 GW = str(INVENTORY["gw"].nic("lan").address)
@@ -33,7 +27,7 @@ def test_pas_uses_its_reservation_and_gw_in_each_family(pas: Machine, family: Fa
     assert held == [mine], f"pas holds {held} in {family}, not its reservation {mine}"
     route = pas.succeed(f"ip -{family.version} route show default").split()
     assert route[:2] == ["default", "via"], f"pas has no {family} default route: {route}"
-    dns = [a for a in pas.succeed("resolvectl dns lan0").split()[3:] if Family.of(a) is family]
+    dns = [a for a in dns_servers(pas, "lan0") if Family.of(a) is family]
     assert dns == [gw], f"pas was given {family} DNS servers {dns}, not gw {gw}"
     rhfs0 = pas.execute(f"getent ahostsv{family.version} rhfs0")[1].split()[:1]
     wanted = address("rhfs0", family)
@@ -41,7 +35,7 @@ def test_pas_uses_its_reservation_and_gw_in_each_family(pas: Machine, family: Fa
 
 
 def test_pas_is_named_by_dhcp(pas: Machine) -> None:
-    domains = pas.succeed("resolvectl domain lan0").split()[3:]
+    domains = search_domains(pas, "lan0")
     assert INVENTORY.domain in domains, f"pas searches domains {domains}, not {INVENTORY.domain}"
     # nspawn names the machine plain (pas-r11p1): a qualified name can only come from DHCP.
     dhcp_name = f"{pas.name}.{DYNAMIC}.{INVENTORY.domain}"

@@ -19,9 +19,9 @@ from harness.inventory import Family
 from harness.lab import Lab
 from harness.machine import Machine
 from harness.wait import retry
-from stages.generate import LEASE
 from stages.inventory import INVENTORY
 from stages.policy import ROWS, Proto, Row, cidr_of
+from stages.spec import LEASE
 
 WAIT = 1  # seconds of silence that mean dropped: a lab round trip takes a tenth of a millisecond
 # DHCPv6 from scratch: a router solicitation, the advertisement, a solicit (sent after a random

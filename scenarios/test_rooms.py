@@ -19,24 +19,27 @@ from harness.fleet import deadline, on_each, wait_all
 from harness.inventory import Family, Nic
 from harness.lab import Lab
 from harness.machine import Machine
-from scenarios.conftest import (
-    FAMILIES,
+from harness.probes import (
     Answer,
-    address,
-    by_family,
     console_login,
     dig,
     expect,
-    gw_address,
-    lease,
-    lease6,
+    kea_leases,
+    networkd_lease6,
     no_failed_unit,
     ping,
+)
+from scenarios.conftest import (
+    FAMILIES,
+    address,
+    by_family,
+    gw_address,
+    lease,
     seen_by_the_internet,
     source_seen_outside,
 )
-from stages.generate import DYNAMIC
 from stages.inventory import INVENTORY
+from stages.spec import DYNAMIC
 
 RECORD = {Family.IPV4: "A", Family.IPV6: "AAAA"}
 LOGIN_CPU = 1.0  # CPU-seconds a login to a home on rhfs0 may take, both ends: about 0.33 measured
@@ -59,7 +62,7 @@ def test_every_seat_holds_its_reservation_and_its_name(room: list[Machine], fami
             wanted = (address, f"{seat.name}.{DYNAMIC}.{INVENTORY.domain}")
             assert got == wanted, f"expected (its lease's address, its name) {wanted}, has {got}"
         else:
-            got6 = lease6(seat, nic.name).get("ADDRESS")
+            got6 = networkd_lease6(seat, nic.name).get("ADDRESS")
             assert got6 == address, f"expected the DHCPv6 lease of {address}, holds {got6 or 'none'}"
         uses = seat.addresses(nic.name, family, dynamic=True)
         assert uses == [address], f"expected to use {address}, uses {uses}"
@@ -158,14 +161,13 @@ def test_a_boot_storm_loses_no_lease(rooms: dict[str, list[Machine]], gw: Machin
     took = time.monotonic() - began
     allure.attach(f"{len(back)} seats rebooted at once; every one held its reservation again after "
                   f"{took:.1f} s\n", name="boot storm", attachment_type=allure.attachment_type.TEXT)
-    leases = {family: gw.succeed(f"cat /var/lib/kea/kea-leases{family.version}.csv").splitlines()
-              for family in FAMILIES}
+    leases = {family: kea_leases(gw, family) for family in FAMILIES}
 
     def kept(seat: Machine) -> None:
         nic = seat_nic(seat)
         for family in nic.families():
             address = str(nic.address_of(family))
-            mine = [line.split(",")[0] for line in leases[family] if f",{nic.mac}," in line]
+            mine = [row["address"] for row in leases[family] if row.get("hwaddr") == nic.mac]
             assert mine and set(mine) == {address}, \
                 f"gw's {family} leases for {nic.mac}: expected only {address}, found {mine or 'none'}"
 

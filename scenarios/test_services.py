@@ -8,7 +8,8 @@ import pytest
 
 from harness.inventory import Family
 from harness.machine import Machine
-from scenarios.conftest import address, by_family, in_url, no_failed_unit, one_seat_for_all
+from harness.probes import http_status, in_url, no_failed_unit
+from scenarios.conftest import address, by_family, one_seat_for_all
 from stages.inventory import INVENTORY
 
 
@@ -21,5 +22,5 @@ def test_no_failed_unit(machine: Machine) -> None:
 @by_family
 def test_internet_answers_the_connectivity_check(gw: Machine, family: Family) -> None:
     url = f"http://{in_url(address('internet', family, 'uplink'))}/generate_204"
-    status = gw.execute(f"curl -s --max-time 5 -o /dev/null -w '%{{http_code}}' {url}")[1]
+    status = http_status(gw, url)
     assert status == "204", f"gw asked {url}: expected HTTP 204, got {status} (000: no answer)"

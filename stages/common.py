@@ -13,15 +13,13 @@ from harness.errors import HarnessError
 from harness.inventory import Config
 from harness.mutant import read, run, write
 from harness.network import Family
+from stages import spec
 from stages.generate import (
-    DYNAMIC,
-    LAN,
     dhcp_unit,
     network_units,
     resolver,
     reverse_name,
     reverse_zones,
-    router,
 )
 from stages.inventory import INVENTORY
 
@@ -34,8 +32,9 @@ def configure_network(build: Build, machine: str) -> None:
     """Write ``machine``'s network units from the inventory and let systemd-networkd apply
     them; a DHCP client gets its resolver through systemd-resolved.
 
-    systemd-networkd-wait-online is masked: a link that never becomes routable would stall
-    boot by seconds (NOTES.md); scenarios wait for what they need instead.
+    systemd-networkd-wait-online is masked: a link that never becomes routable (a gateway's
+    with no default route) would stall every boot until wait-online gives up; scenarios wait
+    for what they need instead.
     """
     host, member = INVENTORY[machine], machine
     write_all(build, member, network_units(INVENTORY, host))
@@ -157,7 +156,7 @@ def change_dhcp(lab: Lab, change: Callable[[dict[str, Any]], None], forget_lease
     that Kea (with no lease in its database if ``forget_leases``), and renew every client's
     leases."""
     path, key, unit, port = KEA[family]
-    gw = lab[router(INVENTORY).name]
+    gw = lab[INVENTORY.router().name]
     config = json.loads(read(gw, path))
     change(config[key])
     leases = f"/var/lib/kea/kea-leases{family.version}.csv*"
@@ -181,18 +180,18 @@ def dhcp_option(dhcp: dict[str, Any], name: str) -> dict[str, Any]:
 
 def gw_address() -> str:
     """The router's LAN address: the lab's DNS and DHCP server."""
-    return str(router(INVENTORY).nic(LAN).address)
+    return str(INVENTORY.router().nic(spec.LAN).address)
 
 
 def restart_dns(lab: Lab, zones: tuple[str, ...] | None = None, server: str | None = None) -> None:
     """Restart BIND on gw after a change, wait until each of ``zones`` (by default every zone it
     serves) answers its SOA on ``server`` (by default its LAN address), and empty the clients'
     DNS caches."""
-    gw = lab[router(INVENTORY).name]
+    gw = lab[INVENTORY.router().name]
     run(gw, "systemctl restart named")
     gw.wait_for_unit("named.service")
     zones = zones if zones is not None else (
-        INVENTORY.domain, f"{DYNAMIC}.{INVENTORY.domain}", *map(reverse_name, reverse_zones(INVENTORY)))
+        INVENTORY.domain, f"{spec.DYNAMIC}.{INVENTORY.domain}", *map(reverse_name, reverse_zones(INVENTORY)))
     for zone in zones:
         gw.wait_until_succeeds(f"dig +short +norecurse @{server or gw_address()} {zone} SOA | grep -q .")
     flush_dns_caches(lab)

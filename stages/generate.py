@@ -1,7 +1,8 @@
 """Configuration generated from the inventory: network units, DHCP, DNS, firewall.
 
 Pure functions from `harness.inventory.Inventory` to file contents, so the plan is
-written once (stages/inventory.toml) and every file that restates it is derived.
+written once (the machines in stages/inventory.toml, the rest in stages/spec.py) and every
+file that restates it is derived.
 """
 
 from __future__ import annotations
@@ -10,34 +11,18 @@ import ipaddress
 import json
 
 from harness.inventory import Config, Config6, Host, Inventory, Kind, Nic
-from harness.network import Family
-from stages import policy
+from stages import policy, spec
 
-UPLINK_ZONE = "example.org"  # the public-looking zone the simulated internet serves
-DYNAMIC = "dyn"  # machines without a reservation are named in <DYNAMIC>.<domain>, by DDNS
 # The TSIG secret Kea signs its DNS updates with: lab-only, so a fixed value is fine.
 DDNS_KEY = ("ddns-key", "hmac-sha256", "EgpYMoZ/pxF2BzGefRJBJcO/0dmdTdSyhaKY+DYgzUo=")
 DDNS_PORT = 53001
-LEASE = 3600  # seconds a DHCP lease lasts; clients renew at a quarter, rebind at half
-PREFERRED = LEASE * 3 // 4  # seconds a DHCPv6 address is preferred (then deprecated, until LEASE)
-LAN = "lan"
-UPLINK = "uplink"
-# NAT64 on gw (TAYGA): IPv6-only machines reach IPv4 destinations at PREFIX + the IPv4 address,
-# which DNS64 hands them. A network-specific prefix inside the documentation range: the
-# well-known 64:ff9b::/96 must not reach private IPv4 addresses (RFC 6052), and the lab's
-# internet is one.
-NAT64_PREFIX = "2001:db8:64:ff9b::/96"
-NAT64_ADDRESS6 = "2001:db8:64::1"  # TAYGA's own, for the ICMPv6 errors it sends
-NAT64_POOL = "192.168.255.0/24"    # the IPv4 addresses TAYGA maps IPv6 sources to (then masqueraded)
+LAN, UPLINK = spec.LAN, spec.UPLINK
+# NAT64 on gw (TAYGA), at spec.NAT64_PREFIX: its own address, for the ICMPv6 errors it sends,
+# and the IPv4 addresses it maps IPv6 sources to (then masqueraded)
+NAT64_ADDRESS6 = "2001:db8:64::1"
+NAT64_POOL = "192.168.255.0/24"
 NAT64_ADDRESS = "192.168.255.1"
 NAT64_TUN = "nat64"
-UPLINK_IPV4_ONLY = "ipv4only"  # a name of the public zone with an A record only, as most still are
-# Beyond the internet, a network behind a narrow link (a tunnel's, a PPPoE line's). A
-# packet too big for it gets packet-too-big (IPv6) or fragmentation-needed (IPv4) from the
-# internet, as from any router on a path, and gw must pass that error back to the client.
-NARROW_MTU = 1280  # IPv6's minimum: the narrowest link IPv6 allows
-FAR = {Family.IPV4: ipaddress.IPv4Network("192.0.2.0/24"),
-       Family.IPV6: ipaddress.IPv6Network("2001:db8:fffe::/64")}
 FAR_LINK, FAR_PEER = "far0", "far1"  # a veth pair: the kernel here has no dummy links
 
 
@@ -111,7 +96,7 @@ def router_advertisement(inv: Inventory, nic: Nic) -> list[str]:
 
 
 def _routes_to_the_lab(inv: Inventory, nic: Nic) -> list[str]:
-    gw = router(inv)
+    gw = inv.router()
     if not any(n.segment == nic.segment and n.address6 for n in gw.nics):
         return []
     via = gw.nic(nic.segment).address6
@@ -125,14 +110,7 @@ def resolver(inv: Inventory, host: Host) -> str:
         return f"nameserver 127.0.0.1\nsearch {inv.domain}\n"
     if host.kind is Kind.UPLINK:
         return "nameserver 127.0.0.1\n"
-    return f"nameserver {router(inv).nic(LAN).address}\nsearch {inv.domain}\n"
-
-
-def router(inv: Inventory) -> Host:
-    """The LAN's gateway: the machine marked ``router``."""
-    found = [h for h in inv.hosts.values() if h.router]
-    assert len(found) == 1, "the inventory names exactly one router"
-    return found[0]
+    return f"nameserver {inv.router().nic(LAN).address}\nsearch {inv.domain}\n"
 
 
 def kea_names(inv: Inventory) -> dict[str, object]:
@@ -143,7 +121,7 @@ def kea_names(inv: Inventory) -> dict[str, object]:
         "dhcp-ddns": {"enable-updates": True, "server-ip": "127.0.0.1", "server-port": DDNS_PORT},
         "ddns-send-updates": True, "ddns-override-client-update": True,
         "ddns-override-no-update": True, "ddns-replace-client-name": "always",
-        "ddns-generated-prefix": DYNAMIC, "ddns-qualifying-suffix": f"{DYNAMIC}.{inv.domain}.",
+        "ddns-generated-prefix": spec.DYNAMIC, "ddns-qualifying-suffix": f"{spec.DYNAMIC}.{inv.domain}.",
         # A dual-stack client has an A record from its DHCPv4 lease and an AAAA record from its
         # DHCPv6 lease, under two different client identities: RFC 4703's conflict check
         # (one DHCID per name) would refuse the second.
@@ -153,7 +131,7 @@ def kea_names(inv: Inventory) -> dict[str, object]:
 
 def kea_dhcp4(inv: Inventory) -> str:
     """Kea DHCPv4 configuration: the LAN subnet, its pool, options and a reservation per DHCP machine."""
-    gw = router(inv)
+    gw = inv.router()
     lan = inv.segments[LAN]
     reservations = [{"hw-address": nic.mac, "ip-address": str(nic.address), "hostname": host.name}
                     for host in inv.on(LAN) for nic in host.nics
@@ -174,7 +152,7 @@ def kea_dhcp4(inv: Inventory) -> str:
         "interfaces-config": {"interfaces": [gw.nic(LAN).name], "dhcp-socket-type": "raw"},
         "lease-database": {"type": "memfile", "persist": True,
                            "name": "/var/lib/kea/kea-leases4.csv", "lfc-interval": 3600},
-        "valid-lifetime": LEASE, "renew-timer": LEASE // 4, "rebind-timer": LEASE // 2,
+        "valid-lifetime": spec.LEASE, "renew-timer": spec.LEASE // 4, "rebind-timer": spec.LEASE // 2,
         "authoritative": True,
         **kea_names(inv),
         "subnet4": [subnet],
@@ -187,7 +165,7 @@ def kea_dhcp4(inv: Inventory) -> str:
 def kea_dhcp6(inv: Inventory) -> str:
     """Kea DHCPv6 configuration: the LAN's prefix, its pool, DNS options and a reservation (by
     MAC) per machine that takes its IPv6 address by DHCPv6; names by DDNS as for DHCPv4."""
-    gw = router(inv)
+    gw = inv.router()
     lan = inv.segments[LAN]
     reservations = [{"hw-address": nic.mac, "ip-addresses": [str(nic.address6)], "hostname": host.name}
                     for host in inv.on(LAN) for nic in host.nics
@@ -213,8 +191,8 @@ def kea_dhcp6(inv: Inventory) -> str:
                               "service-sockets-retry-wait-time": 100},
         "lease-database": {"type": "memfile", "persist": True,
                            "name": "/var/lib/kea/kea-leases6.csv", "lfc-interval": 3600},
-        "preferred-lifetime": PREFERRED, "valid-lifetime": LEASE,
-        "renew-timer": LEASE // 4, "rebind-timer": LEASE // 2,
+        "preferred-lifetime": spec.PREFERRED, "valid-lifetime": spec.LEASE,
+        "renew-timer": spec.LEASE // 4, "rebind-timer": spec.LEASE // 2,
         **kea_names(inv),
         "subnet6": [subnet],
         "loggers": [{"name": "kea-dhcp6", "severity": "INFO",
@@ -230,7 +208,7 @@ def kea_ddns(inv: Inventory) -> str:
         "ip-address": "127.0.0.1", "port": DDNS_PORT,
         "tsig-keys": [{"name": name, "algorithm": algorithm.upper(), "secret": secret}],
         "forward-ddns": {"ddns-domains": [{
-            "name": f"{DYNAMIC}.{inv.domain}.", "key-name": name,
+            "name": f"{spec.DYNAMIC}.{inv.domain}.", "key-name": name,
             "dns-servers": [{"ip-address": "127.0.0.1", "port": 53}]}]},
         "reverse-ddns": {"ddns-domains": []},
         "loggers": [{"name": "kea-dhcp-ddns", "severity": "INFO",
@@ -270,7 +248,7 @@ def ptr_owner(address: ipaddress.IPv4Address | ipaddress.IPv6Address,
 
 
 def _soa(inv: Inventory) -> list[str]:
-    ns = f"{router(inv).name}.{inv.domain}."
+    ns = f"{inv.router().name}.{inv.domain}."
     return ["$TTL 300", f"@ IN SOA {ns} hostmaster.{inv.domain}. ( 1 3600 600 86400 300 )",
             f"@ IN NS {ns}"]
 
@@ -308,21 +286,22 @@ def dns64(inv: Inventory) -> str:
     real answer."""
     if not ipv6_only(inv):
         return ""
-    return f"\n    dns64 {NAT64_PREFIX} {{ clients {{ ipv6-only; }}; }};"
+    return f"\n    dns64 {spec.NAT64_PREFIX} {{ clients {{ ipv6-only; }}; }};"
 
 
 def tayga(inv: Inventory) -> dict[str, str]:
     """NAT64 on gw: TAYGA's configuration and a unit that makes its tun device, routes the
     prefix and the pool to it, and runs it."""
     conf = "\n".join([f"tun-device {NAT64_TUN}", f"ipv4-addr {NAT64_ADDRESS}", f"ipv6-addr {NAT64_ADDRESS6}",
-                      f"prefix {NAT64_PREFIX}", f"dynamic-pool {NAT64_POOL}", "data-dir /var/spool/tayga"])
+                      f"prefix {spec.NAT64_PREFIX}", f"dynamic-pool {NAT64_POOL}",
+                      "data-dir /var/spool/tayga"])
     unit = "\n".join([
         "[Unit]", "Description=TAYGA NAT64 (IPv6-only machines to the IPv4 internet)",
         "After=systemd-networkd.service", "",
         "[Service]", "ExecStartPre=/usr/sbin/tayga --mktun",
         f"ExecStartPre=/sbin/ip link set {NAT64_TUN} up",
         f"ExecStartPre=/sbin/ip route replace {NAT64_POOL} dev {NAT64_TUN}",
-        f"ExecStartPre=/sbin/ip route replace {NAT64_PREFIX} dev {NAT64_TUN}",
+        f"ExecStartPre=/sbin/ip route replace {spec.NAT64_PREFIX} dev {NAT64_TUN}",
         "ExecStart=/usr/sbin/tayga --nodetach", "ExecStopPost=/usr/sbin/tayga --rmtun", "",
         "[Install]", "WantedBy=multi-user.target"])
     return {"/etc/tayga.conf": conf + "\n", "/etc/systemd/system/tayga.service": unit + "\n"}
@@ -357,12 +336,12 @@ options {{
 }};
 """
     key, algorithm, secret = DDNS_KEY
-    dynamic = f"{DYNAMIC}.{inv.domain}"
+    dynamic = f"{spec.DYNAMIC}.{inv.domain}"
     zones = [f'key "{key}" {{ algorithm {algorithm}; secret "{secret}"; }};',
              f'zone "{inv.domain}" {{ type primary; file "/etc/bind/db.{inv.domain}"; }};',
              f'zone "{dynamic}" {{ type primary; file "/var/lib/bind/db.{dynamic}"; '
              f'allow-update {{ key "{key}"; }}; }};']
-    ns = f"{router(inv).name}.{inv.domain}."
+    ns = f"{inv.router().name}.{inv.domain}."
     files = {"/etc/bind/named.conf.options": options,
              f"/etc/bind/db.{inv.domain}": zone_forward(inv),
              f"/var/lib/bind/db.{dynamic}": "\n".join([
@@ -387,7 +366,7 @@ def nftables_router(inv: Inventory) -> str:
     each segment, new connections forwarded only between the segments it routes (both
     families alike), masquerade to the uplink for IPv4 (IPv6 is routed as it is). Everything
     else is dropped, so a client sees no answer at all."""
-    gw = router(inv)
+    gw = inv.router()
     wan = gw.nic(UPLINK).name
     accept = []
     for service in (s for s in policy.served(inv) if s.machine == gw.name):
@@ -431,14 +410,14 @@ table ip nat {{
 
 
 def far_network(inv: Inventory) -> dict[str, str]:
-    """The internet's narrow link: a veth pair of `NARROW_MTU` bytes, ``far0`` holding the
-    first address of `FAR` in each family of the lab (nothing answers beyond it). The
+    """The internet's narrow link: a veth pair of `spec.NARROW_MTU` bytes, ``far0`` holding the
+    first address of `spec.FAR` in each family of the lab (nothing answers beyond it). The
     internet forwards (`Inventory.forwarding`, set from outside: stages/__init__.py), so it
     routes to FAR, and answers a packet too big for the link, as a router does."""
-    addresses = [f"Address={FAR[f].network_address + 1}/{FAR[f].prefixlen}" for f in inv.families()]
+    addresses = [f"Address={spec.FAR[f].network_address + 1}/{spec.FAR[f].prefixlen}" for f in inv.families()]
     return {f"/etc/systemd/network/20-{FAR_LINK}.netdev":
-            f"[NetDev]\nName={FAR_LINK}\nKind=veth\nMTUBytes={NARROW_MTU}\n\n"
-            f"[Peer]\nName={FAR_PEER}\nMTUBytes={NARROW_MTU}\n",
+            f"[NetDev]\nName={FAR_LINK}\nKind=veth\nMTUBytes={spec.NARROW_MTU}\n\n"
+            f"[Peer]\nName={FAR_PEER}\nMTUBytes={spec.NARROW_MTU}\n",
             **network_unit(FAR_LINK, [*addresses, "IPv6AcceptRA=no"]),
             **network_unit(FAR_PEER, ["LinkLocalAddressing=no", "IPv6AcceptRA=no"])}
 
@@ -449,19 +428,19 @@ def uplink_named(inv: Inventory) -> dict[str, str]:
     me = inv[next(h.name for h in inv.hosts.values() if h.kind is Kind.UPLINK)].nic(UPLINK)
     records = [f"{owner} IN {kind} {address}" for owner in ("@", "ns", "www")
                for kind, address in (("A", me.address), ("AAAA", me.address6)) if address]
-    records.append(f"{UPLINK_IPV4_ONLY} IN A {me.address}")
+    records.append(f"{spec.UPLINK_IPV4_ONLY} IN A {me.address}")
     zone = "\n".join([
         "$TTL 300",
-        f"@ IN SOA ns.{UPLINK_ZONE}. hostmaster.{UPLINK_ZONE}. ( 1 3600 600 86400 300 )",
-        f"@ IN NS ns.{UPLINK_ZONE}.", *records]) + "\n"
+        f"@ IN SOA ns.{spec.UPLINK_ZONE}. hostmaster.{spec.UPLINK_ZONE}. ( 1 3600 600 86400 300 )",
+        f"@ IN NS ns.{spec.UPLINK_ZONE}.", *records]) + "\n"
     return {
         "/etc/bind/named.conf.options": 'options {\n    directory "/var/cache/bind";\n'
                                         "    listen-on { any; };\n    listen-on-v6 { any; };\n"
                                         "    allow-query { any; };\n    recursion no;\n"
                                         "    dnssec-validation no;\n};\n",
-        "/etc/bind/named.conf.local": f'zone "{UPLINK_ZONE}" {{ type primary; '
-                                      f'file "/etc/bind/db.{UPLINK_ZONE}"; }};\n',
-        f"/etc/bind/db.{UPLINK_ZONE}": zone,
+        "/etc/bind/named.conf.local": f'zone "{spec.UPLINK_ZONE}" {{ type primary; '
+                                      f'file "/etc/bind/db.{spec.UPLINK_ZONE}"; }};\n',
+        f"/etc/bind/db.{spec.UPLINK_ZONE}": zone,
     }
 
 

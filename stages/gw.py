@@ -25,14 +25,11 @@ from harness.build import Build
 from harness.mutant import edit, mutant, run
 from harness.network import Family
 from harness.stage import Stage
-from stages import common
+from stages import common, spec
 from stages.common import configure_network, write_all
 from stages.generate import (
     DDNS_PORT,
-    DYNAMIC,
-    NAT64_PREFIX,
     UPLINK_NGINX,
-    UPLINK_ZONE,
     far_network,
     ipv6_only,
     kea_ddns,
@@ -100,11 +97,11 @@ def serving(build: Build) -> None:
     # BIND listens before its zones are loaded, and caches the SERVFAILs it gives meanwhile
     # for recursive queries: wait for the answers a client (asking for recursion) gets.
     gw.wait_for_open_port(DDNS_PORT, "127.0.0.1", "udp")
-    for zone in (INVENTORY.domain, f"{DYNAMIC}.{INVENTORY.domain}",
+    for zone in (INVENTORY.domain, f"{spec.DYNAMIC}.{INVENTORY.domain}",
                  *(reverse_name(n) for n in reverse_zones(INVENTORY))):
         gw.wait_until_succeeds(f"dig +short @{lan} {zone} SOA | grep -q .")
     uplink = str(INVENTORY["internet"].nic("uplink").address)
-    internet.wait_until_succeeds(f"dig +short +norecurse @{uplink} {UPLINK_ZONE} SOA | grep -q .")
+    internet.wait_until_succeeds(f"dig +short +norecurse @{uplink} {spec.UPLINK_ZONE} SOA | grep -q .")
     internet.wait_for_open_port(80)
 
 
@@ -423,10 +420,10 @@ def dns_not_listening_on_ipv6(lab: Lab) -> None:
 @mutant("the public zone has no AAAA records: the internet looks IPv4-only from the LAN")
 def uplink_zone_without_aaaa(lab: Lab) -> None:
     internet = lab["internet"]
-    run(internet, f"sed -i '/ IN AAAA /d' /etc/bind/db.{UPLINK_ZONE} && systemctl restart named")
+    run(internet, f"sed -i '/ IN AAAA /d' /etc/bind/db.{spec.UPLINK_ZONE} && systemctl restart named")
     internet.wait_for_unit("named.service")
     uplink = str(INVENTORY["internet"].nic("uplink").address)
-    internet.wait_until_succeeds(f"dig +short +norecurse @{uplink} {UPLINK_ZONE} SOA | grep -q .")
+    internet.wait_until_succeeds(f"dig +short +norecurse @{uplink} {spec.UPLINK_ZONE} SOA | grep -q .")
     run(lab["gw"], "rndc flush")
     common.flush_dns_caches(lab)
 
@@ -532,7 +529,7 @@ def uplink_no_route_to_lan6(lab: Lab) -> None:
 @mutant("DNS64 is off: the IPv6-only machine finds no address for a name that has only A records")
 def dns64_off(lab: Lab) -> None:
     edit(lab["gw"], "/etc/bind/named.conf.options",
-         f"dns64 {NAT64_PREFIX} {{ clients {{ ipv6-only; }}; }};", "")
+         f"dns64 {spec.NAT64_PREFIX} {{ clients {{ ipv6-only; }}; }};", "")
     common.restart_dns(lab)
 
 

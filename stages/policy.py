@@ -100,9 +100,10 @@ class Row:
 
 
 def router(inv: Inventory) -> Host:
-    """The machine marked ``router`` (gw)."""
-    [found] = [h for h in inv.hosts.values() if h.router]
-    return found
+    """The LAN's gateway (gw), which this table's routing is about: the machine the inventory
+    marks ``router`` (`Inventory.router`: an inventory that marks none, or two, is refused in
+    one line saying what to change)."""
+    return inv.router()
 
 
 def home(inv: Inventory, machine: str) -> str:

@@ -51,9 +51,10 @@ WantedBy=multi-user.target
 
 
 # Debian's pg_ctlcluster waits with fixed sleeps: 0.5 s, then until three probes in a row,
-# 0.5 s apart, connect: 2 s on every boot for a server ready in 0.2 s. Run the server as
-# systemd expects instead (PostgreSQL's own recommendation): it says when it is ready
-# (sd_notify), SIGINT stops it (a fast shutdown), and its log goes to the journal.
+# 0.5 s apart, connect: most of every boot for a server ready long before (bench/README.md,
+# "What moved them"). Run the server as systemd expects instead (PostgreSQL's own
+# recommendation): it says when it is ready (sd_notify), SIGINT stops it (a fast shutdown),
+# and its log goes to the journal.
 POSTGRES_NOTIFY = """[Service]
 Type=notify
 User=postgres

@@ -12,11 +12,11 @@ import pytest
 from harness.errors import UsageError
 from harness.inventory import Config, Family, Inventory
 from harness.inventory_file import load, parse
-from stages import generate, policy
+from stages import generate, policy, spec
 from stages.inventory import INVENTORY
 from stages.inventory import PATH as PLAN
 
-GW = generate.router(INVENTORY)
+GW = INVENTORY.router()
 LAN = INVENTORY.segments["lan"]
 DOMAIN = INVENTORY.domain
 
@@ -36,11 +36,26 @@ def test_kea_reserves_every_dhcp_machine_with_the_lan_options() -> None:
     assert options == {"routers": gw, "domain-name-servers": gw, "domain-name": DOMAIN,
                        "domain-search": DOMAIN}
     assert (config["valid-lifetime"], config["renew-timer"], config["rebind-timer"]) == \
-        (generate.LEASE, generate.LEASE // 4, generate.LEASE // 2)
+        (spec.LEASE, spec.LEASE // 4, spec.LEASE // 2)
+
+
+def test_the_generated_files_say_what_the_spec_says() -> None:
+    dhcp6 = json.loads(generate.kea_dhcp6(INVENTORY))["Dhcp6"]
+    assert (dhcp6["preferred-lifetime"], dhcp6["valid-lifetime"]) == (spec.PREFERRED, spec.LEASE)
+    internet = generate.uplink_named(INVENTORY)
+    assert f'zone "{spec.UPLINK_ZONE}"' in internet["/etc/bind/named.conf.local"]
+    zone = internet[f"/etc/bind/db.{spec.UPLINK_ZONE}"].splitlines()
+    assert [line.split()[2] for line in zone if line.startswith(f"{spec.UPLINK_IPV4_ONLY} ")] == ["A"]
+    assert f"dns64 {spec.NAT64_PREFIX} " in generate.named_conf(INVENTORY)["/etc/bind/named.conf.options"]
+    assert f"prefix {spec.NAT64_PREFIX}\n" in generate.tayga(INVENTORY)["/etc/tayga.conf"]
+    far = generate.far_network(INVENTORY)
+    assert far["/etc/systemd/network/20-far0.netdev"].count(f"MTUBytes={spec.NARROW_MTU}\n") == 2
+    assert {f"Address={net.network_address + 1}/{net.prefixlen}" for net in spec.FAR.values()} <= \
+        set(far["/etc/systemd/network/10-far0.network"].splitlines())
 
 
 def test_strangers_are_named_in_the_dynamic_zone_by_signed_updates() -> None:
-    dynamic = f"{generate.DYNAMIC}.{DOMAIN}"
+    dynamic = f"{spec.DYNAMIC}.{DOMAIN}"
     dhcp = json.loads(generate.kea_dhcp4(INVENTORY))["Dhcp4"]
     assert dhcp["ddns-qualifying-suffix"] == f"{dynamic}." and dhcp["ddns-generated-prefix"] == "dyn"
     ddns = json.loads(generate.kea_ddns(INVENTORY))["DhcpDdns"]
@@ -166,6 +181,22 @@ def test_the_policy_refuses_a_table_that_contradicts_routing() -> None:
         policy.check(INVENTORY, (closed,))
     with pytest.raises(UsageError, match="no machine 'nosuch'"):
         policy.check(INVENTORY, (policy.Service("nosuch", "x", policy.Proto.TCP, 1, frozenset()),))
+
+
+def test_an_inventory_with_two_routers_or_none_is_refused_in_one_line() -> None:
+    def lab(*routers: str) -> Inventory:
+        return parse({"segments": {"lan": {"cidr": "192.168.0.0/23"}}, "machines": {
+            name: {"router": name in routers, "interfaces": [{"name": "lan0", "segment": "lan",
+                                                              "mac": f"02:00:00:00:00:0{n}",
+                                                              "address": f"192.168.0.{n}"}]}
+            for n, name in enumerate(("gw", "gw2", "pc"), 1)}})
+
+    assert lab("gw").router().name == "gw"
+    with pytest.raises(UsageError, match=r"^the inventory marks gw, gw2 as router: keep router = true on "
+                                         r"exactly one machine, the gateway$"):
+        policy.check(lab("gw", "gw2"))  # what importing stages.policy does with stages/inventory.toml
+    with pytest.raises(UsageError, match="marks no machine as router"):
+        lab().router()
 
 
 def test_every_policy_row_has_a_client_on_its_segment_and_a_way_there() -> None:

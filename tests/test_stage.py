@@ -168,7 +168,7 @@ def test_a_stage_key_covers_the_helpers_it_uses() -> None:
 
     used = [line for line in stages.gw.STAGE.source.splitlines() if line.startswith("#@module ")]
     assert used == ["#@module stages.common", "#@module stages.generate", "#@module stages.gw",
-                    "#@module stages.policy"]
+                    "#@module stages.policy", "#@module stages.spec"]
     assert "#@module stages.gw" not in stages.bootstrap.STAGE.source
 
 
