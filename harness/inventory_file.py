@@ -56,6 +56,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from harness import inventory_keys
 from harness.errors import UsageError
 from harness.inventory import (
     Config,
@@ -281,6 +282,7 @@ def parse(data: dict[str, Any], text: str = "", where: str = "inventory",
     """Validate already-parsed inventory ``data`` (``text`` locates errors); ``room_size``
     overrides every room's count, ``families`` keeps only those families (`only_families`)."""
 
+    inventory_keys.check(data, text, where)  # a typo, whatever the run keeps
     seat_room: dict[str, str] = {}  # each machine and user a room made -> the room
 
     def fail(table: str, name: str, message: str) -> UsageError:
