@@ -265,7 +265,8 @@ def expand_rooms(data: dict[str, Any], room_size: int | None, fail: Callable[[st
                 "interfaces": [{"name": entry.get("interface", "lan0"), "segment": segment,
                                 "mac": ":".join(octets[i:i + 2] for i in range(0, 12, 2)),
                                 **{key: str(first + (n - 1)) for key, first in firsts.items()},
-                                "config": entry.get("config", Config.DHCP.value)}]}
+                                "config": entry.get("config", Config.DHCP.value),
+                                **({"config6": entry["config6"]} if "config6" in entry else {})}]}
             seats.append(seat)
             if "users" in patterns:
                 login = str(patterns["users"]).format(n=n)

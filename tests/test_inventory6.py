@@ -80,6 +80,16 @@ def test_a_room_gives_each_seat_the_next_ipv6_address(tmp_path: Path) -> None:
         ["2001:db8:1::10", "2001:db8:1::11", "2001:db8:1::12"]
 
 
+
+def test_a_room_s_config6_is_its_seats(tmp_path: Path) -> None:
+    room = ('\n[rooms.r1]\nsegment = "lan"\nmachines = "pc-r1p{n}"\ncount = 2\naddress = "192.168.0.10"\n'
+            'mac = "02:00:00:00:01:0a"\nconfig6 = "slaac"\n')
+    inv = inventory(tmp_path, DUAL + room)  # lan: DHCPv6, but this room's seats take SLAAC
+    lan = ipaddress.IPv6Network("2001:db8:1::/64")
+    assert [(n.config6, n.address6) for s in inv.seats() for n in inv[s].nics] == \
+        [(Config6.SLAAC, eui64(lan, mac)) for mac in ("02:00:00:00:01:0a", "02:00:00:00:01:0b")]
+
+
 MACHINE = ('\n[machines.b]\ninterfaces = [{ name = "lan0", segment = "lan", mac = "02:00:00:00:00:02", '
            '%s }]')
 OUTSIDE = r"inventory.toml:\d+: \[machines.b\]: address 2001:db8:2::2 is outside segment lan \("
