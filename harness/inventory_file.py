@@ -2,11 +2,19 @@
 `harness.inventory`'s dataclasses before anything runs.
 
 A bad entry is refused with the file, the line of the entry at fault and what to write
-instead.
+instead; so is a key its table does not take (a typo, or a key in the wrong table), with
+the nearest valid name. Each table's keys and what they say are declared once, in
+`harness.inventory_keys.KEYS`, which both that check and docs/reference.md's tables of keys
+read.
+
+    [lab]
+    domain = "prolo"             # the machines are NAME.prolo (default "lab")
 
     [segments.lan]
     cidr = "192.168.0.0/23"
+    pool = ["192.168.1.200", "192.168.1.250"]  # optional: what DHCP lends machines it does not know
     cidr6 = "2001:db8:1::/64"    # optional: the segment is dual-stack (or IPv6-only, without cidr)
+    pool6 = ["2001:db8:1::1:c8", "2001:db8:1::1:fa"]  # optional: the same for DHCPv6
     ipv6 = "dhcp"                # how its clients configure IPv6: "dhcp" (DHCPv6), "slaac", "static"
 
     [machines.gw]

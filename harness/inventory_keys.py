@@ -53,22 +53,20 @@ KEYS: dict[str, dict[str, str]] = {
         "address": "its IPv4 address, in the segment's cidr and outside its pool; with config "
                    '"dhcp", a reservation',
         "address6": "its IPv6 address, in cidr6 and outside pool6; under SLAAC the inventory computes it",
-        "config": 'how it gets its addresses: "static" (the default: the machine sets them) or "dhcp"; '
-                  '"dhcp" without address nor address6 takes them from the segment\'s pools',
+        "config": 'how it gets its addresses: "static" (the default: the machine sets them) or "dhcp" '
+                  "(a reservation of address and address6 on the lab's DHCP server)",
         "config6": 'how it gets its IPv6 address: "static", "dhcp" or "slaac" (default: "static" if '
                    "config is, else the segment's ipv6)",
-        "gateway": "the IPv4 default route of an interface whose IPv4 address is static: an address "
-                   "of its segment",
-        "gateway6": "the IPv6 default route of an interface whose IPv6 address is static: an address "
-                    "of its segment",
+        "gateway": "the IPv4 default route of a static interface",
+        "gateway6": "the IPv6 default route of a static interface: an address of its segment",
     },
     ROOM: {
         "segment": "the segment its seats are on (required)",
         "machines": 'the seats\' names: a pattern with {n}, the seat\'s number from 1, e.g. "pas-r11p{n}" '
                     "(required)",
         "count": "how many seats (required; --room-size sets every room's for a run)",
-        "mac": "the first seat's MAC; seat n has the (n-1)th after it (required)",
-        "address": "the first seat's IPv4 address; seat n has the (n-1)th after it",
+        "mac": "the first seat's MAC; seat n's is the first's plus n - 1 (required)",
+        "address": "the first seat's IPv4 address; seat n's is the first's plus n - 1",
         "address6": "the first seat's IPv6 address, likewise",
         "config": 'how the seats get their addresses, as an interface\'s (default "dhcp": reservations)',
         "config6": "how the seats get their IPv6 addresses, as an interface's",
