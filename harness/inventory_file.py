@@ -444,6 +444,27 @@ def _nic(machine: str, raw: dict[str, Any], segments: dict[str, Segment],
             raise fail("machines", machine, f"{machine}'s address {held} is inside the pool of "
                                             f"{nic.segment} ({pool[0]} - {pool[1]}), which DHCP hands "
                                             "to unknown machines")
-    if nic.gateway6 is not None and (segment.cidr6 is None or nic.gateway6 not in segment.cidr6):
-        raise fail("machines", machine, f"gateway6 {nic.gateway6} is not on segment {nic.segment}")
+    _gateways(machine, nic, segment, fail)
     return nic
+
+
+def _gateways(machine: str, nic: Nic, segment: Segment, fail: Callable[[str, str, str], UsageError]) -> None:
+    """A gateway is the default route of a static address, on its segment: a lease or a router
+    advertisement brings its own, and the generators would ignore it there."""
+    if nic.gateway is not None:
+        if nic.config is Config.DHCP:
+            raise fail("machines", machine, f"{nic.name} takes its IPv4 address by DHCP, whose lease brings "
+                                            "the default route: drop gateway")
+        if nic.address is None:
+            raise fail("machines", machine, f"{nic.name} has no IPv4 address for gateway {nic.gateway} to "
+                                            "route: give it address, or drop gateway")
+        if segment.cidr is None or nic.gateway not in segment.cidr:
+            raise fail("machines", machine, f"gateway {nic.gateway} is not on segment {nic.segment} "
+                                            f"({segment.cidr})")
+    if nic.gateway6 is not None:
+        if nic.config6 in (Config6.DHCP, Config6.SLAAC):
+            by = "DHCPv6" if nic.config6 is Config6.DHCP else "SLAAC"
+            raise fail("machines", machine, f"{nic.name} takes its IPv6 address by {by}, whose router "
+                                            "advertisement brings the default route: drop gateway6")
+        if segment.cidr6 is None or nic.gateway6 not in segment.cidr6:
+            raise fail("machines", machine, f"gateway6 {nic.gateway6} is not on segment {nic.segment}")

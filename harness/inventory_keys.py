@@ -57,8 +57,10 @@ KEYS: dict[str, dict[str, str]] = {
                   "(a reservation of address and address6 on the lab's DHCP server)",
         "config6": 'how it gets its IPv6 address: "static", "dhcp" or "slaac" (default: "static" if '
                    "config is, else the segment's ipv6)",
-        "gateway": "the IPv4 default route of a static interface",
-        "gateway6": "the IPv6 default route of a static interface: an address of its segment",
+        "gateway": "the default route of its static IPv4 address: an address of its segment (a DHCP "
+                   "lease brings its own)",
+        "gateway6": "the default route of its static IPv6 address: an address of its segment (a router "
+                    "advertisement brings its own)",
     },
     ROOM: {
         "segment": "the segment its seats are on (required)",

@@ -107,6 +107,9 @@ OUTSIDE = r"inventory.toml:\d+: \[machines.b\]: address 2001:db8:2::2 is outside
     ('\n[segments.wan]\ncidr6 = "2001:db8:2::/64"\nipv6 = "radvd"\n', r"ipv6 must be one of static, dhcp"),
     ('\n[segments.wan]\ncidr6 = "10.0.0.0/24"\n', r"\[segments.wan\]: bad cidr6"),
     ('\n[segments.wan]\n', r"\[segments.wan\]: a segment needs a network"),
+    (MACHINE % 'address = "192.168.0.2", config = "dhcp", gateway6 = "2001:db8:1::fe"',
+     r"\[machines.b\]: lan0 takes its IPv6 address by DHCPv6, whose router advertisement brings the default "
+     r"route: drop gateway6"),
 ])
 def test_bad_ipv6_entries_name_the_line_and_the_fault(tmp_path: Path, extra: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
