@@ -44,9 +44,13 @@ MAC, so that everything generated from the inventory covers every seat:
 
 An interface has an IPv4 ``address``, an IPv6 ``address6``, or both (an IPv6-only machine
 has no ``address``). ``config`` says how it gets them: ``static`` (both written into the
-machine) or ``dhcp``; for IPv6, a ``dhcp`` interface follows its segment's ``ipv6`` mode
-unless it says ``config6``. Under SLAAC the address is the prefix and the MAC's EUI-64, so
-the inventory computes it.
+machine) or ``dhcp`` (reservations); for IPv6, a ``dhcp`` interface follows its segment's
+``ipv6`` mode unless it says ``config6``. Under SLAAC the address is the prefix and the
+MAC's EUI-64, so the inventory computes it. A ``dhcp`` interface that names neither address
+is a plain DHCP client: it takes an address of each family its segment has, IPv4 from
+``pool``, IPv6 from ``pool6`` or by SLAAC, and has no reservation nor name in DNS:
+
+    interfaces = [{ name = "lan0", segment = "lan", mac = "02:00:00:00:02:01", config = "dhcp" }]
 
 A run may take fewer families than the file plans: ``--families=ipv4`` (HARNESS_FAMILIES)
 loads it without its IPv6 settings, and without the machines, interfaces and segments that
@@ -321,7 +325,7 @@ def parse(data: dict[str, Any], text: str = "", where: str = "inventory",
             raise fail("machines", name, "machine names are lowercase [a-z0-9-], starting with a letter")
         nics = []
         for raw in entry.get("interfaces", []):
-            nic = _nic(name, raw, segments, fail)
+            nic = _nic(name, raw, segments, fail, seat=name in seat_room)
             for key in (f"MAC {nic.mac}", *(f"address {a}" for a in (nic.address, nic.address6) if a)):
                 if key in seen:
                     raise fail("machines", name, f"{name}'s {key} is already used by {seen[key]}")
@@ -394,8 +398,10 @@ def _in_pool(address: IPAddress, pool: tuple[IPAddress, IPAddress] | None) -> bo
 
 
 def _nic(machine: str, raw: dict[str, Any], segments: dict[str, Segment],
-         fail: Callable[[str, str, str], UsageError]) -> Nic:
-    """One interface of ``machine``, checked against its segment."""
+         fail: Callable[[str, str, str], UsageError], seat: bool = False) -> Nic:
+    """One interface of ``machine``, checked against its segment. A DHCP interface without
+    any address takes them from the segment's pools, unless ``machine`` is a room's ``seat``
+    (its room plans its addresses)."""
     try:
         config = Config(raw.get("config", "static"))
         address = ipaddress.IPv4Address(raw["address"]) if "address" in raw else None
@@ -428,7 +434,9 @@ def _nic(machine: str, raw: dict[str, Any], segments: dict[str, Segment],
     elif address6 is not None or nic.config6 is not None:
         raise fail("machines", machine, f"{nic.name} has IPv6 settings but segment {nic.segment} has no "
                                         "IPv6: give the segment cidr6")
-    if address is None and address6 is None:
+    if not seat and config is Config.DHCP and "address" not in raw and "address6" not in raw:
+        nic = _pooled(machine, nic, segment, fail)
+    elif address is None and address6 is None:
         raise fail("machines", machine, f"{nic.name} has no address: give address (IPv4), address6 "
                                         "(IPv6), or both")
     for family, held, pool in ((Family.IPV4, address, segment.pool), (Family.IPV6, address6, segment.pool6)):
@@ -446,6 +454,19 @@ def _nic(machine: str, raw: dict[str, Any], segments: dict[str, Segment],
                                             "to unknown machines")
     _gateways(machine, nic, segment, fail)
     return nic
+
+
+def _pooled(machine: str, nic: Nic, segment: Segment, fail: Callable[[str, str, str], UsageError]) -> Nic:
+    """``nic``, a DHCP client that names no address, lent one by each family of its segment:
+    IPv4 from the pool, IPv6 by DHCPv6 from pool6 or by SLAAC."""
+    lacking = [key for key, lacks in (("pool", segment.cidr and not segment.pool),
+                                      ("pool6", nic.config6 is Config6.DHCP and not segment.pool6)) if lacks]
+    if lacking:
+        raise fail("machines", machine, f"{nic.name} takes its addresses from segment {nic.segment}'s pools "
+                                        f"(config dhcp, no address), but {nic.segment} has no {lacking[0]}: "
+                                        f"give {nic.segment} {lacking[0]} = [\"FIRST\", \"LAST\"], or "
+                                        f"{nic.name} an address (address6 alone: IPv6 only)")
+    return dataclasses.replace(nic, pooled=segment.cidr is not None)
 
 
 def _gateways(machine: str, nic: Nic, segment: Segment, fail: Callable[[str, str, str], UsageError]) -> None:

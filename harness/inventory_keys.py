@@ -54,7 +54,8 @@ KEYS: dict[str, dict[str, str]] = {
                    '"dhcp", a reservation',
         "address6": "its IPv6 address, in cidr6 and outside pool6; under SLAAC the inventory computes it",
         "config": 'how it gets its addresses: "static" (the default: the machine sets them) or "dhcp" '
-                  "(a reservation of address and address6 on the lab's DHCP server)",
+                  "(a reservation of address and address6 on the lab's DHCP server; with neither, "
+                  "whatever the segment's pools lend)",
         "config6": 'how it gets its IPv6 address: "static", "dhcp" or "slaac" (default: "static" if '
                    "config is, else the segment's ipv6)",
         "gateway": "the default route of its static IPv4 address: an address of its segment (a DHCP "

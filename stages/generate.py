@@ -87,7 +87,7 @@ def network_units(inv: Inventory, host: Host) -> dict[str, str]:
         dynamic6 = nic.config6 in (Config6.DHCP, Config6.SLAAC)
         if nic.config is Config.DHCP or dynamic6:  # the other family may be static
             units.update(network_unit(nic.name, [*lines, *_dynamic(
-                ipv4=nic.config is Config.DHCP and nic.address is not None, ipv6=dynamic6)]))
+                ipv4=nic.config is Config.DHCP and nic.takes(Family.IPV4), ipv6=dynamic6)]))
             continue
         lines.append("IPv6AcceptRA=no")
         if host.router and segment.cidr6 and nic.gateway6 is None:
@@ -303,7 +303,7 @@ def zone_reverse(inv: Inventory, net: ipaddress.IPv4Network | ipaddress.IPv6Netw
 
 def ipv6_only(inv: Inventory) -> list[Host]:
     """The LAN's machines with no IPv4 address at all."""
-    return [h for h in inv.on(LAN) if h.nic(LAN).address is None and h.nic(LAN).address6]
+    return [h for h in inv.on(LAN) if not h.nic(LAN).takes(Family.IPV4) and h.nic(LAN).address6]
 
 
 def dns64(inv: Inventory) -> str:

@@ -312,3 +312,15 @@ def test_a_static_family_keeps_its_address_and_gateway_beside_a_dynamic_one() ->
                'gateway6 = "2001:db8:1::fe" }]\n', "b")
     assert v6 == ["Address=2001:db8:1::2/64", "Gateway=2001:db8:1::fe", "DHCP=ipv4",
                                               "IPv6AcceptRA=no"]
+
+
+def test_a_dhcp_client_without_an_address_asks_every_family_and_has_no_reservation() -> None:
+    text = MIXED + ('[machines.c]\ninterfaces = [{ name = "eth0", segment = "lan", '
+                    'mac = "02:00:00:00:00:03", config = "dhcp" }]\n')
+    inv = parse(tomllib.loads(text), text)
+    assert _unit(text.removeprefix(MIXED), "c")[:2] == ["DHCP=ipv4", "IPv6AcceptRA=yes"]
+    assert json.loads(generate.kea_dhcp4(inv))["Dhcp4"]["subnet4"][0]["reservations"] == []
+    zone = generate.zone_forward(inv)
+    assert "c IN A " not in zone and f"c IN AAAA {inv['c'].nics[0].address6}" in zone  # SLAAC's, computed
+    assert generate.ipv6_only(inv) == []  # it has IPv4 too: no DNS64 for it
+    assert 'label="eth0 2001:db8:1' in generate.topology_dot(inv)
