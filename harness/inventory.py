@@ -77,22 +77,31 @@ class Nic:
     name: str
     segment: str
     mac: str
-    address: ipaddress.IPv4Address | None  # None: IPv6 only
+    address: ipaddress.IPv4Address | None  # None: IPv6 only (or, if pooled, a DHCP pool address)
     config: Config
     gateway: ipaddress.IPv4Address | None = None
     address6: ipaddress.IPv6Address | None = None  # None: IPv4 only (or a DHCPv6 pool address)
     config6: Config6 | None = None  # None: no IPv6 on this interface
     gateway6: ipaddress.IPv6Address | None = None
+    pooled: bool = False  # a DHCP client without a reservation: its IPv4 address comes from the pool
 
     def families(self) -> tuple[Family, ...]:
-        """The families this interface has an address of."""
+        """The families this interface has an address of that the inventory knows."""
         return tuple(f for f, a in ((Family.IPV4, self.address), (Family.IPV6, self.address6)) if a)
 
+    def takes(self, family: Family) -> bool:
+        """Whether it has an address of ``family`` at all: a known one, or one from a pool."""
+        return self.address is not None or self.pooled if family is Family.IPV4 else self.config6 is not None
+
     def address_of(self, family: Family) -> IPAddress:
-        """Its address in ``family``; `UsageError` if it has none."""
+        """Its address in ``family``; `UsageError` if it has none the inventory knows."""
         address = self.address if family is Family.IPV4 else self.address6
         if address is None:
-            raise UsageError(f"interface {self.name} on segment {self.segment} has no {family} address")
+            where = f"{self.name} on segment {self.segment}"
+            if self.takes(family):
+                raise UsageError(f"{where} takes its {family} address from the pool: the inventory does not "
+                                 "know it")
+            raise UsageError(f"interface {where} has no {family} address")
         return address
 
 

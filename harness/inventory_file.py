@@ -2,11 +2,19 @@
 `harness.inventory`'s dataclasses before anything runs.
 
 A bad entry is refused with the file, the line of the entry at fault and what to write
-instead.
+instead; so is a key its table does not take (a typo, or a key in the wrong table), with
+the nearest valid name. Each table's keys and what they say are declared once, in
+`harness.inventory_keys.KEYS`, which both that check and docs/reference.md's tables of keys
+read.
+
+    [lab]
+    domain = "prolo"             # the machines are NAME.prolo (default "lab")
 
     [segments.lan]
     cidr = "192.168.0.0/23"
+    pool = ["192.168.1.200", "192.168.1.250"]  # optional: what DHCP lends machines it does not know
     cidr6 = "2001:db8:1::/64"    # optional: the segment is dual-stack (or IPv6-only, without cidr)
+    pool6 = ["2001:db8:1::1:c8", "2001:db8:1::1:fa"]  # optional: the same for DHCPv6
     ipv6 = "dhcp"                # how its clients configure IPv6: "dhcp" (DHCPv6), "slaac", "static"
 
     [machines.gw]
@@ -36,9 +44,13 @@ MAC, so that everything generated from the inventory covers every seat:
 
 An interface has an IPv4 ``address``, an IPv6 ``address6``, or both (an IPv6-only machine
 has no ``address``). ``config`` says how it gets them: ``static`` (both written into the
-machine) or ``dhcp``; for IPv6, a ``dhcp`` interface follows its segment's ``ipv6`` mode
-unless it says ``config6``. Under SLAAC the address is the prefix and the MAC's EUI-64, so
-the inventory computes it.
+machine) or ``dhcp`` (reservations); for IPv6, a ``dhcp`` interface follows its segment's
+``ipv6`` mode unless it says ``config6``. Under SLAAC the address is the prefix and the
+MAC's EUI-64, so the inventory computes it. A ``dhcp`` interface that names neither address
+is a plain DHCP client: it takes an address of each family its segment has, IPv4 from
+``pool``, IPv6 from ``pool6`` or by SLAAC, and has no reservation nor name in DNS:
+
+    interfaces = [{ name = "lan0", segment = "lan", mac = "02:00:00:00:02:01", config = "dhcp" }]
 
 A run may take fewer families than the file plans: ``--families=ipv4`` (HARNESS_FAMILIES)
 loads it without its IPv6 settings, and without the machines, interfaces and segments that
@@ -56,6 +68,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from harness import inventory_keys
 from harness.errors import UsageError
 from harness.inventory import (
     Config,
@@ -264,7 +277,8 @@ def expand_rooms(data: dict[str, Any], room_size: int | None, fail: Callable[[st
                 "interfaces": [{"name": entry.get("interface", "lan0"), "segment": segment,
                                 "mac": ":".join(octets[i:i + 2] for i in range(0, 12, 2)),
                                 **{key: str(first + (n - 1)) for key, first in firsts.items()},
-                                "config": entry.get("config", Config.DHCP.value)}]}
+                                "config": entry.get("config", Config.DHCP.value),
+                                **({"config6": entry["config6"]} if "config6" in entry else {})}]}
             seats.append(seat)
             if "users" in patterns:
                 login = str(patterns["users"]).format(n=n)
@@ -281,6 +295,7 @@ def parse(data: dict[str, Any], text: str = "", where: str = "inventory",
     """Validate already-parsed inventory ``data`` (``text`` locates errors); ``room_size``
     overrides every room's count, ``families`` keeps only those families (`only_families`)."""
 
+    inventory_keys.check(data, text, where)  # a typo, whatever the run keeps
     seat_room: dict[str, str] = {}  # each machine and user a room made -> the room
 
     def fail(table: str, name: str, message: str) -> UsageError:
@@ -310,7 +325,7 @@ def parse(data: dict[str, Any], text: str = "", where: str = "inventory",
             raise fail("machines", name, "machine names are lowercase [a-z0-9-], starting with a letter")
         nics = []
         for raw in entry.get("interfaces", []):
-            nic = _nic(name, raw, segments, fail)
+            nic = _nic(name, raw, segments, fail, seat=name in seat_room)
             for key in (f"MAC {nic.mac}", *(f"address {a}" for a in (nic.address, nic.address6) if a)):
                 if key in seen:
                     raise fail("machines", name, f"{name}'s {key} is already used by {seen[key]}")
@@ -383,8 +398,10 @@ def _in_pool(address: IPAddress, pool: tuple[IPAddress, IPAddress] | None) -> bo
 
 
 def _nic(machine: str, raw: dict[str, Any], segments: dict[str, Segment],
-         fail: Callable[[str, str, str], UsageError]) -> Nic:
-    """One interface of ``machine``, checked against its segment."""
+         fail: Callable[[str, str, str], UsageError], seat: bool = False) -> Nic:
+    """One interface of ``machine``, checked against its segment. A DHCP interface without
+    any address takes them from the segment's pools, unless ``machine`` is a room's ``seat``
+    (its room plans its addresses)."""
     try:
         config = Config(raw.get("config", "static"))
         address = ipaddress.IPv4Address(raw["address"]) if "address" in raw else None
@@ -417,7 +434,9 @@ def _nic(machine: str, raw: dict[str, Any], segments: dict[str, Segment],
     elif address6 is not None or nic.config6 is not None:
         raise fail("machines", machine, f"{nic.name} has IPv6 settings but segment {nic.segment} has no "
                                         "IPv6: give the segment cidr6")
-    if address is None and address6 is None:
+    if not seat and config is Config.DHCP and "address" not in raw and "address6" not in raw:
+        nic = _pooled(machine, nic, segment, fail)
+    elif address is None and address6 is None:
         raise fail("machines", machine, f"{nic.name} has no address: give address (IPv4), address6 "
                                         "(IPv6), or both")
     for family, held, pool in ((Family.IPV4, address, segment.pool), (Family.IPV6, address6, segment.pool6)):
@@ -433,6 +452,40 @@ def _nic(machine: str, raw: dict[str, Any], segments: dict[str, Segment],
             raise fail("machines", machine, f"{machine}'s address {held} is inside the pool of "
                                             f"{nic.segment} ({pool[0]} - {pool[1]}), which DHCP hands "
                                             "to unknown machines")
-    if nic.gateway6 is not None and (segment.cidr6 is None or nic.gateway6 not in segment.cidr6):
-        raise fail("machines", machine, f"gateway6 {nic.gateway6} is not on segment {nic.segment}")
+    _gateways(machine, nic, segment, fail)
     return nic
+
+
+def _pooled(machine: str, nic: Nic, segment: Segment, fail: Callable[[str, str, str], UsageError]) -> Nic:
+    """``nic``, a DHCP client that names no address, lent one by each family of its segment:
+    IPv4 from the pool, IPv6 by DHCPv6 from pool6 or by SLAAC."""
+    lacking = [key for key, lacks in (("pool", segment.cidr and not segment.pool),
+                                      ("pool6", nic.config6 is Config6.DHCP and not segment.pool6)) if lacks]
+    if lacking:
+        raise fail("machines", machine, f"{nic.name} takes its addresses from segment {nic.segment}'s pools "
+                                        f"(config dhcp, no address), but {nic.segment} has no {lacking[0]}: "
+                                        f"give {nic.segment} {lacking[0]} = [\"FIRST\", \"LAST\"], or "
+                                        f"{nic.name} an address (address6 alone: IPv6 only)")
+    return dataclasses.replace(nic, pooled=segment.cidr is not None)
+
+
+def _gateways(machine: str, nic: Nic, segment: Segment, fail: Callable[[str, str, str], UsageError]) -> None:
+    """A gateway is the default route of a static address, on its segment: a lease or a router
+    advertisement brings its own, and the generators would ignore it there."""
+    if nic.gateway is not None:
+        if nic.config is Config.DHCP:
+            raise fail("machines", machine, f"{nic.name} takes its IPv4 address by DHCP, whose lease brings "
+                                            "the default route: drop gateway")
+        if nic.address is None:
+            raise fail("machines", machine, f"{nic.name} has no IPv4 address for gateway {nic.gateway} to "
+                                            "route: give it address, or drop gateway")
+        if segment.cidr is None or nic.gateway not in segment.cidr:
+            raise fail("machines", machine, f"gateway {nic.gateway} is not on segment {nic.segment} "
+                                            f"({segment.cidr})")
+    if nic.gateway6 is not None:
+        if nic.config6 in (Config6.DHCP, Config6.SLAAC):
+            by = "DHCPv6" if nic.config6 is Config6.DHCP else "SLAAC"
+            raise fail("machines", machine, f"{nic.name} takes its IPv6 address by {by}, whose router "
+                                            "advertisement brings the default route: drop gateway6")
+        if segment.cidr6 is None or nic.gateway6 not in segment.cidr6:
+            raise fail("machines", machine, f"gateway6 {nic.gateway6} is not on segment {nic.segment}")

@@ -1,9 +1,9 @@
 """docs/reference.md, generated from the code so that it cannot drift.
 
-``python -m harness.reference`` rewrites it: `Stage`'s fields, the inventory's schema, the
-fixtures, markers, pytest options and ini keys the plugin adds, and every verb of the
-``harness`` command with its options. ``tests/test_reference.py`` fails when the page and
-the code disagree.
+``python -m harness.reference`` rewrites it: `Stage`'s fields, the inventory's schema and
+every key its tables take, the fixtures, markers, pytest options and ini keys the plugin
+adds, and every verb of the ``harness`` command with its options.
+``tests/test_reference.py`` fails when the page and the code disagree.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from _pytest.config.argparsing import Parser
 from _pytest.fixtures import getfixturemarker
 
-from harness import cli, fixtures, inventory_file, plugin
+from harness import cli, fixtures, inventory_file, inventory_keys, plugin
 from harness.stage import Stage
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
@@ -60,7 +60,11 @@ def _stage() -> str:
 
 
 def _inventory() -> str:
-    return f"## Inventory schema\n\n`harness.inventory_file.load(path)`.\n\n{_doc(inventory_file)}\n"
+    keys = [f"### Keys of {inventory_keys.TITLES[table]}\n\n"
+            + _table(("key", "what"), [(f"`{key}`", what) for key, what in known.items()])
+            for table, known in inventory_keys.KEYS.items()]
+    schema = f"## Inventory schema\n\n`harness.inventory_file.load(path)`.\n\n{_doc(inventory_file)}\n"
+    return "\n".join([schema, *keys])
 
 
 def _fixtures() -> str:

@@ -33,6 +33,12 @@ def dhcp_unit(ifname: str, ipv4: bool = True, ipv6: bool = False) -> dict[str, s
     For IPv6 it follows the router's advertisements (DHCPv6 when they set the managed flag,
     SLAAC when they offer the prefix); its DHCPv6 identity is its MAC (a DUID-LL), so that a
     reservation by MAC finds it and the machines booting one tree stay apart."""
+    return network_unit(ifname, _dynamic(ipv4, ipv6))
+
+
+def _dynamic(ipv4: bool, ipv6: bool) -> list[str]:
+    """The [Network] lines, and the sections after it, of an interface that takes ``ipv4`` by
+    DHCP and ``ipv6`` from the router's advertisements."""
     network = [f"DHCP={'ipv4' if ipv4 else 'no'}", f"IPv6AcceptRA={'yes' if ipv6 else 'no'}"]
     if ipv4:
         network += ["", "[DHCPv4]", "UseHostname=yes", "UseDomains=yes", "ClientIdentifier=mac"]
@@ -40,7 +46,7 @@ def dhcp_unit(ifname: str, ipv4: bool = True, ipv6: bool = False) -> dict[str, s
         # domain comes in the advertisement itself (DNSSL), which networkd ignores by default
         network += ["", "[DHCPv6]", "DUIDType=link-layer", "UseDomains=yes", "UseDelegatedPrefix=no",
                     "", "[IPv6AcceptRA]", "UseDomains=yes"]
-    return network_unit(ifname, network)
+    return network
 
 
 def network_unit(ifname: str, network: list[str]) -> dict[str, str]:
@@ -50,26 +56,24 @@ def network_unit(ifname: str, network: list[str]) -> dict[str, str]:
 
 
 def network_units(inv: Inventory, host: Host) -> dict[str, str]:
-    """systemd-networkd ``.network`` files for ``host``: static addresses, or DHCP; the
-    router advertises each IPv6 segment it serves; the uplink routes the lab's IPv6 prefixes
-    to the router (they are not NATed)."""
+    """systemd-networkd ``.network`` files for ``host``: static addresses (and their default
+    routes), or DHCP, family by family; the router advertises each IPv6 segment it serves; the
+    uplink routes the lab's IPv6 prefixes to the router (they are not NATed)."""
     units = {}
     for nic in host.nics:
         segment = inv.segments[nic.segment]
-        dynamic6 = nic.config6 in (Config6.DHCP, Config6.SLAAC)
-        if nic.config is Config.DHCP or dynamic6:
-            units.update(dhcp_unit(nic.name, ipv4=nic.config is Config.DHCP and nic.address is not None,
-                                   ipv6=dynamic6))
-            continue
         lines = []
-        if nic.address and segment.cidr:
+        if nic.config is Config.STATIC and nic.address and segment.cidr:
             lines.append(f"Address={nic.address}/{segment.cidr.prefixlen}")
-        if nic.gateway:
-            lines.append(f"Gateway={nic.gateway}")
-        if nic.address6 and segment.cidr6:
+            lines += [f"Gateway={nic.gateway}"] if nic.gateway else []
+        if nic.config6 is Config6.STATIC and nic.address6 and segment.cidr6:
             lines.append(f"Address={nic.address6}/{segment.cidr6.prefixlen}")
-        if nic.gateway6:
-            lines.append(f"Gateway={nic.gateway6}")
+            lines += [f"Gateway={nic.gateway6}"] if nic.gateway6 else []
+        dynamic6 = nic.config6 in (Config6.DHCP, Config6.SLAAC)
+        if nic.config is Config.DHCP or dynamic6:  # the other family may be static
+            units.update(network_unit(nic.name, [*lines, *_dynamic(
+                ipv4=nic.config is Config.DHCP and nic.takes(Family.IPV4), ipv6=dynamic6)]))
+            continue
         lines.append("IPv6AcceptRA=no")
         if host.router and segment.cidr6 and nic.gateway6 is None:
             lines += router_advertisement(inv, nic)
@@ -277,7 +281,7 @@ def zone_reverse(inv: Inventory, net: ipaddress.IPv4Network | ipaddress.IPv6Netw
 
 def ipv6_only(inv: Inventory) -> list[Host]:
     """The LAN's machines with no IPv4 address at all."""
-    return [h for h in inv.on(LAN) if h.nic(LAN).address is None and h.nic(LAN).address6]
+    return [h for h in inv.on(LAN) if not h.nic(LAN).takes(Family.IPV4) and h.nic(LAN).address6]
 
 
 def dns64(inv: Inventory) -> str:

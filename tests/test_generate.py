@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -235,6 +236,13 @@ interfaces = [{ name = "lan0", segment = "lan", mac = "02:00:00:00:00:01", addre
      'address = "10.0.0.2" }]', r"address 10.0.0.2 is outside segment lan \(192.168.0.0/23\)"),
     ('[segments.wan]\ncidr = "10.0.0.0/33"', r"inventory.toml:8: \[segments.wan\]: bad cidr"),
     ('[machines.b]\ntype = "robot"', r"\[machines.b\]: type must be one of service, user, uplink"),
+    ('[machines.b]\ninterfaces = [{ name = "lan0", segment = "lan", mac = "02:00:00:00:00:02", '
+     'address = "192.168.0.2", gateway = "10.0.0.1" }]', r":8: \[machines.b\]: gateway 10.0.0.1 is not on "
+                                                        r"segment lan \(192.168.0.0/23\)$"),
+    ('[machines.b]\ninterfaces = [{ name = "lan0", segment = "lan", mac = "02:00:00:00:00:02", '
+     'address = "192.168.0.2", gateway = "192.168.0.1", config = "dhcp" }]',
+     r"\[machines.b\]: lan0 takes its IPv4 address by DHCP, whose lease brings the default route: "
+     r"drop gateway$"),
 ])
 def test_bad_inventories_name_the_line_and_the_fault(tmp_path: Path, extra: str, message: str) -> None:
     path = tmp_path / "inventory.toml"
@@ -304,3 +312,46 @@ def test_a_dhcp_client_takes_its_search_domain_from_dhcpv6_and_from_the_advertis
     assert "UseDomains=yes" in sections["DHCPv6"]
     assert "UseDomains=yes" in sections["IPv6AcceptRA"]  # SLAAC: networkd ignores DNSSL by default
     assert path == "/etc/systemd/network/10-lan0.network"
+
+
+MIXED = """
+[segments.lan]
+cidr = "10.0.0.0/24"
+pool = ["10.0.0.200", "10.0.0.250"]
+cidr6 = "2001:db8:1::/64"
+ipv6 = "slaac"
+
+[machines.gw]
+router = true
+""" + ('interfaces = [{ name = "lan0", segment = "lan", mac = "02:00:00:00:00:fe", address = "10.0.0.254", '
+       'address6 = "2001:db8:1::fe" }]\n')
+
+
+def _unit(text: str, machine: str) -> list[str]:
+    inv = parse(tomllib.loads(MIXED + text), MIXED + text)
+    [unit] = generate.network_units(inv, inv[machine]).values()
+    return unit.split("[Network]\n", 1)[1].split("\n\n", 1)[0].splitlines()  # its [Network] section
+
+
+def test_a_static_family_keeps_its_address_and_gateway_beside_a_dynamic_one() -> None:
+    v4 = _unit('[machines.a]\ninterfaces = [{ name = "eth0", segment = "lan", mac = "02:00:00:00:00:01", '
+               'address = "10.0.0.1", gateway = "10.0.0.254", config6 = "slaac" }]\n', "a")
+    assert v4 == ["Address=10.0.0.1/24", "Gateway=10.0.0.254", "DHCP=no",
+                                              "IPv6AcceptRA=yes"]
+    v6 = _unit('[machines.b]\ninterfaces = [{ name = "eth0", segment = "lan", mac = "02:00:00:00:00:02", '
+               'address = "10.0.0.2", config = "dhcp", config6 = "static", address6 = "2001:db8:1::2", '
+               'gateway6 = "2001:db8:1::fe" }]\n', "b")
+    assert v6 == ["Address=2001:db8:1::2/64", "Gateway=2001:db8:1::fe", "DHCP=ipv4",
+                                              "IPv6AcceptRA=no"]
+
+
+def test_a_dhcp_client_without_an_address_asks_every_family_and_has_no_reservation() -> None:
+    text = MIXED + ('[machines.c]\ninterfaces = [{ name = "eth0", segment = "lan", '
+                    'mac = "02:00:00:00:00:03", config = "dhcp" }]\n')
+    inv = parse(tomllib.loads(text), text)
+    assert _unit(text.removeprefix(MIXED), "c")[:2] == ["DHCP=ipv4", "IPv6AcceptRA=yes"]
+    assert json.loads(generate.kea_dhcp4(inv))["Dhcp4"]["subnet4"][0]["reservations"] == []
+    zone = generate.zone_forward(inv)
+    assert "c IN A " not in zone and f"c IN AAAA {inv['c'].nics[0].address6}" in zone  # SLAAC's, computed
+    assert generate.ipv6_only(inv) == []  # it has IPv4 too: no DNS64 for it
+    assert 'label="eth0 2001:db8:1' in generate.topology_dot(inv)

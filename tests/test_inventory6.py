@@ -80,6 +80,16 @@ def test_a_room_gives_each_seat_the_next_ipv6_address(tmp_path: Path) -> None:
         ["2001:db8:1::10", "2001:db8:1::11", "2001:db8:1::12"]
 
 
+
+def test_a_room_s_config6_is_its_seats(tmp_path: Path) -> None:
+    room = ('\n[rooms.r1]\nsegment = "lan"\nmachines = "pc-r1p{n}"\ncount = 2\naddress = "192.168.0.10"\n'
+            'mac = "02:00:00:00:01:0a"\nconfig6 = "slaac"\n')
+    inv = inventory(tmp_path, DUAL + room)  # lan: DHCPv6, but this room's seats take SLAAC
+    lan = ipaddress.IPv6Network("2001:db8:1::/64")
+    assert [(n.config6, n.address6) for s in inv.seats() for n in inv[s].nics] == \
+        [(Config6.SLAAC, eui64(lan, mac)) for mac in ("02:00:00:00:01:0a", "02:00:00:00:01:0b")]
+
+
 MACHINE = ('\n[machines.b]\ninterfaces = [{ name = "lan0", segment = "lan", mac = "02:00:00:00:00:02", '
            '%s }]')
 OUTSIDE = r"inventory.toml:\d+: \[machines.b\]: address 2001:db8:2::2 is outside segment lan \("
@@ -90,13 +100,18 @@ OUTSIDE = r"inventory.toml:\d+: \[machines.b\]: address 2001:db8:2::2 is outside
     (MACHINE % 'address6 = "2001:db8:1::1"', r"\[machines.b\]: b's address 2001:db8:1::1 is already used"),
     (MACHINE % 'address6 = "2001:db8:1::ff:1"', r"b's address 2001:db8:1::ff:1 is inside the pool of lan"),
     (MACHINE % 'address = "192.168.0.2"', r"lan0 is static on lan, which has IPv6 .*: give it address6"),
-    (MACHINE % 'config = "dhcp"', r"lan0 has no address: give address \(IPv4\), address6 \(IPv6\), or both"),
+    (MACHINE % 'config = "static"', r"lan0 is static on lan, which has IPv6 .*: give it address6"),
+    (MACHINE % 'config = "dhcp"', r":\d+: \[machines.b\]: lan0 takes its addresses from segment lan's pools "
+                                  r"\(config dhcp, no address\), but lan has no pool: give lan pool = "),
     ('\n[segments.wan]\ncidr6 = "2001:db8:2::/64"\npool6 = ["2001:db8:3::1", "2001:db8:3::9"]\n',
      r"\[segments.wan\]: pool6 2001:db8:3::1 - 2001:db8:3::9 must be an ascending range inside"),
     ('\n[segments.wan]\ncidr6 = "2001:db8:2::/56"\nipv6 = "slaac"\n', r"SLAAC needs a /64"),
     ('\n[segments.wan]\ncidr6 = "2001:db8:2::/64"\nipv6 = "radvd"\n', r"ipv6 must be one of static, dhcp"),
     ('\n[segments.wan]\ncidr6 = "10.0.0.0/24"\n', r"\[segments.wan\]: bad cidr6"),
     ('\n[segments.wan]\n', r"\[segments.wan\]: a segment needs a network"),
+    (MACHINE % 'address = "192.168.0.2", config = "dhcp", gateway6 = "2001:db8:1::fe"',
+     r"\[machines.b\]: lan0 takes its IPv6 address by DHCPv6, whose router advertisement brings the default "
+     r"route: drop gateway6"),
 ])
 def test_bad_ipv6_entries_name_the_line_and_the_fault(tmp_path: Path, extra: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
@@ -124,3 +139,41 @@ def test_the_lab_sets_static_addresses_only_when_asked_and_only_static_ones(tmp_
         [("192.168.0.254/24", "2001:db8:1::fe/64")]
     assert [i.addresses for i in inv.interfaces("pc", static_addresses=True)] == [()]  # DHCP's
 
+
+
+POOLS = SEGMENT + 'pool = ["192.168.0.200", "192.168.0.250"]\n'  # then GW, CLIENT
+CLIENT = machine("client", mac="02:00:00:00:00:07", config="dhcp")  # no address at all
+
+
+def test_a_dhcp_client_without_an_address_takes_what_its_segment_lends(tmp_path: Path) -> None:
+    nic = inventory(tmp_path, POOLS + GW + CLIENT)["client"].nic("lan")
+    assert (nic.address, nic.address6, nic.config6, nic.pooled) == (None, None, Config6.DHCP, True)
+    assert nic.takes(Family.IPV4) and nic.takes(Family.IPV6) and nic.families() == ()
+    with pytest.raises(UsageError, match=r"lan0 on segment lan takes its ipv4 address from the pool: "
+                                         r"the inventory does not know it"):
+        nic.address_of(Family.IPV4)
+    slaac = inventory(tmp_path, POOLS + 'ipv6 = "slaac"\n' + GW + CLIENT)["client"].nic("lan")
+    assert (slaac.pooled, slaac.address6) == (True, eui64(ipaddress.IPv6Network("2001:db8:1::/64"),
+                                                           "02:00:00:00:00:07"))
+    only4 = ('[segments.lan]\ncidr = "192.168.0.0/24"\npool = ["192.168.0.200", "192.168.0.250"]\n'
+             + GW.replace(', address6 = "2001:db8:1::fe"', "") + CLIENT)
+    nic = inventory(tmp_path, only4)["client"].nic("lan")
+    assert (nic.config6, nic.pooled, nic.takes(Family.IPV6)) == (None, True, False)
+    both = tmp_path / "both.toml"
+    both.write_text(POOLS + GW + CLIENT)
+    only6 = load(both, families=(Family.IPV6,))["client"].nic("lan")  # the run keeps IPv6 alone
+    assert (only6.pooled, only6.takes(Family.IPV4), only6.config6) == (False, False, Config6.DHCP)
+    assert load(both, families=(Family.IPV4,))["client"].nic("lan").pooled
+
+
+def test_a_dhcp_client_without_an_address_needs_a_pool_of_each_family_it_asks(tmp_path: Path) -> None:
+    no6 = POOLS.replace('pool6 = ["2001:db8:1::ff:0", "2001:db8:1::ff:ff"]\n', "")
+    with pytest.raises(UsageError, match=r"\[machines.client\]: lan0 takes its addresses from segment lan's "
+                                         r"pools \(config dhcp, no address\), but lan has no pool6: give lan "
+                                         r'pool6 = \["FIRST", "LAST"\], or lan0 an address'):
+        inventory(tmp_path, no6 + GW + CLIENT)
+    slaac = inventory(tmp_path, no6 + 'ipv6 = "slaac"\n' + GW + CLIENT)  # SLAAC needs no pool6
+    assert slaac["client"].nic("lan").pooled
+    seats = '\n[rooms.r1]\nsegment = "lan"\nmachines = "s{n}"\ncount = 2\nmac = "02:00:00:00:01:00"\n'
+    inv = inventory(tmp_path, SEGMENT + 'ipv6 = "slaac"\n' + GW + seats)  # a room's seats stay reservations
+    assert [(inv[s].nics[0].pooled, inv[s].families()) for s in inv.seats()] == [(False, (Family.IPV6,))] * 2

@@ -17,6 +17,7 @@ from harness.inventory_file import (
     ROOM_SIZE_ENV,
     families_from_env,
     load,
+    parse,
     parse_families,
     settle_run,
 )
@@ -123,3 +124,79 @@ def test_a_run_s_settings_come_from_the_option_else_the_environment_else_the_ini
     monkeypatch.delenv(ROOM_SIZE_ENV)
     with pytest.raises(UsageError, match=r"^ini harness_room_size='x': give a whole number"):
         settle_run({}, {"harness_room_size": "x"}.get)
+
+
+
+# A plan with every table, to misspell: the line of each key is known.
+STRICT = """[lab]
+domain = "office"
+
+[segments.lan]
+cidr = "10.0.0.0/24"
+pool = ["10.0.0.200", "10.0.0.250"]
+
+[machines.gw]
+router = true
+interfaces = [
+  { name = "lan0", segment = "lan", mac = "02:00:00:00:00:fe", address = "10.0.0.254" },
+  { name = "wan0", segment = "lan", mac = "02:00:00:00:00:fd", address = "10.0.0.2", gateway = "10.0.0.3" },
+]
+
+[rooms.r1]
+segment = "lan"
+machines = "pc{n}"
+count = 2
+address = "10.0.0.10"
+mac = "02:00:00:00:01:00"
+
+[users.alice]
+name = "Alice"
+"""
+GW_KEY = 'router = true\n%s = "10.0.0.1"'
+NIC_KEYS = r"\(keys: name, segment, mac, address, address6, config, config6, gateway, gateway6\)$"
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('domain = "office"', 'domian = "office"',
+     r":2: \[lab\]: unknown key 'domian': did you mean 'domain'\? \(keys: domain\)$"),
+    ('[lab]\ndomain = "office"', 'domain = "office"\n[lab]',
+     r":1: the top level: unknown key 'domain': it belongs in \[lab\] \(keys: lab, segments, "),
+    ("[users.alice]", "[user.alice]", r":22: the top level: unknown key 'user': did you mean 'users'\?"),
+    ("pool = [", "pool4 = [", r":6: \[segments.lan\]: unknown key 'pool4': did you mean 'pool'\?"),
+    ("router = true", "router = true\naliasses = []",
+     r":10: \[machines.gw\]: unknown key 'aliasses': did you mean 'aliases'\?"),
+    (', gateway = "10', ', gatway = "10',
+     r":12: \[machines.gw\]: interface wan0: unknown key 'gatway': did you mean 'gateway'\? " + NIC_KEYS),
+    ("router = true", GW_KEY % "gateway",
+     r":10: \[machines.gw\]: unknown key 'gateway': it belongs in an interface"),
+    ("router = true", GW_KEY % "gatway",
+     r":10: \[machines.gw\]: unknown key 'gatway': did you mean 'gateway', which belongs in an interface"),
+    ("count = 2", "cout = 2", r":18: \[rooms.r1\]: unknown key 'cout': did you mean 'count'\?"),
+    ("count = 2", 'count = 2\ngateway = "10.0.0.1"',
+     r":19: \[rooms.r1\]: unknown key 'gateway': it belongs in an interface"),
+    ('name = "Alice"', 'nmae = "Alice"', r":23: \[users.alice\]: unknown key 'nmae': did you mean 'name'"),
+    ('name = "Alice"', "bogus = 1",
+     r":23: \[users.alice\]: unknown key 'bogus': no key is named like it \(keys: name, type\)$"),
+])
+def test_an_unknown_key_is_refused_on_its_line_with_the_nearest_name(tmp_path: Path, old: str, new: str,
+                                                                      message: str) -> None:
+    assert load(plan(tmp_path, STRICT)).domain == "office"
+    assert old in STRICT
+    with pytest.raises(UsageError, match="/inventory.toml" + message):
+        load(plan(tmp_path, STRICT.replace(old, new, 1)))
+
+
+def test_an_unknown_key_is_refused_whatever_the_run_keeps_and_in_tables_of_interfaces(tmp_path: Path) -> None:
+    typo = STRICT.replace('cidr = "10.0.0.0/24"', 'cidr = "10.0.0.0/24"\ncird6 = "x"')
+    with pytest.raises(UsageError, match=r":6: \[segments.lan\]: unknown key 'cird6': did you mean 'cidr6'"):
+        load(plan(tmp_path, typo), families=V4)
+    tables = ('[segments.lan]\ncidr = "10.0.0.0/24"\n\n[machines.a]\ntype = "service"\n\n'
+              '[[machines.a.interfaces]]\nname = "eth0"\nsegment = "lan"\nmac = "02:00:00:00:00:01"\n'
+              'adress = "10.0.0.1"\n')
+    with pytest.raises(UsageError, match=r":11: \[machines.a\]: interface eth0: unknown key 'adress': "
+                                         r"did you mean 'address'\?"):
+        load(plan(tmp_path, tables))
+    with pytest.raises(UsageError, match=r"^inventory: \[machines.a\]: interface \?: unknown key 'ip'"):
+        parse({"machines": {"a": {"interfaces": [{"ip": "10.0.0.1"}]}}})
+    with pytest.raises(UsageError, match=r"^inventory: \[segments.lan\]: it must be a table, not 3$"):
+        parse({"segments": {"lan": 3}})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness import reference
+from harness import inventory_file, inventory_keys, reference
 
 
 def test_the_reference_page_says_what_the_code_says() -> None:
@@ -17,3 +17,13 @@ def test_the_page_covers_every_option_and_fixture() -> None:
     for expected in ("`--spare-labs`", "`harness_pipeline`", "`fresh_lab`", "### harness init",
                      "`files`", "`room`", "[rooms.r11]"):
         assert expected in page
+
+
+def test_the_schema_lists_every_key_the_inventory_takes() -> None:
+    page = reference.PAGE.read_text()
+    for table, known in inventory_keys.KEYS.items():
+        assert f"### Keys of {inventory_keys.TITLES[table]}" in page
+        for key, what in known.items():
+            assert f"| `{key}` | {what.replace('|', chr(92) + '|')} |" in page, (table, key)
+    family_keys = {key for keys in inventory_file._FAMILY_KEYS.values() for key in keys}
+    assert family_keys <= {key for known in inventory_keys.KEYS.values() for key in known}
