@@ -12,7 +12,8 @@ import pytest
 
 from harness.leaks import as_user, readable_secrets, root_programs, writable_directories
 from harness.machine import Machine
-from scenarios.conftest import console_login, one_seat_for_all
+from harness.probes import console_login
+from scenarios.conftest import one_seat_for_all
 from stages.contestant import (
     GRANTED,
     REFUSALS,

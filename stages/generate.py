@@ -11,6 +11,7 @@ import ipaddress
 import json
 
 from harness.inventory import Config, Config6, Host, Inventory, Kind, Nic
+from harness.network import Family
 from stages import policy, spec
 
 # The TSIG secret Kea signs its DNS updates with: lab-only, so a fixed value is fine.
