@@ -88,10 +88,12 @@ def _python(pattern: str) -> str:
     return pattern.replace("[:space:]", r"\s")
 
 
-def writable_directories(machine: Machine, user: str, top: str = "/") -> list[str]:
-    """Every directory of ``top``'s filesystem that ``user`` can write to on ``machine``."""
-    out = machine.succeed(as_user(user, f"find {shlex.quote(top)} -xdev -type d -writable 2>/dev/null; true"))
-    return sorted(out.split())
+def writable_paths(machine: Machine, user: str, top: str = "/") -> list[str]:
+    """Every directory and file of ``top``'s filesystem that ``user`` can write to on
+    ``machine``, but what lies inside a directory they may write to anyway (a file of theirs
+    in /tmp)."""
+    find = f"find {shlex.quote(top)} -xdev ! -type l -writable -print -type d -prune 2>/dev/null; true"
+    return sorted(machine.succeed(as_user(user, find)).split())
 
 
 def root_programs(machine: Machine, user: str) -> list[str]:
@@ -99,5 +101,7 @@ def root_programs(machine: Machine, user: str) -> list[str]:
     root whoever starts it: set-user-id root, or carrying file capabilities."""
     setuid = machine.succeed(as_user(user, "find / -xdev -type f -user root -perm -4000 -executable "
                                            "2>/dev/null; true")).split()
-    capable = machine.succeed(as_user(user, f"getcap -r {' '.join(PROGRAM_ROOTS)} 2>/dev/null; true"))
+    # getcap by its path: a user's PATH lacks /usr/sbin
+    capable = machine.succeed(as_user(user, f"/usr/sbin/getcap -r {' '.join(PROGRAM_ROOTS)} 2>/dev/null; "
+                                            "true"))
     return sorted({*setuid, *(line.split()[0] for line in capable.splitlines() if line.strip())})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.leaks import as_user, readable_secrets, root_programs, writable_directories
+from harness.leaks import as_user, readable_secrets, root_programs, writable_paths
 from harness.machine import Machine
 from harness.probes import console_login
 from scenarios.conftest import one_seat_for_all
@@ -80,8 +80,8 @@ def test_only_the_reviewed_programs_run_as_root_for_a_contestant(room: list[Mach
 
 def test_a_contestant_writes_nowhere_in_the_shared_tree(room: list[Machine]) -> None:
     seat, login = _seat(room)
-    found = writable_directories(seat, login)
-    assert "/tmp" in found, f"{seat.name}: the search for writable directories missed /tmp: {found}"
+    found = writable_paths(seat, login)
+    assert "/tmp" in found, f"{seat.name}: the search for writable paths missed /tmp: {found}"
     extra = sorted(set(found) - WRITABLE)
     assert not extra, f"{login} on {seat.name} can write to the shared tree in {extra}"
 

@@ -75,15 +75,17 @@ REFUSALS = (
       for server in SERVERS),
 )
 
-# Programs that run as root for whoever starts them, as Debian ships them on a seat: changing
-# one's own password and shell, mounting what fstab allows, sshfs's fusermount3, polkit's
-# authentication helper. Anything more is a way to root that nobody reviewed.
+# Programs that run with root's powers for whoever starts them (set-user-id root, or file
+# capabilities), as Debian ships them on a seat: changing one's own password and shell,
+# mounting what fstab allows, sshfs's fusermount3, polkit's authentication helper, ping's raw
+# socket. Anything more is a way to root that nobody reviewed.
 ROOT_PROGRAMS = frozenset({
     "/usr/bin/chfn", "/usr/bin/chsh", "/usr/bin/fusermount3", "/usr/bin/gpasswd", "/usr/bin/mount",
-    "/usr/bin/newgrp", "/usr/bin/passwd", "/usr/bin/su", "/usr/bin/umount",
+    "/usr/bin/newgrp", "/usr/bin/passwd", "/usr/bin/ping", "/usr/bin/su", "/usr/bin/umount",
     "/usr/lib/openssh/ssh-keysign", "/usr/lib/polkit-1/polkit-agent-helper-1",
 })
-# Where a contestant may write on a seat's root filesystem (their home is rhfs0's).
+# Where a contestant may write on a seat's root filesystem (their home is rhfs0's): no file
+# or directory of the shared tree (the system, its configuration: the seat's network's too).
 WRITABLE = frozenset({"/tmp", "/var/tmp"})
 
 # Where the inventory's users exist: the seats (the rfs tree) and the home server.

@@ -115,10 +115,16 @@ def pas_polkit_network_for_all(lab: Lab) -> None:
                   "systemctl try-restart polkit.service")
 
 
-@mutant("ip carries CAP_NET_ADMIN on the seats (to let contestants debug): anyone changes the network")
-def pas_ip_net_admin(lab: Lab) -> None:
+@mutant("tar reads every file on the seats (CAP_DAC_READ_SEARCH, for a backup job): /etc/shadow too")
+def pas_tar_reads_everything(lab: Lab) -> None:
     for seat in common.seats(lab):
-        run(seat, "setcap cap_net_admin+ep /usr/bin/ip")
+        run(seat, "setcap cap_dac_read_search+ep /usr/bin/tar")
+
+
+@mutant("the seats' network unit is world-writable: a contestant rewrites the seat's network")
+def pas_network_unit_writable(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, f"chmod 666 /etc/systemd/network/10-{common.room_interface()}.network")
 
 
 @mutant("/usr/local/bin is world-writable on the seats: one contestant plants a program for the next")
