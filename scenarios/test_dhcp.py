@@ -10,18 +10,21 @@ each family it has an address of.
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 
 import pytest
 
 from harness import proc
-from harness.errors import CheckFailed
+from harness.errors import CheckFailed, WaitTimeout
 from harness.evidence import Capture
 from harness.inventory import Config, Config6, Family, Nic, eui64
 from harness.lab import Lab
 from harness.machine import Machine
 from harness.probes import dig, granted
+from harness.probes import kea_leases as kea_lease_rows
 from harness.probes import networkd_lease6 as lease6
+from harness.wait import retry
 from scenarios.conftest import by_family, lease, one_seat_for_all
 from stages.common import wait_for_lease
 from stages.inventory import INVENTORY
@@ -191,6 +194,72 @@ def test_an_unknown_mac_gets_a_pool_address_and_a_name(gw: Machine, web: Machine
         seen = gw.execute(f"dig +short @{server} {name} {RECORD[family]}")[1].split()
         raise AssertionError(f"gw: expected DDNS to name the stranger {name} -> {held[0]}, "
                              f"DNS answers {seen or 'nothing'}") from None
+
+
+STRANGERS = """[Match]
+Name=st*
+
+[Network]
+DHCP={dhcp}
+IPv6AcceptRA={ra}
+LinkLocalAddressing=ipv6
+"""
+ALLOC_FAIL = {Family.IPV4: "ALLOC_ENGINE_V4_ALLOC_FAIL", Family.IPV6: "ALLOC_ENGINE_V6_ALLOC_FAIL"}
+
+
+def _held(web: Machine, family: Family) -> dict[str, str]:
+    """Each stranger interface of web (st*), with the pool address it holds ('' if none)."""
+    names = [link["ifname"] for link in json.loads(web.succeed("ip -j link show"))
+             if link["ifname"].startswith("st")]
+    held = {link["ifname"]: next((a["local"] for a in link.get("addr_info", []) if a.get("scope") == "global"
+                                  and a.get("dynamic") and not a.get("tentative")), "")
+            for link in json.loads(web.succeed(f"ip -j -{family.version} addr show"))}  # those with one
+    return {name: held.get(name, "") for name in names}
+
+
+@pytest.mark.fresh_lab
+@by_family
+def test_the_pool_hands_out_its_first_to_its_last_address_and_nothing_past_it(gw: Machine, web: Machine,
+                                                                               family: Family) -> None:
+    # One more stranger than the pool has addresses left comes onto the LAN at once (macvlan
+    # links of web, each with its own MAC, a DHCP client of their own): together they hold
+    # the whole pool, its first and last address included, and the one left over gets none,
+    # which Kea logs as an allocation failure (it does not answer: the client keeps asking).
+    pool = POOLS[family]
+    assert pool is not None, f"the inventory gives the LAN no {family} pool"
+    first, last = (int(a) for a in pool)
+    everything = {str(ipaddress.ip_address(n)) for n in range(first, last + 1)}
+    latest = {row["address"]: row for row in kea_lease_rows(gw, family)}  # the memfile appends
+    now = int(gw.succeed("date +%s"))
+    leased = {a for a, row in latest.items()  # held by someone else already: not ours to take
+              if a in everything and row.get("state") == "0" and int(row.get("expire") or 0) > now}
+    count = len(everything - leased) + 1
+    since = gw.succeed("date '+%Y-%m-%d %H:%M:%S'").strip()
+    web.succeed("cat > /etc/systemd/network/05-strangers.network && networkctl reload",
+                input=STRANGERS.format(dhcp=family.value, ra="yes" if family is Family.IPV6 else "no"))
+    web.succeed(" && ".join(f"ip link add st{n} link lan0 address 02:98:00:00:{n // 256:02x}:{n % 256:02x} "
+                            f"type macvlan mode bridge && ip link set st{n} up" for n in range(count)))
+    try:
+        retry(lambda _: sum(bool(a) for a in _held(web, family).values()) >= count - 1, 60,
+              f"{count - 1} strangers on web to hold {family} pool addresses")
+    except WaitTimeout:
+        held = _held(web, family)
+        raise AssertionError(f"of {count} strangers, {sum(map(bool, held.values()))} got a {family} pool "
+                             f"address (expected {count - 1}): {held}") from None
+    held = _held(web, family)
+    handed = {a for a in held.values() if a}
+    assert handed | leased == everything, (
+        f"the {family} pool {pool[0]}-{pool[1]} was not handed out whole: missing "
+        f"{sorted(everything - handed - leased, key=ipaddress.ip_address)}, outside it "
+        f"{sorted(handed - everything)}")
+    left = [name for name, address in held.items() if not address]
+    assert len(left) == 1, f"expected one stranger past the end of the {family} pool, without address: {held}"
+    try:
+        gw.wait_until_succeeds(f"journalctl --since='{since}' -u {KEA[family][0]} "
+                               f"| grep -q {ALLOC_FAIL[family]}", timeout=20)
+    except CheckFailed:
+        raise AssertionError(f"{left[0]} got no {family} address, but gw's Kea logged no allocation "
+                             f"failure ({ALLOC_FAIL[family]}) since {since}") from None
 
 
 KEA = {Family.IPV4: ("kea-dhcp4-server", 67, "DHCP4_LEASE_ALLOC"),

@@ -12,7 +12,9 @@ import pytest
 from harness.inventory import Family
 from harness.machine import Machine
 from scenarios.conftest import address, by_family
+from stages.inventory import INVENTORY
 from stages.rhfs import KEY
+from stages.spec import logins_at_once
 
 
 def login(machine: Machine, user: str, command: str) -> tuple[int, str]:
@@ -74,3 +76,33 @@ def test_contestant_machines_reach_rhfs0_over_ssh(pas: Machine, rhfs: Machine, f
     assert result.status == 0 and seen == [wanted], (
         f"pas asked rhfs0 over {family} SSH: expected rhfs0 to see the connection come from {wanted}, "
         f"exit {result.status}: {(result.stdout + result.stderr).strip()}")
+
+
+STARTUPS = r"""
+ulimit -n $(( {full} + 64 ))
+greet() {{  # one connection to rhfs0's sshd, kept open if it greets us: a login not yet authenticated
+    exec {{fd}}<>/dev/tcp/rhfs0/22 || return 2
+    if read -r -t 5 -u $fd line && [ "${{line#SSH-}}" != "$line" ]; then return 0; fi
+    exec {{fd}}<&-; return 1
+}}
+early=0; held=0; tries=0; past=0
+for i in $(seq {start}); do greet && held=$((held + 1)) || early=$((early + 1)); done
+while [ $held -lt {full} ] && [ $tries -lt $(( 50 * {full} )) ]; do  # past start, sshd refuses more and more
+    tries=$((tries + 1)); greet && held=$((held + 1))
+done
+for i in $(seq {beyond}); do greet && past=$((past + 1)); done
+echo "$early $held $past"
+"""
+
+
+def test_rhfs0_holds_every_login_at_once_and_refuses_past_its_limit(pas: Machine) -> None:
+    # From a seat, as many SSH connections at once as the plan says rhfs0 must hold before any
+    # is refused (every seat's login, twice over), each greeted by sshd and kept unauthenticated;
+    # then more, up to twice that; past it, every new one is refused (MaxStartups start:rate:full).
+    start, full = logins_at_once(len(INVENTORY.seats()))
+    beyond = 10  # sshd refuses those between start and full at random: ten in a row past full are not luck
+    early, held, past = (int(n) for n in pas.succeed(
+        "bash -s", input=STARTUPS.format(start=start, full=full, beyond=beyond)).split())
+    assert early == 0, f"rhfs0 refused {early} of the first {start} logins at once (the plan: none)"
+    assert held == full, f"rhfs0 held {held} unauthenticated logins at once; the plan's limit is {full}"
+    assert past == 0, f"rhfs0 greeted {past} of {beyond} logins past its limit of {full} at once"

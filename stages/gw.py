@@ -18,6 +18,7 @@ discovery across gw needs.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from harness import rootfs
@@ -270,6 +271,26 @@ def dhcp6_pool_wrong_range(lab: Lab) -> None:
         pool["pool"] = "2001:db8:1::1:10 - 2001:db8:1::1:60"
 
     common.change_dhcp(lab, move, family=Family.IPV6)
+
+
+@mutant("the DHCPv4 pool ends one short of the inventory's (an off-by-one): its last address is never used")
+def dhcp_pool_one_short(lab: Lab) -> None:
+    def shorten(dhcp: dict[str, Any]) -> None:
+        [pool] = dhcp["subnet4"][0]["pools"]
+        first, last = pool["pool"].split(" - ")
+        pool["pool"] = f"{first} - {ipaddress.ip_address(last) - 1}"
+
+    common.change_dhcp(lab, shorten)
+
+
+@mutant("the DHCPv6 pool runs one past the inventory's (an off-by-one): an address outside it is handed out")
+def dhcp6_pool_one_long(lab: Lab) -> None:
+    def lengthen(dhcp: dict[str, Any]) -> None:
+        [pool] = dhcp["subnet6"][0]["pools"]
+        first, last = pool["pool"].split(" - ")
+        pool["pool"] = f"{first} - {ipaddress.ip_address(last) + 1}"
+
+    common.change_dhcp(lab, lengthen, family=Family.IPV6)
 
 
 # DNS: every record kind, who gets recursion, where it forwards, transports, transfers, updates.

@@ -52,3 +52,12 @@ NARROW_MTU = 1280  # IPv6's minimum: the narrowest link IPv6 allows
 FAR: dict[Family, ipaddress.IPv4Network | ipaddress.IPv6Network] = {
     Family.IPV4: ipaddress.IPv4Network("192.0.2.0/24"),
     Family.IPV6: ipaddress.IPv6Network("2001:db8:fffe::/64")}
+
+# rhfs0's SSH server, which every login's home travels through: it holds LOGINS_AT_ONCE
+# connections that have not yet authenticated without refusing one (every seat logging in at
+# once, twice over for retries and an administrator, never fewer than sshd's own 10), and
+# refuses every connection past twice that many (sshd's MaxStartups start:rate:full).
+def logins_at_once(seats: int) -> tuple[int, int]:
+    """(held without a refusal, past which every connection is refused) for ``seats`` seats."""
+    start = max(10, 2 * seats)
+    return start, 2 * start
