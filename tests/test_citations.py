@@ -9,7 +9,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 TEXTS = sorted(path for pattern in ("harness/**/*.py", "stages/*.py", "scenarios/*.py", "bench/*.py",
                                      "*.md", "docs/*.md", "bench/*.md") for path in REPO.glob(pattern))
-WRITTEN = {"timings.md", "latest.md", "soak.md"}  # pages runs write under reports/, named bare: not the project's files
+# pages runs write under reports/, named bare: not the project's files
+WRITTEN = {"timings.md", "latest.md", "soak.md"}
 
 
 def test_every_page_cited_is_in_the_project() -> None:
