@@ -95,7 +95,8 @@ def one_run(name: str, workers: int, extra: Sequence[str], keep: Path) -> tuple[
 
 def markdown(runs: Sequence[Run], found: dict[str, Failure], when: str, extra: Sequence[str]) -> str:
     """The soak as a page: runs per worker count, and every test that failed, how often."""
-    lines = [f"Soak of {when}: `pytest scenarios {' '.join(extra)}`".rstrip() + "\n",
+    command = " ".join(["pytest scenarios", *extra])
+    lines = [f"Soak of {when}: `{command}`\n",
              "| workers | runs | failed runs | tests per run | median wall time |",
              "| --- | --- | --- | --- | --- |"]
     for workers in sorted({r.name.split("-")[0] for r in runs}):
