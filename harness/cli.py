@@ -18,12 +18,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import cli_args, cli_labs, cli_snapshots, host, lab, log, mutate, proc
+from harness import cli_args, cli_labs, cli_snapshots, host, lab, log, mutate, proc, settings
 from harness import init as project_init
 from harness.build import Builder
 from harness.errors import HarnessError, UsageError
-from harness.inventory_file import FAMILIES_ENV
-from harness.store import DEFAULT_IMAGE_SIZE
 
 # -- projects and builds (snapshot verbs: harness.cli_snapshots; lab verbs: harness.cli_labs) ---
 
@@ -39,8 +37,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_setup_host(args: argparse.Namespace) -> int:
     """Install and check what the host needs (packages, limits, package cache, store); say what changed."""
+    run = cli_args.run_settings(args)
     outcome = host.setup(report=args.report, check=args.check, machines=args.machines,
-                         store=args.store, store_size=args.store_size)
+                         store=run.store, store_size=run.store_size)
     for line in outcome.changed:
         print(f"changed  {line}")
     for line in outcome.fine:
@@ -50,7 +49,7 @@ def cmd_setup_host(args: argparse.Namespace) -> int:
     for line in outcome.warnings:
         print(f"warning  {line}")
     if outcome.missing:
-        again = ["harness", *(["--store", args.store] if args.store else []), "setup-host",
+        again = ["harness", *(["--store", run.store] if run.store else []), "setup-host",
                  *(["--report"] if args.report else []), f"--machines={args.machines}"]
         print(f"harness: error: the host lacks what is listed as missing: run `{shlex.join(again)}` "
               "as root to set it up", file=sys.stderr)
@@ -88,16 +87,17 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         return 0
     if not chosen:
         raise UsageError(f"no mutant matches {' '.join(args.k)}: `harness mutate --list` lists them")
-    if os.environ.get(FAMILIES_ENV):  # the mutants of a family left out would survive, untested
-        raise UsageError(f"{FAMILIES_ENV}={os.environ[FAMILIES_ENV]} (--families, the environment or ini "
-                         "harness_families): mutants run against the lab as its inventory plans it; "
-                         "run `harness mutate` without it")
+    resolved = cli_args.run_settings(args)
+    if resolved.families is not None:  # the mutants of a family left out would survive, untested
+        raise UsageError(f"families {resolved.given('families')}: mutants run against the lab as its "
+                         "inventory plans it; run `harness mutate` without --families, "
+                         "HARNESS_FAMILIES or ini harness_families")
     scenarios = tuple(args.scenarios) or ("scenarios",)
     missing = [p for p in scenarios if not Path(p.split("::")[0]).exists()]
     if missing:
         raise UsageError(f"no scenarios at {', '.join(missing)}: give the scenarios' path "
                          "(`harness mutate PATH`), from the project's directory")
-    reports = Path(args.reports)
+    reports = Path(resolved.reports or "reports")
     store = cli_args.store(args)
     began = time.monotonic()
     Builder(store, pipeline, project=cli_args.project_root()).ensure(pipeline.names[-1])  # once, first
@@ -151,27 +151,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     """The argument parser, with one sub-command per verb."""
     top = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
-    top.add_argument("--store", help="btrfs directory holding the snapshots (env HARNESS_STORE)")
-    top.add_argument("--store-size", default=DEFAULT_IMAGE_SIZE,
-                     help="size of the embedded store image on first use")
+    settings.add_arguments(top)  # the run's settings: harness.settings.SETTINGS
     top.add_argument("-v", "--verbose", action="store_true",
                      help="show every step and wait as a line (default: one line per stage and lab)")
-    top.add_argument("--pipeline", metavar="MODULE",
-                     help="module defining PIPELINE (env HARNESS_PIPELINE; default: the "
-                          "harness_pipeline of the project's pytest ini, as pytest reads it)")
-    top.add_argument("--room-size", metavar="N",
-                     help="machines in every room of the inventory (env HARNESS_ROOM_SIZE; default: "
-                          "each room's own count); pytest's --room-size, for the same snapshots")
-    top.add_argument("--families", metavar="LIST",
-                     help="the IP families the lab keeps: ipv4, ipv6 or ipv4,ipv6 (env HARNESS_FAMILIES, ini "
-                          "harness_families; default: all the inventory plans); pytest's --families, for the "
-                          "same snapshots")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def verb(name: str, func: object) -> argparse.ArgumentParser:
         doc = str(getattr(func, "__doc__", ""))
         made = sub.add_parser(name, help=doc, description=doc)
         made.set_defaults(func=func)
+        settings.add_arguments(made, name)  # the settings only some verbs take (--boot-timeout)
         return made
 
     init = verb("init", cmd_init)
@@ -201,7 +190,6 @@ def parser() -> argparse.ArgumentParser:
     up = verb("up", cli_labs.cmd_up)
     up.add_argument("--from-snapshot", metavar="SNAPSHOT",
                     help="a stage (default: the last) or a snapshot name such as failed/<test-id>")
-    up.add_argument("--boot-timeout", type=float, default=60.0, help="seconds a machine may take to boot")
     shell = verb("shell", cli_labs.cmd_shell)
     shell.epilog = ("Run a command instead of a login shell after --: harness shell gw -- ip -br addr. "
                     "Its words reach the machine as they are, read by no shell: "
@@ -243,8 +231,6 @@ def parser() -> argparse.ArgumentParser:
                      help="exit non-zero when killed/counted is under RATIO (default 0.95)")
     mut.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                      help="mutants run at once (default: one per core)")
-    mut.add_argument("--reports", default="reports", metavar="DIR",
-                     help="where mutants.json, allure results and each run's output go")
     rep = verb("report", cmd_report)
     rep.add_argument("--results", default="reports/allure-results", help="allure results directory")
     rep.add_argument("-o", "--output", default="reports/html", help="where the report goes")
@@ -280,13 +266,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser().error("a command after -- is only for `harness shell MACHINE -- COMMAND` and "
                        "pytest arguments for `harness mutate -- ARGS`")
     args.words = command
-    if args.store is None:
-        args.store = os.environ.get("HARNESS_STORE")
     handler = _progress(args.verbose)
     log.logger.addHandler(handler)
     log.logger.setLevel(logging.INFO)
     proc.interrupt_on_sigterm()
     try:
+        if args.func is not cmd_init:  # a new project's directory need not be in one
+            cli_args.run_settings(args)
         if args.func in (cmd_build, cli_labs.cmd_up):
             lab.sweep_stale()
         return int(args.func(args))

@@ -9,17 +9,31 @@ import sys
 from pathlib import Path
 
 import harness.project
+from harness import settings
 from harness.errors import UsageError
-from harness.inventory_file import settle_run
 from harness.names import SnapshotRef
 from harness.stage import Pipeline, load_pipeline, snapshot_name
 from harness.store import Snapshot, Store, open_store
 
-PIPELINE_ENV = "HARNESS_PIPELINE"
+
+def run_settings(args: argparse.Namespace,
+                 project: harness.project.Project | None = None) -> settings.RunSettings:
+    """The command's settings (`harness.settings`), resolved once: each option, else the
+    environment, else the ini of the project (`harness.project`, as pytest reads it), else the
+    default; kept on ``args``, and the inherited ones exported for the processes it starts."""
+    run = getattr(args, "settings", None)
+    if not isinstance(run, settings.RunSettings):
+        project = project or harness.project.find(Path.cwd())
+        run = settings.resolve(vars(args), project.option, settings.Front.CLI,
+                               verb=getattr(args, "command", None))
+        settings.export(run)  # read by harness.inventory_file.load, here and in children
+        args.settings = run
+    return run
 
 
 def store(args: argparse.Namespace) -> Store:
-    return open_store(args.store, size=args.store_size)
+    run = run_settings(args)
+    return open_store(run.store, size=run.store_size)
 
 
 def project_root() -> str:
@@ -32,7 +46,7 @@ def pipeline_name(args: argparse.Namespace, project: harness.project.Project | N
     """The pipeline module: ``--pipeline``, else env HARNESS_PIPELINE, else ini
     ``harness_pipeline`` of the project (`harness.project`), as pytest reads it."""
     project = project or harness.project.find(Path.cwd())
-    name = args.pipeline or os.environ.get(PIPELINE_ENV) or project.option("harness_pipeline")
+    name = run_settings(args, project).pipeline
     if not name:
         raise UsageError(f"no pipeline: name your project's in {project.where} "
                          '(harness_pipeline = "MODULE"), or give --pipeline MODULE')
@@ -41,12 +55,9 @@ def pipeline_name(args: argparse.Namespace, project: harness.project.Project | N
 
 def pipeline(args: argparse.Namespace) -> Pipeline:
     """The pipeline `pipeline_name` names, imported from the project's root (and the current
-    directory), with the room size of ``--room-size``, else env, else ini ``harness_room_size``,
-    and the families of ``--families``, else env, else ini ``harness_families``."""
+    directory), with the run's room size and families (`run_settings`)."""
     project = harness.project.find(Path.cwd())
     name = pipeline_name(args, project)
-    settle_run({"room_size": getattr(args, "room_size", None), "families": getattr(args, "families", None)},
-               project.option)  # read by harness.inventory_file.load, here and in children
     for directory in (os.getcwd(), str(project.root)):
         if directory not in sys.path:
             sys.path.insert(0, directory)

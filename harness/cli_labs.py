@@ -47,7 +47,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Boot a lab from a stage (built if needed) or a snapshot, and leave it running."""
     store = cli_args.store(args)
     pipeline = cli_args.pipeline(args)
-    builder = Builder(store, pipeline, boot_timeout=args.boot_timeout, project=cli_args.project_root())
+    builder = Builder(store, pipeline, boot_timeout=cli_args.run_settings(args).boot_timeout,
+                      project=cli_args.project_root())
     ref = args.from_snapshot or pipeline.names[-1]
     snap = cli_args.snapshot(args, store, ref) if "/" in ref else builder.ensure(pipeline[ref].name)
     running: Lab = builder.lab(snap).__enter__()

@@ -22,7 +22,16 @@ from harness.build import Builder, LabPool
 from harness.errors import HarnessError, UsageError
 from harness.lab import Lab, MachineSetup
 from harness.machine import Machine
-from harness.session import PIPELINE_KEY, PRIVATE_KEY, RUN_ID_KEY, TARGET_KEY, needs, spare_labs, store_of
+from harness.session import (
+    PIPELINE_KEY,
+    PRIVATE_KEY,
+    RUN_ID_KEY,
+    TARGET_KEY,
+    needs,
+    settings_of,
+    spare_labs,
+    store_of,
+)
 from harness.stage import Pipeline, Stage, needed_stage
 
 
@@ -82,9 +91,9 @@ def harness_builder(pytestconfig: pytest.Config, harness_store: store.Store,
     # kept in the stash: a --flake-check rerun of the last test re-creates session fixtures
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or pytestconfig.stash.setdefault(
         RUN_ID_KEY, uuid.uuid4().hex)
-    return Builder(harness_store, harness_pipeline, run_id=run_id,
-                   boot_timeout=pytestconfig.option.boot_timeout,
-                   log_dir=tmp_path_factory.getbasetemp() / "labs", mutant=pytestconfig.option.mutant,
+    run = settings_of(pytestconfig)
+    return Builder(harness_store, harness_pipeline, run_id=run_id, boot_timeout=run.boot_timeout,
+                   log_dir=tmp_path_factory.getbasetemp() / "labs", mutant=run.mutant,
                    project=str(pytestconfig.rootpath))
 
 
@@ -96,7 +105,7 @@ def harness_labs(pytestconfig: pytest.Config, harness_builder: Builder,
     pool = LabPool(harness_builder, target, from_snapshot=pytestconfig.option.from_snapshot,
                    rebuild=pytestconfig.option.rebuild, spares=spare_labs(pytestconfig),
                    private_wanted=pytestconfig.stash.get(PRIVATE_KEY, 0),
-                   lazy_spares=pytestconfig.option.mutant is not None)
+                   lazy_spares=settings_of(pytestconfig).mutant is not None)
     try:
         yield pool
     finally:
@@ -206,7 +215,7 @@ def make_lab(harness_store: store.Store, pytestconfig: pytest.Config,
     labs: list[Lab] = []
 
     def make(setups: Sequence[MachineSetup]) -> Lab:
-        lab = Lab(harness_store, setups, boot_timeout=pytestconfig.option.boot_timeout,
+        lab = Lab(harness_store, setups, boot_timeout=settings_of(pytestconfig).boot_timeout,
                   log_dir=tmp_path)
         lab.__enter__()
         labs.append(lab)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from harness import limits, proc, rootfs
 from harness.errors import HarnessError, UsageError
+from harness.settings import size_bytes
 from harness.store import DEFAULT_IMAGE, DEFAULT_IMAGE_SIZE, image_lock, open_store, require_root
 
 # Package -> what the harness or its tests run from it.
@@ -117,18 +118,6 @@ def _read_sysctl_file() -> dict[str, int]:
         if value.strip().isdigit() and not key.lstrip().startswith(("#", ";")):
             kept[key.strip()] = int(value)
     return kept
-
-
-def size_bytes(size: str) -> int:
-    """``32G``, ``512M``, ``1T`` (or with ``iB``: powers of 1024) or a number of bytes."""
-    units = "KMGTP"
-    text = size.strip().upper().removesuffix("IB")
-    try:
-        if text and text[-1] in units:
-            return int(text[:-1]) << (10 * (units.index(text[-1]) + 1))
-        return int(text)
-    except ValueError:
-        raise UsageError(f"store size {size!r} is not a size: give one like 64G") from None
 
 
 def grow_image(image: Path, size: str) -> int | None:

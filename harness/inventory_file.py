@@ -61,14 +61,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from harness import inventory_keys
+from harness import inventory_keys, settings
 from harness.errors import UsageError
 from harness.inventory import (
     Config,
@@ -87,8 +86,8 @@ from harness.network import Family, Interface
 
 _NAME = re.compile(r"[a-z][a-z0-9-]*")
 _LOGIN = re.compile(r"[a-z][a-z0-9_]*")
-ROOM_SIZE_ENV = "HARNESS_ROOM_SIZE"  # every room's count for a run (pytest --room-size sets it)
-FAMILIES_ENV = "HARNESS_FAMILIES"    # the families a run keeps (pytest --families sets it)
+ROOM_SIZE_ENV = settings.BY_NAME["room_size"].env  # for messages; harness.settings reads and writes it
+FAMILIES_ENV = settings.BY_NAME["families"].env
 
 
 def _line_of(text: str, table: str, name: str) -> int:
@@ -97,74 +96,20 @@ def _line_of(text: str, table: str, name: str) -> int:
     return text.count("\n", 0, found.start()) + 1 if found else 0
 
 
-def room_size(text: str, where: str = "--room-size") -> int:
-    """A room size given as text (an option, the environment): a whole number, 1 or more."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise UsageError(f"{where}={text!r}: give a whole number of machines per room, 1 or more")
-    return int(text)
-
-
-def room_size_from_env() -> int | None:
-    """Every room's count for this run, if ``HARNESS_ROOM_SIZE`` sets one (front ends set it
-    from ``--room-size``, so that every process of the run loads the same inventory)."""
-    text = os.environ.get(ROOM_SIZE_ENV, "").strip()
-    return room_size(text, ROOM_SIZE_ENV) if text else None
-
-
-def parse_families(text: str, where: str = "--families") -> tuple[Family, ...]:
-    """The families a run keeps, given as text (an option, the environment): ``ipv4``,
-    ``ipv6`` or both, comma-separated."""
-    names = [name.strip().lower() for name in text.split(",") if name.strip()]
-    try:
-        kept = {Family(name) for name in names}
-    except ValueError:
-        kept = set()
-    if not kept:
-        raise UsageError(f"{where}={text!r}: give ipv4, ipv6 or ipv4,ipv6 (the families the lab keeps)")
-    return tuple(f for f in Family if f in kept)
-
-
-def families_from_env() -> tuple[Family, ...] | None:
-    """The families this run keeps, if ``HARNESS_FAMILIES`` says (front ends set it from
-    ``--families``, so that every process of the run loads the same inventory)."""
-    text = os.environ.get(FAMILIES_ENV, "").strip()
-    return parse_families(text, FAMILIES_ENV) if text else None
-
-
-# A run's settings of the inventory: (option's destination, environment variable, ini key).
-_RUN_SETTINGS = (("room_size", ROOM_SIZE_ENV, "harness_room_size"),
-                 ("families", FAMILIES_ENV, "harness_families"))
-
-
-def settle_run(options: Mapping[str, object], ini: Callable[[str], object]) -> None:
-    """Set this run's room size and families for this process and every one it starts (pytest's
-    xdist workers, `harness mutate`'s runs): the front end's option, else what the environment
-    already says (a parent run's), else the project's ini. `UsageError` naming where a bad
-    value came from."""
-    for dest, env, key in _RUN_SETTINGS:
-        given = options.get(dest)
-        where, text = (f"--{dest.replace('_', '-')}", given) if given else \
-            (env, os.environ[env]) if os.environ.get(env, "").strip() else (f"ini {key}", ini(key))
-        if not text:
-            continue
-        value = room_size(str(text), where) if dest == "room_size" else \
-            ",".join(parse_families(str(text), where))
-        os.environ[env] = str(value)
-
-
 def load(path: Path, room_size: int | None = None, families: Iterable[Family] | None = None) -> Inventory:
     """Read and validate the inventory at ``path``; `UsageError` naming file:line and the fix.
 
-    ``room_size`` (default: ``HARNESS_ROOM_SIZE``, else each room's own count) sets the
-    count of every room; ``families`` (default: ``HARNESS_FAMILIES``, else all) the
+    ``room_size`` (default: the run's, `harness.settings.inventory_shape`, else each room's own
+    count) sets the count of every room; ``families`` (default: the run's, else all) the
     families it keeps."""
     text = path.read_text()
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: {exc}") from None
-    kept = families if families is not None else families_from_env()
-    return parse(data, text, str(path), room_size if room_size is not None else room_size_from_env(),
+    run_size, run_families = settings.inventory_shape()
+    kept = families if families is not None else run_families
+    return parse(data, text, str(path), room_size if room_size is not None else run_size,
                  tuple(kept) if kept is not None else None)
 
 

@@ -24,22 +24,19 @@ from pathlib import Path
 
 import pytest
 
-from harness import fixtures, flaky, log, proc, reporting, store, timings
+from harness import fixtures, flaky, log, proc, reporting, settings, store, timings
 from harness import lab as lab_module
 from harness.errors import HarnessError, UsageError
-from harness.inventory_file import ROOM_SIZE_ENV, settle_run
-from harness.machine import DEFAULT_BOOT_TIMEOUT
 from harness.names import SnapshotRef
 from harness.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
 from harness.session import (
-    DEFAULT_SPARE_LABS,
     MACHINE_FIXTURES_KEY,
     PIPELINE_KEY,
     PRIVATE_KEY,
     TARGET_KEY,
     machine_fixtures,
     needs,
-    spare_labs,
+    settings_of,
     store_of,
 )
 from harness.stage import Pipeline, load_pipeline, needed_stage
@@ -55,15 +52,7 @@ HOST_TOOLS = ("systemd-nspawn", "nsenter", "nft", "tcpdump", "debootstrap")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "harness: nspawn labs on btrfs snapshots")
-    group.addoption("--store", default=os.environ.get("HARNESS_STORE"),
-                    help="btrfs directory holding snapshots (env HARNESS_STORE); default: "
-                         "/var/lib/machines/harness if btrfs, else the embedded image")
-    group.addoption("--store-size", default=os.environ.get("HARNESS_STORE_SIZE",
-                                                           store.DEFAULT_IMAGE_SIZE),
-                    help="size of the embedded store image when it is first created "
-                         f"(default {store.DEFAULT_IMAGE_SIZE}, sparse)")
-    group.addoption("--boot-timeout", type=float, default=DEFAULT_BOOT_TIMEOUT,
-                    help=f"seconds a machine may take to boot (default {DEFAULT_BOOT_TIMEOUT:g})")
+    settings.add_options(group, parser.addini)  # the run's settings: harness.settings.SETTINGS
     group.addoption("--from-snapshot", metavar="STAGE", default=None,
                     help="restore the lab as it stood after STAGE, then rebuild every later "
                          "stage the selected tests need, even when cached")
@@ -72,20 +61,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--keep-lab", action="store_true",
                     help="leave the session's lab running at the end and print how to enter "
                          "each machine (remove it with `harness destroy`)")
-    group.addoption("--pipeline", metavar="MODULE", default=None,
-                    help="module whose PIPELINE defines the stages (default: ini harness_pipeline)")
     group.addoption("--keep-failed", action="store_true",
                     help="snapshot the lab of each failing test, with its evidence, as "
                          "failed/<test-id> (resume it with `harness up --from-snapshot failed/<test-id>`)")
     group.addoption("--shard", metavar="I/N", default=None, type=_shard,
                     help="run only the I-th of N shares of the selected tests (I from 1): one "
                          "runner of N in a fanned-out CI job; it builds only what its share needs")
-    group.addoption("--reports", metavar="DIR", default=None,
-                    help="where allure results, junit.xml and evidence go (default: ini "
-                         "harness_reports; none if unset); --alluredir/--junitxml still win")
-    group.addoption("--mutant", metavar="NAME", default=None,
-                    help="run against labs with mutant NAME applied (a regression a stage declares; "
-                         "`harness mutate --list` lists them): the run should fail")
     group.addoption("--mutant-log", metavar="FILE", default=None,
                     help="append one JSON line per test outcome to FILE (for `harness mutate`)")
     group.addoption("--flake-check", metavar="N", type=int, default=0,
@@ -94,43 +75,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--first", metavar="NODEID", action="append", default=[],
                     help="run this selected test before the others (repeatable; `harness mutate` "
                          "runs the test that killed a mutant last time first)")
-    group.addoption("--room-size", metavar="N", default=None,
-                    help="give every room of the inventory N machines for this run (default: ini "
-                         "harness_room_size, else each room's own count); each size has its own snapshots")
-    group.addoption("--families", metavar="LIST", default=None,
-                    help="the IP families the lab keeps for this run: ipv4, ipv6 or ipv4,ipv6 (default: "
-                         "ini harness_families, else all the inventory plans); the inventory is loaded "
-                         "without the others' settings, so each choice has its own snapshots")
-    group.addoption("--spare-labs", metavar="N", default=None,
-                    help="private labs each process keeps booted ahead for fresh_lab tests (default: "
-                         f"ini harness_spare_labs, else {DEFAULT_SPARE_LABS}); 0 boots each in its test")
-    parser.addini("harness_pipeline", "module whose PIPELINE defines the stages (required to use labs)",
-                  default="")
-    parser.addini("harness_room_size", "machines in every room of the inventory (see --room-size)",
-                  default="")
-    parser.addini("harness_families", "the IP families the lab keeps (see --families)", default="")
-    parser.addini("harness_spare_labs", "private labs kept booted ahead (see --spare-labs)", default="")
-    parser.addini("harness_reports", "directory for allure results, junit.xml and evidence", default="")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
                                   args: list[str]) -> None:
-    """Set the room size and the families before any conftest imports the inventory (they
-    load before `pytest_configure`): harness.inventory_file.load reads them, here and in every
-    process this run starts (xdist workers, `harness mutate`'s runs). Then import the
-    pipeline, so that a wrong stage or inventory (a room that overflows at this size) is one
-    line naming the fault, not a conftest's import traceback."""
-    try:
-        settle_run(vars(early_config.known_args_namespace), early_config.getini)
-    except UsageError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    early_config.stash[PIPELINE_KEY] = _load_pipeline(early_config, early_config.known_args_namespace)
+    """Resolve the run's settings (`harness.settings`) before any conftest imports the
+    inventory (they load before `pytest_configure`), and hand the room size and the families
+    to harness.inventory_file.load, here and in every process this run starts (xdist workers,
+    `harness mutate`'s runs). Then import the pipeline, so that a wrong stage or inventory (a
+    room that overflows at this size) is one line naming the fault, not a conftest's import
+    traceback."""
+    settings.export(settings_of(early_config, early_config.known_args_namespace))
+    early_config.stash[PIPELINE_KEY] = _load_pipeline(early_config)
 
 
-def _load_pipeline(config: pytest.Config, options: argparse.Namespace) -> Pipeline | None:
-    """The pipeline ``--pipeline`` (in ``options``) or ini ``harness_pipeline`` names."""
-    name = getattr(options, "pipeline", None) or config.getini("harness_pipeline")
+def _load_pipeline(config: pytest.Config) -> Pipeline | None:
+    """The pipeline the run's settings name (``--pipeline``, HARNESS_PIPELINE, ini ``harness_pipeline``)."""
+    run = settings_of(config)
+    name = run.pipeline
     if not name:
         return None  # fine until a selected test needs a lab (pytest_collection_finish)
     if str(config.rootpath) not in sys.path:  # the project's own package, as the CLI imports it
@@ -140,15 +103,17 @@ def _load_pipeline(config: pytest.Config, options: argparse.Namespace) -> Pipeli
     except HarnessError as exc:  # a stage, the pipeline or the inventory is wrong: say where
         raise pytest.UsageError(str(exc)) from None
     if pipeline is None:
-        given = f"--pipeline={name}" if getattr(options, "pipeline", None) else \
-            f"harness_pipeline = {name!r} ({config.inipath or 'the ini'})"
+        where = run.where["pipeline"]
+        given = f"--pipeline={name}" if where == "--pipeline" else \
+            f"harness_pipeline = {name!r} ({config.inipath or 'the ini'})" if where.startswith("ini") else \
+            f"{where}={name}"
         raise pytest.UsageError(f"{given}: no such module; give a module importable from the "
                                 "rootdir that defines PIPELINE")
-    size = os.environ.get(ROOM_SIZE_ENV)
-    rooms = pipeline.rooms if pipeline is not None else {}
-    wrong = [name for name, seats in rooms.items() if size and len(seats) != int(size)]
+    size = run.room_size
+    rooms = pipeline.rooms
+    wrong = [name for name, seats in rooms.items() if size and len(seats) != size]
     if wrong:  # its inventory was loaded before the size was set (imported by a plugin?)
-        raise pytest.UsageError(f"--room-size={size}: the pipeline's rooms were loaded before the "
+        raise pytest.UsageError(f"{run.given('room_size')}: the pipeline's rooms were loaded before the "
                                 f"size was set ({wrong[0]} has {len(rooms[wrong[0]])} seats); load "
                                 "the inventory in the pipeline module, not at import of a plugin")
     return pipeline
@@ -179,15 +144,17 @@ def pytest_configure(config: pytest.Config) -> None:
                                 "reruns, 1 or more")
     if config.option.flake_check:
         config.pluginmanager.register(flaky.FlakeCheck(config.option.flake_check), "harness-flake-check")
-    pipeline = config.stash[PIPELINE_KEY] = config.stash.get(PIPELINE_KEY, None) or \
-        _load_pipeline(config, config.option)
-    if config.option.mutant is not None:
+    if PIPELINE_KEY not in config.stash:
+        config.stash[PIPELINE_KEY] = _load_pipeline(config)
+    pipeline = config.stash[PIPELINE_KEY]
+    run = settings_of(config)
+    if run.mutant is not None:
         if pipeline is None:
-            raise pytest.UsageError("--mutant needs a pipeline: give --pipeline MODULE")
+            raise pytest.UsageError(f"{run.given('mutant')} needs a pipeline: give --pipeline MODULE")
         try:
-            pipeline.mutant(config.option.mutant)
+            pipeline.mutant(run.mutant)
         except HarnessError as exc:
-            raise pytest.UsageError(f"--mutant={config.option.mutant}: {exc}") from None
+            raise pytest.UsageError(f"{run.where['mutant']}={run.mutant}: {exc}") from None
     if pipeline is not None:
         per_stage = types.ModuleType("harness_stage_fixtures", "One fixture per stage.")
         for stage in pipeline.stages:
@@ -205,8 +172,7 @@ def _refuse_a_user_who_cannot_write(config: pytest.Config) -> None:
     the reports directory are set up. Later, allure's mkdir or junitxml's file at the session's
     end failed with a traceback after it (117 lines, exit 1). Which tests need a lab is known
     only once they are collected; a run that cannot write its reports fails anyway."""
-    if os.geteuid() == 0 or hasattr(config, "workerinput") or not (
-            config.option.pipeline or config.getini("harness_pipeline")):
+    if os.geteuid() == 0 or hasattr(config, "workerinput") or not settings_of(config).pipeline:
         return
     reports = reporting.reports_dir(config)
     blocked = next((p for p in ([reports / "allure-results", reports / "junit.xml"] if reports else [])
@@ -283,16 +249,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=[i for i in items if i.nodeid not in mine])
         items[:] = [i for i in items if i.nodeid in mine]
     on_labs = any("harness_labs" in getattr(i, "fixturenames", ()) for i in items)
-    if on_labs and not (config.option.first or config.option.mutant):
+    mutant = settings_of(config).mutant
+    if on_labs and not (config.option.first or mutant):
         cache = getattr(config, "cache", None)
         items[:] = timings.order(items, name=lambda i: i.nodeid,
                                  private=lambda i: i.get_closest_marker("fresh_lab") is not None,
                                  durations=cache.get(timings.CACHE_KEY, {}) if cache else {})
-    elif config.option.first or config.option.mutant:
+    elif config.option.first or mutant:
         # --first ones first; against a mutant, the tests on the shared lab before those that
         # boot a lab of their own: a mutant dies at its first failure, the cheaper the sooner
         first = set(config.option.first)
-        cheap = config.option.mutant is not None
+        cheap = mutant is not None
         items.sort(key=lambda i: (i.nodeid not in first,
                                   cheap and i.get_closest_marker("fresh_lab") is not None))
     if os.geteuid() == 0:
@@ -311,7 +278,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                                 '(harness_pipeline = "MODULE"), or give --pipeline MODULE')
     names = [needs(item, pipeline) for item in session.items] if pipeline else []
     target = needed_stage(pipeline, names) if pipeline else None
-    mutant = session.config.option.mutant
+    mutant = settings_of(session.config).mutant
     if pipeline is not None and target is not None and mutant is not None:
         # the lab must hold what the mutant breaks, even if the selected tests need less
         target = max(target, pipeline.mutant(mutant)[0], key=pipeline.index)
@@ -319,7 +286,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     runnable = [i for i in session.items if i.get_closest_marker("skip") is None]
     session.config.stash[PRIVATE_KEY] = sum(i.get_closest_marker("fresh_lab") is not None
                                             for i in runnable)
-    spare_labs(session.config)  # a wrong value is a usage error before anything starts
     if pipeline is not None and runnable and not session.config.option.collectonly and needed_stage(
             pipeline, [needs(i, pipeline) for i in runnable]) is not None:
         _preflight(session.config)

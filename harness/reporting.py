@@ -23,7 +23,7 @@ from harness import evidence, flaky, log, store
 from harness.errors import HarnessError
 from harness.lab import Lab
 from harness.names import SnapshotRef
-from harness.session import PIPELINE_KEY, STORE_KEY, TARGET_KEY, store_of
+from harness.session import PIPELINE_KEY, STORE_KEY, TARGET_KEY, settings_of, store_of
 
 
 def point_reports(config: pytest.Config) -> None:
@@ -42,8 +42,9 @@ def point_reports(config: pytest.Config) -> None:
 
 
 def reports_dir(config: pytest.Config) -> Path | None:
-    """``--reports``, else ini ``harness_reports`` (relative to the rootdir), else None."""
-    given = config.option.reports or config.getini("harness_reports")
+    """``--reports``, else env ``HARNESS_REPORTS``, else ini ``harness_reports`` (relative to
+    the rootdir), else None."""
+    given = settings_of(config).reports
     return config.rootpath / given if given else None
 
 

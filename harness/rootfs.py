@@ -17,11 +17,11 @@ import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from harness import nspawn, proc
+from harness import nspawn, proc, settings
 from harness.errors import HarnessError
 from harness.names import prep_unit
 
-DEFAULT_CACHE = Path(os.environ.get("HARNESS_CACHE", "/var/cache/harness"))
+DEFAULT_CACHE = settings.package_cache()  # HARNESS_CACHE, else /var/cache/harness
 _APT_OPTIONS = ["-o", "APT::Keep-Downloaded-Packages=true", "-o", "Dpkg::Use-Pty=0",
                 "-o", "Acquire::Retries=3"]
 

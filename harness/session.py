@@ -3,26 +3,42 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Collection
 
 import pytest
 
-from harness import store
+from harness import settings, store
+from harness.errors import UsageError
 from harness.stage import Pipeline
 
+SETTINGS_KEY = pytest.StashKey[settings.RunSettings]()
 STORE_KEY = pytest.StashKey[store.Store]()
 PIPELINE_KEY = pytest.StashKey[Pipeline | None]()
 TARGET_KEY = pytest.StashKey[str | None]()  # the last stage the selected tests need
 RUN_ID_KEY = pytest.StashKey[str]()
 PRIVATE_KEY = pytest.StashKey[int]()  # how many selected tests take a private lab (fresh_lab)
 MACHINE_FIXTURES_KEY = pytest.StashKey[dict[str, str]]()  # the per-machine fixtures: name -> machine
-DEFAULT_SPARE_LABS = 1
+
+
+def settings_of(config: pytest.Config, options: argparse.Namespace | None = None) -> settings.RunSettings:
+    """The run's settings (`harness.settings`), resolved once, from ``options`` (default:
+    ``config.option``): each option, else the environment, else the ini, else the default.
+    A bad one is a `pytest.UsageError` naming where it came from."""
+    if SETTINGS_KEY not in config.stash:
+        try:
+            run = settings.resolve(vars(options or config.option), config.getini, settings.Front.PYTEST)
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[SETTINGS_KEY] = run
+    return config.stash[SETTINGS_KEY]
 
 
 def store_of(config: pytest.Config) -> store.Store:
     """The session's store (``--store``, else /var/lib/machines, else the image), opened once."""
     if STORE_KEY not in config.stash:
-        config.stash[STORE_KEY] = store.open_store(config.option.store, size=config.option.store_size)
+        run = settings_of(config)
+        config.stash[STORE_KEY] = store.open_store(run.store, size=run.store_size)
     return config.stash[STORE_KEY]
 
 
@@ -56,13 +72,6 @@ def machine_fixtures(pipeline: Pipeline, taken: Collection[str]) -> dict[str, st
 
 
 def spare_labs(config: pytest.Config) -> int:
-    """How many private labs each process keeps booted ahead (``--spare-labs``, else ini
-    ``harness_spare_labs``, else `DEFAULT_SPARE_LABS`); 0 boots each in its test."""
-    value = config.option.spare_labs
-    if value is None:
-        value = config.getini("harness_spare_labs") or DEFAULT_SPARE_LABS
-    text = str(value)
-    if not text.isdigit():
-        raise pytest.UsageError(f"spare labs {text!r}: give a whole number, 0 to boot each "
-                                "private lab in its test (--spare-labs / ini harness_spare_labs)")
-    return int(text)
+    """How many private labs each process keeps booted ahead (``--spare-labs``, else env
+    ``HARNESS_SPARE_LABS``, else ini ``harness_spare_labs``, else 1); 0 boots each in its test."""
+    return settings_of(config).spare_labs

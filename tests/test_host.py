@@ -16,7 +16,7 @@ import pytest
 
 from harness import host, limits
 from harness.errors import UsageError
-from harness.host import size_bytes
+from harness.settings import size_bytes
 from tests.test_cli import REPO
 
 

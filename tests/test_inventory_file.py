@@ -1,26 +1,18 @@
-"""The inventory file as a run loads it: the run's settings (room size, families) and where
-they come from, and a plan loaded without an IP family (``--families``), as if it had never
+"""The inventory file as a run loads it: the run's room size and families as the environment
+carries them (`harness.settings`), and a plan loaded without an IP family (``--families``), as if it had never
 had any, without hiding a fault of the file."""
 
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 
 import pytest
 
 from harness.errors import UsageError
 from harness.inventory import Family, eui64
-from harness.inventory_file import (
-    FAMILIES_ENV,
-    ROOM_SIZE_ENV,
-    families_from_env,
-    load,
-    parse,
-    parse_families,
-    settle_run,
-)
+from harness.inventory_file import FAMILIES_ENV, load, parse
+from harness.settings import families, inherited
 from tests.test_inventory6 import DUAL, inventory, machine
 
 GUESTS = '\n[segments.guests]\ncidr6 = "2001:db8:2::/64"\nipv6 = "slaac"\n' + machine(
@@ -104,27 +96,11 @@ def test_a_family_the_file_never_plans_is_refused_not_an_empty_lab(tmp_path: Pat
 def test_the_families_come_from_the_environment_and_bad_ones_are_refused(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(FAMILIES_ENV, "IPv6, ipv4")
-    assert families_from_env() == (Family.IPV4, Family.IPV6)
+    assert inherited("families") == (Family.IPV4, Family.IPV6)
     monkeypatch.setenv(FAMILIES_ENV, "ipv4")
     assert inventory(tmp_path, DUAL).families() == V4
     with pytest.raises(UsageError, match=r"--families='ip4': give ipv4, ipv6 or ipv4,ipv6"):
-        parse_families("ip4")
-
-
-def test_a_run_s_settings_come_from_the_option_else_the_environment_else_the_ini(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ROOM_SIZE_ENV, "")  # unset, and put back after the test
-    monkeypatch.setenv(FAMILIES_ENV, "")
-    settle_run({}, {"harness_room_size": "7", "harness_families": "ipv4"}.get)
-    assert (os.environ[ROOM_SIZE_ENV], os.environ[FAMILIES_ENV]) == ("7", "ipv4")
-    settle_run({"room_size": None}, {"harness_room_size": "9"}.get)  # a parent run's environment wins
-    assert os.environ[ROOM_SIZE_ENV] == "7"
-    settle_run({"room_size": "3", "families": "ipv6,ipv4"}, {"harness_room_size": "9"}.get)
-    assert (os.environ[ROOM_SIZE_ENV], os.environ[FAMILIES_ENV]) == ("3", "ipv4,ipv6")
-    monkeypatch.delenv(ROOM_SIZE_ENV)
-    with pytest.raises(UsageError, match=r"^ini harness_room_size='x': give a whole number"):
-        settle_run({}, {"harness_room_size": "x"}.get)
-
+        families("ip4", "--families")
 
 
 # A plan with every table, to misspell: the line of each key is known.

@@ -11,6 +11,9 @@ import pytest
 
 from harness import cli, cli_args, project
 from harness.errors import UsageError
+from harness.settings import BY_NAME
+
+PIPELINE_ENV = BY_NAME["pipeline"].env
 
 PIPELINE = '''
 from harness.stage import Pipeline, Stage
@@ -63,13 +66,13 @@ def args(**given: str | None) -> argparse.Namespace:
 
 
 def test_the_command_uses_the_pipeline_the_ini_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(cli_args.PIPELINE_ENV, raising=False)
+    monkeypatch.delenv(PIPELINE_ENV, raising=False)
     write(tmp_path / "pyproject.toml", '[tool.pytest.ini_options]\nharness_pipeline = "mylab"\n')
     write(tmp_path / "mylab.py", PIPELINE)
     monkeypatch.chdir(write(tmp_path / "docs/x", "").parent)  # from a subdirectory, as pytest would
     monkeypatch.setattr("sys.path", list(__import__("sys").path))
     assert cli_args.pipeline(args()).names == ("bootstrap", "alpha")
-    monkeypatch.setenv(cli_args.PIPELINE_ENV, "elsewhere")
+    monkeypatch.setenv(PIPELINE_ENV, "elsewhere")
     assert cli_args.pipeline_name(args()) == "elsewhere"
     assert cli_args.pipeline_name(args(pipeline="given")) == "given"
 
@@ -77,7 +80,7 @@ def test_the_command_uses_the_pipeline_the_ini_names(tmp_path: Path, monkeypatch
 def test_without_a_pipeline_the_command_says_where_to_name_one(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.delenv(cli_args.PIPELINE_ENV, raising=False)
+    monkeypatch.delenv(PIPELINE_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
     assert cli.main(["mutate", "--list"]) == 2
     err = capsys.readouterr().err.strip()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness import inventory_file, inventory_keys, reference
+from harness import inventory_file, inventory_keys, reference, settings
 
 
 def test_the_reference_page_says_what_the_code_says() -> None:
@@ -27,3 +27,12 @@ def test_the_schema_lists_every_key_the_inventory_takes() -> None:
             assert f"| `{key}` | {what.replace('|', chr(92) + '|')} |" in page, (table, key)
     family_keys = {key for keys in inventory_file._FAMILY_KEYS.values() for key in keys}
     assert family_keys <= {key for known in inventory_keys.KEYS.values() for key in known}
+
+
+def test_the_page_lists_every_run_setting_once_with_its_sources() -> None:
+    page = reference.PAGE.read_text()
+    assert "## Run settings" in page
+    for setting in settings.SETTINGS:
+        [row] = [line for line in page.splitlines() if f"| `{setting.env}` |" in line]
+        assert (setting.flag is None or f"| `{setting.flag}` |" in row) and \
+            (setting.ini is None or f"| `{setting.ini}` |" in row), row
