@@ -73,7 +73,8 @@ def _settings() -> str:
     for row in settings.SETTINGS:
         fronts = ", ".join(f"`harness {' / '.join(row.verbs)}`" if front is settings.Front.CLI and row.verbs
                            else f"`{front.value}`" for front in settings.Front if front in row.fronts)
-        rows.append((f"`{row.flag}`" if row.flag else "", f"`{row.env}`", f"`{row.ini}`" if row.ini else "",
+        rows.append((f"`{row.flag}`" if row.flag else "", f"`{row.env}`" if row.env else "",
+                     f"`{row.ini}`" if row.ini else "",
                      f"`{row.default}`" if row.default is not None else "none", fronts or "environment only",
                      row.help))
     return ("## Run settings\n\n`harness.settings.SETTINGS`, one row per setting: the `harness` command's "

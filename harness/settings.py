@@ -134,21 +134,24 @@ class Setting:
     metavar: str | None = None
     verbs: tuple[str, ...] = ()  # the `harness` verbs that take it; () = the command itself, every verb
     inherited: bool = False      # written into the environment for the processes a run starts
+    flag_only: bool = False      # read from its flag alone: no environment variable, no ini key
 
     @property
     def flag(self) -> str | None:
         return f"--{self.name.replace('_', '-')}" if self.fronts else None
 
     @property
-    def env(self) -> str:
-        return f"HARNESS_{self.name.upper()}"
+    def env(self) -> str | None:
+        return None if self.flag_only else f"HARNESS_{self.name.upper()}"
 
     @property
     def ini(self) -> str | None:
-        return f"harness_{self.name}" if self.fronts else None
+        return f"harness_{self.name}" if self.fronts and not self.flag_only else None
 
     def full_help(self) -> str:
         """The help text with where else the setting is read from: the options' help."""
+        if self.env is None:
+            return f"{self.help}; this option only"
         return f"{self.help}; env {self.env}" + (f", ini {self.ini}" if self.ini else "")
 
 
@@ -174,7 +177,9 @@ SETTINGS: tuple[Setting, ...] = (
             help="where allure results, junit.xml and evidence go, and `harness mutate`'s "
                  "mutants.json and each run's output (default: none for pytest, reports for "
                  "`harness mutate`); --alluredir/--junitxml still win"),
-    Setting("mutant", _text, None, metavar="NAME", fronts=frozenset({Front.PYTEST}),
+    # Its flag only: a mutant left in an exported variable or an ini file would make every run,
+    # and `harness mutate`'s check of each kill without a mutant, a mutant run unawares.
+    Setting("mutant", _text, None, metavar="NAME", fronts=frozenset({Front.PYTEST}), flag_only=True,
             help="run against labs with mutant NAME applied (a regression a stage declares; "
                  "`harness mutate --list` lists them): the run should fail"),
     Setting("spare_labs", _count, DEFAULT_SPARE_LABS, metavar="N", fronts=frozenset({Front.PYTEST}),
@@ -233,7 +238,8 @@ def resolve(options: Mapping[str, object], ini: Callable[[str], object], front: 
         if setting.fronts and not takes(setting, front, verb):
             continue
         given = options.get(setting.name) if setting.fronts else None
-        sources = [(setting.flag or "", given), (setting.env, env.get(setting.env)),
+        sources = [(setting.flag or "", given),
+                   (setting.env or "", env.get(setting.env) if setting.env else None),
                    (f"ini {setting.ini}", ini(setting.ini) if setting.ini else None)]
         found = next(((w, str(t).strip()) for w, t in sources if t is not None and str(t).strip()), None)
         if found is not None:
@@ -252,7 +258,7 @@ def export(run: RunSettings, environ: MutableMapping[str, str] | None = None) ->
     env = os.environ if environ is None else environ
     for setting in SETTINGS:
         value = getattr(run, setting.name)
-        if setting.inherited and value is not None:
+        if setting.inherited and setting.env and value is not None:
             env[setting.env] = _as_text(value)
 
 
@@ -260,6 +266,8 @@ def inherited(name: str, environ: Mapping[str, str] | None = None) -> Any:
     """Setting ``name`` as the environment carries it (`export`, a parent run's), parsed; None
     when it says nothing."""
     setting = BY_NAME[name]
+    if setting.env is None:
+        return None
     text = (os.environ if environ is None else environ).get(setting.env, "").strip()
     return setting.parse(text, setting.env) if text else None
 
@@ -296,6 +304,8 @@ def add_options(group: _Group, addini: Callable[..., None]) -> None:
     ``parser.addini``)."""
     for setting in SETTINGS:
         if takes(setting, Front.PYTEST):
-            assert setting.flag is not None and setting.ini is not None
+            assert setting.flag is not None
             group.addoption(setting.flag, metavar=setting.metavar, default=None, help=setting.full_help())
-            addini(setting.ini, f"{setting.help}; {setting.flag} and {setting.env} win over it", default="")
+            if setting.ini is not None:
+                addini(setting.ini, f"{setting.help}; {setting.flag} and {setting.env} win over it",
+                       default="")

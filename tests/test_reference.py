@@ -32,7 +32,10 @@ def test_the_schema_lists_every_key_the_inventory_takes() -> None:
 def test_the_page_lists_every_run_setting_once_with_its_sources() -> None:
     page = reference.PAGE.read_text()
     assert "## Run settings" in page
+    table = page.split("## Run settings", 1)[1].split("\n## ", 1)[0]
     for setting in settings.SETTINGS:
-        [row] = [line for line in page.splitlines() if f"| `{setting.env}` |" in line]
+        first = f"| `{setting.flag or setting.env}` |"
+        [row] = [line for line in table.splitlines() if line.startswith(first)]
+        assert setting.env is None or f"| `{setting.env}` |" in row, row
         assert (setting.flag is None or f"| `{setting.flag}` |" in row) and \
             (setting.ini is None or f"| `{setting.ini}` |" in row), row

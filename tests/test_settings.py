@@ -29,7 +29,8 @@ GOOD: dict[str, tuple[str, Any]] = {
 BAD = {"store_size": "lots", "pipeline": "my-lab", "room_size": "0", "families": "ip4",
        "boot_timeout": "soon", "spare_labs": "-1"}
 ROWS = [pytest.param(s, id=s.name) for s in SETTINGS]
-FRONTED = [pytest.param(s, f, id=f"{s.name}-{f.value}") for s in SETTINGS for f in Front if f in s.fronts]
+FRONTED = [pytest.param(s, f, id=f"{s.name}-{f.value}") for s in SETTINGS for f in Front
+           if f in s.fronts and not s.flag_only]
 
 
 def test_every_setting_has_a_sample_and_every_field_a_row() -> None:
@@ -40,7 +41,7 @@ def test_every_setting_has_a_sample_and_every_field_a_row() -> None:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No HARNESS_* setting inherited from whatever runs these tests; put back after."""
     for setting in SETTINGS:
-        monkeypatch.delenv(setting.env, raising=False)
+        monkeypatch.delenv(setting.env or f"HARNESS_{setting.name.upper()}", raising=False)
     return monkeypatch
 
 
@@ -89,7 +90,16 @@ def test_each_front_end_honours_the_flag_the_environment_and_the_ini_alike(
     assert getattr(run, setting.name) == setting.default and setting.name not in run.where
 
 
-@pytest.mark.parametrize("setting", ROWS)
+def test_the_mutant_is_taken_from_its_flag_alone(clean_env: pytest.MonkeyPatch) -> None:
+    # an exported HARNESS_MUTANT or an ini key would turn every run into a mutant run unawares
+    mutant = settings.BY_NAME["mutant"]
+    assert (mutant.env, mutant.ini) == (None, None)
+    clean_env.setenv("HARNESS_MUTANT", "gw-forgets")
+    assert settings.resolve({}, {"harness_mutant": "gw-forgets"}.get, Front.PYTEST).mutant is None
+    assert settings.resolve({"mutant": "gw-forgets"}, {}.get, Front.PYTEST).mutant == "gw-forgets"
+
+
+@pytest.mark.parametrize("setting", [pytest.param(s, id=s.name) for s in SETTINGS if not s.flag_only])
 def test_the_option_wins_over_the_environment_which_wins_over_the_ini(
         setting: Setting, clean_env: pytest.MonkeyPatch) -> None:
     text, value = GOOD[setting.name]
@@ -132,7 +142,7 @@ def test_both_front_ends_options_are_made_from_the_table() -> None:
     added = {o.names()[0]: o.attrs().get("help") for o in parser.getgroup("harness").options}
     pytest_rows = [s for s in SETTINGS if Front.PYTEST in s.fronts]
     assert {s.flag: added[s.flag] for s in pytest_rows} == {s.flag: s.full_help() for s in pytest_rows}
-    assert {s.ini for s in pytest_rows} <= set(parser._inidict)
+    assert {s.ini for s in pytest_rows if s.ini} <= set(parser._inidict)
     assert not [s for s in SETTINGS if not s.fronts and (s.flag or s.ini)]  # environment only: no flag
 
 
@@ -195,7 +205,7 @@ def test_pytest_takes_the_pipeline_from_the_environment(pytester: pytest.Pyteste
 
 
 def test_no_module_but_the_settings_one_reads_or_writes_a_setting_s_environment() -> None:
-    names = "|".join(re.escape(s.env) for s in SETTINGS)
+    names = "|".join(re.escape(s.env) for s in SETTINGS if s.env)
     found = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
              for path in sorted([*ROOT.glob("harness/**/*.py"), *ROOT.glob("stages/**/*.py")])
              if path.name != "settings.py"
