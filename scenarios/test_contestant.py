@@ -70,19 +70,22 @@ def test_a_contestant_cannot_read_another_users_home_on_the_seat(room: list[Mach
         assert GRANTED not in out.split(), f"{login} on {seat.name} lists {other}'s home: {out.strip()}"
 
 
+def _beyond(found: list[str], allowed: frozenset[str], control: str, seat: str, what: str) -> list[str]:
+    """What of ``found`` (the walk's findings on ``seat``) the policy does not allow; the walk
+    must have found ``control``, which is there on every seat, or it proves nothing."""
+    assert control in found, f"{seat}: the search for {what} missed {control}: {found}"
+    return sorted(set(found) - allowed)
+
+
 def test_only_the_reviewed_programs_run_as_root_for_a_contestant(room: list[Machine]) -> None:
     seat, login = _seat(room)
-    found = root_programs(seat, login)
-    assert "/usr/bin/su" in found, f"{seat.name}: the search for set-user-id programs found no su: {found}"
-    extra = sorted(set(found) - ROOT_PROGRAMS)
+    extra = _beyond(root_programs(seat, login), ROOT_PROGRAMS, "/usr/bin/su", seat.name, "root's programs")
     assert not extra, f"{login} on {seat.name} can run as root (set-user-id or file capabilities): {extra}"
 
 
 def test_a_contestant_writes_nowhere_in_the_shared_tree(room: list[Machine]) -> None:
     seat, login = _seat(room)
-    found = writable_paths(seat, login)
-    assert "/tmp" in found, f"{seat.name}: the search for writable paths missed /tmp: {found}"
-    extra = sorted(set(found) - WRITABLE)
+    extra = _beyond(writable_paths(seat, login), WRITABLE, "/tmp", seat.name, "writable paths")
     assert not extra, f"{login} on {seat.name} can write to the shared tree in {extra}"
 
 

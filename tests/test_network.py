@@ -157,12 +157,19 @@ def _echoes(net: LabNetwork, count: int, family: Family = Family.IPV4) -> int:
     with a, b:
         for _ in range(count):
             a.sendto(b"ping", b.getsockname()[:2])
-            with contextlib.suppress(TimeoutError):
-                data, peer = b.recvfrom(64)
-                b.sendto(data, peer)
-                a.recvfrom(64)
-                answered += 1
+            answered += _echoed(a, b)
     return answered
+
+
+def _echoed(a: socket.socket, b: socket.socket) -> bool:
+    """Whether b received a datagram and a its echo, each within the sockets' timeout."""
+    try:
+        data, peer = b.recvfrom(64)
+        b.sendto(data, peer)
+        a.recvfrom(64)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _burst(net: LabNetwork, count: int, family: Family, within: float = 1.0) -> int:
@@ -176,11 +183,7 @@ def _burst(net: LabNetwork, count: int, family: Family, within: float = 1.0) -> 
                 a.sendto(b"ping", b.getsockname()[:2])
         deadline = time.monotonic() + within
         while answered < count and time.monotonic() < deadline:
-            with contextlib.suppress(TimeoutError):
-                data, peer = b.recvfrom(64)
-                b.sendto(data, peer)
-                a.recvfrom(64)
-                answered += 1
+            answered += _echoed(a, b)
     return answered
 
 
