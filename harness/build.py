@@ -28,7 +28,7 @@ from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
 from harness.mutant import Mutant
 from harness.names import SnapshotRef, WorkOwner
 from harness.spares import Spares
-from harness.stage import BASE_MEMBER, Action, Pipeline, Stage, Step, plan, snapshot_name
+from harness.stage import BASE_MEMBER, Action, Pipeline, Stage, Step, plan
 from harness.store import Snapshot, Store
 
 
@@ -91,13 +91,10 @@ class Builder:
         self.done: list[Step] = []
         self.durations: dict[str, float] = {}  # seconds each stage this builder built took
 
-    def _published(self, stage: str, key: str) -> bool:
-        return self.store.exists(snapshot_name(stage, key))
-
-    def _settled(self, stage: str, key: str) -> bool:
-        """Whether a rebuild leaves stage ``stage``'s snapshot alone: this run built it, or
+    def _settled(self, ref: SnapshotRef) -> bool:
+        """Whether a rebuild leaves snapshot ``ref`` of a stage alone: this run built it, or
         another project did (a shared base image: its key says it is the same build)."""
-        snap = self.store.get(snapshot_name(stage, key))
+        snap = self.store.get(ref)
         return snap is not None and (snap.meta.get("run") == self.run_id or not self.owns(snap))
 
     def owns(self, snapshot: Snapshot) -> bool:
@@ -109,7 +106,7 @@ class Builder:
     def why(self, stage: str) -> list[str]:
         """What changed in stage ``stage``'s inputs since the newest snapshot of it this
         project built (`harness.keys.changes`); empty if there is none, or nothing changed."""
-        earlier = [s for s in self.store.snapshots() if SnapshotRef.parse(s.name).group == stage
+        earlier = [s for s in self.store.snapshots() if s.ref.stage == stage
                    and self.owns(s) and isinstance(s.meta.get("inputs"), dict)]
         if not earlier:
             return []
@@ -125,7 +122,7 @@ class Builder:
     def plan(self, target: str, *, from_snapshot: str | None = None,
              rebuild: bool = False) -> list[Step]:
         """The plan for ``target`` as the store stands now (see `harness.stage.plan`)."""
-        return plan(self.pipeline, target, self._published, from_snapshot=from_snapshot,
+        return plan(self.pipeline, target, self.store.exists, from_snapshot=from_snapshot,
                     rebuild=rebuild, settled=self._settled)
 
     def ensure(self, target: str, *, from_snapshot: str | None = None,
@@ -141,7 +138,7 @@ class Builder:
             stage = self.pipeline[first_guess.stage]
             with self.store.lock(stage.name):  # decide again: another run may have built it meanwhile
                 decided = self.plan(target, from_snapshot=from_snapshot, rebuild=rebuild)[index]
-                name = snapshot_name(stage.name, decided.key)
+                name = decided.ref
                 if decided.action is Action.REUSE:
                     found = present(self.store.get(name), f"snapshot {name}")
                     how = "restored" if from_snapshot is not None else "reused"
@@ -177,7 +174,7 @@ class Builder:
 
     def _build_stage(self, stage: Stage, key: str, parent: Snapshot | None,
                      base: Snapshot | None) -> Snapshot:
-        name = snapshot_name(stage.name, key)
+        name = SnapshotRef.of_stage(stage.name, key)
         meta: dict[str, object] = {"stage": stage.name, "key": key, "run": self.run_id,
                 "parent": parent.name if parent else None, "project": self.project,
                 "inputs": self.pipeline.inputs(stage.name)}
@@ -219,7 +216,7 @@ class Builder:
                 stored = self.pipeline.stored_until(stage.name)
                 return self.store.publish(name, {m: lab.root(m) for m in stored}, meta, replace=True)
 
-    def _build_base(self, stage: Stage, name: str, meta: dict[str, object]) -> Snapshot:
+    def _build_base(self, stage: Stage, name: SnapshotRef, meta: dict[str, object]) -> Snapshot:
         fill = present(stage.base, f"stage {stage.name}'s base=")
         owner = str(WorkOwner("build", stage.name, os.getpid(), secrets.token_hex(2)))
         root = self.store.create(self.store.work_path(owner, BASE_MEMBER))
@@ -279,7 +276,7 @@ class Builder:
 
     def lab(self, snapshot: Snapshot) -> Lab:
         """A lab (not yet entered) of every machine in stage ``snapshot``, booted from it."""
-        stage = str(snapshot.meta.get("stage") or SnapshotRef.parse(snapshot.name).stage)
+        stage = str(snapshot.meta.get("stage") or snapshot.ref.stage)
         members = self.pipeline.members_until(stage)
         stages = self.pipeline.stages[: self.pipeline.index(stage) + 1]
         ready = self._ready(stages)
@@ -352,7 +349,7 @@ class LabPool:
         done = [s for s in self.builder.done if s.action is not Action.SKIP]
         pipeline = self.builder.pipeline
         if done and pipeline.index(done[-1].stage) >= pipeline.index(need):
-            found = self.builder.store.get(snapshot_name(done[-1].stage, done[-1].key))
+            found = self.builder.store.get(done[-1].ref)
             if found is not None:
                 return found
         raise error

@@ -29,7 +29,6 @@ from harness import lab as lab_module
 from harness.errors import HarnessError, UsageError
 from harness.inventory_file import ROOM_SIZE_ENV, settle_run
 from harness.machine import DEFAULT_BOOT_TIMEOUT
-from harness.names import SnapshotRef
 from harness.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
 from harness.session import (
     DEFAULT_SPARE_LABS,
@@ -247,7 +246,7 @@ def _with_snapshots(config: pytest.Config, pipeline: Pipeline) -> str:
         snaps = store_of(config).snapshots()
     except HarnessError:
         return ""
-    groups = {SnapshotRef.parse(s.name).group for s in snaps}
+    groups = {s.ref.group for s in snaps}
     have = [n for n in pipeline.names if n in groups]
     return f"; with snapshots: {', '.join(have) or 'none'}"
 

@@ -8,7 +8,7 @@ is cloned from) and knows each machine's interfaces from the inventory.
 A stage's key (`harness.keys`) hashes its definition (module source, packages, inventory
 entries, the files it reads, the harness's build code) chained with its parent's key, so a
 change to one stage invalidates its snapshot and every later one, nothing before it.
-Stage S with key K is published as ``S/K``. `plan()` decides, without touching anything,
+Stage S with key K is published as ``S/K`` (`Pipeline.ref`). `plan()` decides, without touching anything,
 which stages to reuse and which to build: it is the pure heart of ``--from-snapshot`` and
 ``--rebuild``.
 """
@@ -38,11 +38,6 @@ BASE_MEMBER = "base"
 
 Hook = Callable[["Build"], None]
 BaseBuilder = Callable[[Path], Mapping[str, Any]]
-
-
-def snapshot_name(stage: str, key: str) -> str:
-    """Where stage ``stage`` with ``key`` is published: ``<stage>/<key>`` (see `SnapshotRef`)."""
-    return str(SnapshotRef.of_stage(stage, key))
 
 
 @dataclass(frozen=True)
@@ -158,6 +153,11 @@ class Step:
     key: str
     action: Action
 
+    @property
+    def ref(self) -> SnapshotRef:
+        """Where this stage's snapshot is published under this key."""
+        return SnapshotRef.of_stage(self.stage, self.key)
+
 
 class Pipeline:
     """Stages in build order, the interfaces of every machine they add, and the lab's rooms."""
@@ -219,6 +219,8 @@ class Pipeline:
         self.owner = owners
         self.rooms = {name: tuple(machines) for name, machines in (rooms or {}).items()}
         self._mutants = mutants
+        self._keys: dict[str, str] | None = None
+        self._definitions: dict[str, dict[str, Any]] = {}
 
     @property
     def mutants(self) -> dict[str, Mutant]:
@@ -256,6 +258,7 @@ class Pipeline:
         made.interfaces, made.sysctls, made.owner = like.interfaces, like.sysctls, like.owner
         made.rooms = like.rooms
         made._mutants = like._mutants
+        made._keys, made._definitions = None, {}
         return made
 
     @property
@@ -329,16 +332,34 @@ class Pipeline:
         """Stage ``name``'s key taken apart, input by input (`harness.keys.inputs`)."""
         index = self.index(name)
         parent = self.keys()[self.stages[index - 1].name] if index else None
-        return inputs(self.definition(self.stages[index]), parent)
+        return inputs(self._defined(self.stages[index]), parent)
 
     def keys(self, start: Mapping[str, str] | None = None) -> dict[str, str]:
-        """Each stage's key, in order; ``start`` pins the keys of leading stages (a restored one)."""
+        """Each stage's key, in order; ``start`` pins the keys of leading stages (a restored one).
+
+        Computed once per pipeline (hashing reads every file the stages read): a file edited
+        while a run goes on changes the next run's keys, never this one's halfway."""
+        if self._keys is None:
+            self._keys = self._chain({})
+        return dict(self._keys) if not start else self._chain(start)
+
+    def _chain(self, start: Mapping[str, str]) -> dict[str, str]:
         keys: dict[str, str] = {}
         parent: str | None = None
         for stage in self.stages:
-            key = (start or {}).get(stage.name) or stage_key(self.definition(stage), parent)
+            key = start.get(stage.name) or stage_key(self._defined(stage), parent)
             keys[stage.name] = parent = key
         return keys
+
+    def _defined(self, stage: Stage) -> dict[str, Any]:
+        """`definition`, computed once per stage of this pipeline."""
+        if stage.name not in self._definitions:
+            self._definitions[stage.name] = self.definition(stage)
+        return self._definitions[stage.name]
+
+    def ref(self, stage: str) -> SnapshotRef:
+        """Where stage ``stage``'s snapshot for its current key is published (``gw/1a2b...``)."""
+        return SnapshotRef.of_stage(stage, self.keys()[self[stage].name])
 
 
 def _some(names: Sequence[str], shown: int = 12) -> str:
@@ -368,9 +389,9 @@ def load_pipeline(module_name: str) -> Pipeline | None:
     return pipeline
 
 
-def plan(pipeline: Pipeline, target: str, published: Callable[[str, str], bool], *,
+def plan(pipeline: Pipeline, target: str, published: Callable[[SnapshotRef], bool], *,
          from_snapshot: str | None = None, rebuild: bool = False,
-         settled: Callable[[str, str], bool] = lambda stage, key: False,
+         settled: Callable[[SnapshotRef], bool] = lambda ref: False,
          pinned: Mapping[str, str] | None = None) -> list[Step]:
     """What to do with each stage to have the lab as it stands after ``target``.
 
@@ -390,18 +411,19 @@ def plan(pipeline: Pipeline, target: str, published: Callable[[str, str], bool],
     steps = []
     for i, stage in enumerate(pipeline.stages):
         key = keys[stage.name]
+        ref = SnapshotRef.of_stage(stage.name, key)
         if i > last:
             action = Action.SKIP
         elif i <= restored:
-            if not published(stage.name, key):
+            if not published(ref):
                 raise UsageError(f"--from-snapshot={from_snapshot}: stage {stage.name} has no "
                                  f"snapshot with key {key}; build it first (`harness build "
                                  f"--until {from_snapshot}`)")
             action = Action.REUSE
-        elif (from_snapshot is not None or rebuild) and not settled(stage.name, key):
+        elif (from_snapshot is not None or rebuild) and not settled(ref):
             action = Action.BUILD
         else:
-            action = Action.REUSE if published(stage.name, key) else Action.BUILD
+            action = Action.REUSE if published(ref) else Action.BUILD
         steps.append(Step(stage.name, key, action))
     return steps
 

@@ -179,7 +179,7 @@ def scratch_store(main: Store) -> Store:
 def drop_store(store: Store) -> None:
     """Delete a scratch store and everything in it."""
     for snap in store.snapshots():
-        store.remove(snap.name)
+        store.remove(snap.ref)
     for owner in store.owners():
         store.release(owner)
     shutil.rmtree(store.root)
@@ -189,7 +189,7 @@ def drop_store(store: Store) -> None:
 def seeded_store(harness_store: Store, bootstrap: Snapshot) -> Iterator[Store]:
     """A scratch store holding the bootstrap snapshot (the base image every test pipeline shares)."""
     store = scratch_store(harness_store)
-    store.publish(bootstrap.name, {"base": bootstrap.member("base")}, dict(bootstrap.meta))
+    store.publish(bootstrap.ref, {"base": bootstrap.member("base")}, dict(bootstrap.meta))
     yield store
     drop_store(store)
 
