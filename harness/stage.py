@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,9 +65,10 @@ class Stage:
     addresses, routes and ruleset: ``{"gw": {"dhcp-leases": "cat /var/lib/kea/..."}}``.
     It is not part of the key: changing it rebuilds nothing.
 
-    ``mutants`` are the regressions of this stage's behaviour that a mutation run applies
-    (see `harness.mutant`); `Stage.here` collects those its module defines. Neither they nor
-    their code are part of the key.
+    A stage's mutants (regressions of its behaviour that a mutation run applies, see
+    `harness.mutant`) are not among its fields: they live in modules no stage imports, and the
+    pipeline attaches them (`Pipeline`'s ``mutants``), so that neither they nor their code
+    are part of any key.
     """
 
     name: str
@@ -82,9 +83,8 @@ class Stage:
     base: BaseBuilder | None = None
     definition: Mapping[str, Any] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
-    source: str = ""
+    modules: Mapping[str, str] = field(default_factory=dict)  # module name -> source (Stage.here)
     evidence: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    mutants: tuple[Mutant, ...] = field(default=(), compare=False)
     origin: str = field(default="", compare=False)  # file:line of its declaration, for errors
 
     def __post_init__(self) -> None:
@@ -108,11 +108,14 @@ class Stage:
         caller = sys._getframe(1)  # inspect.stack() reads the source of every frame: slow
         module = sys.modules[caller.f_globals["__name__"]]
         origin = f"{caller.f_code.co_filename}:{caller.f_lineno}"
-        declared = tuple(v for v in vars(module).values() if isinstance(v, Mutant))
-        fields["mutants"] = (*declared, *fields.get("mutants", ()))
+        beside = [v.name for v in vars(module).values() if isinstance(v, Mutant)]
+        if beside:
+            raise UsageError(f"{origin}: stage {name}: its module declares mutants ({', '.join(beside)}), "
+                             "which its key would hash: move them to a module no stage imports and "
+                             "attach them in the pipeline (Pipeline(..., mutants={stage: [...]}))")
         here = Path(caller.f_code.co_filename).parent
         fields["files"] = tuple(here / f for f in fields.get("files", ()))  # an absolute one stays
-        return cls(name=name, source=sources_used(module), origin=origin, **fields)
+        return cls(name=name, modules=sources_used(module), origin=origin, **fields)
 
     @property
     def inputs(self) -> tuple[Path, ...]:
@@ -164,10 +167,13 @@ class Pipeline:
 
     def __init__(self, stages: Sequence[Stage], interfaces: Mapping[str, Sequence[Interface]],
                  sysctls: Mapping[str, Mapping[str, str]] | None = None,
-                 rooms: Mapping[str, Sequence[str]] | None = None) -> None:
+                 rooms: Mapping[str, Sequence[str]] | None = None,
+                 mutants: Mapping[str, Iterable[Mutant]] | None = None) -> None:
         """``interfaces`` and ``sysctls`` (per machine) come from the inventory, as do ``rooms``
         (name -> its machines, in order): groups of identical machines that the ``room`` and
-        ``rooms`` fixtures hand to scenarios.
+        ``rooms`` fixtures hand to scenarios. ``mutants`` are each stage's (stage name -> its
+        mutants, e.g. ``harness.mutant.declared(module)``), declared in modules that no stage
+        imports: a module a stage's key covers is refused.
 
         Everything is checked here, when the pipeline's module is imported, before anything
         is built: each error names the declaration at fault (file:line)."""
@@ -197,13 +203,23 @@ class Pipeline:
                     raise UsageError(f"{where}stage {stage.name}: {machine} gets a root of its own from "
                                      f"tree {tree!r}, which this stage is still preparing: add the tree "
                                      "in an earlier stage, or boot it read-only to share it")
-        mutants: dict[str, tuple[str, Mutant]] = {}
+        by_name: dict[str, tuple[str, Mutant]] = {}
+        keyed = {module: stage.name for stage in stages for module in stage.modules}
+        for name in (mutants or {}):
+            if name not in names:
+                raise UsageError(f"{here}mutants of {name!r}, which is no stage: the stages are "
+                                 f"{', '.join(names)}")
         for stage in stages:
-            for declared in stage.mutants:
-                if declared.name in mutants:
-                    raise UsageError(f"{declared.origin or here}: mutant {declared.name} is declared "
-                                     f"twice (stages {mutants[declared.name][0]} and {stage.name})")
-                mutants[declared.name] = (stage.name, declared)
+            for declared in (mutants or {}).get(stage.name, ()):
+                where = declared.origin or here.rstrip(": ")
+                if declared.name in by_name:
+                    raise UsageError(f"{where}: mutant {declared.name} is declared "
+                                     f"twice (stages {by_name[declared.name][0]} and {stage.name})")
+                if declared.module in keyed:
+                    raise UsageError(f"{where}: mutant {declared.name} is declared in {declared.module}, "
+                                     f"which stage {keyed[declared.module]}'s key covers: declare it in a "
+                                     "module no stage imports, or every edit rebuilds the stage")
+                by_name[declared.name] = (stage.name, declared)
         strangers = sorted((set(interfaces) | set(sysctls or {})
                             | {m for ms in (rooms or {}).values() for m in ms}) - set(owners))
         if strangers:
@@ -218,7 +234,7 @@ class Pipeline:
         self.sysctls = {m: dict(s) for m, s in (sysctls or {}).items()}
         self.owner = owners
         self.rooms = {name: tuple(machines) for name, machines in (rooms or {}).items()}
-        self._mutants = mutants
+        self._mutants = by_name
         self._keys: dict[str, str] | None = None
         self._definitions: dict[str, dict[str, Any]] = {}
 
@@ -242,7 +258,7 @@ class Pipeline:
             return self
         stage = self[stage_name]
         changed = dataclasses.replace(
-            declared.variant(stage), name=stage.name, mutants=stage.mutants,
+            declared.variant(stage), name=stage.name,
             definition={**stage.definition, "mutant": declared.name, "mutant_source": declared.source})
         if changed.members != stage.members:
             raise UsageError(f"{declared.origin}: mutant {name} changes the machines of stage "
@@ -309,7 +325,7 @@ class Pipeline:
     def definition(self, stage: Stage) -> dict[str, Any]:
         """Everything a stage's key depends on, besides its parent's key."""
         return {
-            "name": stage.name, "source": stage.source, "definition": stage.definition,
+            "name": stage.name, "modules": dict(stage.modules), "definition": stage.definition,
             "packages": {m: list(p) for m, p in sorted(stage.packages.items())},
             "trees": list(stage.trees), "sources": dict(stage.sources),
             "boot_args": {m: list(a) for m, a in sorted(stage.boot_args.items())},
