@@ -8,15 +8,13 @@ is cloned from) and knows each machine's interfaces from the inventory.
 A stage's key (`harness.keys`) hashes its definition (module source, packages, inventory
 entries, the files it reads, the harness's build code) chained with its parent's key, so a
 change to one stage invalidates its snapshot and every later one, nothing before it.
-Stage S with key K is published as ``S/K`` (`Pipeline.ref`). `plan()` decides, without touching anything,
-which stages to reuse and which to build: it is the pure heart of ``--from-snapshot`` and
-``--rebuild``.
+Stage S with key K is published as ``S/K`` (`Pipeline.ref`). `harness.plan` decides,
+without touching anything, which stages to reuse and which to build.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -138,28 +136,6 @@ def _hook_name(hook: object) -> str:
     """A hook as a key names it: its ``title`` (a `harness.scripts.Scripts`), else its name."""
     title = getattr(hook, "title", None)
     return title if isinstance(title, str) else getattr(hook, "__qualname__", repr(hook))
-
-
-class Action(enum.StrEnum):
-    """What a run does with a stage."""
-
-    REUSE = "reuse"      # a snapshot with this key exists: restore it
-    BUILD = "build"      # none exists (or a rebuild was asked for): build and publish it
-    SKIP = "skip"        # the run needs nothing of it
-
-
-@dataclass(frozen=True)
-class Step:
-    """One line of a plan: a stage, the key its snapshot has, what to do."""
-
-    stage: str
-    key: str
-    action: Action
-
-    @property
-    def ref(self) -> SnapshotRef:
-        """Where this stage's snapshot is published under this key."""
-        return SnapshotRef.of_stage(self.stage, self.key)
 
 
 class Pipeline:
@@ -403,45 +379,6 @@ def load_pipeline(module_name: str) -> Pipeline | None:
     if not isinstance(pipeline, Pipeline):
         raise UsageError(f"module {module_name} has no PIPELINE (a harness.stage.Pipeline)")
     return pipeline
-
-
-def plan(pipeline: Pipeline, target: str, published: Callable[[SnapshotRef], bool], *,
-         from_snapshot: str | None = None, rebuild: bool = False,
-         settled: Callable[[SnapshotRef], bool] = lambda ref: False,
-         pinned: Mapping[str, str] | None = None) -> list[Step]:
-    """What to do with each stage to have the lab as it stands after ``target``.
-
-    - stages up to ``from_snapshot`` are restored and must be published;
-    - stages after it, up to ``target``, are built even when cached (``--from-snapshot``),
-      as is every stage with ``rebuild`` -- except ``settled`` ones: those this run already
-      built (another xdist worker did it), or another project did (a shared base);
-    - otherwise a published stage is reused and a missing one built;
-    - stages after ``target`` are skipped.
-    ``pinned`` fixes the keys of restored stages (e.g. a restored snapshot of an older key).
-    """
-    last = pipeline.index(target)
-    if from_snapshot is not None:
-        last = max(last, pipeline.index(from_snapshot))
-    restored = pipeline.index(from_snapshot) if from_snapshot is not None else -1
-    keys = pipeline.keys(pinned)
-    steps = []
-    for i, stage in enumerate(pipeline.stages):
-        key = keys[stage.name]
-        ref = SnapshotRef.of_stage(stage.name, key)
-        if i > last:
-            action = Action.SKIP
-        elif i <= restored:
-            if not published(ref):
-                raise UsageError(f"--from-snapshot={from_snapshot}: stage {stage.name} has no "
-                                 f"snapshot with key {key}; build it first (`harness build "
-                                 f"--until {from_snapshot}`)")
-            action = Action.REUSE
-        elif (from_snapshot is not None or rebuild) and not settled(ref):
-            action = Action.BUILD
-        else:
-            action = Action.REUSE if published(ref) else Action.BUILD
-        steps.append(Step(stage.name, key, action))
-    return steps
 
 
 def needed_stage(pipeline: Pipeline, fixture_names: Sequence[Sequence[str]]) -> str | None:

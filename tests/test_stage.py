@@ -15,7 +15,8 @@ from harness import nspawn
 from harness.errors import UsageError
 from harness.names import SnapshotRef
 from harness.network import Interface
-from harness.stage import Action, Pipeline, Stage, needed_stage, plan
+from harness.plan import Action, plan
+from harness.stage import Pipeline, Stage, needed_stage
 
 
 def base(root: Path) -> dict[str, str]:
