@@ -19,6 +19,8 @@ import pytest
 
 from harness.store import Snapshot, Store
 
+REPO = Path(__file__).resolve().parent.parent
+
 COMMON = '''
 """What the toy stages share: the build log, and where a test can hold a run (TOY_HOLD names
 the place, TOY_HOLD_FILE the marker)."""
@@ -197,7 +199,8 @@ def seeded_store(harness_store: Store, bootstrap: Snapshot) -> Iterator[Store]:
 @pytest.fixture
 def toy(pytester: pytest.Pytester, seeded_store: Store, monkeypatch: pytest.MonkeyPatch) -> Toy:
     """A toy project in pytester's directory, with a scratch store seeded with bootstrap."""
-    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    # The toy's modules, then this checkout's harness (not the one the venv installed: a worktree's)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path), str(REPO)]))
     monkeypatch.setenv("TOY_LOG", str(pytester.path / "build.log"))
     monkeypatch.delenv("TOY_FAIL", raising=False)
     return Toy(pytester, seeded_store)
