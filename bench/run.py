@@ -56,7 +56,8 @@ from harness import lab as labs
 from harness import proc
 from harness.build import Builder
 from harness.lab import Lab
-from harness.stage import Pipeline, snapshot_name
+from harness.names import SnapshotRef
+from harness.stage import Pipeline
 from harness.store import Snapshot, Store, open_store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,7 +107,7 @@ def cold(main: Store, pipeline: Pipeline, reps: int) -> tuple[dict[str, Any], di
                 disk = chain_disk(store, pipeline)
         finally:
             for snap in store.snapshots():
-                store.remove(snap.name)
+                store.remove(snap.ref)
             shutil.rmtree(scratch, ignore_errors=True)
     result = {name: summary(v) for name, v in per_stage.items()}
     result["all stages"] = summary(totals)
@@ -125,7 +126,7 @@ def chain_disk(store: Store, pipeline: Pipeline) -> dict[str, Any]:
     """Unique bytes of the whole chain (every stage's snapshot of one build, as one set) and of
     the last stage's snapshot alone. Unique = exclusive + set shared (shared extents once)."""
     total, exclusive, shared = _du([store.root / "snapshots"])
-    last = store.get(snapshot_name(pipeline.names[-1], pipeline.keys()[pipeline.names[-1]]))
+    last = store.get(pipeline.ref(pipeline.names[-1]))
     assert last is not None
     _, last_exclusive, last_shared = _du([last.path])
     per_stage = {}
@@ -266,12 +267,13 @@ def ls_many(main: Store, reps: int, count: int = 100) -> dict[str, Any]:
         source = store.create(store.work_path("bench", "m"))
         (source / "file").write_text("x")
         for i in range(count):
-            store.publish(f"s{i % 5}/{secrets.token_hex(8)}", {"m": source}, {"stage": f"s{i % 5}"})
+            store.publish(SnapshotRef.of_stage(f"s{i % 5}", secrets.token_hex(8)), {"m": source},
+                          {"stage": f"s{i % 5}"})
         argv = [sys.executable, "-m", "harness.cli", "--store", str(root), "ls"]
         return repeat(reps, lambda: _timed(argv))
     finally:
         for snap in store.snapshots():
-            store.remove(snap.name)
+            store.remove(snap.ref)
         store.release("bench")
         shutil.rmtree(root)
 
@@ -350,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["resume"] = {}
         for name in PIPELINE.names[1:]:
             progress(f"resume from {name}")
-            snap = store.get(snapshot_name(name, PIPELINE.keys()[name]))
+            snap = store.get(PIPELINE.ref(name))
             assert snap is not None
             ready, down = resume(builder, snap, args.reps)
             results["resume"][name] = {"ready": ready, "down": down}

@@ -67,7 +67,6 @@ def one_size(contestants: int, reps: int) -> dict[str, Any]:
 
     from harness.build import Builder
     from harness.names import LabName
-    from harness.stage import snapshot_name
     from harness.store import open_store
     from stages import PIPELINE
     from stages.inventory import INVENTORY
@@ -77,7 +76,7 @@ def one_size(contestants: int, reps: int) -> dict[str, Any]:
     builder = Builder(store, PIPELINE)
     progress(f"{contestants} contestants: build (or reuse) every stage")
     snapshot = builder.ensure("pas")
-    name = snapshot_name("pas", PIPELINE.keys()["pas"])
+    name = PIPELINE.ref("pas")
     built = builder.durations.get("pas") or float(snapshot.meta.get("duration") or 0)
     seats = INVENTORY.seats()
     ready, down, memory = [], [], []

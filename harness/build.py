@@ -10,12 +10,11 @@ concurrent runs (xdist workers, two CI jobs) build it once and the others reuse 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +26,8 @@ from harness.log import format_elapsed, logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine
 from harness.mutant import Mutant
 from harness.names import SnapshotRef, WorkOwner
-from harness.spares import Spares
-from harness.stage import BASE_MEMBER, Action, Pipeline, Stage, Step, plan, snapshot_name
+from harness.plan import Action, Step, plan
+from harness.stage import BASE_MEMBER, Pipeline, Stage
 from harness.store import Snapshot, Store
 
 
@@ -91,13 +90,10 @@ class Builder:
         self.done: list[Step] = []
         self.durations: dict[str, float] = {}  # seconds each stage this builder built took
 
-    def _published(self, stage: str, key: str) -> bool:
-        return self.store.exists(snapshot_name(stage, key))
-
-    def _settled(self, stage: str, key: str) -> bool:
-        """Whether a rebuild leaves stage ``stage``'s snapshot alone: this run built it, or
+    def _settled(self, ref: SnapshotRef) -> bool:
+        """Whether a rebuild leaves snapshot ``ref`` of a stage alone: this run built it, or
         another project did (a shared base image: its key says it is the same build)."""
-        snap = self.store.get(snapshot_name(stage, key))
+        snap = self.store.get(ref)
         return snap is not None and (snap.meta.get("run") == self.run_id or not self.owns(snap))
 
     def owns(self, snapshot: Snapshot) -> bool:
@@ -109,7 +105,7 @@ class Builder:
     def why(self, stage: str) -> list[str]:
         """What changed in stage ``stage``'s inputs since the newest snapshot of it this
         project built (`harness.keys.changes`); empty if there is none, or nothing changed."""
-        earlier = [s for s in self.store.snapshots() if SnapshotRef.parse(s.name).group == stage
+        earlier = [s for s in self.store.snapshots() if s.ref.stage == stage
                    and self.owns(s) and isinstance(s.meta.get("inputs"), dict)]
         if not earlier:
             return []
@@ -124,8 +120,8 @@ class Builder:
 
     def plan(self, target: str, *, from_snapshot: str | None = None,
              rebuild: bool = False) -> list[Step]:
-        """The plan for ``target`` as the store stands now (see `harness.stage.plan`)."""
-        return plan(self.pipeline, target, self._published, from_snapshot=from_snapshot,
+        """The plan for ``target`` as the store stands now (see `harness.plan.plan`)."""
+        return plan(self.pipeline, target, self.store.exists, from_snapshot=from_snapshot,
                     rebuild=rebuild, settled=self._settled)
 
     def ensure(self, target: str, *, from_snapshot: str | None = None,
@@ -141,7 +137,7 @@ class Builder:
             stage = self.pipeline[first_guess.stage]
             with self.store.lock(stage.name):  # decide again: another run may have built it meanwhile
                 decided = self.plan(target, from_snapshot=from_snapshot, rebuild=rebuild)[index]
-                name = snapshot_name(stage.name, decided.key)
+                name = decided.ref
                 if decided.action is Action.REUSE:
                     found = present(self.store.get(name), f"snapshot {name}")
                     how = "restored" if from_snapshot is not None else "reused"
@@ -177,7 +173,7 @@ class Builder:
 
     def _build_stage(self, stage: Stage, key: str, parent: Snapshot | None,
                      base: Snapshot | None) -> Snapshot:
-        name = snapshot_name(stage.name, key)
+        name = SnapshotRef.of_stage(stage.name, key)
         meta: dict[str, object] = {"stage": stage.name, "key": key, "run": self.run_id,
                 "parent": parent.name if parent else None, "project": self.project,
                 "inputs": self.pipeline.inputs(stage.name)}
@@ -219,7 +215,7 @@ class Builder:
                 stored = self.pipeline.stored_until(stage.name)
                 return self.store.publish(name, {m: lab.root(m) for m in stored}, meta, replace=True)
 
-    def _build_base(self, stage: Stage, name: str, meta: dict[str, object]) -> Snapshot:
+    def _build_base(self, stage: Stage, name: SnapshotRef, meta: dict[str, object]) -> Snapshot:
         fill = present(stage.base, f"stage {stage.name}'s base=")
         owner = str(WorkOwner("build", stage.name, os.getpid(), secrets.token_hex(2)))
         root = self.store.create(self.store.work_path(owner, BASE_MEMBER))
@@ -279,7 +275,7 @@ class Builder:
 
     def lab(self, snapshot: Snapshot) -> Lab:
         """A lab (not yet entered) of every machine in stage ``snapshot``, booted from it."""
-        stage = str(snapshot.meta.get("stage") or SnapshotRef.parse(snapshot.name).stage)
+        stage = str(snapshot.meta.get("stage") or snapshot.ref.stage)
         members = self.pipeline.members_until(stage)
         stages = self.pipeline.stages[: self.pipeline.index(stage) + 1]
         ready = self._ready(stages)
@@ -305,116 +301,3 @@ class Builder:
                 apply(lab)
 
         return mutate
-
-
-class LabPool:
-    """The labs of one test session, by stage: built once, shared, and degraded gracefully.
-
-    The pool builds up to ``target`` once. If a stage fails, tests that need only earlier
-    stages still get a lab (booted from the last stage that built) and the others get the
-    build's error, so one broken stage does not hide the results of every scenario.
-    Shared labs are booted on first use and torn down by `close()`. Private labs come from
-    `private()`: with ``spares`` (per process) and ``private_wanted`` (how many private labs
-    the session's tests may ask for), they are booted ahead in the background once the
-    first shared lab is up (see `harness.spares`); with ``lazy_spares``, only once the first
-    private lab is asked for (a run that may stop early, against a mutant, boots none in vain).
-    """
-
-    def __init__(self, builder: Builder, target: str, *, from_snapshot: str | None = None,
-                 rebuild: bool = False, spares: int = 0, private_wanted: int = 0,
-                 lazy_spares: bool = False) -> None:
-        self.builder = builder
-        self.lazy_spares = lazy_spares
-        self.spares = spares
-        self.private_wanted = private_wanted
-        self._spares: Spares | None = None
-        self._reaper: ThreadPoolExecutor | None = None  # tears used private labs down (see later)
-        self._retiring: list[Future[None]] = []
-        self.target = target
-        self.from_snapshot = from_snapshot
-        self.rebuild = rebuild
-        self._built: Snapshot | None = None
-        self._error: BaseException | None = None
-        self._labs: dict[str, Lab] = {}
-        self._stack = contextlib.ExitStack()
-
-    def snapshot_for(self, need: str) -> Snapshot:
-        """The snapshot a test needing stage ``need`` runs on; raises the build's error if none can."""
-        if self._built is None and self._error is None:
-            try:
-                self._built = self.builder.ensure(self.target, from_snapshot=self.from_snapshot,
-                                                  rebuild=self.rebuild)
-            except Exception as exc:
-                self._error = exc
-        if self._built is not None:
-            return self._built
-        error = present(self._error, "the build's error")
-        done = [s for s in self.builder.done if s.action is not Action.SKIP]
-        pipeline = self.builder.pipeline
-        if done and pipeline.index(done[-1].stage) >= pipeline.index(need):
-            found = self.builder.store.get(snapshot_name(done[-1].stage, done[-1].key))
-            if found is not None:
-                return found
-        raise error
-
-    def shared(self, snapshot: Snapshot) -> Lab:
-        """The session's lab booted from ``snapshot`` (booted on first call)."""
-        if snapshot.name not in self._labs:
-            self._labs[snapshot.name] = self._stack.enter_context(self.builder.lab(snapshot))
-            if not self.lazy_spares:
-                self._spares_for(snapshot)  # behind the shared lab, which the first tests wait for
-        return self._labs[snapshot.name]
-
-    @contextlib.contextmanager
-    def private(self, snapshot: Snapshot) -> Iterator[Lab]:
-        """A lab of the test's own, booted from ``snapshot``: a spare if one is ready, else
-        booted now; torn down on leaving."""
-        spares = self._spares_for(snapshot)
-        with spares.take() if spares is not None else self.builder.lab(snapshot) as lab:
-            yield lab
-
-    def _spares_for(self, snapshot: Snapshot) -> Spares | None:
-        """The spares of ``snapshot``, started on first call: only for the snapshot the
-        session's private labs come from (the target's), and only if any are wanted."""
-        if self._built is None or snapshot.name != self._built.name:
-            return None
-        if self._spares is None and self.spares > 0 and self.private_wanted > 0:
-            self._spares = Spares(lambda: self.builder.lab(snapshot), size=self.spares,
-                                  wanted=self.private_wanted)
-            self._spares.start()
-        return self._spares
-
-    def later(self, teardown: Callable[[], None]) -> None:
-        """Run ``teardown`` (a used private lab's) on a thread of its own, one after the other:
-        the next test need not wait for the machines to die and the clones to go. `close`
-        waits for every one and raises the first that failed."""
-        if self._reaper is None:
-            self._reaper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harness-teardown")
-        self._retiring.append(self._reaper.submit(teardown))
-
-    def close(self, keep: bool = False) -> None:
-        """Tear down every shared lab, or with ``keep`` leave them running and log how to enter
-        them; spares and used private labs are torn down either way."""
-        failed: BaseException | None = None
-        if self._reaper is not None:
-            self._reaper.shutdown(wait=True)
-            failed = next((e for e in (f.exception() for f in self._retiring) if e is not None), None)
-            self._retiring.clear()
-            self._reaper = None
-        try:
-            if self._spares is not None:
-                self._spares.close()
-                if self._spares.taken:
-                    logger.info("private labs: %d of %d were ready when their test began",
-                                self._spares.taken_ready, self._spares.taken)
-        finally:  # the shared labs go (or stay, with keep) whatever happened to the spares
-            if keep:
-                for lab in self._labs.values():
-                    entries = lab.detach()
-                    logger.info("lab %s kept running (remove it with `harness destroy`); enter a "
-                                "machine with:\n  %s", lab.id, "\n  ".join(entries))
-                self._stack.pop_all()
-            self._stack.close()
-            self._labs.clear()
-        if failed is not None:  # raised once every other lab is down too
-            raise failed

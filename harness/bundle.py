@@ -57,18 +57,18 @@ _CHUNK = 1 << 20
 class Header:
     """What a bundle holds, as read from its first entry."""
 
-    name: str
+    ref: SnapshotRef
     members: tuple[str, ...]
     meta: dict[str, Any]
     harness: str
-    parent: str | None = None  # incremental: the stage snapshot its members changed from
+    parent: SnapshotRef | None = None  # incremental: the stage snapshot its members changed from
 
 
 class MissingParent(HarnessError):
     """An incremental bundle's stage snapshot is not in the receiving store."""
 
-    def __init__(self, path: Path, parent: str) -> None:
-        stage = SnapshotRef.parse(parent).group
+    def __init__(self, path: Path, parent: SnapshotRef) -> None:
+        stage = parent.group
         super().__init__(f"{path} holds changes to snapshot {parent}, which this store lacks: "
                          f"build that stage first (`harness build --until {stage}` from a checkout "
                          "of the same stages), import it, or ask for a whole bundle "
@@ -86,8 +86,8 @@ def _sha256(stream: IO[bytes]) -> str:
 def parent_of(store: Store, snapshot: Snapshot) -> Snapshot | None:
     """The stage snapshot ``snapshot`` was restored from, if the store still has it and it holds
     every member: what an incremental bundle is relative to."""
-    name = snapshot.meta.get("from")
-    parent = store.get(str(name)) if name else None
+    name = snapshot.meta.get("from")  # text from its manifest
+    parent = store.get(SnapshotRef.parse(str(name))) if name else None
     if parent is None or not set(snapshot.members) <= set(parent.members):
         return None
     return parent
@@ -230,8 +230,9 @@ def _header(path: Path, info: tarfile.TarInfo, data: bytes, sums: dict[str, str]
                                f"formats {', '.join(map(str, READS))}: import it with the harness "
                                f"version that exported it ({raw.get('harness')})")
         parent = raw.get("parent")
-        header = Header(check_name(raw["name"]), tuple(raw["members"]), dict(raw["meta"]),
-                        str(raw["harness"]), check_name(parent) if parent else None)
+        header = Header(SnapshotRef.parse(check_name(raw["name"])), tuple(raw["members"]),
+                        dict(raw["meta"]), str(raw["harness"]),
+                        SnapshotRef.parse(check_name(parent)) if parent else None)
     except (ValueError, KeyError, TypeError) as exc:
         raise HarnessError(f"{path} has a malformed {HEADER} ({exc}): export it again") from None
     sums[HEADER] = hashlib.sha256(data).hexdigest()
@@ -242,9 +243,9 @@ def load(store: Store, path: Path) -> Snapshot:
     """Import bundle ``path`` into ``store``: verified whole first, received, then published."""
     with step(f"import {path.name}: verify"):
         header = verify(path)
-    if store.exists(header.name):
-        raise HarnessError(f"snapshot {header.name} is already in {store.root}: nothing to import "
-                           f"(remove it first with `harness gc` or `harness rm {header.name}`)")
+    if store.exists(header.ref):
+        raise HarnessError(f"snapshot {header.ref} is already in {store.root}: nothing to import "
+                           f"(remove it first with `harness gc` or `harness rm {header.ref}`)")
     parent = store.get(header.parent) if header.parent else None
     if header.parent and parent is None:
         raise MissingParent(path, header.parent)
@@ -254,10 +255,10 @@ def load(store: Store, path: Path) -> Snapshot:
             for info, handle in entries:
                 if info.name.startswith("changes/") and parent is not None:
                     member = Path(info.name).stem
-                    with step(f"import {header.name}: {member} from {parent.name} and its changes"):
+                    with step(f"import {header.ref}: {member} from {parent.name} and its changes"):
                         _rebuild(store, parent.member(member), handle, staged / member)
                 elif info.name.startswith("members/"):
-                    with step(f"import {header.name}: receive {Path(info.name).stem}"):
+                    with step(f"import {header.ref}: receive {Path(info.name).stem}"):
                         _receive(store, handle, staged)
                 elif info.name.startswith(f"{EVIDENCE}/"):
                     target = staged / treediff.inside(info.name)
@@ -272,8 +273,8 @@ def load(store: Store, path: Path) -> Snapshot:
             raise full from exc
         raise
     meta = {**header.meta, "imported": time.time(), "imported_from": str(path),
-            "imported_on": header.parent}
-    return store.install(staged, header.name, meta)
+            "imported_on": str(header.parent) if header.parent else None}
+    return store.install(staged, header.ref, meta)
 
 
 def _rebuild(store: Store, base: Path, changes: IO[bytes], target: Path) -> None:

@@ -12,7 +12,7 @@ import harness.project
 from harness import settings
 from harness.errors import UsageError
 from harness.names import SnapshotRef
-from harness.stage import Pipeline, load_pipeline, snapshot_name
+from harness.stage import Pipeline, load_pipeline
 from harness.store import Snapshot, Store, open_store
 
 
@@ -80,15 +80,14 @@ def size(n: int) -> str:
 def snapshot(args: argparse.Namespace, store: Store, ref: str) -> Snapshot:
     """The snapshot ``ref`` names: a full name, or a stage (its snapshot for the current key)."""
     if "/" in ref:
-        found = store.get(str(SnapshotRef.parse(ref)))
+        found = store.get(SnapshotRef.parse(ref))
         if found is None:
             known = ", ".join(s.name for s in store.snapshots()) or "none"
             raise UsageError(f"no snapshot {ref} in {store.root}; it has: {known}")
         return found
-    stages = pipeline(args)
-    key = stages.keys()[stages[ref].name]
-    found = store.get(snapshot_name(ref, key))
+    current = pipeline(args).ref(ref)
+    found = store.get(current)
     if found is None:
-        raise UsageError(f"stage {ref} has no snapshot for its current key {key}: build it with "
+        raise UsageError(f"stage {ref} has no snapshot for its current key {current.key}: build it with "
                          f"`harness build --until {ref}`")
     return found

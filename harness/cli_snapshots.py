@@ -13,7 +13,7 @@ from harness import bundle, cli_args, cli_labs
 from harness.build import Builder
 from harness.errors import UsageError
 from harness.names import FAILED, SnapshotRef
-from harness.stage import Pipeline, snapshot_name
+from harness.stage import Pipeline
 from harness.store import Snapshot, Store
 
 
@@ -36,7 +36,7 @@ def _in_order(snaps: Sequence[Snapshot], stages: Sequence[str]) -> list[tuple[Sn
             return (len(stages) + 1, "")
         return (stages.index(ref.group), "") if ref.group in stages else (len(stages), ref.group)
 
-    pairs = [(SnapshotRef.parse(s.name), s) for s in snaps]
+    pairs = [(s.ref, s) for s in snaps]
     return sorted(pairs, key=lambda p: (rank(p[0]), -p[1].created))
 
 
@@ -52,7 +52,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     except UsageError:
         pipeline = None
     stages = list(pipeline.names) if pipeline else []
-    current = {snapshot_name(n, k) for n, k in pipeline.keys().items()} if pipeline else set()
+    current = {pipeline.ref(n) for n in pipeline.names} if pipeline else set()
     if not snaps:
         print(f"no snapshots in {store.root} (build some with `harness build`)")
     else:
@@ -60,7 +60,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print(f"  {'STAGE':10} {'KEY':42} {'AGE':>6}{sizes}  {'PROJECT':12} BUILT ON")
     now = time.time()
     for ref, snap in _in_order(snaps, stages):
-        mark = "*" if snap.name in current else " "
+        mark = "*" if snap.ref in current else " "
         parent = snap.meta.get("parent") or snap.meta.get("from") or "-"
         sizes = ""
         if args.size:
@@ -87,7 +87,7 @@ def _why(args: argparse.Namespace, store: Store, stage: str) -> int:
     """Say why stage ``stage`` would be built: which of its inputs changed since this
     project's newest snapshot of it."""
     pipeline = cli_args.pipeline(args)
-    name = snapshot_name(pipeline[stage].name, pipeline.keys()[stage])
+    name = pipeline.ref(stage)
     if store.exists(name):
         print(f"{stage}: {name} is current; nothing to rebuild")
         return 0
@@ -107,8 +107,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
         print(f"nothing matches {' '.join(args.snapshot)}: nothing removed")
         return 0
     for snap in chosen.values():
-        with store.lock(SnapshotRef.parse(snap.name).group):
-            store.remove(snap.name)
+        with store.lock(snap.ref.group):
+            store.remove(snap.ref)
         print(f"removed {snap.name}")
     return 0
 
@@ -135,20 +135,21 @@ def cmd_gc(args: argparse.Namespace) -> int:
     def ours(ref: SnapshotRef, snap: Snapshot) -> bool:  # unrecorded (older): if this has the stage
         owner = snap.meta.get("project")
         return owner == this if owner else ref.group in (*pipeline.names, FAILED)
-    current = {snapshot_name(n, k) for n, k in pipeline.keys().items()}
+    current = {pipeline.ref(n) for n in pipeline.names}
     for name, declared in pipeline.mutants.items():  # build-time mutants' variants are current too
         if declared.at_build:
-            current |= {snapshot_name(n, k) for n, k in pipeline.mutated(name).keys().items()}
+            variant = pipeline.mutated(name)
+            current |= {variant.ref(n) for n in variant.names}
     removed = []
-    snapshots = [(ref, s) for s in store.snapshots() if ours(ref := SnapshotRef.parse(s.name), s)]
+    snapshots = [(s.ref, s) for s in store.snapshots() if ours(s.ref, s)]
     for stage in sorted({ref.group for ref, _ in snapshots}):
         if stage == FAILED and not args.failed:
             continue
-        stale = sorted((s for ref, s in snapshots if ref.group == stage and s.name not in current),
+        stale = sorted((s for ref, s in snapshots if ref.group == stage and ref not in current),
                        key=lambda s: s.created, reverse=True)
         with store.lock(stage):
             for snap in stale[args.keep:]:
-                store.remove(snap.name)
+                store.remove(snap.ref)
                 removed.append(snap.name)
     print(f"removed {len(removed)} snapshot(s)" + "".join(f"\n  {n}" for n in removed))
     return 0
@@ -184,12 +185,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _build_parent(args: argparse.Namespace, store: Store, missing: bundle.MissingParent) -> None:
     """Build the stage snapshot an incremental bundle needs, when this checkout's stages give it
     the same key; otherwise re-raise `missing`, which says what to do."""
-    wanted = SnapshotRef.parse(missing.parent)
+    wanted = missing.parent
     try:
         pipeline = cli_args.pipeline(args)
     except UsageError:
         raise missing from None
-    if wanted.stage is None or pipeline.keys().get(wanted.stage) != wanted.key:
+    if wanted.stage is None or wanted.stage not in pipeline.names or pipeline.ref(wanted.stage) != wanted:
         raise missing from None
     print(f"building {missing.parent} first: the bundle holds changes to it", flush=True)
     Builder(store, pipeline, project=cli_args.project_root()).ensure(wanted.stage)
@@ -201,8 +202,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     for file in map(Path, args.file):
         if args.if_missing:
             header = bundle.verify(file)
-            if store.exists(header.name):
-                print(f"{header.name} is already in the store: {file} not imported")
+            if store.exists(header.ref):
+                print(f"{header.ref} is already in the store: {file} not imported")
                 continue
         try:
             snap = bundle.load(store, file)

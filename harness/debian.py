@@ -32,7 +32,7 @@ def base_stage(name: str = "bootstrap", *, suite: str = SUITE, include: Sequence
     caller = sys._getframe(1)
     return Stage(name, base=functools.partial(fill, suite=suite, include=packages),
                  definition={"suite": suite, "variant": VARIANT, "include": packages},
-                 source=inspect.getsource(sys.modules[__name__]),
+                 modules={__name__: inspect.getsource(sys.modules[__name__])},
                  origin=f"{caller.f_code.co_filename}:{caller.f_lineno}")
 
 

@@ -26,7 +26,7 @@ from harness import proc
 from harness.errors import HarnessError, present
 from harness.lab import Lab
 from harness.network import NETNS_DIR, LabNetwork
-from harness.stage import Pipeline, snapshot_name
+from harness.stage import Pipeline
 from harness.store import Store
 
 # Per machine: what each attachment holds and the command that produces it.
@@ -266,11 +266,10 @@ def environment(pipeline: Pipeline | None, store: Store | None) -> dict[str, str
             props[f"python.{package}"] = metadata.version(package)
     if pipeline is None:
         return props
-    keys = pipeline.keys()
-    props.update({f"stage.{name}": key for name, key in keys.items()})
+    props.update({f"stage.{name}": key for name, key in pipeline.keys().items()})
     snapshot = None
     for name in reversed(pipeline.names):  # the furthest stage this store holds, as keyed now
-        snapshot = store.get(snapshot_name(name, keys[name])) if store else None
+        snapshot = store.get(pipeline.ref(name)) if store else None
         if snapshot is not None:
             break
     if snapshot is not None:

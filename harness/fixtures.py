@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from harness import evidence, flaky, reporting, store
-from harness.build import Builder, LabPool
+from harness.build import Builder
 from harness.errors import HarnessError, UsageError
 from harness.lab import Lab, MachineSetup
+from harness.labpool import LabPool
 from harness.machine import Machine
 from harness.session import (
     PIPELINE_KEY,

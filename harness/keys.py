@@ -1,7 +1,8 @@
 """Stage keys: what a snapshot's name promises about how it was built.
 
 A stage's key hashes everything its build depends on: its definition (the source of the
-module declaring it and of the modules of its package it uses, its packages, the inventory
+module declaring it and of the modules of its package it uses, by module name: see
+`sources_used`; its packages, the inventory
 entries of its machines, the files it reads, see `files_digest`), its parent's key, and the
 source of the harness modules that shape a build (`harness_code_key`). Equal keys, equal
 builds: a snapshot is reused only under the key it was built for.
@@ -9,7 +10,6 @@ builds: a snapshot is reused only under the key it was built for.
 
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import inspect
@@ -23,7 +23,6 @@ from typing import Any
 import harness
 
 KEY_LENGTH = 16
-MODULE_MARK = "#@module "  # heads each module's source in `sources_used`
 
 # The harness modules whose code shapes what a build leaves in a snapshot: how a stage is
 # described and keyed (stage, keys, inventory), how machine roots are filled (rootfs), how a
@@ -63,9 +62,12 @@ def stage_key(definition: Any, parent: str | None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:KEY_LENGTH]
 
 
-def sources_used(module: types.ModuleType) -> str:
+def sources_used(module: types.ModuleType) -> dict[str, str]:
     """The source of ``module`` and of each module of its top-level package that it uses,
-    directly or through one another (found from what their globals refer to)."""
+    directly or through one another (found from what their globals refer to), by module name.
+
+    Only what is used counts: a module no stage imports (the reference lab's mutants, in
+    ``stages/mutants/``) is in no key, and editing it rebuilds nothing."""
     package = module.__name__.split(".")[0]
     seen: dict[str, types.ModuleType] = {}
     todo = [module]
@@ -80,21 +82,7 @@ def sources_used(module: types.ModuleType) -> str:
             if used is not None and used.__name__.split(".")[0] == package \
                     and getattr(used, "__file__", None):
                 todo.append(used)
-    return "\n".join(f"{MODULE_MARK}{name}\n{_without_mutants(inspect.getsource(seen[name]))}"
-                     for name in sorted(seen))
-
-
-def _without_mutants(source: str) -> str:
-    """``source`` less its top-level ``@mutant`` functions: mutants are not part of a key."""
-    lines = source.splitlines(keepends=True)
-    for node in reversed(ast.parse(source).body):
-        if isinstance(node, ast.FunctionDef) and any(
-                "mutant" in ast.unparse(d).split("(")[0].split(".") for d in node.decorator_list):
-            start, end = min(d.lineno for d in node.decorator_list) - 1, node.end_lineno or 0
-            while end < len(lines) and not lines[end].strip():
-                end += 1  # and the blank lines after it: adding one leaves the rest as it was
-            del lines[start:end]
-    return "".join(lines)
+    return {name: inspect.getsource(seen[name]) for name in sorted(seen)}
 
 
 def files_digest(paths: Iterable[Path]) -> dict[str, str]:
@@ -123,30 +111,16 @@ def inputs(definition: Mapping[str, Any], parent: str | None) -> dict[str, str]:
     def digest(value: Any) -> str:
         return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+    labels = {"modules": "module", "files": "file", "machines": "machine", "definition": "definition"}
     parts: dict[str, str] = {}
     for field, value in definition.items():
-        if field == "source":
-            for module, text in _modules(str(value)).items():
-                parts[f"module {module}"] = digest(text)
-        elif field in ("files", "machines", "definition") and isinstance(value, Mapping):
-            label = {"files": "file", "machines": "machine", "definition": "definition"}[field]
-            parts.update({f"{label} {name}": digest(item) for name, item in value.items()})
+        if field in labels and isinstance(value, Mapping):
+            parts.update({f"{labels[field]} {name}": digest(item) for name, item in value.items()})
         else:
             parts[field] = digest(value)
     parts["parent stage"] = parent or "-"
     parts["harness build code"] = harness_code_key()
     return parts
-
-
-def _modules(source: str) -> dict[str, str]:
-    """`sources_used`'s text split back into its modules."""
-    modules: dict[str, str] = {}
-    name = ""
-    for line in source.splitlines(keepends=True):
-        if line.startswith(MODULE_MARK):
-            name = line[len(MODULE_MARK):].strip()
-        modules[name] = modules.get(name, "") + line
-    return modules
 
 
 def changes(before: Mapping[str, str], now: Mapping[str, str]) -> list[str]:

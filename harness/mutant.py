@@ -1,4 +1,4 @@
-"""Mutants: small, realistic regressions of a lab, declared beside the behaviour they break.
+"""Mutants: small, realistic regressions of a lab, each declared against the stage it breaks.
 
 A green suite proves little until it is seen to fail on a broken lab. A mutant is one such
 breakage (a DHCP option dropped, a firewall rule too open, a home directory world-readable)
@@ -22,9 +22,14 @@ own, cached like any snapshot, and later stages are built on top of it::
     def writable_root(stage: Stage) -> Stage:
         return dataclasses.replace(stage, boot_args={...})
 
-A stage declares its mutants by defining them in its module (`Stage.here` collects them).
-They are not part of the stage's key: adding or editing one rebuilds nothing, and an
-ordinary run neither builds nor restores anything different.
+Mutants live in modules of their own, which no stage imports (the reference lab's in
+``stages/mutants/<stage>.py``), and the pipeline attaches each module's to its stage::
+
+    PIPELINE = Pipeline([...], interfaces, mutants={"gw": declared(stages.mutants.gw)})
+
+So they are not part of any stage's key (a key hashes the modules its stage uses, see
+`harness.keys.sources_used`): adding or editing one rebuilds nothing, and an ordinary run
+neither builds nor restores anything different. A stage module that declares one is refused.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 import inspect
 import re
 import shlex
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -78,6 +84,11 @@ class Mutant:
         return self.variant is not None
 
     @property
+    def module(self) -> str:
+        """The name of the module that declares it."""
+        return str(getattr(self.variant or self.apply, "__module__", ""))
+
+    @property
     def source(self) -> str:
         """The code of the mutant, part of a variant stage's key."""
         func = self.variant or self.apply
@@ -118,6 +129,12 @@ class _Declare:
 
 
 mutant = _Declare()
+
+
+def declared(module: types.ModuleType) -> tuple[Mutant, ...]:
+    """Every mutant ``module`` defines, in the order it defines them: what a pipeline attaches
+    to a stage (``Pipeline(..., mutants={"gw": declared(stages.mutants.gw)})``)."""
+    return tuple(v for v in vars(module).values() if isinstance(v, Mutant))
 
 
 # -- what mutants do to machines --------------------------------------------------------------------

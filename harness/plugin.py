@@ -27,7 +27,6 @@ import pytest
 from harness import fixtures, flaky, log, proc, reporting, settings, store, timings
 from harness import lab as lab_module
 from harness.errors import HarnessError, UsageError
-from harness.names import SnapshotRef
 from harness.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
 from harness.session import (
     MACHINE_FIXTURES_KEY,
@@ -213,7 +212,7 @@ def _with_snapshots(config: pytest.Config, pipeline: Pipeline) -> str:
         snaps = store_of(config).snapshots()
     except HarnessError:
         return ""
-    groups = {SnapshotRef.parse(s.name).group for s in snaps}
+    groups = {s.ref.group for s in snaps}
     have = [n for n in pipeline.names if n in groups]
     return f"; with snapshots: {', '.join(have) or 'none'}"
 

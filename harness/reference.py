@@ -51,7 +51,7 @@ def _doc(obj: Any) -> str:
 def _stage() -> str:
     rows = []
     for field in dataclasses.fields(Stage):
-        if field.name in ("source", "origin"):
+        if field.name in ("modules", "origin"):
             continue  # filled by Stage.here
         default = field.default if field.default is not dataclasses.MISSING else \
             repr(field.default_factory()) if field.default_factory is not dataclasses.MISSING else "required"

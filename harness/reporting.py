@@ -180,15 +180,15 @@ def _allure_attach(piece: evidence.Evidence) -> None:
 
 def _keep_failed(config: pytest.Config, item: pytest.Item, watched: Watched,
                  directory: Path) -> str:
-    name = str(SnapshotRef.failure(evidence.safe_name(item.nodeid)))
+    ref = SnapshotRef.failure(evidence.safe_name(item.nodeid))
     held = store_of(config)
     lab = watched.lab
     meta = {"stage": watched.snapshot.meta.get("stage"), "key": watched.snapshot.meta.get("key"),
             "from": watched.snapshot.name, "test": item.nodeid, "project": str(config.rootpath)}
     # a diskless machine's writes included; the newest failure of a test replaces the older one
-    with log.step(f"keep the lab of {item.nodeid} as {name}"), lab.roots_as_seen() as roots:
-        held.publish(name, roots, meta, evidence=directory, replace=True)
-    return name
+    with log.step(f"keep the lab of {item.nodeid} as {ref}"), lab.roots_as_seen() as roots:
+        held.publish(ref, roots, meta, evidence=directory, replace=True)
+    return str(ref)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

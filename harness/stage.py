@@ -8,17 +8,15 @@ is cloned from) and knows each machine's interfaces from the inventory.
 A stage's key (`harness.keys`) hashes its definition (module source, packages, inventory
 entries, the files it reads, the harness's build code) chained with its parent's key, so a
 change to one stage invalidates its snapshot and every later one, nothing before it.
-Stage S with key K is published as ``S/K``. `plan()` decides, without touching anything,
-which stages to reuse and which to build: it is the pure heart of ``--from-snapshot`` and
-``--rebuild``.
+Stage S with key K is published as ``S/K`` (`Pipeline.ref`). `harness.plan` decides,
+without touching anything, which stages to reuse and which to build.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,11 +36,6 @@ BASE_MEMBER = "base"
 
 Hook = Callable[["Build"], None]
 BaseBuilder = Callable[[Path], Mapping[str, Any]]
-
-
-def snapshot_name(stage: str, key: str) -> str:
-    """Where stage ``stage`` with ``key`` is published: ``<stage>/<key>`` (see `SnapshotRef`)."""
-    return str(SnapshotRef.of_stage(stage, key))
 
 
 @dataclass(frozen=True)
@@ -70,9 +63,10 @@ class Stage:
     addresses, routes and ruleset: ``{"gw": {"dhcp-leases": "cat /var/lib/kea/..."}}``.
     It is not part of the key: changing it rebuilds nothing.
 
-    ``mutants`` are the regressions of this stage's behaviour that a mutation run applies
-    (see `harness.mutant`); `Stage.here` collects those its module defines. Neither they nor
-    their code are part of the key.
+    A stage's mutants (regressions of its behaviour that a mutation run applies, see
+    `harness.mutant`) are not among its fields: they live in modules no stage imports, and the
+    pipeline attaches them (`Pipeline`'s ``mutants``), so that neither they nor their code
+    are part of any key.
     """
 
     name: str
@@ -87,9 +81,8 @@ class Stage:
     base: BaseBuilder | None = None
     definition: Mapping[str, Any] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
-    source: str = ""
+    modules: Mapping[str, str] = field(default_factory=dict)  # module name -> source (Stage.here)
     evidence: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    mutants: tuple[Mutant, ...] = field(default=(), compare=False)
     origin: str = field(default="", compare=False)  # file:line of its declaration, for errors
 
     def __post_init__(self) -> None:
@@ -113,11 +106,14 @@ class Stage:
         caller = sys._getframe(1)  # inspect.stack() reads the source of every frame: slow
         module = sys.modules[caller.f_globals["__name__"]]
         origin = f"{caller.f_code.co_filename}:{caller.f_lineno}"
-        declared = tuple(v for v in vars(module).values() if isinstance(v, Mutant))
-        fields["mutants"] = (*declared, *fields.get("mutants", ()))
+        beside = [v.name for v in vars(module).values() if isinstance(v, Mutant)]
+        if beside:
+            raise UsageError(f"{origin}: stage {name}: its module declares mutants ({', '.join(beside)}), "
+                             "which its key would hash: move them to a module no stage imports and "
+                             "attach them in the pipeline (Pipeline(..., mutants={stage: [...]}))")
         here = Path(caller.f_code.co_filename).parent
         fields["files"] = tuple(here / f for f in fields.get("files", ()))  # an absolute one stays
-        return cls(name=name, source=sources_used(module), origin=origin, **fields)
+        return cls(name=name, modules=sources_used(module), origin=origin, **fields)
 
     @property
     def inputs(self) -> tuple[Path, ...]:
@@ -142,32 +138,18 @@ def _hook_name(hook: object) -> str:
     return title if isinstance(title, str) else getattr(hook, "__qualname__", repr(hook))
 
 
-class Action(enum.StrEnum):
-    """What a run does with a stage."""
-
-    REUSE = "reuse"      # a snapshot with this key exists: restore it
-    BUILD = "build"      # none exists (or a rebuild was asked for): build and publish it
-    SKIP = "skip"        # the run needs nothing of it
-
-
-@dataclass(frozen=True)
-class Step:
-    """One line of a plan: a stage, the key its snapshot has, what to do."""
-
-    stage: str
-    key: str
-    action: Action
-
-
 class Pipeline:
     """Stages in build order, the interfaces of every machine they add, and the lab's rooms."""
 
     def __init__(self, stages: Sequence[Stage], interfaces: Mapping[str, Sequence[Interface]],
                  sysctls: Mapping[str, Mapping[str, str]] | None = None,
-                 rooms: Mapping[str, Sequence[str]] | None = None) -> None:
+                 rooms: Mapping[str, Sequence[str]] | None = None,
+                 mutants: Mapping[str, Iterable[Mutant]] | None = None) -> None:
         """``interfaces`` and ``sysctls`` (per machine) come from the inventory, as do ``rooms``
         (name -> its machines, in order): groups of identical machines that the ``room`` and
-        ``rooms`` fixtures hand to scenarios.
+        ``rooms`` fixtures hand to scenarios. ``mutants`` are each stage's (stage name -> its
+        mutants, e.g. ``harness.mutant.declared(module)``), declared in modules that no stage
+        imports: a module a stage's key covers is refused.
 
         Everything is checked here, when the pipeline's module is imported, before anything
         is built: each error names the declaration at fault (file:line)."""
@@ -197,13 +179,23 @@ class Pipeline:
                     raise UsageError(f"{where}stage {stage.name}: {machine} gets a root of its own from "
                                      f"tree {tree!r}, which this stage is still preparing: add the tree "
                                      "in an earlier stage, or boot it read-only to share it")
-        mutants: dict[str, tuple[str, Mutant]] = {}
+        by_name: dict[str, tuple[str, Mutant]] = {}
+        keyed = {module: stage.name for stage in stages for module in stage.modules}
+        for name in (mutants or {}):
+            if name not in names:
+                raise UsageError(f"{here}mutants of {name!r}, which is no stage: the stages are "
+                                 f"{', '.join(names)}")
         for stage in stages:
-            for declared in stage.mutants:
-                if declared.name in mutants:
-                    raise UsageError(f"{declared.origin or here}: mutant {declared.name} is declared "
-                                     f"twice (stages {mutants[declared.name][0]} and {stage.name})")
-                mutants[declared.name] = (stage.name, declared)
+            for declared in (mutants or {}).get(stage.name, ()):
+                where = declared.origin or here.rstrip(": ")
+                if declared.name in by_name:
+                    raise UsageError(f"{where}: mutant {declared.name} is declared "
+                                     f"twice (stages {by_name[declared.name][0]} and {stage.name})")
+                if declared.module in keyed:
+                    raise UsageError(f"{where}: mutant {declared.name} is declared in {declared.module}, "
+                                     f"which stage {keyed[declared.module]}'s key covers: declare it in a "
+                                     "module no stage imports, or every edit rebuilds the stage")
+                by_name[declared.name] = (stage.name, declared)
         strangers = sorted((set(interfaces) | set(sysctls or {})
                             | {m for ms in (rooms or {}).values() for m in ms}) - set(owners))
         if strangers:
@@ -218,7 +210,9 @@ class Pipeline:
         self.sysctls = {m: dict(s) for m, s in (sysctls or {}).items()}
         self.owner = owners
         self.rooms = {name: tuple(machines) for name, machines in (rooms or {}).items()}
-        self._mutants = mutants
+        self._mutants = by_name
+        self._keys: dict[str, str] | None = None
+        self._definitions: dict[str, dict[str, Any]] = {}
 
     @property
     def mutants(self) -> dict[str, Mutant]:
@@ -240,7 +234,7 @@ class Pipeline:
             return self
         stage = self[stage_name]
         changed = dataclasses.replace(
-            declared.variant(stage), name=stage.name, mutants=stage.mutants,
+            declared.variant(stage), name=stage.name,
             definition={**stage.definition, "mutant": declared.name, "mutant_source": declared.source})
         if changed.members != stage.members:
             raise UsageError(f"{declared.origin}: mutant {name} changes the machines of stage "
@@ -256,6 +250,7 @@ class Pipeline:
         made.interfaces, made.sysctls, made.owner = like.interfaces, like.sysctls, like.owner
         made.rooms = like.rooms
         made._mutants = like._mutants
+        made._keys, made._definitions = None, {}
         return made
 
     @property
@@ -306,7 +301,7 @@ class Pipeline:
     def definition(self, stage: Stage) -> dict[str, Any]:
         """Everything a stage's key depends on, besides its parent's key."""
         return {
-            "name": stage.name, "source": stage.source, "definition": stage.definition,
+            "name": stage.name, "modules": dict(stage.modules), "definition": stage.definition,
             "packages": {m: list(p) for m, p in sorted(stage.packages.items())},
             "trees": list(stage.trees), "sources": dict(stage.sources),
             "boot_args": {m: list(a) for m, a in sorted(stage.boot_args.items())},
@@ -329,16 +324,34 @@ class Pipeline:
         """Stage ``name``'s key taken apart, input by input (`harness.keys.inputs`)."""
         index = self.index(name)
         parent = self.keys()[self.stages[index - 1].name] if index else None
-        return inputs(self.definition(self.stages[index]), parent)
+        return inputs(self._defined(self.stages[index]), parent)
 
     def keys(self, start: Mapping[str, str] | None = None) -> dict[str, str]:
-        """Each stage's key, in order; ``start`` pins the keys of leading stages (a restored one)."""
+        """Each stage's key, in order; ``start`` pins the keys of leading stages (a restored one).
+
+        Computed once per pipeline (hashing reads every file the stages read): a file edited
+        while a run goes on changes the next run's keys, never this one's halfway."""
+        if self._keys is None:
+            self._keys = self._chain({})
+        return dict(self._keys) if not start else self._chain(start)
+
+    def _chain(self, start: Mapping[str, str]) -> dict[str, str]:
         keys: dict[str, str] = {}
         parent: str | None = None
         for stage in self.stages:
-            key = (start or {}).get(stage.name) or stage_key(self.definition(stage), parent)
+            key = start.get(stage.name) or stage_key(self._defined(stage), parent)
             keys[stage.name] = parent = key
         return keys
+
+    def _defined(self, stage: Stage) -> dict[str, Any]:
+        """`definition`, computed once per stage of this pipeline."""
+        if stage.name not in self._definitions:
+            self._definitions[stage.name] = self.definition(stage)
+        return self._definitions[stage.name]
+
+    def ref(self, stage: str) -> SnapshotRef:
+        """Where stage ``stage``'s snapshot for its current key is published (``gw/1a2b...``)."""
+        return SnapshotRef.of_stage(stage, self.keys()[self[stage].name])
 
 
 def _some(names: Sequence[str], shown: int = 12) -> str:
@@ -366,44 +379,6 @@ def load_pipeline(module_name: str) -> Pipeline | None:
     if not isinstance(pipeline, Pipeline):
         raise UsageError(f"module {module_name} has no PIPELINE (a harness.stage.Pipeline)")
     return pipeline
-
-
-def plan(pipeline: Pipeline, target: str, published: Callable[[str, str], bool], *,
-         from_snapshot: str | None = None, rebuild: bool = False,
-         settled: Callable[[str, str], bool] = lambda stage, key: False,
-         pinned: Mapping[str, str] | None = None) -> list[Step]:
-    """What to do with each stage to have the lab as it stands after ``target``.
-
-    - stages up to ``from_snapshot`` are restored and must be published;
-    - stages after it, up to ``target``, are built even when cached (``--from-snapshot``),
-      as is every stage with ``rebuild`` -- except ``settled`` ones: those this run already
-      built (another xdist worker did it), or another project did (a shared base);
-    - otherwise a published stage is reused and a missing one built;
-    - stages after ``target`` are skipped.
-    ``pinned`` fixes the keys of restored stages (e.g. a restored snapshot of an older key).
-    """
-    last = pipeline.index(target)
-    if from_snapshot is not None:
-        last = max(last, pipeline.index(from_snapshot))
-    restored = pipeline.index(from_snapshot) if from_snapshot is not None else -1
-    keys = pipeline.keys(pinned)
-    steps = []
-    for i, stage in enumerate(pipeline.stages):
-        key = keys[stage.name]
-        if i > last:
-            action = Action.SKIP
-        elif i <= restored:
-            if not published(stage.name, key):
-                raise UsageError(f"--from-snapshot={from_snapshot}: stage {stage.name} has no "
-                                 f"snapshot with key {key}; build it first (`harness build "
-                                 f"--until {from_snapshot}`)")
-            action = Action.REUSE
-        elif (from_snapshot is not None or rebuild) and not settled(stage.name, key):
-            action = Action.BUILD
-        else:
-            action = Action.REUSE if published(stage.name, key) else Action.BUILD
-        steps.append(Step(stage.name, key, action))
-    return steps
 
 
 def needed_stage(pipeline: Pipeline, fixture_names: Sequence[Sequence[str]]) -> str | None:

@@ -15,7 +15,9 @@ published snapshot (a rebuild) swaps the new one in with one ``renameat2(RENAME_
 and only then deletes the old one: at every instant the name holds a whole snapshot,
 the old or the new. A crash leaves at most a ``.tmp`` entry (unfinished, or the replaced
 snapshot), which the next `Store.sweep()` removes once its owner is dead.
-Names are relative paths of ``[a-z0-9._-]`` parts: ``bootstrap/3f2a...``, ``failed/test_x``.
+A snapshot is named by a `SnapshotRef` (``bootstrap/3f2a...``, ``failed/test_x``), parsed from
+the directory listing (`Store.snapshots`) and nowhere else in the store; its parts are of
+``[a-z0-9._-]``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import IO, Any
 from harness import proc
 from harness.errors import HarnessError, UsageError, present
 from harness.log import logger
-from harness.names import WorkOwner
+from harness.names import SnapshotRef, WorkOwner
 
 BTRFS_INSTALL = "apt-get install -y btrfs-progs"
 DEFAULT_IMAGE = Path("/var/lib/harness/store.img")
@@ -135,12 +137,17 @@ class Usage:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A published, read-only snapshot: its name, directory, members and manifest."""
+    """A published, read-only snapshot: what it is (`ref`), its directory, members and manifest."""
 
-    name: str
+    ref: SnapshotRef
     path: Path
     members: tuple[str, ...]
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Its name as text (``gw/1a2b...``): for messages, manifests and command lines."""
+        return str(self.ref)
 
     @property
     def created(self) -> float:
@@ -161,7 +168,7 @@ class Store:
     The constructor only checks; nothing is created until a method needs it.
 
     >>> store = Store(Path("/var/lib/harness/store"))
-    >>> base = store.get("bootstrap/1a2b")
+    >>> base = store.get(SnapshotRef.parse("bootstrap/1a2b"))
     >>> root = store.clone(base.member("base"), store.work_path("lab1", "gw"))
     """
 
@@ -279,22 +286,22 @@ class Store:
 
     # -- published snapshots --------------------------------------------------------------------
 
-    def path_of(self, name: str) -> Path:
-        """Directory where snapshot ``name`` is or would be published."""
-        return self.root / "snapshots" / check_name(name)
+    def path_of(self, ref: SnapshotRef) -> Path:
+        """Directory where snapshot ``ref`` is or would be published."""
+        return self.root / "snapshots" / check_name(str(ref))
 
-    def get(self, name: str) -> Snapshot | None:
-        """The published snapshot ``name``, or None."""
-        path = self.path_of(name)
+    def get(self, ref: SnapshotRef) -> Snapshot | None:
+        """The published snapshot ``ref``, or None."""
+        path = self.path_of(ref)
         try:
             meta = json.loads((path / MANIFEST).read_text())
         except FileNotFoundError:
             return None
-        return Snapshot(name, path, tuple(meta.get("members", ())), meta)
+        return Snapshot(ref, path, tuple(meta.get("members", ())), meta)
 
-    def exists(self, name: str) -> bool:
-        """Whether snapshot ``name`` is published."""
-        return self.get(name) is not None
+    def exists(self, ref: SnapshotRef) -> bool:
+        """Whether snapshot ``ref`` is published."""
+        return self.get(ref) is not None
 
     def snapshots(self) -> list[Snapshot]:
         """Every published snapshot, sorted by name."""
@@ -302,7 +309,7 @@ class Store:
         found = []
         # names are <group>/<key>: never walk into the machine roots below them
         for manifest in sorted(top.glob(f"*/*/{MANIFEST}")) if top.exists() else []:
-            snap = self.get(manifest.parent.relative_to(top).as_posix())
+            snap = self.get(SnapshotRef.parse(manifest.parent.relative_to(top).as_posix()))
             if snap is not None:
                 found.append(snap)
         return found
@@ -314,14 +321,15 @@ class Store:
         tmp.mkdir(parents=True)
         return tmp
 
-    def install(self, staged: Path, name: str, meta: Mapping[str, Any], *,
+    def install(self, staged: Path, ref: SnapshotRef, meta: Mapping[str, Any], *,
                 replace: bool = False) -> Snapshot:
         """Publish the assembled directory ``staged`` (read-only members, maybe evidence) as
-        snapshot ``name`` with manifest ``meta``: one rename. On failure ``staged`` is discarded.
+        snapshot ``ref`` with manifest ``meta``: one rename. On failure ``staged`` is discarded.
 
-        With ``replace``, a snapshot already published as ``name`` is swapped out in the same
+        With ``replace``, a snapshot already published as ``ref`` is swapped out in the same
         step and deleted afterwards (the caller holds the name's lock)."""
-        final = self.path_of(name)
+        name = str(ref)
+        final = self.path_of(ref)
         try:
             members = sorted(p.name for p in staged.iterdir() if is_subvolume(p))
             manifest = {**meta, "name": name, "members": members,
@@ -347,18 +355,18 @@ class Store:
             except (OSError, HarnessError) as exc:
                 logger.warning("could not delete the snapshot %s replaced (%s): the next run's "
                                "sweep will", name, exc)
-        return present(self.get(name), f"snapshot {name}, just published")
+        return present(self.get(ref), f"snapshot {name}, just published")
 
-    def publish(self, name: str, members: Mapping[str, Path], meta: Mapping[str, Any],
+    def publish(self, ref: SnapshotRef, members: Mapping[str, Path], meta: Mapping[str, Any],
                 evidence: Path | None = None, *, replace: bool = False) -> Snapshot:
-        """Publish read-only snapshots of ``members`` (name → subvolume) as snapshot ``name``.
+        """Publish read-only snapshots of ``members`` (name → subvolume) as snapshot ``ref``.
 
         ``evidence``: a directory of files copied along (a failed test's journals, pcaps...).
         Atomic: readers see the whole snapshot or none of it. Raises `HarnessError` if
-        ``name`` is already published (a concurrent builder won), unless ``replace``: then
+        ``ref`` is already published (a concurrent builder won), unless ``replace``: then
         the new snapshot takes the old one's place in one step, and the old one is deleted.
         """
-        tmp = self.staging(check_name(name))
+        tmp = self.staging(check_name(str(ref)))
         try:
             for member, source in members.items():
                 self.freeze(source, tmp / member)
@@ -368,7 +376,7 @@ class Store:
             self._discard(tmp)
             raise
         # Published now: a "created" copied along from another snapshot's manifest is dropped.
-        return self.install(tmp, name, {k: v for k, v in meta.items() if k != "created"},
+        return self.install(tmp, ref, {k: v for k, v in meta.items() if k != "created"},
                             replace=replace)
 
     # -- moving snapshots between stores (btrfs send / receive) ------------------------------------
@@ -389,9 +397,9 @@ class Store:
         if done.returncode != 0:
             raise HarnessError(proc.describe_failure(argv, done.returncode, done.stderr.decode()))
 
-    def remove(self, name: str) -> None:
-        """Delete published snapshot ``name``: first unpublish it (rename), then free its space."""
-        path = self.path_of(name)
+    def remove(self, ref: SnapshotRef) -> None:
+        """Delete published snapshot ``ref``: first unpublish it (rename), then free its space."""
+        path = self.path_of(ref)
         if not path.exists():
             return
         doomed = self.root / ".tmp" / f"deleting.{os.getpid()}.{secrets.token_hex(3)}"

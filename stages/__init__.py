@@ -1,8 +1,9 @@
 """The reference lab's stages, one module each, and the pipeline that orders them."""
 
 from harness.inventory import Kind
+from harness.mutant import declared
 from harness.stage import Pipeline
-from stages import bootstrap, gw, pas, rhfs, web
+from stages import bootstrap, gw, mutants, pas, rhfs, web
 from stages.inventory import INVENTORY
 
 PIPELINE = Pipeline(
@@ -12,4 +13,7 @@ PIPELINE = Pipeline(
     sysctls={name: INVENTORY.forwarding() if host.kind is Kind.UPLINK else INVENTORY.sysctls(name)
              for name, host in INVENTORY.hosts.items()},
     rooms={name: room.machines for name, room in INVENTORY.rooms.items()},
+    # Each stage's mutants, from stages/mutants/<stage>.py: no stage imports them, so no key hashes them.
+    mutants={"gw": declared(mutants.gw), "rhfs": declared(mutants.rhfs), "web": declared(mutants.web),
+             "pas": declared(mutants.pas)},
 )

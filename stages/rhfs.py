@@ -10,18 +10,13 @@ and a login hook that mounts the user's home from rhfs0, creating it on first us
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness import rootfs
 from harness.build import Build
-from harness.mutant import mutant, run
 from harness.stage import Stage
 from stages import spec
 from stages.common import add_users, configure_dhcp_tree, configure_network, room_interface
 from stages.inventory import INVENTORY
-
-if TYPE_CHECKING:
-    from harness.lab import Lab
 
 MOUNT_HOME = Path(__file__).parent / "files" / "mount-home"
 KEY = "/etc/harness/homes_key"
@@ -63,56 +58,6 @@ def serving(build: Build) -> None:
         if address:
             build["rhfs0"].wait_for_address(nic.name, str(address))
     build["rhfs0"].wait_for_open_port(22)
-
-
-# -- mutants: plausible mistakes on the home server (see harness.mutant; the login hook that
-# mounts homes runs on the contestant machines: its mutants are pas's) ---------------------------
-
-
-@mutant("an admin allowed root logins with a password on rhfs0, to debug, and left it so")
-def rhfs_root_password_login(lab: Lab) -> None:
-    rhfs0 = lab["rhfs0"]
-    run(rhfs0, "echo 'PermitRootLogin yes' > /etc/ssh/sshd_config.d/debug.conf && systemctl restart ssh")
-    rhfs0.wait_for_open_port(22, str(INVENTORY["rhfs0"].nic("lan").address))
-
-
-@mutant("alice has another uid on rhfs0 than on the contestant machines: her files there are not hers")
-def rhfs_uid_mismatch(lab: Lab) -> None:
-    run(lab["rhfs0"], "usermod -u 10010 alice")
-
-
-@mutant("rhfs0's sshd keeps its stock MaxStartups (10:30:100): a room logging in at once loses homes")
-def rhfs_stock_max_startups(lab: Lab) -> None:
-    run(lab["rhfs0"], "rm /etc/ssh/sshd_config.d/rooms.conf && systemctl restart ssh")
-    lab["rhfs0"].wait_for_open_port(22, str(INVENTORY["rhfs0"].nic("lan").address))
-
-
-@mutant("rhfs0 does not know the last room's users (its user list was synced before the room was added)")
-def rhfs_room_users_missing(lab: Lab) -> None:
-    for login in list(INVENTORY.rooms.values())[-1].users:
-        run(lab["rhfs0"], f"userdel {login}")
-
-
-@mutant("the contestant machines' key is no longer authorized on rhfs0: no home is mounted at login")
-def rhfs_homes_key_revoked(lab: Lab) -> None:
-    run(lab["rhfs0"], "rm /root/.ssh/authorized_keys")
-
-
-@mutant("rhfs0's SSH server is disabled, and with it the only way homes travel")
-def rhfs_sshd_disabled(lab: Lab) -> None:
-    run(lab["rhfs0"], "systemctl disable --now ssh.service")
-
-
-@mutant("rhfs0's sshd listens on IPv4 only (ListenAddress 0.0.0.0): no home over IPv6")
-def rhfs_ssh_ipv4_only(lab: Lab) -> None:
-    rhfs0 = lab["rhfs0"]
-    run(rhfs0, "echo 'ListenAddress 0.0.0.0' > /etc/ssh/sshd_config.d/v4.conf && systemctl restart ssh")
-    rhfs0.wait_for_open_port(22, str(INVENTORY["rhfs0"].nic("lan").address))
-
-
-@mutant("rhfs0's users were given their passwords (copied from the seats): contestants SSH into rhfs0")
-def rhfs_users_with_passwords(lab: Lab) -> None:
-    run(lab["rhfs0"], "chpasswd", input="".join(f"{login}:{login}\n" for login in INVENTORY.users))
 
 
 STAGE = Stage.here(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import lab as labs
+from harness.names import SnapshotRef
 from harness.store import Snapshot, Store
 from tests.conftest import NOTHING, traces_of
 from tests.toy import PIPELINE, Toy, drop_store, scratch_store
@@ -57,7 +58,7 @@ def kept(toy: Toy) -> Snapshot:
     result = toy.run("test_broken.py", "--keep-failed")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*harness up --from-snapshot {KEPT}*"])
-    snapshot = toy.store.get(KEPT)
+    snapshot = toy.store.get(SnapshotRef.parse(KEPT))
     assert snapshot is not None
     return snapshot
 
@@ -115,7 +116,7 @@ def test_a_kept_failure_travels_as_its_changes_with_a_diskless_machines_writes(
     toy.pytester.makepyfile(toystages=VOLATILE, test_both=BROKEN_BOTH)
     toy.run("test_both.py", "--keep-failed").assert_outcomes(failed=1)
     kept = "failed/test_both.py-test_both_write_then_fail"
-    snapshot = toy.store.get(kept)
+    snapshot = toy.store.get(SnapshotRef.parse(kept))
     assert snapshot is not None
     assert (snapshot.member("beta") / "root/volatile-note").exists()  # the overlay's writes kept
     bug = tmp_path / "bug.tar.zst"

@@ -117,7 +117,8 @@ def test_a_lab_a_builder_boots_records_the_builders_project(monkeypatch: pytest.
     from stages import PIPELINE  # any pipeline: the lab is made and recorded, never entered
     monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
     builder = Builder(FakeStore(tmp_path, []), PIPELINE, project="/srv/mine", log_dir=tmp_path)  # type: ignore[arg-type]
-    made = builder.lab(Snapshot("gw/0123", tmp_path, tuple(PIPELINE.members_until("gw")), {"stage": "gw"}))
+    made = builder.lab(Snapshot(SnapshotRef.parse("gw/0123"), tmp_path, tuple(PIPELINE.members_until("gw")),
+                                {"stage": "gw"}))
     made._record()  # what entering it writes first
     assert json.loads((tmp_path / f"{made.id}.json").read_text())["project"] == "/srv/mine"
 
@@ -169,7 +170,7 @@ def test_ls_shows_the_current_bootstrap_snapshot_with_its_size(harness_store: St
                                                        bootstrap: Snapshot) -> None:
     result = harness("ls", store=harness_store)
     assert result.returncode == 0, result.stderr
-    ref = SnapshotRef.parse(bootstrap.name)
+    ref = bootstrap.ref
     stage, key = ref.group, ref.key
     line = next(line for line in result.stdout.splitlines() if line[2:].split()[:2] == [stage, key])
     assert line.startswith("* ")  # the current key of the stage
@@ -181,7 +182,7 @@ def test_ls_shows_the_current_bootstrap_snapshot_with_its_size(harness_store: St
 @pytest.mark.integration
 def test_ls_lists_in_pipeline_order_with_what_each_was_built_on_and_rm_removes(toy: Toy) -> None:
     toy.run().assert_outcomes(passed=5)
-    snaps = {SnapshotRef.parse(s.name).group: s.name for s in toy.store.snapshots()}
+    snaps = {s.ref.group: s.name for s in toy.store.snapshots()}
     argv = [sys.executable, "-m", "harness.cli", "--store", str(toy.store.root), "--pipeline", "toystages"]
     listed = subprocess.run([*argv, "ls"], capture_output=True, text=True, cwd=toy.pytester.path)
     rows = [line[2:].split() for line in listed.stdout.splitlines()[1:] if not line.startswith("lab ")]

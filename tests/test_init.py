@@ -55,8 +55,9 @@ def test_gc_and_rebuild_touch_only_the_projects_own_snapshots(tmp_path: Path, se
     demo = tmp_path / "demo"
     assert cli.main(["init", str(demo)]) == 0
     base = {"base": bootstrap.member("base")}
-    seeded_store.publish("gw/" + "1" * 16, base, {"stage": "gw", "project": "/elsewhere/sadm"})  # others'
-    seeded_store.publish("office/" + "0" * 16, base, {"stage": "office", "project": str(demo)})  # ours, stale
+    others, ours = SnapshotRef.of_stage("gw", "1" * 16), SnapshotRef.of_stage("office", "0" * 16)
+    seeded_store.publish(others, base, {"stage": "gw", "project": "/elsewhere/sadm"})
+    seeded_store.publish(ours, base, {"stage": "office", "project": str(demo)})  # stale
     run = run_in(demo, seeded_store, "--rebuild")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "restored bootstrap; built office" in run.stdout  # the shared base is not rebuilt

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness import mutate
 from harness.errors import HarnessError, UsageError
-from harness.keys import sources_used
-from harness.mutant import Mutant, mutant
+from harness.mutant import Mutant, declared, mutant
 from harness.mutate import Outcome, Status, Summary, judge
 from harness.stage import Pipeline, Stage
 
@@ -32,9 +33,9 @@ def no_steps(stage: Stage) -> Stage:
 
 
 def pipeline(*gw_mutants: Mutant) -> Pipeline:
-    return Pipeline([Stage("bootstrap", base=base), Stage("gw", machines=("gw",), mutants=gw_mutants),
-                     Stage("web", machines=("web",), mutants=(no_steps,)),
-                     Stage("pas", machines=("pas",))], {})
+    return Pipeline([Stage("bootstrap", base=base), Stage("gw", machines=("gw",)),
+                     Stage("web", machines=("web",)), Stage("pas", machines=("pas",))], {},
+                    mutants={"gw": gw_mutants, "web": (no_steps,)})
 
 
 def test_the_decorator_names_a_mutant_after_its_function() -> None:
@@ -61,6 +62,8 @@ def test_the_pipeline_lists_mutants_in_order_and_rejects_duplicates() -> None:
     with pytest.raises(UsageError, match=r"test_mutant.py:\d+: mutant no-steps is declared twice "
                                          r"\(stages gw and web\)"):
         pipeline(twice)
+    with pytest.raises(UsageError, match="mutants of 'dns', which is no stage: the stages are bootstrap, gw"):
+        Pipeline([Stage("bootstrap", base=base), Stage("gw", machines=("gw",))], {}, mutants={"dns": ()})
 
 
 def test_a_build_time_mutant_gets_keys_of_its_own_from_its_stage_on() -> None:
@@ -72,19 +75,62 @@ def test_a_build_time_mutant_gets_keys_of_its_own_from_its_stage_on() -> None:
     assert plain.keys() == pipeline(drop_route).keys()  # the pipeline itself is untouched
 
 
-def test_mutants_are_not_part_of_a_stage_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    stage = "from harness.stage import Stage\nfrom harness.mutant import mutant\n{extra}" \
-            "STAGE = Stage.here('alpha', machines=('alpha',))\n"
-    extra = "@mutant('alpha loses a file')\ndef lose(lab):\n    lab['alpha'].succeed('rm /x')\n\n"
+STAGE = "from harness.stage import Stage\n{imports}STAGE = Stage.here('alpha', machines=('alpha',))\n"
+LOSE = "@mutant('alpha loses a file')\ndef lose(lab):\n    lab['alpha'].succeed('rm /x')\n"
+
+
+@pytest.fixture
+def toymut(tmp_path: Path) -> Iterator[Path]:
+    """Where to write package ``toymut`` (a stage and its mutants), imported afresh each time."""
+    yield tmp_path
+
+    for name in [n for n in sys.modules if n == "toymut" or n.startswith("toymut.")]:
+        del sys.modules[name]
+
+
+def load_toymut(root: Path, stage: str, mutants: str) -> Pipeline:
+    """Package ``toymut`` written under ``root`` (its stage, its mutants module) as a pipeline."""
+    package = root / "toymut"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(stage)
+    (package / "mutants.py").write_text(f"from harness.mutant import mutant\n\n{mutants}")
+    for name in [n for n in sys.modules if n == "toymut" or n.startswith("toymut.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(root))
+    try:
+        alpha = importlib.import_module("toymut").STAGE
+        return Pipeline([Stage("bootstrap", base=base), alpha], {},
+                        mutants={"alpha": declared(importlib.import_module("toymut.mutants"))})
+    finally:
+        sys.path.remove(str(root))
+
+
+def test_mutants_are_not_part_of_a_stage_key(toymut: Path) -> None:
     keys = []
-    monkeypatch.syspath_prepend(str(tmp_path))
-    for version, text in enumerate(["", extra, extra.replace("/x", "/y")]):
-        (tmp_path / f"toymut{version}").mkdir()
-        (tmp_path / f"toymut{version}" / "__init__.py").write_text(stage.format(extra=text))
-        module = __import__(f"toymut{version}")
-        keys.append(sources_used(module).replace(f"toymut{version}", "toymut"))
-        assert len(module.STAGE.mutants) == (1 if text else 0)
-    assert keys[0] == keys[1] == keys[2]
+    for version, text in enumerate(["", LOSE, LOSE.replace("/x", "/y")]):
+        toy = load_toymut(toymut / f"v{version}", STAGE.format(imports=""), text)
+        assert list(toy["alpha"].modules) == ["toymut"]  # its own source only, never its mutants'
+        assert list(toy.mutants) == (["lose"] if text else [])
+        keys.append(toy.keys())
+    assert keys[0] == keys[1] == keys[2]  # declaring or editing a mutant rebuilds nothing
+
+
+def test_a_mutant_a_stage_key_would_hash_is_refused(toymut: Path) -> None:
+    with pytest.raises(UsageError, match=r"__init__.py:\d+: stage alpha: its module declares mutants "
+                                         r"\(lose\), which its key would hash"):
+        load_toymut(toymut / "beside", STAGE.format(imports=f"from harness.mutant import mutant\n{LOSE}"), "")
+    imported = STAGE.format(imports="from toymut import mutants\n")  # the stage uses its mutants' module
+    with pytest.raises(UsageError, match=r"mutants.py:3: mutant lose is declared in toymut.mutants, which "
+                                         "stage alpha's key covers: declare it in a module no stage imports"):
+        load_toymut(toymut / "imported", imported, LOSE)
+
+
+def test_the_reference_lab_hashes_no_mutant() -> None:
+    from stages import PIPELINE
+
+    hashed = {module for stage in PIPELINE.stages for module in stage.modules}
+    assert {m.module for m in PIPELINE.mutants.values()} & hashed == set()
+    assert not [m for m in hashed if m.startswith("stages.mutants")]
 
 
 def record(test: str, outcome: str, when: str = "call", message: str = "") -> str:

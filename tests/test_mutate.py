@@ -1,8 +1,9 @@
 """`pytest --mutant` and `harness mutate` on the toy pipeline (tests/toy.py), real labs.
 
-alpha declares five mutants: one a scenario kills on a booted lab, one built into alpha's
-snapshot as a variant (and killed), one no scenario notices, one that cannot be applied
-(broken, never a kill) and one marked equivalent.
+alpha has five mutants, in a module of their own that the pipeline attaches to it: one a
+scenario kills on a booted lab, one built into alpha's snapshot as a variant (and killed),
+one no scenario notices, one that cannot be applied (broken, never a kill) and one marked
+equivalent.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import pytest
 
 from harness import cli
-from tests.toy import ALPHA, Toy
+from tests.toy import PIPELINE, Toy
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +52,10 @@ def alpha_rotated(lab):
 
 @pytest.fixture
 def mutated(toy: Toy) -> Toy:
-    toy.pytester.makepyfile(toy_alpha=ALPHA.replace("{version}", "1").replace(
-        "STAGE = Stage.here", MUTANTS + "STAGE = Stage.here"))
+    imports = "import toy_alpha, toy_alpha_mutants, toy_beta\nfrom harness.mutant import declared"
+    attached = PIPELINE.replace("import toy_alpha, toy_beta", imports).replace(
+        "\n)\n", '\n    mutants={"alpha": declared(toy_alpha_mutants)},\n)\n')
+    toy.pytester.makepyfile(toy_alpha_mutants=MUTANTS, toystages=attached)
     return toy
 
 

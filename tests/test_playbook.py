@@ -167,4 +167,4 @@ def test_a_failing_task_is_named_and_publishes_nothing(tmp_path: Path, seeded_st
     said = str(info.value)
     assert "stage office: playbook site.yml failed on printer (ansible-playbook exit code 2)" in said
     assert "a step that cannot work" in said and "/nonexistent" in said
-    assert seeded_store.get(f"office/{broken.keys()['office']}") is None
+    assert seeded_store.get(broken.ref("office")) is None

@@ -154,7 +154,7 @@ def small_store(toy: Toy, bootstrap: Snapshot, tmp_path: Path) -> Iterator[Store
 
 
 def test_a_full_store_is_a_clear_error_and_keeps_its_snapshots(toy: Toy, small_store: Store) -> None:
-    base = small_store.get(next(s.name for s in small_store.snapshots()))
+    base = small_store.get(next(s.ref for s in small_store.snapshots()))
     assert base is not None
     before = sorted(p.name for p in (base.member("base") / "etc").iterdir())
     result = toy.run("-k", "test_alpha", store=small_store, env={"TOY_FILL": "alpha"})

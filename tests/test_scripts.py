@@ -111,5 +111,5 @@ def test_a_script_stage_builds_and_a_failing_script_publishes_nothing(project: P
     said = str(info.value)
     assert f"script {project}/router/20-motd.sh failed on router (exit code 1)" in said
     assert "about to fail" in said and "/nonexistent" in said
-    assert seeded_store.get(f"office/{broken.keys()['office']}") is None
+    assert seeded_store.get(broken.ref("office")) is None
     assert os.path.exists(snapshot.path)  # the good one stays

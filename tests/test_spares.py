@@ -14,8 +14,9 @@ from typing import Any, cast
 import pytest
 
 from harness import log
-from harness.build import Builder, LabPool
+from harness.build import Builder
 from harness.lab import Lab
+from harness.labpool import LabPool
 from harness.spares import Spares
 
 

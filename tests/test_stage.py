@@ -10,10 +10,13 @@ import pytest
 
 import harness
 import harness.keys
+import harness.stage
 from harness import nspawn
 from harness.errors import UsageError
+from harness.names import SnapshotRef
 from harness.network import Interface
-from harness.stage import Action, Pipeline, Stage, needed_stage, plan
+from harness.plan import Action, plan
+from harness.stage import Pipeline, Stage, needed_stage
 
 
 def base(root: Path) -> dict[str, str]:
@@ -36,6 +39,21 @@ def test_keys_are_stable_and_chained() -> None:
     keys = pipeline().keys()
     assert keys == pipeline().keys()
     assert len(set(keys.values())) == 5
+
+
+def test_a_pipeline_hashes_each_stage_once_and_names_its_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
+    hashed: list[str] = []
+    real = harness.stage.stage_key
+    monkeypatch.setattr(harness.stage, "stage_key",
+                        lambda definition, parent:
+                        hashed.append(definition["name"]) or real(definition, parent))
+    stages = pipeline()
+    keys = stages.keys()
+    assert [stages.ref(n) for n in stages.names] == [SnapshotRef.of_stage(n, keys[n]) for n in stages.names]
+    assert stages.keys() == keys and str(stages.ref("gw")) == f"gw/{keys['gw']}"
+    assert hashed == list(stages.names)  # once each, however often keys and refs are asked for
+    stages.keys()["gw"] = "tampered"
+    assert stages.ref("gw").key == keys["gw"]  # callers get copies
 
 
 def test_a_harness_build_module_is_part_of_every_key_and_a_front_end_is_not(
@@ -87,31 +105,31 @@ def test_every_machine_has_a_fixture_unless_a_stage_or_the_harness_has_its_name(
 
 
 def test_cold_store_builds_up_to_the_target_only() -> None:
-    steps = plan(pipeline(), "rhfs", lambda stage, key: False)
+    steps = plan(pipeline(), "rhfs", lambda ref: False)
     assert actions(steps) == {"bootstrap": "build", "gw": "build", "rhfs": "build",
                               "web": "skip", "pas": "skip"}
 
 
 def test_warm_store_reuses_everything() -> None:
-    steps = plan(pipeline(), "pas", lambda stage, key: True)
+    steps = plan(pipeline(), "pas", lambda ref: True)
     assert {s.action for s in steps} == {Action.REUSE}
 
 
 def test_a_missing_middle_stage_is_built_and_the_rest_reused() -> None:
     keys = pipeline().keys()
-    steps = plan(pipeline(), "web", lambda stage, key: key != keys["rhfs"])
+    steps = plan(pipeline(), "web", lambda ref: ref.key != keys["rhfs"])
     assert actions(steps) == {"bootstrap": "reuse", "gw": "reuse", "rhfs": "build",
                               "web": "reuse", "pas": "skip"}
 
 
 def test_from_snapshot_restores_it_and_rebuilds_the_later_needed_stages() -> None:
-    steps = plan(pipeline(), "web", lambda stage, key: True, from_snapshot="gw")
+    steps = plan(pipeline(), "web", lambda ref: True, from_snapshot="gw")
     assert actions(steps) == {"bootstrap": "reuse", "gw": "reuse", "rhfs": "build",
                               "web": "build", "pas": "skip"}
 
 
 def test_from_snapshot_beyond_the_need_restores_up_to_it() -> None:
-    steps = plan(pipeline(), "gw", lambda stage, key: True, from_snapshot="web")
+    steps = plan(pipeline(), "gw", lambda ref: True, from_snapshot="web")
     assert actions(steps) == {"bootstrap": "reuse", "gw": "reuse", "rhfs": "reuse",
                               "web": "reuse", "pas": "skip"}
 
@@ -120,20 +138,20 @@ def test_from_snapshot_without_that_snapshot_says_how_to_build_it() -> None:
     keys = pipeline().keys()
     with pytest.raises(UsageError, match=r"stage gw has no snapshot with key \w+; build it first "
                                          r"\(`harness build --until gw`\)"):
-        plan(pipeline(), "web", lambda stage, key: key != keys["gw"], from_snapshot="gw")
+        plan(pipeline(), "web", lambda ref: ref.key != keys["gw"], from_snapshot="gw")
 
 
 def test_rebuild_builds_all_needed_but_never_twice_in_one_run() -> None:
     keys = pipeline().keys()
-    steps = plan(pipeline(), "rhfs", lambda stage, key: True, rebuild=True,
-                 settled=lambda stage, key: key == keys["bootstrap"])
+    steps = plan(pipeline(), "rhfs", lambda ref: True, rebuild=True,
+                 settled=lambda ref: ref.key == keys["bootstrap"])
     assert actions(steps) == {"bootstrap": "reuse", "gw": "build", "rhfs": "build",
                               "web": "skip", "pas": "skip"}
 
 
 def test_unknown_stage_lists_the_stages() -> None:
     with pytest.raises(UsageError, match="unknown stage 'dns': the stages are bootstrap, gw, rhfs, web, pas"):
-        plan(pipeline(), "dns", lambda stage, key: True)
+        plan(pipeline(), "dns", lambda ref: True)
 
 
 def test_needs_come_from_fixtures() -> None:
@@ -166,10 +184,10 @@ def test_a_stage_key_covers_the_helpers_it_uses() -> None:
     import stages.bootstrap
     import stages.gw
 
-    used = [line for line in stages.gw.STAGE.source.splitlines() if line.startswith("#@module ")]
-    assert used == ["#@module stages.common", "#@module stages.generate", "#@module stages.gw",
-                    "#@module stages.policy", "#@module stages.spec"]
-    assert "#@module stages.gw" not in stages.bootstrap.STAGE.source
+    assert list(stages.gw.STAGE.modules) == ["stages.common", "stages.generate", "stages.gw",
+                                             "stages.policy", "stages.spec"]
+    assert stages.gw.STAGE.modules["stages.gw"] == Path(stages.gw.__file__).read_text()  # untouched
+    assert "stages.gw" not in stages.bootstrap.STAGE.modules
 
 
 # -- garbage in a stage or a pipeline: rejected when declared, naming the line at fault ------------

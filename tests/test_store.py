@@ -13,6 +13,7 @@ import pytest
 
 from harness import proc, store
 from harness.errors import HarnessError, UsageError
+from harness.names import SnapshotRef
 from harness.store import Store
 from tests.conftest import as_nobody
 
@@ -130,12 +131,12 @@ def test_delete_removes_nested_subvolumes(harness_store: Store, scratch: str) ->
 def test_publish_list_get_usage_remove(harness_store: Store, scratch: str) -> None:
     a = harness_store.create(harness_store.work_path(scratch, "a"))
     (a / "data").write_bytes(os.urandom(1 << 20))
-    name = f"test/{scratch}"
+    name = SnapshotRef.of_stage("test", scratch)
     snap = harness_store.publish(name, {"a": a}, {"stage": "test"})
     try:
         assert snap.members == ("a",) and snap.meta["stage"] == "test"
         assert harness_store.exists(name)
-        assert name in [s.name for s in harness_store.snapshots()]
+        assert name in [s.ref for s in harness_store.snapshots()]
         assert (snap.member("a") / "data").stat().st_size == 1 << 20
         assert harness_store.usage(snap.path).total >= 1 << 20
         with pytest.raises(OSError):
@@ -155,7 +156,7 @@ def test_replacing_a_snapshot_swaps_it_whole_then_deletes_the_old_one(
         harness_store: Store, scratch: str) -> None:
     a = harness_store.create(harness_store.work_path(scratch, "a"))
     (a / "version").write_text("1")
-    name = f"test/{scratch}"
+    name = SnapshotRef.of_stage("test", scratch)
     old = harness_store.publish(name, {"a": a}, {"version": 1})
     try:
         held = os.open(old.member("a") / "version", os.O_RDONLY)  # a reader of the old one
@@ -185,7 +186,7 @@ def test_exchange_swaps_two_paths(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_failed_publish_leaves_nothing(harness_store: Store, scratch: str) -> None:
     good = harness_store.create(harness_store.work_path(scratch, "good"))
-    name = f"test/{scratch}"
+    name = SnapshotRef.of_stage("test", scratch)
     with pytest.raises(HarnessError):
         harness_store.publish(name, {"good": good, "bad": good.parent / "missing"}, {})
     assert not harness_store.exists(name)

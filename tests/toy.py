@@ -19,6 +19,8 @@ import pytest
 
 from harness.store import Snapshot, Store
 
+REPO = Path(__file__).resolve().parent.parent
+
 COMMON = '''
 """What the toy stages share: the build log, and where a test can hold a run (TOY_HOLD names
 the place, TOY_HOLD_FILE the marker)."""
@@ -179,7 +181,7 @@ def scratch_store(main: Store) -> Store:
 def drop_store(store: Store) -> None:
     """Delete a scratch store and everything in it."""
     for snap in store.snapshots():
-        store.remove(snap.name)
+        store.remove(snap.ref)
     for owner in store.owners():
         store.release(owner)
     shutil.rmtree(store.root)
@@ -189,7 +191,7 @@ def drop_store(store: Store) -> None:
 def seeded_store(harness_store: Store, bootstrap: Snapshot) -> Iterator[Store]:
     """A scratch store holding the bootstrap snapshot (the base image every test pipeline shares)."""
     store = scratch_store(harness_store)
-    store.publish(bootstrap.name, {"base": bootstrap.member("base")}, dict(bootstrap.meta))
+    store.publish(bootstrap.ref, {"base": bootstrap.member("base")}, dict(bootstrap.meta))
     yield store
     drop_store(store)
 
@@ -197,7 +199,8 @@ def seeded_store(harness_store: Store, bootstrap: Snapshot) -> Iterator[Store]:
 @pytest.fixture
 def toy(pytester: pytest.Pytester, seeded_store: Store, monkeypatch: pytest.MonkeyPatch) -> Toy:
     """A toy project in pytester's directory, with a scratch store seeded with bootstrap."""
-    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    # The toy's modules, then this checkout's harness (not the one the venv installed: a worktree's)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path), str(REPO)]))
     monkeypatch.setenv("TOY_LOG", str(pytester.path / "build.log"))
     monkeypatch.delenv("TOY_FAIL", raising=False)
     return Toy(pytester, seeded_store)

@@ -1,0 +1,116 @@
+"""Mutants of stage pas (stages/pas.py): plausible regressions of what it builds, one each.
+
+No stage imports this module, so none of it is part of a stage's key: adding or editing a
+mutant rebuilds nothing. stages/__init__.py attaches these to stage pas (see harness.mutant).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from harness.mutant import edit, mutant, run
+from harness.stage import Stage
+from stages.common import room_interface
+from stages.mutants import common
+from stages.pas import SEATS
+
+if TYPE_CHECKING:
+    from harness.lab import Lab
+
+
+# -- mutants: plausible mistakes in how a contestant machine boots and logs in (harness.mutant) -----
+
+
+@mutant.at_build("pas boots its root writable and persistent, so one contestant's changes stay")
+def pas_writable_root(stage: Stage) -> Stage:
+    return dataclasses.replace(stage, boot_args={seat: ("--bind=/dev/fuse",) for seat in SEATS})
+
+
+@mutant.at_build("pas boots its root read-only with no volatile overlay: nothing can be written")
+def pas_root_not_volatile(stage: Stage) -> Stage:
+    return dataclasses.replace(stage, boot_args={seat: ("--read-only", "--bind=/dev/fuse") for seat in SEATS})
+
+
+@mutant("the login hook creates homes world-readable (755): any user reads another's files")
+def pas_homes_world_readable(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        edit(seat, "/usr/local/sbin/mount-home", "-m 700", "-m 755")
+
+
+@mutant("the login hook runs the SFTP server as root: files in homes are root's, not the user's")
+def pas_home_files_owned_by_root(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        edit(seat, "/usr/local/sbin/mount-home",
+             "/usr/bin/setpriv --reuid=$uid --regid=$gid --init-groups ", "")
+
+
+@mutant("the PAM session no longer runs the login hook: a login gets no home from rhfs0")
+def pas_home_not_mounted(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        edit(seat, "/etc/pam.d/common-session",
+             "session required pam_exec.so /usr/local/sbin/mount-home\n", "")
+
+
+@mutant("pas ignores the domains DHCP gives it: short names such as wiki do not resolve")
+def pas_ignores_dhcp_domains(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        edit(seat, f"/etc/systemd/network/10-{room_interface()}.network", "UseDomains=yes",
+             "UseDomains=no")
+        run(seat, "networkctl reload")
+    common.renew_leases(lab)
+
+
+# -- mutants of the contestant's side: what a contestant at a seat must not be able to do
+# (stages/contestant.py) --------------------------------------------------------------------------
+
+
+@mutant("the contestant image keeps the base image's empty root password: su gives root to anyone")
+def pas_root_password_empty(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, "passwd --delete root")
+
+
+@mutant("the key that mounts homes is world-readable on the seats: it is root on rhfs0")
+def pas_homes_key_readable(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, "chmod 644 /etc/harness/homes_key")
+
+
+@mutant("find is set-user-id root on the seats (to let contestants search everywhere): a root shell")
+def pas_setuid_find(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, "chmod u+s /usr/bin/find")
+
+
+@mutant("a polkit rule lets every user manage the seat's network (to fix their own link)")
+def pas_polkit_network_for_all(lab: Lab) -> None:
+    rule = ('polkit.addRule(function(action, subject) {\n'
+            '    if (action.id.indexOf("org.freedesktop.network1.") == 0) return polkit.Result.YES;\n});\n')
+    for seat in common.seats(lab):
+        run(seat, f"printf '{rule}' > /etc/polkit-1/rules.d/50-network.rules && "
+                  "systemctl try-restart polkit.service")
+
+
+@mutant("tar reads every file on the seats (CAP_DAC_READ_SEARCH, for a backup job): /etc/shadow too")
+def pas_tar_reads_everything(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, "setcap cap_dac_read_search+ep /usr/bin/tar")
+
+
+@mutant("the seats' network unit is world-writable: a contestant rewrites the seat's network")
+def pas_network_unit_writable(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, f"chmod 666 /etc/systemd/network/10-{room_interface()}.network")
+
+
+@mutant("/usr/local/bin is world-writable on the seats: one contestant plants a program for the next")
+def pas_shared_tree_writable(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, "chmod 1777 /usr/local/bin")
+
+
+@mutant("/etc/shadow is world-readable on the seats: every contestant's password hash is anyone's")
+def pas_shadow_readable(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        run(seat, "chmod 644 /etc/shadow")
