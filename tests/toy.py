@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
+import harness
 from harness.store import Snapshot, Store
+
+CHECKOUT = Path(harness.__file__).parents[1]
 
 COMMON = '''
 """What the toy stages share: the build log, and where a test can hold a run (TOY_HOLD names
@@ -197,7 +200,9 @@ def seeded_store(harness_store: Store, bootstrap: Snapshot) -> Iterator[Store]:
 @pytest.fixture
 def toy(pytester: pytest.Pytester, seeded_store: Store, monkeypatch: pytest.MonkeyPatch) -> Toy:
     """A toy project in pytester's directory, with a scratch store seeded with bootstrap."""
-    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    # this checkout's harness, not the one the virtualenv's editable install points at (from
+    # a git worktree, that is another checkout: the toy's runs would test its code)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path), str(CHECKOUT)]))
     monkeypatch.setenv("TOY_LOG", str(pytester.path / "build.log"))
     monkeypatch.delenv("TOY_FAIL", raising=False)
     return Toy(pytester, seeded_store)
