@@ -2,19 +2,23 @@
 
 A bundle is a zstd-compressed tar stream::
 
-    bundle.json              format, harness version, snapshot name, stage, key, members
+    bundle.json              format, harness version, snapshot name, stage, key, members,
+                             and each member's base in the stage snapshot (``bases``)
     members/<member>.btrfs   one btrfs send stream per member; all but the first are sent
                              relative to the first (siblings cloned from one base share most
                              of their blocks, so this roughly halves the bundle)
     changes/<member>.tar     or, in an incremental bundle, what each member changed since
-                             the stage snapshot it was restored from (`harness.treediff`)
+                             the stage snapshot it was restored from (`harness.treediff`):
+                             since its own root there, or, for a machine that booted a tree
+                             it shared (a seat of a room), since that tree
     evidence/...             a failed test's evidence, when the snapshot carries it
     checksums.json           sha256 of every entry above: written last, so a truncated
                              bundle has none and is refused
 
-A kept failure (whose manifest names the snapshot its lab came ``from``) is exported
-incrementally: a few MB instead of a whole lab. Importing it needs a snapshot of the same
-stage and key in the receiving store, built there or imported (`MissingParent` says which).
+A kept failure (whose manifest names the snapshot its lab came ``from``, and the tree each
+machine that booted one ``shares``) is exported incrementally: a few MB instead of a whole
+lab. Importing it needs a snapshot of the same stage and key in the receiving store, built
+there or imported (`MissingParent` says which).
 
 `load()` reads the whole file and checks every checksum *before* anything is received:
 a corrupt or truncated bundle leaves the store untouched. The snapshot then appears
@@ -35,19 +39,19 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from harness import __version__, proc, treediff
 from harness.errors import HarnessError, present
-from harness.log import step
+from harness.log import logger, step
 from harness.names import SnapshotRef, WorkOwner
 from harness.store import EVIDENCE, Snapshot, Store, check_name
 
-FORMAT = 2  # 2: incremental bundles (``parent`` in the header, changes/); 1 is still read
-READS = (1, 2)
+FORMAT = 3  # 3: ``bases`` (a seat's changes are to its tree); 2: incremental; 1: whole only
+READS = (1, 2, 3)
 HEADER = "bundle.json"
 CHECKSUMS = "checksums.json"
 _CHUNK = 1 << 20
@@ -62,6 +66,7 @@ class Header:
     meta: dict[str, Any]
     harness: str
     parent: SnapshotRef | None = None  # incremental: the stage snapshot its members changed from
+    bases: Mapping[str, str] = field(default_factory=dict)  # member -> the parent's, if another
 
 
 class MissingParent(HarnessError):
@@ -83,14 +88,28 @@ def _sha256(stream: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-def parent_of(store: Store, snapshot: Snapshot) -> Snapshot | None:
+def bases(snapshot: Snapshot) -> dict[str, str]:
+    """Each member of kept failure ``snapshot`` and the member of its stage snapshot it began
+    as: itself, or, for a machine that booted a tree it shared (a seat of a room: the stage
+    snapshot stores no root for it), that tree, which the manifest names in ``shares``."""
+    shares = snapshot.meta.get("shares") or {}
+    return {member: str(shares.get(member, member)) for member in snapshot.members}
+
+
+def parent_of(store: Store, snapshot: Snapshot) -> tuple[Snapshot | None, str]:
     """The stage snapshot ``snapshot`` was restored from, if the store still has it and it holds
-    every member: what an incremental bundle is relative to."""
-    name = snapshot.meta.get("from")  # text from its manifest
-    parent = store.get(SnapshotRef.parse(str(name))) if name else None
-    if parent is None or not set(snapshot.members) <= set(parent.members):
-        return None
-    return parent
+    every member's base (`bases`): what an incremental bundle is relative to. Else None, and
+    for a kept failure, why not (it is exported whole)."""
+    name = snapshot.meta.get("from")
+    if not name:
+        return None, ""
+    parent = store.get(SnapshotRef.parse(str(name)))
+    if parent is None:
+        return None, f"its stage snapshot {name} is not in {store.root}"
+    missing = sorted({base for base in bases(snapshot).values() if base not in parent.members})
+    if missing:
+        return None, f"its stage snapshot {name} has no {', '.join(missing)}"
+    return parent, ""
 
 
 def save(store: Store, snapshot: Snapshot, target: Path, *, full: bool = False) -> Path:
@@ -98,11 +117,14 @@ def save(store: Store, snapshot: Snapshot, target: Path, *, full: bool = False) 
     complete: a bundle that exists is whole). A kept failure whose parent is in the store is
     written incrementally, unless ``full``."""
     partial = target.with_name(target.name + ".partial")
-    parent = None if full else parent_of(store, snapshot)
+    parent, why = (None, "") if full else parent_of(store, snapshot)
+    if why:
+        logger.warning("export %s: whole, not as changes (%s)", snapshot.name, why)
+    based = {m: b for m, b in bases(snapshot).items() if m != b} if parent else {}
     scratch = store.staging("export")  # send streams land on the store's disk, one at a time
     header = {"format": FORMAT, "harness": __version__, "name": snapshot.name,
               "members": list(snapshot.members), "meta": dict(snapshot.meta), "exported": time.time(),
-              "parent": parent.name if parent else None}
+              "parent": parent.name if parent else None, "bases": based}
     sums: dict[str, str] = {}
     try:
         with open(partial, "wb") as out, proc.spawn(["zstd", "-q", "-T0", "-3", "-c"],
@@ -112,8 +134,10 @@ def save(store: Store, snapshot: Snapshot, target: Path, *, full: bool = False) 
                 first = snapshot.members[0] if snapshot.members else None
                 for member in snapshot.members:
                     if parent is not None:
-                        with step(f"export {snapshot.name}: changes of {member} since {parent.name}"):
-                            changes = treediff.diff(parent.member(member), snapshot.member(member))
+                        base = based.get(member, member)
+                        with step(f"export {snapshot.name}: changes of {member} since "
+                                  f"{parent.name}:{base}"):
+                            changes = treediff.diff(parent.member(base), snapshot.member(member))
                             packed = treediff.pack(changes, snapshot.member(member),
                                                    scratch / f"{member}.tar")
                             _add_file(tar, f"changes/{member}.tar", packed, sums)
@@ -122,8 +146,8 @@ def save(store: Store, snapshot: Snapshot, target: Path, *, full: bool = False) 
                     with step(f"export {snapshot.name}: send {member}"):
                         stream = scratch / f"{member}.btrfs"
                         with open(stream, "wb") as handle:
-                            base = snapshot.member(first) if first and member != first else None
-                            store.send(snapshot.member(member), handle, base)
+                            sibling = snapshot.member(first) if first and member != first else None
+                            store.send(snapshot.member(member), handle, sibling)
                         _add_file(tar, f"members/{member}.btrfs", stream, sums)
                         stream.unlink()
                 evidence = snapshot.path / EVIDENCE
@@ -232,7 +256,8 @@ def _header(path: Path, info: tarfile.TarInfo, data: bytes, sums: dict[str, str]
         parent = raw.get("parent")
         header = Header(SnapshotRef.parse(check_name(raw["name"])), tuple(raw["members"]),
                         dict(raw["meta"]), str(raw["harness"]),
-                        SnapshotRef.parse(check_name(parent)) if parent else None)
+                        SnapshotRef.parse(check_name(parent)) if parent else None,
+                        {str(m): str(b) for m, b in (raw.get("bases") or {}).items()})
     except (ValueError, KeyError, TypeError) as exc:
         raise HarnessError(f"{path} has a malformed {HEADER} ({exc}): export it again") from None
     sums[HEADER] = hashlib.sha256(data).hexdigest()
@@ -255,8 +280,9 @@ def load(store: Store, path: Path) -> Snapshot:
             for info, handle in entries:
                 if info.name.startswith("changes/") and parent is not None:
                     member = Path(info.name).stem
-                    with step(f"import {header.ref}: {member} from {parent.name} and its changes"):
-                        _rebuild(store, parent.member(member), handle, staged / member)
+                    base = header.bases.get(member, member)
+                    with step(f"import {header.ref}: {member} from {parent.name}:{base} and its changes"):
+                        _rebuild(store, parent.member(base), handle, staged / member)
                 elif info.name.startswith("members/"):
                     with step(f"import {header.ref}: receive {Path(info.name).stem}"):
                         _receive(store, handle, staged)

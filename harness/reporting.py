@@ -187,6 +187,9 @@ def _keep_failed(config: pytest.Config, item: pytest.Item, watched: Watched,
             "from": watched.snapshot.name, "test": item.nodeid, "project": str(config.rootpath)}
     # a diskless machine's writes included; the newest failure of a test replaces the older one
     with log.step(f"keep the lab of {item.nodeid} as {ref}"), lab.roots_as_seen() as roots:
+        # a seat's root is its tree and what it wrote: the stage snapshot stores the tree, not
+        # the seat, so an export is relative to the tree (harness.bundle.bases)
+        meta["shares"] = {m: lab.setups[m].shares for m in roots if lab.setups[m].shares}
         held.publish(ref, roots, meta, evidence=directory, replace=True)
     return str(ref)
 

@@ -9,8 +9,11 @@ same subvolume (a btrfs incremental receive would insist on that). The same walk
 recovers what a machine wrote to its volatile overlay (a diskless machine), by comparing
 its running root with the tree below the overlay.
 
-Extended attributes are not carried (tar as Python writes it has none); file capabilities
-of changed files are lost, which a kept failure's logs and data do not have.
+Applied, the copy equals the newer tree entry by entry, as `diff` compares them, times to
+the nanosecond included (tar's own are floats: each entry's exact time travels beside it,
+`MTIME_NS`), and the directories it only wrote into keep theirs. Extended attributes are
+not carried (tar as Python writes it has none); file capabilities of changed files are
+lost, which a kept failure's logs and data do not have.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import IO
 from harness.errors import HarnessError
 
 REMOVED = ".harness-removed.json"  # the tar's last entry: paths to delete before extracting
+MTIME_NS = "HARNESS.mtime_ns"  # a PAX header of each entry: its modification time, exactly
 
 
 @dataclass
@@ -106,7 +110,13 @@ def pack(changes: Changes, new: Path, target: Path) -> Path:
     """Write the ``changes`` of tree ``new`` to tar ``target`` (uncompressed: the bundle is)."""
     with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
         for rel in changes.changed:
-            tar.add(new / rel, arcname=rel, recursive=False)
+            info = tar.gettarinfo(str(new / rel), arcname=rel)
+            info.pax_headers = {MTIME_NS: str((new / rel).lstat().st_mtime_ns)}
+            if info.isreg():
+                with open(new / rel, "rb") as content:
+                    tar.addfile(info, content)
+            else:
+                tar.addfile(info)
         data = json.dumps(changes.removed).encode()
         info = tarfile.TarInfo(REMOVED)
         info.size = len(data)
@@ -145,8 +155,14 @@ def apply(source: Path | IO[bytes], root: Path) -> None:
             removed = None
         if removed is None:
             raise HarnessError(f"a changes tar without {REMOVED}: not written by the harness")
-        for rel in json.loads(removed.read()):
-            _remove(root / inside(rel))
+        gone = [inside(rel) for rel in json.loads(removed.read())]
+        # removing or adding an entry moves its directory's time: put back those of the
+        # directories that did not change themselves (the tar carries the others')
+        names = {m.name for m in members}
+        written = {os.path.dirname(rel) for rel in (*gone, *names)} - names
+        times = {rel: (root / rel).lstat() for rel in written if (root / rel).is_dir()}
+        for rel in gone:
+            _remove(root / rel)
         for member in members:  # a changed file may replace a directory, or the reverse
             existing = root / member.name
             if existing.is_dir() and not existing.is_symlink() and not member.isdir():
@@ -157,6 +173,12 @@ def apply(source: Path | IO[bytes], root: Path) -> None:
         # Python before 3.11.4 (Debian 12's python3 may be 3.11.2) has no filter= and does the same.
         trusted = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
         tar.extractall(root, members=members, numeric_owner=True, **trusted)  # type: ignore[arg-type]
+        for member in members:  # tar set them to the microsecond at best, and links' not at all
+            exact = member.pax_headers.get(MTIME_NS)
+            if exact is not None:
+                os.utime(root / member.name, ns=(int(exact), int(exact)), follow_symlinks=False)
+        for rel, st in times.items():
+            os.utime(root / rel, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def copy_changes(changes: Changes, new: Path, root: Path) -> None:

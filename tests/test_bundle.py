@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import lab as labs
+from harness import treediff
 from harness.names import SnapshotRef
 from harness.store import Snapshot, Store
 from tests.conftest import NOTHING, traces_of
@@ -175,3 +176,86 @@ def test_a_damaged_bundle_is_refused_and_the_store_is_unchanged(toy: Toy, kept: 
     assert message.startswith("harness: error: ") and "nothing was imported" in message, message
     assert _state(elsewhere) == before
     assert not (elsewhere.root / ".tmp").exists() or not any((elsewhere.root / ".tmp").iterdir())
+
+
+# The reference lab's layout, small: a room's seats boot one tree read-only with a volatile
+# overlay (the stage snapshot stores the tree, not the seats), beside machines of their own,
+# one of them IPv6-only.
+ROOMS = '''
+from harness.debian import base_stage
+from harness.network import Interface
+from harness.stage import Pipeline, Stage
+
+ROOMS = {"r1": ("r1p1", "r1p2"), "r2": ("r2p1",)}
+SEATS = tuple(seat for room in ROOMS.values() for seat in room)
+SERVE = Stage.here("serve", machines=("alpha", "six"), trees=("thin",))
+HALL = Stage.here("hall", machines=SEATS, sources=dict.fromkeys(SEATS, "thin"),
+                  boot_args=dict.fromkeys(SEATS, ("--read-only", "--volatile=overlay")))
+
+PIPELINE = Pipeline(
+    [base_stage(), SERVE, HALL],
+    {"alpha": [Interface("alpha", "host0", "lan", "02:00:00:00:66:01", ("10.66.0.1/24", "fd66::1/64"))],
+     "six": [Interface("six", "host0", "lan", "02:00:00:00:66:06", ("fd66::6/64",))],
+     **{seat: [Interface(seat, "host0", "lan", f"02:00:00:00:66:{11 + i}", (f"10.66.0.{11 + i}/24",))]
+        for i, seat in enumerate(SEATS)}},
+    rooms=ROOMS,
+)
+'''
+BROKEN_SEATS = '''
+def test_seats_write_then_fail(alpha, six, r1p1, r2p1):
+    alpha.succeed("echo alpha-wrote-this > /root/note")
+    six.succeed("ping -c1 -W5 fd66::1 && echo six-wrote-this > /root/note")
+    r1p1.succeed("echo r1p1-wrote-this > /root/note && chown 4321:4322 /root/note "
+                        "&& chmod 640 /root/note && rm /etc/motd && mkdir -m 700 /var/kept "
+                        "&& ln -s /root/note /var/kept/link")
+    r2p1.succeed("echo r2p1-wrote-this > /root/note")
+    assert False, "on purpose"
+'''
+KEPT_SEATS = "failed/test_seats.py-test_seats_write_then_fail"
+
+
+def test_a_kept_failure_of_rooms_sharing_a_tree_travels_as_changes_and_comes_back_exactly(
+        toy: Toy, elsewhere: Store, tmp_path: Path) -> None:
+    here = toy.pytester.path
+    toy.pytester.makepyfile(toystages=ROOMS, test_seats=BROKEN_SEATS)
+    toy.run("test_seats.py", "--keep-failed").assert_outcomes(failed=1)
+    kept = toy.store.get(KEPT_SEATS)
+    stage = toy.store.get(str(kept.meta["from"])) if kept else None
+    assert kept is not None and stage is not None
+    seats = {"r1p1", "r1p2", "r2p1"}
+    assert set(stage.members) == {"alpha", "six", "thin"}  # the seats boot thin: no root stored
+    assert set(kept.members) == {"alpha", "six", "thin", *seats}  # each seat's writes kept
+    assert kept.meta["shares"] == dict.fromkeys(sorted(seats), "thin")
+    bug = tmp_path / "bug.tar.zst"
+    ok(harness("export", KEPT_SEATS, "-o", bug, store=toy.store, cwd=here))
+    listed = subprocess.run(["tar", "--zstd", "-tf", str(bug)], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert [e for e in listed if not e.startswith("evidence/")] == [
+        "bundle.json", *(f"changes/{m}.tar" for m in kept.members), "checksums.json"]  # no members/
+    assert bug.stat().st_size < 5 << 20, f"{bug.stat().st_size} bytes"
+    # another machine with the same stage snapshot (built or imported there: the same trees)
+    elsewhere.publish(stage.name, {m: stage.member(m) for m in stage.members}, dict(stage.meta))
+    imported = ok(harness("import", bug, store=elsewhere, cwd=here))
+    assert f"imported {KEPT_SEATS} (alpha, r1p1, r1p2, r2p1, six, thin; as changes to {stage.name})" \
+        in imported
+    back = elsewhere.get(KEPT_SEATS)
+    assert back is not None and back.members == kept.members
+    for member in kept.members:  # files, modes, owners, times, links, deletions
+        assert not treediff.diff(kept.member(member), back.member(member)), member
+    note = back.member("r1p1") / "root/note"
+    assert (note.stat().st_mode & 0o777, note.stat().st_uid, note.stat().st_gid) == (0o640, 4321, 4322)
+    assert not (back.member("r1p1") / "etc/motd").exists() and (back.member("thin") / "etc/motd").exists()
+    up = ok(harness("up", "--from-snapshot", KEPT_SEATS, store=elsewhere, cwd=here))
+    lab_id = up.split()[1]
+    try:
+        seen = {machine: ok(harness("shell", machine, "--lab", lab_id, "--", "sh", "-c", command,
+                                    store=elsewhere, cwd=here))
+                for machine, command in (
+                    ("r1p1", "cat /root/note; stat -c '%a %u:%g' /root/note; readlink /var/kept/link; "
+                             "test -e /etc/motd || echo no motd"),
+                    ("r2p1", "cat /root/note"), ("six", "cat /root/note"), ("alpha", "cat /root/note"))}
+        assert seen == {"r1p1": "r1p1-wrote-this\n640 4321:4322\n/root/note\nno motd\n",
+                        "r2p1": "r2p1-wrote-this\n", "six": "six-wrote-this\n",
+                        "alpha": "alpha-wrote-this\n"}
+    finally:
+        ok(harness("down", lab_id, store=elsewhere, cwd=here))

@@ -55,6 +55,28 @@ def test_pack_and_apply_turn_a_copy_of_the_old_tree_into_the_new(tmp_path: Path)
     assert tree(direct) == tree(new)
 
 
+def test_applied_the_copy_equals_the_new_tree_to_the_nanosecond(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    (old / "var/log").mkdir(parents=True)
+    (old / "var/log/wtmp").write_text("a")
+    (old / "etc").mkdir()
+    (old / "etc/motd").write_text("hello")
+    new = tmp_path / "new"
+    shutil.copytree(old, new, symlinks=True)  # times copied to the nanosecond
+    (new / "var/log/wtmp").write_text("ab")   # in place: var/log's own time does not move
+    (new / "etc/motd").unlink()
+    (new / "var/kept").mkdir()
+    (new / "var/kept/link").symlink_to("/root/note")
+    for i, rel in enumerate(("var/log/wtmp", "var/kept/link", "var/kept")):
+        os.utime(new / rel, ns=(1_700_000_000_123_456_789 + i,) * 2, follow_symlinks=False)
+    changes = treediff.diff(old, new)
+    assert "var/log" not in changes.changed and changes.removed == ["etc/motd"]
+    copy = tmp_path / "copy"
+    shutil.copytree(old, copy, symlinks=True)
+    treediff.apply(treediff.pack(changes, new, tmp_path / "changes.tar"), copy)
+    assert treediff.diff(new, copy) == treediff.Changes()  # var/log written into, its time kept
+
+
 def test_a_changes_tar_that_leads_outside_the_tree_is_refused(tmp_path: Path) -> None:
     import io
     import json
