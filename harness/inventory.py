@@ -218,13 +218,19 @@ class Inventory:
 
     def sysctls(self, machine: str) -> dict[str, str]:
         """Kernel network settings of ``machine``'s namespace, which it cannot set from inside:
-        the router forwards."""
-        return self.forwarding() if self[machine].router else {}
+        the machine marked ``router`` forwards, in each family it has an address of. A
+        `harness.stage.Pipeline` given the inventory applies them."""
+        host = self[machine]
+        if not host.router:
+            return {}
+        return self.forwarding(tuple(f for f in Family if any(nic.takes(f) for nic in host.nics)))
 
-    def forwarding(self) -> dict[str, str]:
-        """The kernel settings that make a namespace forward, in each family of the lab."""
-        return {"net.ipv4.ip_forward": "1",
-                **({"net.ipv6.conf.all.forwarding": "1"} if Family.IPV6 in self.families() else {})}
+    def forwarding(self, families: tuple[Family, ...] | None = None) -> dict[str, str]:
+        """The kernel settings that make a namespace forward, in ``families`` (default: each
+        family of the lab)."""
+        families = self.families() if families is None else families
+        return {**({"net.ipv4.ip_forward": "1"} if Family.IPV4 in families else {}),
+                **({"net.ipv6.conf.all.forwarding": "1"} if Family.IPV6 in families else {})}
 
 
 def eui64(prefix: ipaddress.IPv6Network, mac: str) -> ipaddress.IPv6Address:
