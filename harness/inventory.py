@@ -12,6 +12,7 @@ import enum
 import ipaddress
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from harness.errors import UsageError
 from harness.network import Family, Interface
@@ -181,6 +182,35 @@ class Inventory:
     def fingerprint(self) -> str:
         """The whole plan, rooms expanded, as canonical text: for the keys of stages built from it."""
         return json.dumps(asdict(self), sort_keys=True, default=str)
+
+    def plan(self) -> dict[str, Any]:
+        """The whole plan as JSON-able data, what script stages read (``HARNESS_INVENTORY``):
+        ``domain``; ``segments`` (name -> ``cidr``, ``pool`` [first, last], ``cidr6``,
+        ``pool6``, ``ipv6``); ``machines`` (name -> ``kind``, ``room``, ``router``,
+        ``aliases``, ``interfaces``: each one's ``name``, ``segment``, ``mac``, ``address``,
+        ``config``, ``gateway``, ``address6``, ``config6``, ``gateway6``, ``pooled``);
+        ``users`` (login -> ``name``, ``kind``); ``rooms`` (name -> ``segment``,
+        ``machines``, ``users``). Addresses and networks are strings; what is absent is null."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return [plain(v) for v in value]
+            return value if value is None or isinstance(value, bool | int | str) else str(value)
+
+        def drop(entry: Any, *keys: str) -> dict[str, Any]:
+            return {k: v for k, v in asdict(entry).items() if k not in keys}
+
+        plan: dict[str, Any] = plain({
+            "domain": self.domain,
+            "segments": {n: drop(s, "name") for n, s in self.segments.items()},
+            "machines": {n: {**drop(h, "name", "nics"), "interfaces": [asdict(nic) for nic in h.nics]}
+                         for n, h in self.hosts.items()},
+            "users": {n: drop(u, "login") for n, u in self.users.items()},
+            "rooms": {n: drop(r, "name") for n, r in self.rooms.items()},
+        })
+        return plan
 
     def __getitem__(self, name: str) -> Host:
         try:

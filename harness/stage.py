@@ -332,7 +332,16 @@ class Pipeline:
                              "sysctls": self.sysctls.get(m, {})} for m in stage.machines},
             "steps": [_hook_name(s) for s in (*stage.steps, *stage.ready)],
             "files": files_digest(stage.inputs),
+            **self._plan(stage),
         }
+
+    def _plan(self, stage: Stage) -> dict[str, str]:
+        """The whole inventory, for the key of a stage whose hooks see all of it (a hook that
+        ``reads_plan``: `harness.scripts.Scripts`); nothing for any other stage."""
+        hooks = (stage.prepare, *stage.steps, *stage.ready)
+        if self.inventory is None or not any(getattr(h, "reads_plan", False) for h in hooks):
+            return {}
+        return {"inventory": self.inventory.fingerprint()}
 
     @property
     def evidence(self) -> dict[str, dict[str, str]]:
