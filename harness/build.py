@@ -196,6 +196,9 @@ class Builder:
                                   else self.pipeline.shared_tree(m)) for m in members]
 
             def prepare(lab: Lab) -> None:
+                for member in stage.members:  # a machine sharing a tree is made its own at boot
+                    if not lab.setups[member].shares:
+                        rootfs.make_own(lab.root(member))
                 for machine in stage.members:
                     packages = stage.packages.get(machine, ())
                     if packages:

@@ -38,6 +38,7 @@ INVENTORY = load(Path(__file__).with_name("inventory.toml"))
 
 PIPELINE = Pipeline(
     [debian.base_stage("bootstrap"), office.STAGE],
+    inventory=INVENTORY,  # rooms, the router's forwarding, the plan scripts see
     # static_addresses: the lab sets each machine's addresses before it boots
     interfaces={name: INVENTORY.interfaces(name, static_addresses=True) for name in INVENTORY.hosts},
 )

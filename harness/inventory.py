@@ -12,6 +12,7 @@ import enum
 import ipaddress
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from harness.errors import UsageError
 from harness.network import Family, Interface
@@ -182,6 +183,35 @@ class Inventory:
         """The whole plan, rooms expanded, as canonical text: for the keys of stages built from it."""
         return json.dumps(asdict(self), sort_keys=True, default=str)
 
+    def plan(self) -> dict[str, Any]:
+        """The whole plan as JSON-able data, what script stages read (``HARNESS_INVENTORY``):
+        ``domain``; ``segments`` (name -> ``cidr``, ``pool`` [first, last], ``cidr6``,
+        ``pool6``, ``ipv6``); ``machines`` (name -> ``kind``, ``room``, ``router``,
+        ``aliases``, ``interfaces``: each one's ``name``, ``segment``, ``mac``, ``address``,
+        ``config``, ``gateway``, ``address6``, ``config6``, ``gateway6``, ``pooled``);
+        ``users`` (login -> ``name``, ``kind``); ``rooms`` (name -> ``segment``,
+        ``machines``, ``users``). Addresses and networks are strings; what is absent is null."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return [plain(v) for v in value]
+            return value if value is None or isinstance(value, bool | int | str) else str(value)
+
+        def drop(entry: Any, *keys: str) -> dict[str, Any]:
+            return {k: v for k, v in asdict(entry).items() if k not in keys}
+
+        plan: dict[str, Any] = plain({
+            "domain": self.domain,
+            "segments": {n: drop(s, "name") for n, s in self.segments.items()},
+            "machines": {n: {**drop(h, "name", "nics"), "interfaces": [asdict(nic) for nic in h.nics]}
+                         for n, h in self.hosts.items()},
+            "users": {n: drop(u, "login") for n, u in self.users.items()},
+            "rooms": {n: drop(r, "name") for n, r in self.rooms.items()},
+        })
+        return plan
+
     def __getitem__(self, name: str) -> Host:
         try:
             return self.hosts[name]
@@ -218,13 +248,19 @@ class Inventory:
 
     def sysctls(self, machine: str) -> dict[str, str]:
         """Kernel network settings of ``machine``'s namespace, which it cannot set from inside:
-        the router forwards."""
-        return self.forwarding() if self[machine].router else {}
+        the machine marked ``router`` forwards, in each family it has an address of. A
+        `harness.stage.Pipeline` given the inventory applies them."""
+        host = self[machine]
+        if not host.router:
+            return {}
+        return self.forwarding(tuple(f for f in Family if any(nic.takes(f) for nic in host.nics)))
 
-    def forwarding(self) -> dict[str, str]:
-        """The kernel settings that make a namespace forward, in each family of the lab."""
-        return {"net.ipv4.ip_forward": "1",
-                **({"net.ipv6.conf.all.forwarding": "1"} if Family.IPV6 in self.families() else {})}
+    def forwarding(self, families: tuple[Family, ...] | None = None) -> dict[str, str]:
+        """The kernel settings that make a namespace forward, in ``families`` (default: each
+        family of the lab)."""
+        families = self.families() if families is None else families
+        return {**({"net.ipv4.ip_forward": "1"} if Family.IPV4 in families else {}),
+                **({"net.ipv6.conf.all.forwarding": "1"} if Family.IPV6 in families else {})}
 
 
 def eui64(prefix: ipaddress.IPv6Network, mac: str) -> ipaddress.IPv6Address:

@@ -43,7 +43,8 @@ KEYS: dict[str, dict[str, str]] = {
         "type": 'what it is for: "service" (the default), "user", "uplink" (the simulated internet)',
         "room": "where it stands, a label (a room's seats have the room's name)",
         "aliases": "other names of it in DNS, unique in the lab: a list",
-        "router": "true for the lab's router, which forwards between segments (default false)",
+        "router": "true for the lab's router: it forwards between segments, in each family it has, in a "
+                  "pipeline given the inventory (Pipeline(..., inventory=INVENTORY)) (default false)",
         "interfaces": "its network interfaces: a list of inline tables, one per interface (keys below)",
     },
     INTERFACE: {

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from harness import fleet, limits, network, nspawn, proc, treediff
+from harness import fleet, limits, network, nspawn, proc, rootfs, treediff
 from harness.errors import HarnessError, UsageError
 from harness.log import format_elapsed, logger, step
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineSpec, find_leader
@@ -212,7 +212,8 @@ class Lab:
         setup = self.setups[name]
         spec = MachineSpec(name=name, root=self.root(name), unit=str(LabName(self.id, name)),
                            netns=self.network.namespace_path(name), extra_args=setup.extra_args,
-                           nice=min(19, NICE_PER_WAVE * setup.wave))
+                           nice=min(19, NICE_PER_WAVE * setup.wave),
+                           machine_id=rootfs.shared_machine_id(self.root(name), name) if setup.shares else "")
         machine = Machine(spec, console_log=self.log_dir / f"{name}.console",
                           boot_timeout=self.boot_timeout)
         machine.spawn()

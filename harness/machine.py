@@ -56,6 +56,7 @@ class MachineSpec:
     netns: Path | None = None
     extra_args: tuple[str, ...] = field(default=())
     nice: int = 0  # CPU niceness of everything in it (see harness.lab, boot order)
+    machine_id: str = ""  # given to its systemd (systemd.machine_id=): a machine sharing a tree
 
     def nspawn_argv(self) -> list[str]:
         """The systemd-nspawn command line that boots this machine."""
@@ -67,7 +68,9 @@ class MachineSpec:
             # a prepared namespace gets no CAP_NET_ADMIN by default: networkd and DHCP servers need it
             argv += [f"--network-namespace-path={self.netns}",
                      "--capability=CAP_NET_ADMIN,CAP_NET_RAW"]
-        return argv + list(self.extra_args)
+        # after every option: the arguments of its init, which reads them as its command line
+        init = [f"systemd.machine_id={self.machine_id}"] if self.machine_id else []
+        return argv + list(self.extra_args) + init
 
 
 def find_leader(nspawn_pid: int) -> int | None:

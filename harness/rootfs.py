@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import re
 import secrets
@@ -123,6 +124,36 @@ def write_file(root: Path, path: str, content: str, mode: int = 0o644) -> Path:
     target.write_text(content)
     target.chmod(mode)
     return target
+
+
+MACHINE_ID = "/etc/machine-id"
+# systemd's default for the container side of nspawn's own veth: DHCP on any interface named
+# host0. It sorts before a project's own file for host0 unless that file's name sorts lower
+# (lan.network loses to it); in a lab, the project's files or the lab configure interfaces.
+CONTAINER_DEFAULT = "/etc/systemd/network/80-container-host0.network"
+
+
+def make_own(root: Path) -> None:
+    """Make ``root``, cloned from the base image or a tree, a machine of its own: a new random
+    ``/etc/machine-id`` (every clone had the base image's; the snapshot that stores the root
+    keeps the new one), and systemd's `CONTAINER_DEFAULT` masked, so that host0 is configured
+    by the project's own ``.network`` files whatever their names, or by none."""
+    write_file(root, MACHINE_ID, secrets.token_hex(16) + "\n", 0o444)
+    mask = root / CONTAINER_DEFAULT.lstrip("/")
+    mask.parent.mkdir(parents=True, exist_ok=True)
+    mask.unlink(missing_ok=True)
+    mask.symlink_to("/dev/null")
+
+
+def shared_machine_id(tree: Path, machine: str) -> str:
+    """The machine id of ``machine``, which boots ``tree`` read-only with others: derived from
+    the tree's own id and its name, so it is the same at every boot of one snapshot and
+    differs from every other machine's."""
+    try:
+        tree_id = (tree / MACHINE_ID.lstrip("/")).read_text().strip()
+    except FileNotFoundError:
+        tree_id = ""
+    return hashlib.sha256(f"{tree_id}\0{machine}".encode()).hexdigest()[:32]
 
 
 def systemctl(root: Path, *args: str) -> None:

@@ -10,8 +10,18 @@ directory, with ``HARNESS_MACHINE`` and ``HARNESS_STAGE`` set, and the copy is r
 they have run. A script that fails stops the build; the error names it and shows the end of
 its output.
 
+A pipeline given its inventory (``Pipeline(..., inventory=INVENTORY)``) shows it to the
+scripts (`plan_env`): ``HARNESS_INVENTORY`` is the path of a JSON file of the whole plan
+(`harness.inventory.Inventory.plan`), ``HARNESS_DOMAIN`` the lab's domain, and for each
+interface of the machine (its name upper-cased, other characters than letters and digits as
+``_``: ``host0`` -> ``HOST0``) ``HARNESS_ADDRESS_<IF>`` and ``HARNESS_ADDRESS6_<IF>`` (its
+addresses, without a prefix length, where the inventory knows them), ``HARNESS_NETWORK_<IF>``
+and ``HARNESS_NETWORK6_<IF>`` (its segment's networks, ``10.10.0.0/24``), ``HARNESS_MAC_<IF>``
+and ``HARNESS_SEGMENT_<IF>``; ``HARNESS_INTERFACES`` lists the names.
+
 Every file of the directory is part of the stage's key (the hook's ``files``): editing one
-script rebuilds that stage and the later ones, nothing before it.
+script rebuilds that stage and the later ones, nothing before it. So is the whole inventory,
+which the scripts see (the hook ``reads_plan``): a changed address anywhere rebuilds it.
 
     STAGE = Stage.here("office", machines=("router", "printer"),
                        packages={"router": ("dnsmasq",), "printer": ("lighttpd",)},
@@ -25,6 +35,8 @@ boot): a booted lab machine has no route out of its lab.
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import shlex
 import shutil
 import sys
@@ -38,6 +50,7 @@ from harness.log import step
 
 if TYPE_CHECKING:
     from harness.build import Build
+    from harness.inventory import Inventory
 
 COPY = "/var/tmp/harness-scripts"  # on the root filesystem: /run and /tmp are the machine's own
 TIMEOUT = 1800.0  # seconds one script may take
@@ -54,6 +67,11 @@ class Scripts:
     def files(self) -> tuple[Path, ...]:
         """What the stage's key covers: the whole directory."""
         return (self.directory,)
+
+    @property
+    def reads_plan(self) -> bool:
+        """Its scripts see the whole inventory: the stage's key covers it (`Pipeline.definition`)."""
+        return True
 
     @property
     def title(self) -> str:
@@ -81,6 +99,11 @@ class Scripts:
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(self.directory, target, symlinks=True)
         env = {"HARNESS_MACHINE": self.machine, "HARNESS_STAGE": build.stage.name}
+        inventory = build.pipeline.inventory
+        plan = root / f"{copy}.inventory.json".lstrip("/")
+        if inventory is not None:
+            plan.write_text(json.dumps(inventory.plan(), indent=1, sort_keys=True) + "\n")
+            env.update(plan_env(inventory, self.machine), HARNESS_INVENTORY=f"{copy}.inventory.json")
         try:
             for name in names:
                 with step(f"stage {build.stage.name}: {self.machine}: {name}"):
@@ -88,6 +111,7 @@ class Scripts:
                     self._run(build, copy, name, env, booted)
         finally:
             shutil.rmtree(target, ignore_errors=True)
+            plan.unlink(missing_ok=True)
             with contextlib.suppress(OSError):  # another stage's copy is still there
                 target.parent.rmdir()
 
@@ -105,6 +129,24 @@ class Scripts:
             said = (result.stdout + result.stderr).strip()[-1500:]
             raise HarnessError(f"stage {build.stage.name}: script {self.directory / name} failed on "
                                f"{self.machine} (exit code {result.status}): {said}")
+
+
+def plan_env(inventory: Inventory, machine: str) -> dict[str, str]:
+    """The ``HARNESS_*`` variables of ``machine``'s scripts besides ``HARNESS_INVENTORY`` (see
+    the module's documentation); a tree, which the inventory does not know, gets the domain
+    only."""
+    env = {"HARNESS_DOMAIN": inventory.domain}
+    host = inventory.hosts.get(machine)
+    if host is None:
+        return env
+    env["HARNESS_INTERFACES"] = " ".join(nic.name for nic in host.nics)
+    for nic in host.nics:
+        suffix = re.sub(r"[^A-Z0-9]", "_", nic.name.upper())
+        segment = inventory.segments[nic.segment]
+        known = {"ADDRESS": nic.address, "ADDRESS6": nic.address6, "NETWORK": segment.cidr,
+                 "NETWORK6": segment.cidr6, "MAC": nic.mac, "SEGMENT": nic.segment}
+        env.update({f"HARNESS_{what}_{suffix}": str(value) for what, value in known.items() if value})
+    return env
 
 
 def scripts(directory: str | Path, *, on: str) -> Scripts:

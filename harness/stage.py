@@ -31,6 +31,7 @@ from harness.network import validate as validate_interfaces
 
 if TYPE_CHECKING:
     from harness.build import Build
+    from harness.inventory import Inventory
 
 BASE_MEMBER = "base"
 
@@ -141,20 +142,36 @@ def _hook_name(hook: object) -> str:
 class Pipeline:
     """Stages in build order, the interfaces of every machine they add, and the lab's rooms."""
 
-    def __init__(self, stages: Sequence[Stage], interfaces: Mapping[str, Sequence[Interface]],
+    def __init__(self, stages: Sequence[Stage], interfaces: Mapping[str, Sequence[Interface]] | None = None,
                  sysctls: Mapping[str, Mapping[str, str]] | None = None,
                  rooms: Mapping[str, Sequence[str]] | None = None,
-                 mutants: Mapping[str, Iterable[Mutant]] | None = None) -> None:
+                 mutants: Mapping[str, Iterable[Mutant]] | None = None, *,
+                 inventory: Inventory | None = None) -> None:
         """``interfaces`` and ``sysctls`` (per machine) come from the inventory, as do ``rooms``
         (name -> its machines, in order): groups of identical machines that the ``room`` and
         ``rooms`` fixtures hand to scenarios. ``mutants`` are each stage's (stage name -> its
         mutants, e.g. ``harness.mutant.declared(module)``), declared in modules that no stage
         imports: a module a stage's key covers is refused.
 
+        Given the ``inventory`` itself, the pipeline takes them from it: every machine's
+        interfaces (`Inventory.interfaces`, unless ``interfaces`` is given), its rooms (unless
+        ``rooms`` is), and the sysctls of `Inventory.sysctls` (the machine marked ``router``
+        forwards in each family it has) under those ``sysctls`` adds; script stages see it
+        (`harness.scripts`).
+
         Everything is checked here, when the pipeline's module is imported, before anything
         is built: each error names the declaration at fault (file:line)."""
         caller = sys._getframe(1)
         here = f"{caller.f_code.co_filename}:{caller.f_lineno}: "
+        if inventory is not None:
+            interfaces = interfaces if interfaces is not None else \
+                {name: inventory.interfaces(name) for name in inventory.hosts}
+            rooms = rooms if rooms is not None else {n: r.machines for n, r in inventory.rooms.items()}
+            given = sysctls or {}
+            merged = {m: {**(inventory.sysctls(m) if m in inventory.hosts else {}), **given.get(m, {})}
+                      for m in {*inventory.hosts, *given}}
+            sysctls = {m: s for m, s in merged.items() if s}
+        interfaces = interfaces or {}
         if not stages or stages[0].base is None:
             raise UsageError(f"{here}a pipeline starts with a base stage (one with `base=`)")
         names = [s.name for s in stages]
@@ -207,7 +224,8 @@ class Pipeline:
             raise UsageError(f"{here}{exc}") from None
         self.stages = tuple(stages)
         self.interfaces = {m: tuple(i) for m, i in interfaces.items()}
-        self.sysctls = {m: dict(s) for m, s in (sysctls or {}).items()}
+        self.sysctls = {m: dict(s) for m, s in (sysctls or {}).items() if s}
+        self.inventory = inventory
         self.owner = owners
         self.rooms = {name: tuple(machines) for name, machines in (rooms or {}).items()}
         self._mutants = by_name
@@ -248,7 +266,7 @@ class Pipeline:
         made = cls.__new__(cls)
         made.stages = tuple(stages)
         made.interfaces, made.sysctls, made.owner = like.interfaces, like.sysctls, like.owner
-        made.rooms = like.rooms
+        made.rooms, made.inventory = like.rooms, like.inventory
         made._mutants = like._mutants
         made._keys, made._definitions = None, {}
         return made
@@ -309,7 +327,16 @@ class Pipeline:
                              "sysctls": self.sysctls.get(m, {})} for m in stage.machines},
             "steps": [_hook_name(s) for s in (*stage.steps, *stage.ready)],
             "files": files_digest(stage.inputs),
+            **self._plan(stage),
         }
+
+    def _plan(self, stage: Stage) -> dict[str, str]:
+        """The whole inventory, for the key of a stage whose hooks see all of it (a hook that
+        ``reads_plan``: `harness.scripts.Scripts`); nothing for any other stage."""
+        hooks = (stage.prepare, *stage.steps, *stage.ready)
+        if self.inventory is None or not any(getattr(h, "reads_plan", False) for h in hooks):
+            return {}
+        return {"inventory": self.inventory.fingerprint()}
 
     @property
     def evidence(self) -> dict[str, dict[str, str]]:

@@ -8,11 +8,10 @@ from stages.inventory import INVENTORY
 
 PIPELINE = Pipeline(
     [bootstrap.STAGE, gw.STAGE, rhfs.STAGE, web.STAGE, pas.STAGE],
-    interfaces={name: INVENTORY.interfaces(name) for name in INVENTORY.hosts},
+    inventory=INVENTORY,  # interfaces, rooms, and the router's forwarding
     # The internet forwards too: to the network behind its narrow link (generate.far_network).
-    sysctls={name: INVENTORY.forwarding() if host.kind is Kind.UPLINK else INVENTORY.sysctls(name)
-             for name, host in INVENTORY.hosts.items()},
-    rooms={name: room.machines for name, room in INVENTORY.rooms.items()},
+    sysctls={name: INVENTORY.forwarding() for name, host in INVENTORY.hosts.items()
+             if host.kind is Kind.UPLINK},
     # Each stage's mutants, from stages/mutants/<stage>.py: no stage imports them, so no key hashes them.
     mutants={"gw": declared(mutants.gw), "rhfs": declared(mutants.rhfs), "web": declared(mutants.web),
              "pas": declared(mutants.pas)},

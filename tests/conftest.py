@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness import network
-from harness.network import Interface
+from harness.inventory import Inventory
+from harness.inventory_file import load
+from harness.network import Family, Interface
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,64 @@ def lan(*names: str, prefix: str = "10.77.0", prefix6: str | None = None) -> lis
     return [Interface(name, "host0", "lan", f"02:00:00:00:00:{i:02x}",
                       (f"{prefix}.{i}/24", *([f"{prefix6}::{i}/64"] if prefix6 else [])))
             for i, name in enumerate(names, start=1)]
+
+
+OFFICE = """\
+[lab]
+domain = "office"
+
+[segments.lan]
+cidr = "10.81.1.0/24"
+cidr6 = "fd81:1::/64"
+ipv6 = "static"
+
+[segments.dmz]
+cidr = "10.81.2.0/24"
+
+[machines.router]
+router = {router}
+[[machines.router.interfaces]]
+name = "host0"
+segment = "lan"
+mac = "02:00:0a:51:01:01"
+address = "10.81.1.1"
+address6 = "fd81:1::1"
+config = "static"
+[[machines.router.interfaces]]
+name = "dmz0"
+segment = "dmz"
+mac = "02:00:0a:51:02:01"
+address = "10.81.2.1"
+config = "static"
+
+[[machines.laptop.interfaces]]
+name = "host0"
+segment = "lan"
+mac = "02:00:0a:51:01:02"
+address = "10.81.1.2"
+address6 = "fd81:1::2"
+config = "static"
+
+[[machines.printer.interfaces]]
+name = "host0"
+segment = "dmz"
+mac = "02:00:0a:51:02:02"
+address = "10.81.2.2"
+config = "static"
+
+[users.ann]
+name = "Ann Office"
+type = "organiser"
+"""
+
+
+def office_inventory(directory: Path, *, router: bool = True) -> Inventory:
+    """A small office's inventory, written to ``directory``/inventory.toml: ``router`` (marked
+    router unless not ``router``) between ``lan`` (dual-stack, ``laptop``) and ``dmz`` (IPv4,
+    ``printer``); the domain ``office``; one user."""
+    path = directory / "inventory.toml"
+    path.write_text(OFFICE.format(router=str(router).lower()))
+    return load(path, families=list(Family))
 
 
 @pytest.fixture

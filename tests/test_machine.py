@@ -254,3 +254,9 @@ def test_a_machine_shares_only_a_tree_it_boots_read_only(harness_store: Store, b
     with pytest.raises(UsageError, match="machine a shares 'b'"):
         Lab(harness_store, [MachineSetup("b", base), MachineSetup("a", base, extra_args=("--read-only",),
                                                                   shares="b")])
+
+
+def test_a_machine_id_is_given_to_its_init_after_every_option() -> None:
+    spec = MachineSpec("seat1", Path("/r"), "u", extra_args=("--volatile=overlay",), machine_id="ab" * 16)
+    assert spec.nspawn_argv()[-2:] == ["--volatile=overlay", f"systemd.machine_id={'ab' * 16}"]
+    assert not any("machine_id" in a for a in MachineSpec("gw", Path("/r"), "u").nspawn_argv())

@@ -72,3 +72,25 @@ def test_a_package_is_downloaded_once_per_host(harness_store: Store, base: Path)
         assert rootfs.run_in_root(second, ["hello"]).stdout == "Hello, world!\n"
     finally:
         harness_store.release(owner)
+
+
+def test_a_root_of_its_own_gets_a_new_machine_id_and_no_container_default(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    for root in (one, two):
+        rootfs.write_file(root, "/etc/machine-id", "0" * 31 + "1\n", 0o444)  # the base image's, cloned
+        rootfs.make_own(root)
+    ids = [(root / "etc/machine-id").read_text() for root in (one, two)]
+    assert ids[0] != ids[1] and all(len(i) == 33 and i.endswith("\n") for i in ids)
+    mask = one / "etc/systemd/network/80-container-host0.network"
+    assert os.readlink(mask) == "/dev/null"
+    rootfs.make_own(one)  # again (a root of its own made from another's): no error
+    assert (one / "etc/machine-id").read_text() != ids[0]
+
+
+def test_machines_sharing_a_tree_get_ids_of_their_own_stable_for_the_tree(tmp_path: Path) -> None:
+    rootfs.write_file(tmp_path, "/etc/machine-id", "ab" * 16 + "\n")
+    seat1, seat2 = rootfs.shared_machine_id(tmp_path, "seat1"), rootfs.shared_machine_id(tmp_path, "seat2")
+    assert seat1 != seat2 and len(seat1) == 32 and int(seat1, 16)
+    assert rootfs.shared_machine_id(tmp_path, "seat1") == seat1
+    rootfs.write_file(tmp_path, "/etc/machine-id", "cd" * 16 + "\n")  # another build of the tree
+    assert rootfs.shared_machine_id(tmp_path, "seat1") != seat1

@@ -6,6 +6,7 @@ unbooted tree, against a scratch store seeded with the bootstrap snapshot.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from harness.build import Builder
 from harness.errors import HarnessError, UsageError
 from harness.keys import changes, files_digest
 from harness.network import Interface
-from harness.scripts import scripts
+from harness.scripts import plan_env, scripts
 from harness.stage import Pipeline, Stage
 from harness.store import Store
+from tests.conftest import office_inventory
 
 ROUTER = {
     "10-name.sh": "#!/bin/sh\nset -e\necho \"$HARNESS_MACHINE in $HARNESS_STAGE\" > /etc/office-name\n",
@@ -113,3 +115,55 @@ def test_a_script_stage_builds_and_a_failing_script_publishes_nothing(project: P
     assert "about to fail" in said and "/nonexistent" in said
     assert seeded_store.get(broken.ref("office")) is None
     assert os.path.exists(snapshot.path)  # the good one stays
+
+
+PLAN = {"10-plan.sh": "#!/bin/sh\nset -e\nenv | grep ^HARNESS_ | sort > /etc/harness-env\n"
+                      "cp \"$HARNESS_INVENTORY\" /etc/plan.json\n"}
+
+
+def planned(directory: Path, *, router: bool = True) -> Pipeline:
+    """bootstrap, then a stage whose router is set up by scripts, in a pipeline given the
+    office's inventory (tests.conftest.office_inventory); laptop and printer are in no stage."""
+    inventory = office_inventory(directory, router=router)
+    stage = Stage("office", machines=("router",), steps=(scripts(directory / "plan", on="router"),))
+    return Pipeline([debian.base_stage(), stage], {"router": inventory.interfaces("router")},
+                    inventory=inventory)
+
+
+def test_a_machines_own_addresses_are_variables_of_its_scripts(tmp_path: Path) -> None:
+    inventory = office_inventory(tmp_path)
+    assert plan_env(inventory, "router") == {
+        "HARNESS_DOMAIN": "office", "HARNESS_INTERFACES": "host0 dmz0",
+        "HARNESS_ADDRESS_HOST0": "10.81.1.1", "HARNESS_ADDRESS6_HOST0": "fd81:1::1",
+        "HARNESS_NETWORK_HOST0": "10.81.1.0/24", "HARNESS_NETWORK6_HOST0": "fd81:1::/64",
+        "HARNESS_MAC_HOST0": "02:00:0a:51:01:01", "HARNESS_SEGMENT_HOST0": "lan",
+        "HARNESS_ADDRESS_DMZ0": "10.81.2.1", "HARNESS_NETWORK_DMZ0": "10.81.2.0/24",
+        "HARNESS_MAC_DMZ0": "02:00:0a:51:02:01", "HARNESS_SEGMENT_DMZ0": "dmz"}
+    assert plan_env(inventory, "thin") == {"HARNESS_DOMAIN": "office"}  # a tree: not in the inventory
+
+
+def test_the_whole_inventory_is_in_the_key_of_a_stage_whose_scripts_see_it(tmp_path: Path) -> None:
+    write_dir(tmp_path / "plan", PLAN)
+    keys = planned(tmp_path).keys()
+    assert planned(tmp_path).keys() == keys  # deterministic
+    moved = planned(tmp_path, router=False).keys()  # another machine's entry would do as well
+    assert moved["bootstrap"] == keys["bootstrap"] and moved["office"] != keys["office"]
+    inventory = office_inventory(tmp_path)
+    without_scripts = Pipeline([debian.base_stage(), Stage("office", machines=("router",))],
+                               {"router": inventory.interfaces("router")}, inventory=inventory)
+    assert "inventory" not in without_scripts.definition(without_scripts["office"])
+
+
+@pytest.mark.integration
+def test_scripts_see_the_plan_and_their_machines_addresses(tmp_path: Path, seeded_store: Store) -> None:
+    write_dir(tmp_path / "plan", PLAN)
+    pipeline = planned(tmp_path)
+    router = Builder(seeded_store, pipeline).ensure("office").member("router")
+    seen = dict(line.split("=", 1) for line in (router / "etc/harness-env").read_text().splitlines())
+    assert seen["HARNESS_ADDRESS_HOST0"] == "10.81.1.1" and seen["HARNESS_ADDRESS6_HOST0"] == "fd81:1::1"
+    assert seen["HARNESS_ADDRESS_DMZ0"] == "10.81.2.1" and seen["HARNESS_DOMAIN"] == "office"
+    plan = json.loads((router / "etc/plan.json").read_text())
+    assert plan == json.loads(json.dumps(office_inventory(tmp_path).plan()))
+    assert plan["machines"]["printer"]["interfaces"][0]["address"] == "10.81.2.2"
+    assert plan["segments"]["lan"]["cidr6"] == "fd81:1::/64" and plan["users"]["ann"]["kind"] == "organiser"
+    assert not (router / "var/tmp/harness-scripts").exists()  # the copy and the plan are gone

@@ -17,6 +17,7 @@ from harness.names import SnapshotRef
 from harness.network import Interface
 from harness.plan import Action, plan
 from harness.stage import Pipeline, Stage, needed_stage
+from tests.conftest import office_inventory
 
 
 def base(root: Path) -> dict[str, str]:
@@ -309,3 +310,27 @@ def test_plain():
 ''')
     result = pytester.runpytest("-p", "no:cacheprovider")  # no pipeline module here: none loaded
     result.assert_outcomes(passed=1, deselected=1)  # not "1 skipped"
+
+
+def office_pipeline(directory: Path, *, router: bool = True, **kwargs: object) -> Pipeline:
+    """bootstrap, then one stage adding the office's three machines (tests.conftest.office_inventory)."""
+    stages = [Stage("bootstrap", base=base), Stage("office", machines=("router", "laptop", "printer"))]
+    return Pipeline(stages, inventory=office_inventory(directory, router=router), **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_router_forwards_in_each_family_it_has_from_the_inventory_alone(tmp_path: Path) -> None:
+    assert office_pipeline(tmp_path).sysctls == {
+        "router": {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}}
+    assert office_pipeline(tmp_path, router=False).sysctls == {}
+    inventory = office_inventory(tmp_path, router=False)
+    ipv4_only = dataclasses.replace(inventory.hosts["printer"], router=True)
+    inventory = dataclasses.replace(inventory, hosts={**inventory.hosts, "printer": ipv4_only})
+    assert inventory.sysctls("printer") == {"net.ipv4.ip_forward": "1"}
+
+
+def test_a_pipeline_takes_interfaces_and_rooms_from_its_inventory_and_adds_sysctls(tmp_path: Path) -> None:
+    pipeline = office_pipeline(tmp_path, sysctls={"laptop": {"net.ipv4.conf.all.rp_filter": "0"}})
+    assert pipeline.interfaces["printer"] == office_inventory(tmp_path).interfaces("printer")
+    assert pipeline.sysctls["laptop"] == {"net.ipv4.conf.all.rp_filter": "0"}
+    assert pipeline.sysctls["router"]["net.ipv4.ip_forward"] == "1"
+    assert pipeline.keys()["office"] != office_pipeline(tmp_path, router=False).keys()["office"]
