@@ -91,21 +91,23 @@ def web_db_password_rotated(lab: Lab) -> None:
                     "\"ALTER ROLE concours PASSWORD 'rotated'\"")
 
 
-@mutant("concours was left pointed at a staging database: its records never reach the real one")
-def web_app_uses_another_database(lab: Lab) -> None:
+def _concours_dsn_in_unit(lab: Lab, name: str, dsn: str) -> None:
+    """Give concours ``dsn`` through a drop-in of its unit (world-readable, as units are), restart
+    it and wait until the site answers again."""
     web = lab["web"]
-    run(web, "runuser -u postgres -- createdb -O concours concours_staging && "
-             "mkdir -p /etc/systemd/system/concours.service.d && printf '%s\\n' '[Service]' "
-             "'Environment=\"CONCOURS_DSN=host=localhost dbname=concours_staging user=concours "
-             "password=concours\"' > /etc/systemd/system/concours.service.d/staging.conf && "
+    run(web, "mkdir -p /etc/systemd/system/concours.service.d && printf '%s\\n' '[Service]' "
+             f"'Environment=\"CONCOURS_DSN={dsn}\"' > /etc/systemd/system/concours.service.d/{name}.conf && "
              "systemctl daemon-reload && systemctl restart concours.service")
     web.wait_until_succeeds("curl -sf -H 'Host: concours' http://127.0.0.1/entries")
+
+
+@mutant("concours was left pointed at a staging database: its records never reach the real one")
+def web_app_uses_another_database(lab: Lab) -> None:
+    run(lab["web"], "runuser -u postgres -- createdb -O concours concours_staging")
+    _concours_dsn_in_unit(lab, "staging", DSN.replace("host=db dbname=concours ",
+                                                      "host=localhost dbname=concours_staging "))
 
 
 @mutant("the database password went into concours' unit (world-readable) instead of its credential")
 def web_dsn_in_unit(lab: Lab) -> None:
-    web = lab["web"]
-    run(web, "mkdir -p /etc/systemd/system/concours.service.d && printf '%s\\n' '[Service]' "
-             f"'Environment=\"CONCOURS_DSN={DSN}\"' > /etc/systemd/system/concours.service.d/dsn.conf && "
-             "systemctl daemon-reload && systemctl restart concours.service")
-    web.wait_until_succeeds("curl -sf -H 'Host: concours' http://127.0.0.1/entries")
+    _concours_dsn_in_unit(lab, "dsn", DSN)
