@@ -132,7 +132,7 @@ def chain_disk(store: Store, pipeline: Pipeline) -> dict[str, Any]:
     per_stage = {}
     for snap in store.snapshots():
         t, e, _ = _du([snap.path])
-        per_stage[snap.name.split("/")[0]] = {"referenced": t, "exclusive": e}
+        per_stage[snap.ref.group] = {"referenced": t, "exclusive": e}
     chain = exclusive + shared
     own = last_exclusive + last_shared
     return {"chain unique bytes": chain, "chain referenced bytes": total,
