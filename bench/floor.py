@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import nspawn
-from harness.build import Builder
-from harness.lab import Lab, MachineSetup
-from harness.names import WorkOwner
-from harness.stage import BASE_MEMBER
-from harness.store import Snapshot, Store
+from harness.core.names import WorkOwner
+from harness.engine.build.builder import Builder
+from harness.machines import nspawn
+from harness.machines.lab import Lab, MachineSetup
+from harness.machines.store import Snapshot, Store
+from harness.model.stage import BASE_MEMBER
 
 
 def clone(store: Store, snapshot: Snapshot, reps: int) -> list[float]:

@@ -52,13 +52,13 @@ from typing import Any
 
 from bench import floor, scale
 from bench.report import markdown
-from harness import lab as labs
-from harness import proc
-from harness.build import Builder
-from harness.lab import Lab
-from harness.names import SnapshotRef
-from harness.stage import Pipeline
-from harness.store import Snapshot, Store, open_store
+from harness.core import proc
+from harness.core.names import SnapshotRef
+from harness.engine.build.builder import Builder
+from harness.machines import lab as labs
+from harness.machines.lab import Lab
+from harness.machines.store import Snapshot, Store, open_store
+from harness.model.stage import Pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 FAILED_RUN = REPO / "reports" / "bench" / "failed-pytest.log"  # the output of a pytest run that failed

@@ -41,7 +41,7 @@ def progress(text: str) -> None:
 
 def pss_of_machine(unit: str) -> int:
     """Bytes of memory the processes of machine ``unit`` use, shared pages divided among users."""
-    from harness import nspawn
+    from harness.machines import nspawn
 
     total = 0
     for procs in (p for cgroup in nspawn.cgroups(unit)[:1] for p in cgroup.rglob("cgroup.procs")):
@@ -65,9 +65,9 @@ def one_size(contestants: int, reps: int) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
     import logging
 
-    from harness.build import Builder
-    from harness.names import LabName
-    from harness.store import open_store
+    from harness.core.names import LabName
+    from harness.engine.build.builder import Builder
+    from harness.machines.store import open_store
     from stages import PIPELINE
     from stages.inventory import INVENTORY
 

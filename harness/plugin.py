@@ -1,5 +1,5 @@
 """The harness pytest plugin (entry point ``pytest11``): options, collection, live progress;
-its fixtures are in `harness.fixtures`.
+its fixtures are in `harness.pytest.fixtures`.
 
 One fixture per stage of the pipeline (``bootstrap``, ``gw``, ...) returns that stage's
 machine from a lab that has reached at least that stage. Which stage the session lab is
@@ -8,8 +8,8 @@ only ``gw`` is used never builds a later stage. Tests marked ``fresh_lab`` get a
 lab booted from the same snapshot and destroyed after them.
 
 Options live in the ``harness`` group; shared state in ``config.stash``. Progress lines
-from `harness.log` are written to the terminal as they happen (capture suspended), and
-each `harness.log.step` becomes an allure step.
+from `harness.core.log` are written to the terminal as they happen (capture suspended), and
+each `harness.core.log.step` becomes an allure step.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import fixtures, flaky, log, proc, reporting, settings, store, timings
-from harness import lab as lab_module
-from harness.errors import HarnessError, UsageError
-from harness.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
-from harness.session import (
+from harness.core import log, proc, settings
+from harness.core.errors import HarnessError, UsageError
+from harness.machines import lab as lab_module
+from harness.machines import store
+from harness.model.stage import Pipeline, load_pipeline, needed_stage
+from harness.pytest import fixtures, flaky, reporting, timings
+from harness.pytest.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
+from harness.pytest.session import (
     MACHINE_FIXTURES_KEY,
     PIPELINE_KEY,
     PRIVATE_KEY,
@@ -38,7 +41,6 @@ from harness.session import (
     settings_of,
     store_of,
 )
-from harness.stage import Pipeline, load_pipeline, needed_stage
 
 MARKERS = {
     "integration": "needs root, real btrfs and real nspawn machines",
@@ -51,7 +53,7 @@ HOST_TOOLS = ("systemd-nspawn", "nsenter", "nft", "tcpdump", "debootstrap")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "harness: nspawn labs on btrfs snapshots")
-    settings.add_options(group, parser.addini)  # the run's settings: harness.settings.SETTINGS
+    settings.add_options(group, parser.addini)  # the run's settings: harness.core.settings.SETTINGS
     group.addoption("--from-snapshot", metavar="STAGE", default=None,
                     help="restore the lab as it stood after STAGE, then rebuild every later "
                          "stage the selected tests need, even when cached")
@@ -79,9 +81,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
                                   args: list[str]) -> None:
-    """Resolve the run's settings (`harness.settings`) before any conftest imports the
+    """Resolve the run's settings (`harness.core.settings`) before any conftest imports the
     inventory (they load before `pytest_configure`), and hand the room size and the families
-    to harness.inventory_file.load, here and in every process this run starts (xdist workers,
+    to harness.model.inventory_file.load, here and in every process this run starts (xdist workers,
     `harness mutate`'s runs). Then import the pipeline, so that a wrong stage or inventory (a
     room that overflows at this size) is one line naming the fault, not a conftest's import
     traceback."""
@@ -120,10 +122,10 @@ def _load_pipeline(config: pytest.Config) -> Pipeline | None:
 
 @pytest.hookimpl(tryfirst=True)  # before allure and junitxml read their options
 def pytest_configure(config: pytest.Config) -> None:
-    # The fixtures (harness/fixtures.py), registered as the module this one already imported:
+    # The fixtures (harness/pytest/fixtures.py), registered as the module this one already imported:
     # named in `pytest_plugins`, pytest would warn on every run that it came too late to rewrite.
-    if not config.pluginmanager.is_registered(fixtures):  # `-p harness.fixtures` did it already
-        config.pluginmanager.register(fixtures, "harness.fixtures")
+    if not config.pluginmanager.is_registered(fixtures):  # `-p harness.pytest.fixtures` did it already
+        config.pluginmanager.register(fixtures, "harness.pytest.fixtures")
     if not config.option.help:  # nothing runs, nothing is reported: anyone may ask, anywhere
         _refuse_a_user_who_cannot_write(config)
         reporting.point_reports(config)

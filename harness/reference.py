@@ -1,7 +1,7 @@
 """docs/reference.md, generated from the code so that it cannot drift.
 
 ``python -m harness.reference`` rewrites it: `Stage`'s fields, the inventory's schema and
-every key its tables take, the run's settings (`harness.settings.SETTINGS`), the fixtures,
+every key its tables take, the run's settings (`harness.core.settings.SETTINGS`), the fixtures,
 markers, pytest options and ini keys the plugin adds, and every verb of the ``harness``
 command with its options.
 ``tests/test_reference.py`` fails when the page and the code disagree.
@@ -21,9 +21,13 @@ from typing import Any
 from _pytest.config.argparsing import Parser
 from _pytest.fixtures import getfixturemarker
 
-from harness import cli, fixtures, inventory_file, inventory_keys, plugin, scripts, settings
-from harness.inventory import Inventory
-from harness.stage import Pipeline, Stage
+from harness import cli, plugin
+from harness.core import settings
+from harness.engine.build import scripts
+from harness.model import inventory_file, inventory_keys
+from harness.model.inventory import Inventory
+from harness.model.stage import Pipeline, Stage
+from harness.pytest import fixtures
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
 
@@ -58,17 +62,19 @@ def _stage() -> str:
         default = field.default if field.default is not dataclasses.MISSING else \
             repr(field.default_factory()) if field.default_factory is not dataclasses.MISSING else "required"
         rows.append((f"`{field.name}`", f"`{field.type}`", f"`{default}`"))
-    return (f"## Stage fields\n\n`harness.stage.Stage`; declare one with `Stage.here(name, ...)`.\n\n"
+    return (f"## Stage fields\n\n`harness.model.stage.Stage`; declare one with `Stage.here(name, ...)`.\n\n"
             f"{_table(('field', 'type', 'default'), rows)}\n{_doc(Stage)}\n")
 
 
 def _pipeline() -> str:
-    return (f"## Pipeline\n\n`harness.stage.Pipeline(stages, interfaces=None, sysctls=None, rooms=None, *, "
+    return ("## Pipeline\n\n`harness.model.stage.Pipeline(stages, interfaces=None, sysctls=None, "
+            "rooms=None, *, "
             f"inventory=None)`: a project's `PIPELINE`.\n\n{_doc(Pipeline.__init__)}\n")
 
 
 def _scripts() -> str:
-    return (f"## Script stages\n\n`harness.scripts.scripts(directory, on=machine)`.\n\n{_doc(scripts)}\n"
+    return ("## Script stages\n\n`harness.engine.build.scripts.scripts(directory, on=machine)`.\n\n"
+            f"{_doc(scripts)}\n"
             f"\n{_doc(Inventory.plan)}\n")
 
 
@@ -76,7 +82,7 @@ def _inventory() -> str:
     keys = [f"### Keys of {inventory_keys.TITLES[table]}\n\n"
             + _table(("key", "what"), [(f"`{key}`", what) for key, what in known.items()])
             for table, known in inventory_keys.KEYS.items()]
-    schema = f"## Inventory schema\n\n`harness.inventory_file.load(path)`.\n\n{_doc(inventory_file)}\n"
+    schema = f"## Inventory schema\n\n`harness.model.inventory_file.load(path)`.\n\n{_doc(inventory_file)}\n"
     return "\n".join([schema, *keys])
 
 
@@ -89,9 +95,10 @@ def _settings() -> str:
                      f"`{row.ini}`" if row.ini else "",
                      f"`{row.default}`" if row.default is not None else "none", fronts or "environment only",
                      row.help))
-    return ("## Run settings\n\n`harness.settings.SETTINGS`, one row per setting: the `harness` command's "
+    return ("## Run settings\n\n`harness.core.settings.SETTINGS`, one row per setting: the `harness` "
+            "command's "
             "and the pytest plugin's options and ini keys are made from it. A run resolves each once, into "
-            "`harness.settings.RunSettings`: the option, else the environment, else the ini, else the "
+            "`harness.core.settings.RunSettings`: the option, else the environment, else the ini, else the "
             "default; a bad value is one line naming where it came from. The room size and the families "
             "reach the processes a run starts (xdist workers, `harness mutate`'s runs) through the "
             "environment.\n\n"

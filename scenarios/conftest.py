@@ -12,10 +12,10 @@ import secrets
 
 import pytest
 
-from harness.errors import CheckFailed
-from harness.inventory import Family, Host
-from harness.lab import Lab
-from harness.machine import Machine
+from harness.core.errors import CheckFailed
+from harness.machines.lab import Lab
+from harness.machines.machine import Machine
+from harness.model.inventory import Family, Host
 from harness.probes import http_status, in_url, networkd_lease
 from stages.inventory import INVENTORY
 

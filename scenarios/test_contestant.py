@@ -2,7 +2,7 @@
 as that seat's contestant: what they must not be able to do, tried.
 
 The contestant's shell here is a process with their uid, gid and groups on their seat
-(`harness.leaks.as_user`); the console is their login prompt. Every machine is also walked
+(`harness.probes.leaks.as_user`); the console is their login prompt. Every machine is also walked
 as each kind of unprivileged user it has, for a secret one could read.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.leaks import as_user, readable_secrets, root_programs, writable_paths
-from harness.machine import Machine
+from harness.machines.machine import Machine
 from harness.probes import console_login
+from harness.probes.leaks import as_user, readable_secrets, root_programs, writable_paths
 from scenarios.conftest import one_seat_for_all
 from stages.contestant import (
     GRANTED,

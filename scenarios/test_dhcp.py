@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from harness import proc
-from harness.errors import CheckFailed, WaitTimeout
-from harness.evidence import Capture
-from harness.inventory import Config, Config6, Family, Nic, eui64
-from harness.lab import Lab
-from harness.machine import Machine
+from harness.core import proc
+from harness.core.errors import CheckFailed, WaitTimeout
+from harness.core.wait import retry
+from harness.engine.evidence import Capture
+from harness.machines.lab import Lab
+from harness.machines.machine import Machine
+from harness.model.inventory import Config, Config6, Family, Nic, eui64
 from harness.probes import dig, granted
 from harness.probes import kea_leases as kea_lease_rows
 from harness.probes import networkd_lease6 as lease6
-from harness.wait import retry
 from scenarios.conftest import by_family, lease, one_seat_for_all
 from stages.common import wait_for_lease
 from stages.inventory import INVENTORY

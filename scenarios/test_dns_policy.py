@@ -7,9 +7,9 @@ import ipaddress
 
 import pytest
 
-from harness.inventory import Family
-from harness.lab import Lab
-from harness.machine import Machine
+from harness.machines.lab import Lab
+from harness.machines.machine import Machine
+from harness.model.inventory import Family
 from scenarios.conftest import FAMILIES, gw_address
 from stages.inventory import INVENTORY
 from stages.spec import DYNAMIC

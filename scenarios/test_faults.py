@@ -13,9 +13,9 @@ import re
 
 import pytest
 
-from harness.inventory import Family
-from harness.lab import Lab
-from harness.machine import Machine
+from harness.machines.lab import Lab
+from harness.machines.machine import Machine
+from harness.model.inventory import Family
 from scenarios.conftest import FAMILIES, address, gw_address
 
 GW = gw_address(Family.IPV4)

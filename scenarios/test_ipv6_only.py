@@ -11,9 +11,9 @@ import ipaddress
 
 import pytest
 
-from harness.inventory import Family
-from harness.lab import Lab
-from harness.machine import Machine
+from harness.machines.lab import Lab
+from harness.machines.machine import Machine
+from harness.model.inventory import Family
 from harness.probes import Answer, dig, expect, http_status
 from scenarios.conftest import gw_address, source_seen_outside
 from stages.inventory import INVENTORY

@@ -5,9 +5,9 @@ the LAN, nothing, is in test_policy.py.)"""
 
 from __future__ import annotations
 
-from harness.inventory import Family
-from harness.lab import Lab
-from harness.machine import Machine
+from harness.machines.lab import Lab
+from harness.machines.machine import Machine
+from harness.model.inventory import Family
 from scenarios.conftest import by_family, seen_by_the_internet, source_seen_outside
 from stages.spec import FAR, NARROW_MTU
 

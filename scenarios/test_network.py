@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.inventory import Family
-from harness.machine import Machine
+from harness.machines.machine import Machine
+from harness.model.inventory import Family
 from harness.probes import ping
 from scenarios.conftest import one_seat_for_all
 from stages.inventory import INVENTORY

@@ -7,10 +7,10 @@ import secrets
 
 import pytest
 
-from harness.errors import CheckFailed
-from harness.inventory import Family
-from harness.lab import Lab
-from harness.machine import Machine
+from harness.core.errors import CheckFailed
+from harness.machines.lab import Lab
+from harness.machines.machine import Machine
+from harness.model.inventory import Family
 from harness.probes import console_login, dns_servers, search_domains
 from scenarios.conftest import address, by_family, gw_address, seen_by_the_internet, source_seen_outside
 from stages.inventory import INVENTORY

@@ -14,11 +14,11 @@ import json
 
 import pytest
 
-from harness.errors import CheckFailed, WaitTimeout
-from harness.inventory import Family
-from harness.lab import Lab
-from harness.machine import Machine
-from harness.wait import retry
+from harness.core.errors import CheckFailed, WaitTimeout
+from harness.core.wait import retry
+from harness.machines.lab import Lab
+from harness.machines.machine import Machine
+from harness.model.inventory import Family
 from stages.inventory import INVENTORY
 from stages.policy import ROWS, Proto, Row, cidr_of
 from stages.spec import LEASE

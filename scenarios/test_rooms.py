@@ -1,7 +1,7 @@
 """Contest rooms: every seat of every room, checked at once, as its users and the LAN see it.
 
 Each test takes ``room`` (it runs once per room of the inventory) or ``rooms`` (all of
-them together), and checks every seat with `harness.fleet.on_each`: a failure names every
+them together), and checks every seat with `harness.machines.fleet.on_each`: a failure names every
 seat that failed and how, not the first only. ``pytest --room-size=N -k room`` runs them
 on rooms of N seats.
 """
@@ -14,11 +14,11 @@ import time
 import allure
 import pytest
 
-from harness.console import CONSOLE_TIMEOUT
-from harness.fleet import deadline, on_each, wait_all
-from harness.inventory import Family, Nic
-from harness.lab import Lab
-from harness.machine import Machine
+from harness.machines.console import CONSOLE_TIMEOUT
+from harness.machines.fleet import deadline, on_each, wait_all
+from harness.machines.lab import Lab
+from harness.machines.machine import Machine
+from harness.model.inventory import Family, Nic
 from harness.probes import (
     Answer,
     console_login,

@@ -9,8 +9,8 @@ import shlex
 
 import pytest
 
-from harness.inventory import Family
-from harness.machine import Machine
+from harness.machines.machine import Machine
+from harness.model.inventory import Family
 from scenarios.conftest import address, by_family
 from stages.inventory import INVENTORY
 from stages.web import SITES

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness import rootfs
-from harness.build import Build
-from harness.debian import HOSTS
-from harness.errors import HarnessError
-from harness.inventory import Config
-from harness.network import Family
+from harness.core.errors import HarnessError
+from harness.engine.build.builder import Build
+from harness.engine.build.debian import HOSTS
+from harness.machines import rootfs
+from harness.machines.network import Family
+from harness.model.inventory import Config
 from stages.generate import dhcp_unit, network_units, resolver
 from stages.inventory import INVENTORY
 
 if TYPE_CHECKING:
-    from harness.machine import Machine
+    from harness.machines.machine import Machine
 
 
 def configure_network(build: Build, machine: str) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness import mutate, proc
-from harness.inventory import Config6, Inventory
-from harness.log import format_elapsed
-from harness.network import Family
-from harness.stage import Pipeline
+from harness.core import proc
+from harness.core.log import format_elapsed
+from harness.engine import mutate
+from harness.machines.network import Family
+from harness.model.inventory import Config6, Inventory
+from harness.model.stage import Pipeline
 from stages import PIPELINE, policy
 from stages.generate import topology_dot
 from stages.inventory import INVENTORY

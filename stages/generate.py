@@ -1,6 +1,6 @@
 """Configuration generated from the inventory: network units, DHCP, DNS, firewall.
 
-Pure functions from `harness.inventory.Inventory` to file contents, so the plan is
+Pure functions from `harness.model.inventory.Inventory` to file contents, so the plan is
 written once (the machines in stages/inventory.toml, the rest in stages/spec.py) and every
 file that restates it is derived.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from harness.inventory import Config, Config6, Host, Inventory, Kind, Nic
-from harness.network import Family
+from harness.machines.network import Family
+from harness.model.inventory import Config, Config6, Host, Inventory, Kind, Nic
 from stages import policy, spec
 
 # The TSIG secret Kea signs its DNS updates with: lab-only, so a fixed value is fine.

@@ -18,9 +18,9 @@ discovery across gw needs.
 
 from __future__ import annotations
 
-from harness import rootfs
-from harness.build import Build
-from harness.stage import Stage
+from harness.engine.build.builder import Build
+from harness.machines import rootfs
+from harness.model.stage import Stage
 from stages import spec
 from stages.common import configure_network, write_all
 from stages.generate import (

@@ -1,12 +1,12 @@
 """The reference lab's inventory (stages/inventory.toml), loaded and validated once per process,
 its rooms at the run's size (``--room-size``) and in the run's families (``--families``; see
-`harness.inventory_file`)."""
+`harness.model.inventory_file`)."""
 
 from pathlib import Path
 
-from harness.errors import UsageError
-from harness.inventory import Family, Inventory
-from harness.inventory_file import FAMILIES_ENV, load
+from harness.core.errors import UsageError
+from harness.model.inventory import Family, Inventory
+from harness.model.inventory_file import FAMILIES_ENV, load
 
 PATH = Path(__file__).with_suffix(".toml")
 INVENTORY: Inventory = load(PATH)

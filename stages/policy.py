@@ -21,9 +21,9 @@ import enum
 import ipaddress
 from dataclasses import dataclass
 
-from harness.errors import UsageError
-from harness.inventory import Config, Config6, Host, Inventory, Kind, Nic
-from harness.network import Family
+from harness.core.errors import UsageError
+from harness.machines.network import Family
+from harness.model.inventory import Config, Config6, Host, Inventory, Kind, Nic
 from stages.inventory import INVENTORY
 
 

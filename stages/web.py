@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import rootfs
-from harness.build import Build
-from harness.stage import Stage
+from harness.engine.build.builder import Build
+from harness.machines import rootfs
+from harness.model.stage import Stage
 from stages.common import configure_network
 from stages.inventory import INVENTORY
 

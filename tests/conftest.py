@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import network
-from harness.inventory import Inventory
-from harness.inventory_file import load
-from harness.network import Family, Interface
+from harness.machines import network
+from harness.machines.network import Family, Interface
+from harness.model.inventory import Inventory
+from harness.model.inventory_file import load
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import debian
-from harness.stage import Pipeline
-from harness.store import Snapshot
+from harness.engine.build import debian
+from harness.machines.store import Snapshot
+from harness.model.stage import Pipeline
 from stages import PIPELINE
 
 

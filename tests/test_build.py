@@ -1,4 +1,5 @@
-"""harness.build on real machines: what every machine a stage adds gets from the harness (an id of
+"""harness.engine.build.builder on real machines: what every machine a stage adds gets from the
+harness (an id of
 its own, no container default on host0), and a router that forwards from the inventory alone.
 
 The lab is a small office (tests.conftest.office_inventory): laptop on ``lan``, printer on
@@ -12,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import debian, rootfs
-from harness.build import Build, Builder
-from harness.lab import Lab
-from harness.stage import Pipeline, Stage
-from harness.store import Store
+from harness.engine.build import debian
+from harness.engine.build.builder import Build, Builder
+from harness.machines import rootfs
+from harness.machines.lab import Lab
+from harness.machines.store import Store
+from harness.model.stage import Pipeline, Stage
 from tests.conftest import office_inventory
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import lab as labs
-from harness import treediff
-from harness.names import SnapshotRef
-from harness.store import Snapshot, Store
+from harness.core.names import SnapshotRef
+from harness.machines import lab as labs
+from harness.machines import treediff
+from harness.machines.store import Snapshot, Store
 from tests.conftest import NOTHING, traces_of
 from tests.toy import PIPELINE, Toy, drop_store, scratch_store
 
@@ -181,9 +181,9 @@ def test_a_damaged_bundle_is_refused_and_the_store_is_unchanged(toy: Toy, kept: 
 # overlay (the stage snapshot stores the tree, not the seats), beside machines of their own,
 # one of them IPv6-only.
 ROOMS = '''
-from harness.debian import base_stage
-from harness.network import Interface
-from harness.stage import Pipeline, Stage
+from harness.engine.build.debian import base_stage
+from harness.machines.network import Interface
+from harness.model.stage import Pipeline, Stage
 
 ROOMS = {"r1": ("r1p1", "r1p2"), "r2": ("r2p1",)}
 SEATS = tuple(seat for room in ROOMS.values() for seat in room)

@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, cli_args, cli_labs, lab, network, nspawn, proc
-from harness.build import Builder
-from harness.errors import UsageError
-from harness.names import SnapshotRef
-from harness.store import Snapshot, Store
+from harness import cli
+from harness.cli import args as cli_args
+from harness.cli import labs as cli_labs
+from harness.core import proc
+from harness.core.errors import UsageError
+from harness.core.names import SnapshotRef
+from harness.engine.build.builder import Builder
+from harness.machines import lab, network, nspawn
+from harness.machines.store import Snapshot, Store
 from tests.conftest import NOTHING, traces_of
 from tests.toy import Toy, drop_store, scratch_store
 
@@ -207,17 +211,17 @@ def test_build_reuses_a_published_bootstrap(harness_store: Store, bootstrap: Sna
 
 LEAKER = """
 import sys
-from harness.store import open_store
-from harness.lab import Lab, MachineSetup
-from harness.network import Interface
+from harness.machines.store import open_store
+from harness.machines.lab import Lab, MachineSetup
+from harness.machines.network import Interface
 store = open_store(sys.argv[1])
-from harness.build import Builder
+from harness.engine.build.builder import Builder
 from stages import PIPELINE
 base = Builder(store, PIPELINE).ensure("bootstrap").member("base")
 lab = Lab(store, [MachineSetup("a", base, (Interface("a", "host0", "lan", "02:00:00:00:00:01"),))])
 lab.__enter__()
 from pathlib import Path
-from harness.evidence import Capture
+from harness.engine.evidence import Capture
 capture = Capture(lab.network, Path(sys.argv[2])).start()  # tcpdump in the lab's switch namespace
 print(lab.id, flush=True)
 sys.stdin.read()  # hold the lab until killed

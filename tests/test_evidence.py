@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import evidence
-from harness.store import Store
+from harness.engine import evidence
+from harness.machines.store import Store
 
 pytestmark = pytest.mark.integration
 

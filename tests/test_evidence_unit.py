@@ -1,11 +1,11 @@
-"""harness.evidence: the pure parts (pcap merging, address parsing, dpkg versions), no root."""
+"""harness.engine.evidence: the pure parts (pcap merging, address parsing, dpkg versions), no root."""
 
 from __future__ import annotations
 
 import struct
 from pathlib import Path
 
-from harness import evidence
+from harness.engine import evidence
 
 HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
 

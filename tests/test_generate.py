@@ -1,4 +1,5 @@
-"""stages/generate.py and harness.inventory: the reference lab's configuration, derived from its inventory."""
+"""stages/generate.py and harness.model.inventory: the reference lab's configuration, derived
+from its inventory."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import UsageError
-from harness.inventory import Config, Family, Inventory
-from harness.inventory_file import load, parse
+from harness.core.errors import UsageError
+from harness.model.inventory import Config, Family, Inventory
+from harness.model.inventory_file import load, parse
 from stages import generate, policy, spec
 from stages.inventory import INVENTORY
 from stages.inventory import PATH as PLAN

@@ -1,4 +1,4 @@
-"""Host set-up (`harness.host`, ``harness setup-host``): what it reads, what it raises and keeps.
+"""Host set-up (`harness.engine.host`, ``harness setup-host``): what it reads, what it raises and keeps.
 
 The parsing and the limits' bookkeeping run without root, against files in a temporary
 directory standing for /proc/sys and /etc/sysctl.d; the command itself runs for real, in
@@ -14,9 +14,10 @@ from unittest import mock
 
 import pytest
 
-from harness import host, limits
-from harness.errors import UsageError
-from harness.settings import size_bytes
+from harness.core.errors import UsageError
+from harness.core.settings import size_bytes
+from harness.engine import host
+from harness.machines import limits
 from tests.test_cli import REPO
 
 

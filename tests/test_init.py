@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.names import SnapshotRef
-from harness.store import Snapshot, Store
+from harness.core.names import SnapshotRef
+from harness.machines.store import Snapshot, Store
 
 
 def test_init_refuses_a_directory_that_holds_something(tmp_path: Path,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import UsageError
-from harness.inventory import Config6, Family, eui64
-from harness.inventory_file import load
+from harness.core.errors import UsageError
+from harness.model.inventory import Config6, Family, eui64
+from harness.model.inventory_file import load
 
 
 def machine(name: str, extra: str = "", **nic: str) -> str:

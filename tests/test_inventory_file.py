@@ -1,5 +1,6 @@
 """The inventory file as a run loads it: the run's room size and families as the environment
-carries them (`harness.settings`), and a plan loaded without an IP family (``--families``), as if it had never
+carries them (`harness.core.settings`), and a plan loaded without an IP family (``--families``),
+as if it had never
 had any, without hiding a fault of the file."""
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import UsageError
-from harness.inventory import Family, eui64
-from harness.inventory_file import FAMILIES_ENV, load, parse
-from harness.settings import families, inherited
+from harness.core.errors import UsageError
+from harness.core.settings import families, inherited
+from harness.model.inventory import Family, eui64
+from harness.model.inventory_file import FAMILIES_ENV, load, parse
 from tests.test_inventory6 import DUAL, inventory, machine
 
 GUESTS = '\n[segments.guests]\ncidr6 = "2001:db8:2::/64"\nipv6 = "slaac"\n' + machine(

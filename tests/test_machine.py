@@ -1,4 +1,5 @@
-"""harness.machine and harness.lab on real nspawn machines cloned from the bootstrap snapshot."""
+"""harness.machines.machine and harness.machines.lab on real nspawn machines cloned from the
+bootstrap snapshot."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import CheckFailed, HarnessError, UsageError
-from harness.lab import Lab, MachineSetup
-from harness.machine import MachineSpec, find_leader
-from harness.store import Store
+from harness.core.errors import CheckFailed, HarnessError, UsageError
+from harness.machines.lab import Lab, MachineSetup
+from harness.machines.machine import MachineSpec, find_leader
+from harness.machines.store import Store
 from tests.conftest import NOTHING, lan, traces_of
 
 
@@ -153,7 +154,7 @@ def test_stopping_the_lab_leaves_nothing_behind(harness_store: Store, base: Path
 def test_interrupt_during_boot_leaves_nothing_behind(harness_store: Store, base: Path,
                                                       tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import machine
+    from harness.machines import machine
 
     def interrupted(self: machine.Machine, timeout: float | None = None) -> str:
         raise KeyboardInterrupt
@@ -219,7 +220,7 @@ UNCONN 0      0      [fe80::c0:a8ff:fe01:fe]%lan0:547  [::]:*
     (80, "2001:db8:1::1:64", True),
 ])
 def test_listening_on_counts_wildcard_sockets(port: int, address: str | None, expected: bool) -> None:
-    from harness.machine import listening_on
+    from harness.machines.machine import listening_on
 
     assert listening_on(SS, port, address) is expected
 

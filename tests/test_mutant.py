@@ -1,4 +1,4 @@
-"""harness.mutant, the pipeline's mutants and harness.mutate's verdicts: pure logic, no root."""
+"""harness.model.mutant, the pipeline's mutants and harness.engine.mutate's verdicts: pure logic, no root."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import mutate
-from harness.errors import HarnessError, UsageError
-from harness.mutant import Mutant, declared, mutant
-from harness.mutate import Outcome, Status, Summary, judge
-from harness.stage import Pipeline, Stage
+from harness.core.errors import HarnessError, UsageError
+from harness.engine import mutate
+from harness.engine.mutate import Outcome, Status, Summary, judge
+from harness.model.mutant import Mutant, declared, mutant
+from harness.model.stage import Pipeline, Stage
 
 
 def base(root: Path) -> dict[str, str]:
@@ -75,7 +75,7 @@ def test_a_build_time_mutant_gets_keys_of_its_own_from_its_stage_on() -> None:
     assert plain.keys() == pipeline(drop_route).keys()  # the pipeline itself is untouched
 
 
-STAGE = "from harness.stage import Stage\n{imports}STAGE = Stage.here('alpha', machines=('alpha',))\n"
+STAGE = "from harness.model.stage import Stage\n{imports}STAGE = Stage.here('alpha', machines=('alpha',))\n"
 LOSE = "@mutant('alpha loses a file')\ndef lose(lab):\n    lab['alpha'].succeed('rm /x')\n"
 
 
@@ -93,7 +93,7 @@ def load_toymut(root: Path, stage: str, mutants: str) -> Pipeline:
     package = root / "toymut"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(stage)
-    (package / "mutants.py").write_text(f"from harness.mutant import mutant\n\n{mutants}")
+    (package / "mutants.py").write_text(f"from harness.model.mutant import mutant\n\n{mutants}")
     for name in [n for n in sys.modules if n == "toymut" or n.startswith("toymut.")]:
         del sys.modules[name]
     sys.path.insert(0, str(root))
@@ -118,7 +118,8 @@ def test_mutants_are_not_part_of_a_stage_key(toymut: Path) -> None:
 def test_a_mutant_a_stage_key_would_hash_is_refused(toymut: Path) -> None:
     with pytest.raises(UsageError, match=r"__init__.py:\d+: stage alpha: its module declares mutants "
                                          r"\(lose\), which its key would hash"):
-        load_toymut(toymut / "beside", STAGE.format(imports=f"from harness.mutant import mutant\n{LOSE}"), "")
+        beside = STAGE.format(imports=f"from harness.model.mutant import mutant\n{LOSE}")
+        load_toymut(toymut / "beside", beside, "")
     imported = STAGE.format(imports="from toymut import mutants\n")  # the stage uses its mutants' module
     with pytest.raises(UsageError, match=r"mutants.py:3: mutant lose is declared in toymut.mutants, which "
                                          "stage alpha's key covers: declare it in a module no stage imports"):

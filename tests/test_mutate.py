@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 MUTANTS = '''
 import dataclasses
-from harness.mutant import mutant, run, edit
+from harness.model.mutant import mutant, run, edit
 
 
 @mutant("alpha forgets that it was built")
@@ -52,7 +52,7 @@ def alpha_rotated(lab):
 
 @pytest.fixture
 def mutated(toy: Toy) -> Toy:
-    imports = "import toy_alpha, toy_alpha_mutants, toy_beta\nfrom harness.mutant import declared"
+    imports = "import toy_alpha, toy_alpha_mutants, toy_beta\nfrom harness.model.mutant import declared"
     attached = PIPELINE.replace("import toy_alpha, toy_beta", imports).replace(
         "\n)\n", '\n    mutants={"alpha": declared(toy_alpha_mutants)},\n)\n')
     toy.pytester.makepyfile(toy_alpha_mutants=MUTANTS, toystages=attached)

@@ -1,11 +1,11 @@
-"""harness.names: lab names and snapshot references, built and parsed in one place (no root)."""
+"""harness.core.names: lab names and snapshot references, built and parsed in one place (no root)."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.errors import UsageError
-from harness.names import LabName, SnapshotRef, prep_unit
+from harness.core.errors import UsageError
+from harness.core.names import LabName, SnapshotRef, prep_unit
 
 
 def test_a_machine_name_with_dashes_stays_whole() -> None:

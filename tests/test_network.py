@@ -1,4 +1,4 @@
-"""harness.network: names and validation (no root), then real namespaces, bridges and veths."""
+"""harness.machines.network: names and validation (no root), then real namespaces, bridges and veths."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from pyroute2 import NetNS, netns
 
-from harness import network, proc
-from harness.errors import HarnessError, UsageError
-from harness.lab import new_lab_id
-from harness.network import Family, Interface, LabNetwork
-from harness.wait import retry
+from harness.core import proc
+from harness.core.errors import HarnessError, UsageError
+from harness.core.wait import retry
+from harness.machines import network
+from harness.machines.lab import new_lab_id
+from harness.machines.network import Family, Interface, LabNetwork
 from tests.conftest import lan
 
 

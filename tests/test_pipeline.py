@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness import proc
+from harness.core import proc
 from tests.toy import Toy
 
 pytestmark = pytest.mark.integration
@@ -81,7 +81,7 @@ def test_xdist_workers_build_each_stage_once(toy: Toy) -> None:
 
 
 def test_keep_lab_leaves_it_running_until_destroy(toy: Toy) -> None:
-    from harness import lab as labs
+    from harness.machines import lab as labs
     from tests.conftest import NOTHING, traces_of
 
     result = toy.run("-k", "test_alpha", "--keep-lab")

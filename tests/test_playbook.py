@@ -1,4 +1,4 @@
-"""Playbook stages (`harness.playbook`): an Ansible role that installs and configures a
+"""Playbook stages (`harness.engine.build.playbook`): an Ansible role that installs and configures a
 service, built into a snapshot and asserted by a scenario.
 
 The key tests need no root; the build tests apply real playbooks with ansible-core to a
@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import debian
-from harness.build import Builder
-from harness.errors import HarnessError, UsageError
-from harness.keys import changes
-from harness.network import Interface
-from harness.playbook import playbook
-from harness.stage import Pipeline, Stage
-from harness.store import Store
+from harness.core.errors import HarnessError, UsageError
+from harness.engine.build import debian
+from harness.engine.build.builder import Builder
+from harness.engine.build.playbook import playbook
+from harness.machines.network import Interface
+from harness.machines.store import Store
+from harness.model.keys import changes
+from harness.model.stage import Pipeline, Stage
 
 # The role a team would have: it installs a small web service (its unit and its page, from a
 # template that reads the lab's inventory) and starts it at boot.
@@ -72,10 +72,10 @@ ANSIBLE = {
 }
 
 PIPELINE = '''
-from harness.debian import base_stage
-from harness.network import Interface
-from harness.playbook import playbook
-from harness.stage import Pipeline, Stage
+from harness.engine.build.debian import base_stage
+from harness.machines.network import Interface
+from harness.engine.build.playbook import playbook
+from harness.model.stage import Pipeline, Stage
 
 OFFICE = Stage.here("office", machines=("printer", "desk"), trees=("thin",),
                     packages={"printer": ("python3",), "desk": ("python3", "curl"), "thin": ("python3",)},

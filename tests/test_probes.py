@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from harness import probes
-from harness.errors import CheckFailed
-from harness.network import Family
+from harness.core.errors import CheckFailed
+from harness.machines.network import Family
 from harness.probes import Answer
 
 

@@ -1,4 +1,4 @@
-"""harness.proc and harness.wait: running host processes, waiting with deadlines (no root)."""
+"""harness.core.proc and harness.core.wait: running host processes, waiting with deadlines (no root)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from harness import proc
-from harness.errors import CommandFailed, HarnessError, WaitTimeout
-from harness.wait import Unrecoverable, retry
+from harness.core import proc
+from harness.core.errors import CommandFailed, HarnessError, WaitTimeout
+from harness.core.wait import Unrecoverable, retry
 
 
 def test_run_returns_output_and_status() -> None:
@@ -107,10 +107,10 @@ def test_readable_takes_descriptors_past_select_s_limit_of_1024() -> None:
     import os
     import resource
 
-    from harness import proc
+    from harness.core import proc
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 2048:  # as harness.limits does for a big lab
+    if soft < 2048:  # as harness.machines.limits does for a big lab
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))
     read_end, write_end = os.pipe()
     high = os.dup2(read_end, 1500)  # a lab of a few hundred machines gets descriptors this high
@@ -128,7 +128,7 @@ def test_a_console_reads_a_descriptor_past_selects_limit() -> None:
     console login of such a lab failed ("filedescriptor out of range in select()")."""
     import resource
 
-    from harness.console import ConsoleSession
+    from harness.machines.console import ConsoleSession
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < 2048:

@@ -9,7 +9,7 @@ import pytest
 THREADED = '''
 import threading
 
-from harness.log import logger
+from harness.core.log import logger
 
 
 def test_a_thread_logs_while_the_test_prints():

@@ -1,5 +1,5 @@
 """Which pipeline a project uses: named in its pytest ini, read alike by pytest and by the
-``harness`` command (`harness.project`, `harness.cli_args`); none named is a one-line error."""
+``harness`` command (`harness.model.project`, `harness.cli.args`); none named is a one-line error."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, cli_args, project
-from harness.errors import UsageError
-from harness.settings import BY_NAME
+from harness import cli
+from harness.cli import args as cli_args
+from harness.core.errors import UsageError
+from harness.core.settings import BY_NAME
+from harness.model import project
 
 PIPELINE_ENV = BY_NAME["pipeline"].env
 
 PIPELINE = '''
-from harness.stage import Pipeline, Stage
+from harness.model.stage import Pipeline, Stage
 
 def base(root):
     return {}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from harness import inventory_file, inventory_keys, reference, settings
+from harness import reference
+from harness.core import settings
+from harness.model import inventory_file, inventory_keys
 
 
 def test_the_reference_page_says_what_the_code_says() -> None:

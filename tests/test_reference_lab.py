@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import Store
+from harness.machines.store import Store
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, wait
+from harness import cli
+from harness.core import wait
 
 RUN = '''
 import pytest

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import bundle, lab, proc
-from harness.store import Snapshot, Store
-from harness.wait import retry
+from harness.core import proc
+from harness.core.wait import retry
+from harness.engine import bundle
+from harness.machines import lab
+from harness.machines.store import Snapshot, Store
 from tests.conftest import NOTHING, as_nobody, traces_of
 from tests.toy import Toy
 

@@ -1,5 +1,6 @@
 """Rooms: an inventory's rooms expand into ordinary machines and users; bad ones are refused
-with the room's line; `harness.fleet` reports every machine; `harness.limits` raises or refuses."""
+with the room's line; `harness.machines.fleet` reports every machine; `harness.machines.limits`
+raises or refuses."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from unittest import mock
 
 import pytest
 
-from harness import fleet, limits
-from harness.errors import CheckFailed, HarnessError, UsageError
-from harness.inventory import Config
-from harness.inventory_file import ROOM_SIZE_ENV, load
+from harness.core.errors import CheckFailed, HarnessError, UsageError
+from harness.machines import fleet, limits
+from harness.model.inventory import Config
+from harness.model.inventory_file import ROOM_SIZE_ENV, load
 from stages import PIPELINE, generate
 from stages.inventory import INVENTORY
 
@@ -119,7 +120,7 @@ def test_a_bigger_room_size_gives_every_stage_after_bootstrap_new_keys(tmp_path:
     assert all(small[stage] != big[stage] for stage in ("gw", "rhfs", "web", "pas"))
 
 
-# -- harness.fleet: every machine's failure, in one error --------------------------------------
+# -- harness.machines.fleet: every machine's failure, in one error --------------------------------------
 
 
 class Fake:
@@ -176,7 +177,7 @@ def test_on_each_calls_a_harness_failure_broken_not_failed() -> None:
         fleet.on_each([Fake("a"), Fake("b")], check, what="x")  # type: ignore[arg-type]
 
 
-# -- harness.limits -----------------------------------------------------------------------------
+# -- harness.machines.limits -----------------------------------------------------------------------------
 
 
 def test_a_limit_too_low_is_raised_and_one_high_enough_is_left(tmp_path: Path) -> None:

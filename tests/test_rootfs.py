@@ -1,4 +1,4 @@
-"""harness.rootfs: mirror discovery (no root), then packages into an unbooted root via the cache."""
+"""harness.machines.rootfs: mirror discovery (no root), then packages into an unbooted root via the cache."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import rootfs
-from harness.errors import HarnessError
-from harness.store import Store
+from harness.core.errors import HarnessError
+from harness.machines import rootfs
+from harness.machines.store import Store
 
 DEB822 = """\
 Types: deb

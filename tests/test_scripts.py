@@ -1,4 +1,4 @@
-"""Script stages (`harness.scripts`) and the files a stage's key covers (`harness.keys`).
+"""Script stages (`harness.engine.build.scripts`) and the files a stage's key covers (`harness.model.keys`).
 
 The key tests need no root; the build tests run real scripts in a real machine and in an
 unbooted tree, against a scratch store seeded with the bootstrap snapshot.
@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import debian
-from harness.build import Builder
-from harness.errors import HarnessError, UsageError
-from harness.keys import changes, files_digest
-from harness.network import Interface
-from harness.scripts import plan_env, scripts
-from harness.stage import Pipeline, Stage
-from harness.store import Store
+from harness.core.errors import HarnessError, UsageError
+from harness.engine.build import debian
+from harness.engine.build.builder import Builder
+from harness.engine.build.scripts import plan_env, scripts
+from harness.machines.network import Interface
+from harness.machines.store import Store
+from harness.model.keys import changes, files_digest
+from harness.model.stage import Pipeline, Stage
 from tests.conftest import office_inventory
 
 ROUTER = {

@@ -1,4 +1,4 @@
-"""The run's settings (`harness.settings`): one table, from which both front ends' options are
+"""The run's settings (`harness.core.settings`): one table, from which both front ends' options are
 made, and which both honour alike, from the flag, the environment and the ini."""
 
 from __future__ import annotations
@@ -12,10 +12,15 @@ from typing import Any
 import pytest
 from _pytest.config.argparsing import Parser
 
-from harness import cli, cli_args, cli_labs, host, machine, plugin, settings
-from harness.errors import UsageError
-from harness.network import Family
-from harness.settings import SETTINGS, Front, Setting
+from harness import cli, plugin
+from harness.cli import args as cli_args
+from harness.cli import labs as cli_labs
+from harness.core import settings
+from harness.core.errors import UsageError
+from harness.core.settings import SETTINGS, Front, Setting
+from harness.engine import host
+from harness.machines import machine
+from harness.machines.network import Family
 
 ROOT = Path(__file__).resolve().parent.parent
 

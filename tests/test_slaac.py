@@ -15,10 +15,10 @@ import tomllib
 
 import pytest
 
-from harness.inventory_file import parse
-from harness.lab import MachineSetup
-from harness.machine import Machine
-from harness.network import Family
+from harness.machines.lab import MachineSetup
+from harness.machines.machine import Machine
+from harness.machines.network import Family
+from harness.model.inventory_file import parse
 from stages.generate import network_units
 
 pytestmark = pytest.mark.integration

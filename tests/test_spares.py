@@ -1,4 +1,4 @@
-"""Spare labs (`harness.spares`): how many are booted, when, and that none outlives close();
+"""Spare labs (`harness.engine.spares`): how many are booted, when, and that none outlives close();
 and used private labs, torn down in the background (`LabPool.later`).
 
 The labs here are stand-ins that count their entries and exits: what is tested is the
@@ -13,11 +13,11 @@ from typing import Any, cast
 
 import pytest
 
-from harness import log
-from harness.build import Builder
-from harness.lab import Lab
-from harness.labpool import LabPool
-from harness.spares import Spares
+from harness.core import log
+from harness.engine.build.builder import Builder
+from harness.engine.labpool import LabPool
+from harness.engine.spares import Spares
+from harness.machines.lab import Lab
 
 
 class Counted:

@@ -1,4 +1,4 @@
-"""harness.stage: pipelines, chained keys, plans and needs -- pure logic, no root."""
+"""harness.model.stage: pipelines, chained keys, plans and needs -- pure logic, no root."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 import harness
-import harness.keys
-import harness.stage
-from harness import nspawn
-from harness.errors import UsageError
-from harness.names import SnapshotRef
-from harness.network import Interface
-from harness.plan import Action, plan
-from harness.stage import Pipeline, Stage, needed_stage
+import harness.model.keys
+import harness.model.stage
+from harness.core.errors import UsageError
+from harness.core.names import SnapshotRef
+from harness.machines import nspawn
+from harness.machines.network import Interface
+from harness.model.plan import Action, plan
+from harness.model.stage import Pipeline, Stage, needed_stage
 from tests.conftest import office_inventory
 
 
@@ -44,8 +44,8 @@ def test_keys_are_stable_and_chained() -> None:
 
 def test_a_pipeline_hashes_each_stage_once_and_names_its_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
     hashed: list[str] = []
-    real = harness.stage.stage_key
-    monkeypatch.setattr(harness.stage, "stage_key",
+    real = harness.model.stage.stage_key
+    monkeypatch.setattr(harness.model.stage, "stage_key",
                         lambda definition, parent:
                         hashed.append(definition["name"]) or real(definition, parent))
     stages = pipeline()
@@ -62,14 +62,15 @@ def test_a_harness_build_module_is_part_of_every_key_and_a_front_end_is_not(
     package = Path(harness.__file__).parent
     copy = tmp_path / "harness"
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    assert harness.keys.code_key(copy) == harness.keys.code_key(package)
+    assert harness.model.keys.code_key(copy) == harness.model.keys.code_key(package)
+    (copy / "cli" / "command.py").write_text((copy / "cli" / "command.py").read_text() + "\n# a verb\n")
     (copy / "plugin.py").write_text((copy / "plugin.py").read_text() + "\n# a front end\n")
-    assert harness.keys.code_key(copy) == harness.keys.code_key(package)
-    (copy / "rootfs.py").write_text((copy / "rootfs.py").read_text() + "\n# how roots are filled\n")
-    edited = harness.keys.code_key(copy)
-    assert edited != harness.keys.code_key(package)
+    assert harness.model.keys.code_key(copy) == harness.model.keys.code_key(package)
+    (copy / "machines" / "rootfs.py").write_text((copy / "machines" / "rootfs.py").read_text() + "\n# roots\n")
+    edited = harness.model.keys.code_key(copy)
+    assert edited != harness.model.keys.code_key(package)
     before = pipeline().keys()
-    monkeypatch.setattr(harness.keys, "harness_code_key", lambda: edited)
+    monkeypatch.setattr(harness.model.keys, "harness_code_key", lambda: edited)
     after = pipeline().keys()
     assert [before[s] == after[s] for s in before] == [False] * 5  # every stage rebuilds
 
@@ -99,7 +100,7 @@ def test_an_address_rebuilds_the_stage_of_its_machine_and_the_later_ones_only() 
 
 
 def test_every_machine_has_a_fixture_unless_a_stage_or_the_harness_has_its_name() -> None:
-    from harness.session import machine_fixtures
+    from harness.pytest.session import machine_fixtures
 
     named = pipeline()  # machines gw, rhfs0, web, pas-r11p7; stages bootstrap, gw, rhfs, web, pas
     assert machine_fixtures(named, {*named.names, "lab"}) == {"rhfs0": "rhfs0", "pas_r11p7": "pas-r11p7"}
@@ -274,8 +275,8 @@ def test_which_nspawn_flags_leave_the_tree_untouched(args: tuple[str, ...], read
     assert nspawn.boots_read_only(args) is read_only
 
 BROKEN_PIPELINE = '''
-from harness.network import Interface
-from harness.stage import Pipeline, Stage
+from harness.machines.network import Interface
+from harness.model.stage import Pipeline, Stage
 
 def base(root):
     return {}

@@ -1,4 +1,4 @@
-"""harness.store: names and mount parsing (no root), then real btrfs subvolumes and snapshots."""
+"""harness.machines.store: names and mount parsing (no root), then real btrfs subvolumes and snapshots."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import proc, store
-from harness.errors import HarnessError, UsageError
-from harness.names import SnapshotRef
-from harness.store import Store
+from harness.core import proc
+from harness.core.errors import HarnessError, UsageError
+from harness.core.names import SnapshotRef
+from harness.machines import store
+from harness.machines.store import Store
 from tests.conftest import as_nobody
 
 MOUNTINFO = """\

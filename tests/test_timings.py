@@ -1,8 +1,8 @@
-"""The order a run takes (`harness.timings.order`) and the table of where its time went."""
+"""The order a run takes (`harness.pytest.timings.order`) and the table of where its time went."""
 
 from __future__ import annotations
 
-from harness import timings
+from harness.pytest import timings
 
 
 def arrange(names: list[str], durations: dict[str, float]) -> list[str]:

@@ -1,4 +1,4 @@
-"""harness.treediff: changes between two trees, packed, and replayed on a copy of the first."""
+"""harness.machines.treediff: changes between two trees, packed, and replayed on a copy of the first."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from harness import treediff
+from harness.machines import treediff
 
 
 def tree(root: Path) -> dict[str, tuple[str, str]]:
@@ -84,7 +84,7 @@ def test_a_changes_tar_that_leads_outside_the_tree_is_refused(tmp_path: Path) ->
 
     import pytest
 
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
 
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.engine.report import TOOLS
+from harness.machines.store import Store
 from harness.plugin import shard_of
-from harness.report import TOOLS
-from harness.store import Store
 from tests.toy import Toy, drop_store, scratch_store
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import Snapshot, Store
+from harness.machines.store import Snapshot, Store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,7 @@ def hold(place, lab_id):
 ALPHA = '''
 """Toy stage alpha: one machine that records it was built."""
 import os
-from harness.stage import Stage
+from harness.model.stage import Stage
 from toy_common import hold, record
 
 def mark(build):
@@ -66,7 +66,7 @@ STAGE = Stage.here("alpha", machines=("alpha",), steps=(mark,))
 BETA = '''
 """Toy stage beta: a second machine that reaches alpha over the lab network."""
 import os
-from harness.stage import Stage
+from harness.model.stage import Stage
 from toy_common import hold, record
 
 def mark(build):
@@ -87,9 +87,9 @@ STAGE = Stage.here("beta", machines=("beta",), steps=(mark,), ready=(spare,))
 '''
 
 PIPELINE = '''
-from harness.network import Interface
-from harness.stage import Pipeline
-from harness.debian import base_stage
+from harness.machines.network import Interface
+from harness.model.stage import Pipeline
+from harness.engine.build.debian import base_stage
 import toy_alpha, toy_beta
 
 PIPELINE = Pipeline(

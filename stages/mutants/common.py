@@ -10,18 +10,18 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError
-from harness.inventory import Config
-from harness.mutant import read, run, write
-from harness.network import Family
+from harness.core.errors import HarnessError
+from harness.machines.network import Family
+from harness.model.inventory import Config
+from harness.model.mutant import read, run, write
 from stages import spec
 from stages.common import wait_for_lease
 from stages.generate import reverse_name, reverse_zones
 from stages.inventory import INVENTORY
 
 if TYPE_CHECKING:
-    from harness.lab import Lab
-    from harness.machine import Machine
+    from harness.machines.lab import Lab
+    from harness.machines.machine import Machine
 
 
 def seats(lab: Lab) -> list[Machine]:

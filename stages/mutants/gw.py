@@ -1,7 +1,7 @@
 """Mutants of stage gw (stages/gw.py): plausible regressions of what it builds, one each.
 
 No stage imports this module, so none of it is part of a stage's key: adding or editing a
-mutant rebuilds nothing. stages/__init__.py attaches these to stage gw (see harness.mutant).
+mutant rebuilds nothing. stages/__init__.py attaches these to stage gw (see harness.model.mutant).
 """
 
 from __future__ import annotations
@@ -9,18 +9,18 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from harness.mutant import edit, mutant, run
-from harness.network import Family, set_sysctls
+from harness.machines.network import Family, set_sysctls
+from harness.model.mutant import edit, mutant, run
 from stages import spec
 from stages.generate import reverse_name, reverse_zones
 from stages.inventory import INVENTORY
 from stages.mutants import common
 
 if TYPE_CHECKING:
-    from harness.lab import Lab
+    from harness.machines.lab import Lab
 
 
-# -- mutants: plausible mistakes in what gw promises, one each (see harness.mutant) ---------------
+# -- mutants: plausible mistakes in what gw promises, one each (see harness.model.mutant) ---------------
 # DHCP: each option a client receives, the reservations, the pool, the names DDNS gives.
 
 

@@ -1,7 +1,7 @@
 """Mutants of stage pas (stages/pas.py): plausible regressions of what it builds, one each.
 
 No stage imports this module, so none of it is part of a stage's key: adding or editing a
-mutant rebuilds nothing. stages/__init__.py attaches these to stage pas (see harness.mutant).
+mutant rebuilds nothing. stages/__init__.py attaches these to stage pas (see harness.model.mutant).
 """
 
 from __future__ import annotations
@@ -9,17 +9,17 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from harness.mutant import edit, mutant, run
-from harness.stage import Stage
+from harness.model.mutant import edit, mutant, run
+from harness.model.stage import Stage
 from stages.common import room_interface
 from stages.mutants import common
 from stages.pas import SEATS
 
 if TYPE_CHECKING:
-    from harness.lab import Lab
+    from harness.machines.lab import Lab
 
 
-# -- mutants: plausible mistakes in how a contestant machine boots and logs in (harness.mutant) -----
+# -- mutants: plausible mistakes in how a contestant machine boots and logs in (harness.model.mutant) -----
 
 
 @mutant.at_build("pas boots its root writable and persistent, so one contestant's changes stay")

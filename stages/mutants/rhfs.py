@@ -1,21 +1,21 @@
 """Mutants of stage rhfs (stages/rhfs.py): plausible regressions of what it builds, one each.
 
 No stage imports this module, so none of it is part of a stage's key: adding or editing a
-mutant rebuilds nothing. stages/__init__.py attaches these to stage rhfs (see harness.mutant).
+mutant rebuilds nothing. stages/__init__.py attaches these to stage rhfs (see harness.model.mutant).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.mutant import mutant, run
+from harness.model.mutant import mutant, run
 from stages.inventory import INVENTORY
 
 if TYPE_CHECKING:
-    from harness.lab import Lab
+    from harness.machines.lab import Lab
 
 
-# -- mutants: plausible mistakes on the home server (see harness.mutant; the login hook that
+# -- mutants: plausible mistakes on the home server (see harness.model.mutant; the login hook that
 # mounts homes runs on the contestant machines: its mutants are pas's) ---------------------------
 
 

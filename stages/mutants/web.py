@@ -1,22 +1,22 @@
 """Mutants of stage web (stages/web.py): plausible regressions of what it builds, one each.
 
 No stage imports this module, so none of it is part of a stage's key: adding or editing a
-mutant rebuilds nothing. stages/__init__.py attaches these to stage web (see harness.mutant).
+mutant rebuilds nothing. stages/__init__.py attaches these to stage web (see harness.model.mutant).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.mutant import edit, mutant, run
+from harness.model.mutant import edit, mutant, run
 from stages.inventory import INVENTORY
 from stages.web import DSN
 
 if TYPE_CHECKING:
-    from harness.lab import Lab
+    from harness.machines.lab import Lab
 
 
-# -- mutants: plausible mistakes in what web serves (see harness.mutant) --------------------------
+# -- mutants: plausible mistakes in what web serves (see harness.model.mutant) --------------------------
 
 
 @mutant("the wiki virtual host is gone: wiki falls to nginx's default site")

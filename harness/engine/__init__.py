@@ -1,0 +1,1 @@
+"""harness.engine: see README.md, "Layout"."""

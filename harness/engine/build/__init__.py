@@ -1,0 +1,1 @@
+"""harness.engine.build: see README.md, "Layout"."""

@@ -1,0 +1,1 @@
+"""harness.machines: see README.md, "Layout"."""

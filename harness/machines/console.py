@@ -1,0 +1,228 @@
+"""A machine's console: everything it prints goes to a log, and a pexpect session can attach.
+
+systemd-nspawn runs with ``--console=interactive`` on a pseudo-terminal that the harness
+owns. A reader thread drains that terminal at all times, so the machine never blocks on
+a full console buffer, and tees it to the console log and to an attached session, if any.
+A session is a pexpect object (``expect``, ``sendline``...) that reads the tee and writes
+to the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pexpect
+from pexpect import fdpexpect
+
+from harness.core.errors import CheckFailed
+from harness.core.wait import retry
+
+CONSOLE_TIMEOUT = 30.0  # seconds each step of a console dialogue is awaited, unless told
+
+
+class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
+    """pexpect on a machine's console. Output comes from the tee, input goes to the terminal."""
+
+    def __init__(self, read_fd: int, terminal: pexpect.spawn, machine: str, timeout: float) -> None:
+        # poll(), not select(): a lab of 250 machines holds descriptors past select()'s 1024
+        super().__init__(read_fd, timeout=timeout, encoding="utf-8", codec_errors="replace", use_poll=True)
+        self.terminal = terminal
+        self.machine = machine
+        self._at_prompt = False  # a refused login just left login's own prompt on the console
+
+    def send(self, s: Any) -> int:
+        data = s.encode() if isinstance(s, str) else bytes(s)
+        self._log(s, "send")
+        return int(self.terminal.send(data))
+
+    def wait_for(self, pattern: str, timeout: float | None = None) -> str:
+        """Expect regex ``pattern``; on timeout raise `CheckFailed` quoting what the console showed."""
+        __tracebackhide__ = True
+        try:
+            self.expect(pattern, timeout=timeout)
+        except (pexpect.TIMEOUT, pexpect.EOF) as exc:
+            seen = (self.before or "")[-600:]
+            what = "timed out" if isinstance(exc, pexpect.TIMEOUT) else "console closed"
+            raise CheckFailed(f"{self.machine} console: {what} waiting for {pattern!r}; "
+                              f"last output:\n{seen}") from None
+        return str(self.before)
+
+    def login(self, user: str = "root", password: str | None = None,
+              timeout: float = CONSOLE_TIMEOUT) -> None:
+        """Log in at the ``login:`` prompt and wait for a shell, whose prompt becomes ``harness# ``."""
+        self._type_user(user, timeout)
+        if password is not None:
+            self.wait_for(r"[Pp]assword: ", timeout)
+            self.sendline(password)
+        self.wait_for(r"[#$] ", timeout)
+        # The quotes keep the echo of this very line from matching the new prompt.
+        self.sendline("stty -echo; PS1='harness''# '")
+        self.wait_for(r"harness# ", timeout)
+
+    def refuses(self, user: str, password: str, timeout: float = CONSOLE_TIMEOUT) -> str | None:
+        """Try to log in as ``user`` with ``password`` (typed if asked for): None if the console
+        refused (``Login incorrect``), else what it showed instead: a shell's prompt, as text.
+        Either way the console is back at ``login:`` (a shell it gave is exited)."""
+        self._type_user(user, timeout)
+        if self._either(r"[Pp]assword: ", r"[#$] ", timeout) == 0:
+            self.sendline(password)
+            if self._either(r"Login incorrect", r"[#$] ", timeout) == 0:
+                # login asks again, after its delay; a line sent meanwhile would be a name
+                self.wait_for(r"login: ", timeout)
+                self._at_prompt = True
+                return None
+        shown = f"{self.before}{self.after}"[-300:]
+        self.sendline("exit")
+        return shown
+
+    def _either(self, first: str, second: str, timeout: float) -> int:
+        """0 if regex ``first`` comes before ``second``, else 1; `CheckFailed` if neither does."""
+        try:
+            return int(self.expect([first, second], timeout=timeout))
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            raise CheckFailed(f"{self.machine} console: neither {first!r} nor {second!r} within "
+                              f"{timeout:.0f}s; last output:\n{(self.before or '')[-600:]}") from None
+
+    def _type_user(self, user: str, timeout: float) -> None:
+        """Type ``user`` at the ``login:`` prompt, and return.
+
+        agetty discards pending input ~100 ms *after* printing its prompt, so a name typed at
+        once can vanish. The name counts as typed only once agetty has echoed it back.
+        """
+        if not self._at_prompt:
+            self.sendline("")  # the first prompt may have gone by before we attached: ask again
+            self.wait_for(r"login: ", timeout)
+        self._at_prompt = False
+
+        def typed(last_try: bool) -> bool:
+            self.send(user)
+            try:
+                self.expect_exact(user, timeout=1)
+            except pexpect.TIMEOUT:
+                return False
+            return True
+
+        retry(typed, timeout, f"{self.machine} console to echo the user name")
+        self.sendline("")
+
+    def shell(self, command: str, timeout: float = CONSOLE_TIMEOUT) -> str:
+        """Run ``command`` at the logged-in shell and return its output."""
+        self.sendline(command)
+        return self.wait_for(r"harness# ", timeout).replace("\r\n", "\n").strip()
+
+
+class ConsoleTap:
+    """Drains a machine's terminal into ``log`` and into attached sessions."""
+
+    def __init__(self, terminal: pexpect.spawn, log: Path, machine: str) -> None:
+        self.terminal = terminal
+        self.log = log
+        self.machine = machine
+        self._sinks: list[int] = []
+        self._lock = threading.Lock()
+        self._wake_read, self._wake = os.pipe()  # join() writes here: the reader stops at once
+        self._thread = threading.Thread(target=self._drain, name=f"console-{machine}", daemon=True)
+
+    def start(self) -> None:
+        """Start draining (call once, right after the terminal's process started)."""
+        self._thread.start()
+
+    def _drain(self) -> None:
+        # Raw reads on the terminal's fd: pexpect's own reads would waitpid() the child
+        # from this thread, racing the owner's isalive()/wait().
+        fd = self.terminal.child_fd
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        poller.register(self._wake_read, select.POLLIN)
+        try:
+            with open(self.log, "ab") as out:
+                while True:
+                    ready = {polled for polled, _ in poller.poll()}
+                    if fd in ready:  # read even once woken: the last lines a machine printed
+                        try:
+                            data = os.read(fd, 65536)
+                        except (OSError, ValueError):  # EIO: nspawn exited and the terminal hung up
+                            break
+                        if not data:
+                            break
+                        out.write(data)
+                        out.flush()
+                        with self._lock:
+                            for sink in self._sinks:
+                                with contextlib.suppress(OSError):
+                                    os.write(sink, data)
+                    if self._wake_read in ready:
+                        break
+        finally:
+            os.close(self._wake_read)
+            with self._lock:
+                for sink in self._sinks:
+                    with contextlib.suppress(OSError):
+                        os.close(sink)
+                self._sinks.clear()
+
+    def join(self, timeout: float) -> None:
+        """Stop the reader (the machine's process is gone, or a keeper takes the terminal
+        over), and wait for it: it is woken, not polled, so this takes no time."""
+        if self._wake >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self._wake, b"x")
+            os.close(self._wake)
+            self._wake = -1
+        if self._thread.ident is None:  # never started: nobody else closes its end
+            os.close(self._wake_read)
+        elif self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def tail(self, chars: int = 2000) -> str:
+        """The last ``chars`` characters the machine printed on its console."""
+        try:
+            return self.log.read_bytes()[-chars:].decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    @contextlib.contextmanager
+    def session(self, timeout: float) -> Iterator[ConsoleSession]:
+        """Attach a pexpect session that sees everything printed from now on."""
+        read_fd, write_fd = os.pipe()
+        with self._lock:
+            self._sinks.append(write_fd)
+        session = ConsoleSession(read_fd, self.terminal, self.machine, timeout)
+        try:
+            yield session
+        finally:
+            with self._lock:
+                if write_fd in self._sinks:
+                    self._sinks.remove(write_fd)
+                    os.close(write_fd)
+            os.close(read_fd)
+
+
+def keep(log: Path) -> None:
+    """Drain a detached machine's terminal (this process's stdin) into ``log`` until it hangs up.
+
+    Run as ``python -m harness.machines.console LOG`` by `harness.machines.machine.Machine.detach`: it holds
+    the terminal open, so the machine outlives the harness process that booted it.
+    """
+    with open(log, "ab") as out:
+        while True:
+            try:
+                data = os.read(0, 65536)
+            except OSError:  # EIO: the machine is gone
+                return
+            if not data:
+                return
+            out.write(data)
+            out.flush()
+
+
+if __name__ == "__main__":
+    import sys
+
+    keep(Path(sys.argv[1]))

@@ -1,0 +1,376 @@
+"""A running lab: machine roots cloned from snapshots, their network, their nspawn machines.
+
+One `Lab` owns everything it creates, under one id: the working subvolumes
+``work/<id>/*`` in the store, the namespaces ``harness-<id>-*``, the machines
+``harness-<id>-<name>``. Leaving its ``with`` block (normally, on error or on Ctrl-C)
+stops the machines, removes the namespaces and deletes the clones. A record of the owner
+pid in ``/run/harness/labs`` lets `sweep_stale()` clean up after a killed run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from harness.core import proc
+from harness.core.errors import HarnessError, UsageError
+from harness.core.log import format_elapsed, logger, step
+from harness.core.names import PREFIX, LabName, WorkOwner
+from harness.machines import fleet, limits, network, nspawn, rootfs, treediff
+from harness.machines.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineSpec, find_leader
+from harness.machines.network import Interface, LabNetwork
+from harness.machines.store import Store
+
+RUN_DIR = Path("/run/harness/labs")
+MAX_BOOTING = max(32, 16 * (os.cpu_count() or 1))  # machines between start and ready at once
+NICE_PER_WAVE = 2
+
+
+def new_lab_id() -> str:
+    """A short id, unique on this host: pid-based (xdist workers differ) plus randomness."""
+    return f"{os.getpid() % 100000:x}{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class MachineSetup:
+    """A machine of a lab: where its root comes from, its interfaces, extra nspawn flags."""
+
+    name: str
+    source: Path
+    interfaces: tuple[Interface, ...] = ()
+    extra_args: tuple[str, ...] = field(default=())
+    sysctls: Mapping[str, str] = field(default_factory=dict)
+    boot: bool = True  # False: a root the lab holds but never boots (a tree)
+    shares: str = ""  # a tree of the lab this machine boots in place, read-only, with others
+    wave: int = 0  # boot order: a later wave (a later stage's clients) boots behind (see Lab.boot)
+
+
+class Lab:
+    """Machines cloned from snapshots, on their own network; a context manager.
+
+    >>> setups = [MachineSetup("a", base, (Interface("a", "host0", "lan", MAC_A, ("10.1.0.1/24",)),)),
+    ...           MachineSetup("b", base, (Interface("b", "host0", "lan", MAC_B, ("10.1.0.2/24",)),))]
+    >>> with Lab(store, setups) as lab:
+    ...     lab["a"].succeed("ping -c1 10.1.0.2")
+    """
+
+    def __init__(self, store: Store, setups: Sequence[MachineSetup], *, lab_id: str | None = None,
+                 boot_timeout: float = DEFAULT_BOOT_TIMEOUT, log_dir: Path | None = None,
+                 before_boot: Callable[[Lab], None] | None = None,
+                 after_boot: Callable[[Lab], None] | None = None, origin: str | None = None,
+                 max_booting: int = MAX_BOOTING, project: str = "") -> None:
+        """``log_dir/<id>/`` receives the consoles (default: under /run/harness/labs, removed at
+        teardown); ``before_boot(lab)`` runs once the roots are cloned, before any machine boots;
+        ``after_boot(lab)`` once every machine is ready; ``origin`` (the snapshot it was booted
+        from) goes into its record, for `harness ls`, and so does ``project`` (the root directory
+        of the project that started it, as a snapshot records the project that built it:
+        `harness ls` and `harness destroy` keep to their project's labs); at most
+        ``max_booting`` machines boot at once (see `boot`)."""
+        names = [s.name for s in setups]
+        if len(set(names)) != len(names):
+            raise UsageError(f"a lab's machine names must be unique: {names}")
+        trees = {s.name for s in setups if not s.boot}
+        for setup in setups:
+            if setup.shares and (setup.shares not in trees or not nspawn.boots_read_only(setup.extra_args)):
+                raise UsageError(f"machine {setup.name} shares {setup.shares!r}, which must be a tree of "
+                                 f"the lab ({', '.join(sorted(trees)) or 'none'}) that it boots read-only "
+                                 "(--read-only or --volatile)")
+        self.store = store
+        self.setups = {s.name: s for s in setups}
+        self.id = lab_id or new_lab_id()
+        self.boot_timeout = boot_timeout
+        self.log_dir = (log_dir or RUN_DIR) / self.id
+        self._own_logs = log_dir is None
+        self.before_boot = before_boot
+        self.after_boot = after_boot
+        self.origin = origin
+        self.project = project
+        self.max_booting = max(1, max_booting)
+        booted = [s for s in setups if s.boot]
+        self.network = LabNetwork(self.id, [i for s in booted for i in s.interfaces],
+                                  [s.name for s in booted], {s.name: s.sysctls for s in booted})
+        self.machines: dict[str, Machine] = {}
+        self._stack = contextlib.ExitStack()
+
+    def __getitem__(self, name: str) -> Machine:
+        try:
+            return self.machines[name]
+        except KeyError:
+            raise UsageError(f"lab {self.id} has no machine {name!r}; it has: "
+                             f"{', '.join(self.machines) or 'none'}") from None
+
+    def root(self, name: str) -> Path:
+        """Where machine ``name``'s root lives: its own clone, or the tree it shares."""
+        return self.store.work_path(self.id, self.setups[name].shares or name)
+
+    def __enter__(self) -> Lab:
+        began = time.monotonic()
+        try:
+            to_boot = [s for s in self.setups.values() if s.boot]
+            ports: dict[str, int] = {}
+            for interface in (i for s in to_boot for i in s.interfaces):
+                ports[interface.segment] = ports.get(interface.segment, 0) + 1
+            limits.ensure(len(to_boot) + len(_nspawn_pids(f"--machine={PREFIX}")), ports)
+            self._record()
+            self._stack.callback(self._release)
+            own = [s for s in self.setups.values() if not s.shares]
+            with step(f"lab {self.id}: clone {len(own)} root(s)"):
+                for setup in own:
+                    self.store.clone(setup.source, self.root(setup.name))
+            if self.before_boot is not None:
+                self.before_boot(self)
+            self._stack.enter_context(self.network)
+            self.boot([name for name, setup in self.setups.items() if setup.boot])
+            if self.after_boot is not None:
+                self.after_boot(self)
+        except BaseException:
+            self._stack.close()
+            raise
+        if self.origin:  # a lab booted from a snapshot (a build's own lab is part of its stage)
+            booted = [n for n, s in self.setups.items() if s.boot]
+            logger.info("lab %s: %d machine(s) up from %s in %s", self.id, len(booted), self.origin,
+                        format_elapsed(time.monotonic() - began))
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        machines = list(self.machines.values())
+        for machine in machines:  # the clones go next: no orderly shutdown, all at once
+            machine.request_stop(kill=True)
+        for machine in machines:
+            machine.discard()
+        self._stack.close()
+
+    def boot(self, names: Sequence[str], wait: bool = True) -> None:
+        """Boot machines ``names``, their boots overlapping: at most ``max_booting`` between
+        start and ready at any time (a room of a hundred does not start at once), all against
+        one deadline, ``boot_timeout`` per ``max_booting`` machines. A failure names every
+        machine that did not become ready, and what it showed.
+
+        Machines start in wave order (`MachineSetup.wave`: a pipeline's stages), each once the
+        previous one's PID 1 exists, later waves at a lower CPU priority: the servers of
+        earlier stages come up before their clients ask them. Spawned all at once, a big room
+        booted a little faster but a small lab much slower, its DHCP clients asking before
+        gw's Kea listened and waiting out their retransmission (the figures: bench/README.md,
+        "Rooms at scale")."""
+        if not wait:
+            for name in names:
+                self._start(name)
+            return
+        window = threading.BoundedSemaphore(self.max_booting)
+        deadline = time.monotonic() + self.boot_timeout * math.ceil(len(names) / self.max_booting)
+        failures: dict[str, BaseException] = {}
+
+        def ready(machine: Machine) -> None:
+            try:
+                machine.wait_ready(timeout=max(deadline - time.monotonic(), 0.5))
+            except BaseException as exc:  # reported with every other machine's, below
+                failures[machine.name] = exc
+            finally:
+                window.release()
+
+        waiters = ThreadPoolExecutor(max_workers=self.max_booting, thread_name_prefix=f"boot-{self.id}")
+        spawned: list[Machine] = []
+        try:
+            for name in sorted(names, key=lambda n: self.setups[n].wave):  # all, even after a failure
+                if spawned:  # the previous one's PID 1 first: the stagger (see above)
+                    with contextlib.suppress(HarnessError):  # its waiter reports it
+                        spawned[-1].wait_started(max(deadline - time.monotonic(), 0.5))
+                if not window.acquire(timeout=max(deadline - time.monotonic(), 0)):
+                    failures[name] = HarnessError(f"machine {name} was not started: the boot deadline "
+                                                  f"passed while {self.max_booting} others booted")
+                    break
+                try:
+                    spawned.append(self._start(name))
+                    waiters.submit(ready, spawned[-1])
+                except BaseException:
+                    window.release()
+                    raise
+            waiters.shutdown(wait=True)
+        except BaseException:
+            waiters.shutdown(wait=False, cancel_futures=True)  # the machines go with the lab
+            raise
+        interrupted = [e for e in failures.values() if not isinstance(e, Exception)]
+        if interrupted:
+            raise interrupted[0]
+        if len(failures) == 1:
+            raise next(iter(failures.values()))
+        if failures:
+            raise fleet.summary(failures, len(names), f"lab {self.id}: boot")
+
+    def _start(self, name: str) -> Machine:
+        setup = self.setups[name]
+        spec = MachineSpec(name=name, root=self.root(name), unit=str(LabName(self.id, name)),
+                           netns=self.network.namespace_path(name), extra_args=setup.extra_args,
+                           nice=min(19, NICE_PER_WAVE * setup.wave),
+                           machine_id=rootfs.shared_machine_id(self.root(name), name) if setup.shares else "")
+        machine = Machine(spec, console_log=self.log_dir / f"{name}.console",
+                          boot_timeout=self.boot_timeout)
+        machine.spawn()
+        self._stack.callback(machine.stop)
+        self.machines[name] = machine
+        return machine
+
+    @contextlib.contextmanager
+    def roots_as_seen(self) -> Iterator[dict[str, Path]]:
+        """Each machine's root as the machine sees it now, to snapshot: its own root, or, for a
+        machine booted with a volatile overlay (a diskless machine), a clone of that root with
+        what it wrote to the overlay copied in. A machine that shares a tree and wrote nothing
+        has no root of its own: it boots the tree again. The clones are deleted on leaving."""
+        owner = str(WorkOwner("keep", self.id, os.getpid(), secrets.token_hex(2)))
+        roots = {name: self.root(name) for name, setup in self.setups.items() if not setup.shares}
+        try:
+            for name, machine in self.machines.items():
+                # --volatile=overlay only: with =yes or =state, the root is not the tree below
+                volatile = "--volatile=overlay" in self.setups[name].extra_args
+                if not volatile or machine.leader is None:
+                    continue
+                seen, tree = Path(f"/proc/{machine.leader}/root"), self.root(name)
+                changes = treediff.diff(tree, seen, treediff.mount_points(machine.leader))
+                roots[name] = self.store.clone(tree, self.store.work_path(owner, name))
+                treediff.copy_changes(changes, seen, roots[name])
+            yield roots
+        finally:
+            self.store.release(owner)
+
+    def detach(self) -> list[str]:
+        """Leave the lab running after this process exits: machines, network and clones stay.
+
+        Returns, per machine, how to enter it. `destroy` (``harness destroy``) removes it.
+        """
+        entries = []
+        for name, machine in self.machines.items():
+            leader = machine.leader
+            machine.detach()
+            entries.append(f"{name}: nsenter --target={leader} --all -- /bin/bash -l")
+        self._record(kept=True)
+        self._stack.pop_all()
+        return entries
+
+    def reboot(self, name: str) -> Machine:
+        """Power machine ``name`` off cleanly and boot it again; return the new machine."""
+        self.stop(name)
+        self.boot([name])
+        return self[name]
+
+    def reboot_all(self, names: Sequence[str]) -> None:
+        """Power machines ``names`` off together, then boot them again together (a boot storm)."""
+        for name in names:
+            self[name].request_stop()
+        for name in names:
+            self.stop(name)
+        self.boot(names)
+
+    def stop_all(self) -> None:
+        """Power every machine off cleanly (roots, network and clones stay: ready to snapshot)."""
+        for machine in self.machines.values():
+            machine.request_stop()
+        for name in reversed(list(self.machines)):
+            self.stop(name)
+
+    def stop(self, name: str) -> None:
+        """Power machine ``name`` off (it can be booted again with `boot`)."""
+        self[name].stop()
+        del self.machines[name]
+
+    def _record(self, kept: bool = False) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        record = {"id": self.id, "pid": None if kept else os.getpid(),
+                  "started": None if kept else proc.start_time(os.getpid()), "store": str(self.store.root),
+                  "machines": {n: m.leader for n, m in self.machines.items()},
+                  "logs": str(self.log_dir), "origin": self.origin, "project": self.project}
+        (RUN_DIR / f"{self.id}.json").write_text(json.dumps(record))
+
+    def _release(self) -> None:
+        with step(f"lab {self.id}: tear down"):
+            destroy(self.id, self.store, quiet=True)  # the one teardown path, whatever is left
+
+
+def recorded_labs() -> list[Mapping[str, object]]:
+    """Records of every lab started on this host and not torn down."""
+    found = []
+    for path in sorted(RUN_DIR.glob("*.json")) if RUN_DIR.exists() else []:
+        with contextlib.suppress(ValueError, OSError):
+            found.append(json.loads(path.read_text()))
+    return found
+
+
+def owner_gone(record: Mapping[str, object]) -> bool:
+    """Whether the process that owned a recorded lab is gone (killed without cleaning up).
+    A kept lab (no owner) is never stale; a reused pid is told apart by its start time."""
+    pid = record.get("pid")
+    if pid is None:
+        return False
+    started = proc.start_time(int(str(pid)))
+    return started is None or (record.get("started") is not None and started != record["started"])
+
+
+def sweep_stale() -> list[str]:
+    """Destroy every lab whose owner is gone (a run killed with SIGKILL); say so; return their ids."""
+    swept = []
+    for record in recorded_labs():
+        if owner_gone(record):
+            lab_id = str(record["id"])
+            logger.warning("removing stale lab %s: its owner, pid %s, is gone", lab_id, record["pid"])
+            destroy(lab_id)
+            swept.append(lab_id)
+    return swept
+
+
+def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False) -> None:
+    """Remove every trace of lab ``lab_id``: machines, namespaces, clones, logs, record.
+
+    The one way a lab goes: a `Lab` leaving its ``with`` block (after stopping the machines it
+    knows), `harness down` and `harness destroy`, and the sweep of labs whose owner died."""
+    pids = _nspawn_pids(f"--machine={LabName.prefix(lab_id)}")
+    for pid in pids:  # every machine at once: their clones are about to go, nothing to flush
+        leader = find_leader(pid)
+        if leader:
+            proc.kill(leader)  # PID 1 dying takes the machine's whole namespace down
+        proc.kill(pid)
+    for pid in pids:
+        proc.wait_for_exit(pid, 10)
+    for unit in nspawn.units_with_cgroups(LabName.prefix(lab_id)):
+        nspawn.kill(unit)  # machines whose nspawn died with their owner still run: kill them
+        nspawn.forget(unit)
+    removed = network.remove_lab_namespaces(lab_id)
+    for leftover in nspawn.STATE.glob(f"propagate/{LabName.prefix(lab_id)}*"):
+        nspawn.forget(leftover.name)
+    record = next((r for r in recorded_labs() if r.get("id") == lab_id), {})
+    if record.get("store"):
+        with contextlib.suppress(HarnessError):  # a store that is gone holds no clones
+            store = Store(Path(str(record["store"])))
+    if store is not None:
+        for root in store.root.glob(f"work/{lab_id}/*"):
+            machine = LabName.parse(f"{LabName.prefix(lab_id)}{root.name}")
+            if root.is_dir() and machine is not None:
+                nspawn.forget(str(machine), root)
+        store.release(lab_id)
+    if record.get("logs") and Path(str(record["logs"])).parent == RUN_DIR:
+        shutil.rmtree(str(record["logs"]), ignore_errors=True)
+    (RUN_DIR / f"{lab_id}.json").unlink(missing_ok=True)
+    if not quiet:
+        logger.info("lab %s destroyed (%d namespace(s))", lab_id, len(removed))
+
+
+def _nspawn_pids(marker: str) -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            args = cmdline.read_bytes().split(b"\0")
+            if args and args[0].endswith(b"systemd-nspawn") and any(
+                    a.startswith(marker.encode()) for a in args):
+                pids.append(int(cmdline.parent.name))
+    return pids

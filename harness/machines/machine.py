@@ -1,0 +1,454 @@
+"""One systemd-nspawn machine: boot, readiness, commands, waits, console, journal, stop.
+
+The host's PID 1 need not be systemd (see `harness.machines.nspawn`): machines run with
+``--register=no --keep-unit``, so there is no machined, and commands reach them with
+``nsenter`` into the namespaces of the container's PID 1 (the *leader*), a child of the
+nspawn process. The verbs are those of the NixOS test driver (`succeed`, `fail`,
+`execute`, `wait_for_unit`, `wait_for_open_port`, `wait_until_succeeds`); `host` is a
+testinfra Host for everything else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from harness.core import proc
+from harness.core.errors import CheckFailed, HarnessError, present
+from harness.core.log import step
+from harness.core.wait import Unrecoverable, retry
+from harness.machines import nspawn
+from harness.machines.console import ConsoleSession, ConsoleTap
+from harness.machines.network import Family
+
+if TYPE_CHECKING:
+    import pexpect
+    import testinfra.host
+
+GUEST_ENV = {"PATH": proc.PATH, "LANG": "C.UTF-8", "TERM": "dumb", "HOME": "/root",
+             "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
+DEFAULT_BOOT_TIMEOUT = 60.0
+DEFAULT_WAIT_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """How to boot one machine: its name, root, network namespace and extra nspawn flags.
+
+    Without ``netns`` the machine gets a private network of its own (loopback only).
+
+    ``unit`` is the nspawn machine name, unique on the host (it names nspawn's
+    runtime directories); ``name`` is the hostname the machine sees.
+    """
+
+    name: str
+    root: Path
+    unit: str
+    netns: Path | None = None
+    extra_args: tuple[str, ...] = field(default=())
+    nice: int = 0  # CPU niceness of everything in it (see harness.machines.lab, boot order)
+    machine_id: str = ""  # given to its systemd (systemd.machine_id=): a machine sharing a tree
+
+    def nspawn_argv(self) -> list[str]:
+        """The systemd-nspawn command line that boots this machine."""
+        argv = [*nspawn.base_argv(self.unit, self.root), "--boot", f"--hostname={self.name}",
+                "--console=interactive", "--resolv-conf=off"]
+        if self.netns is None:
+            argv.append("--private-network")  # never the host's network (traffic rule)
+        else:
+            # a prepared namespace gets no CAP_NET_ADMIN by default: networkd and DHCP servers need it
+            argv += [f"--network-namespace-path={self.netns}",
+                     "--capability=CAP_NET_ADMIN,CAP_NET_RAW"]
+        # after every option: the arguments of its init, which reads them as its command line
+        init = [f"systemd.machine_id={self.machine_id}"] if self.machine_id else []
+        return argv + list(self.extra_args) + init
+
+
+def find_leader(nspawn_pid: int) -> int | None:
+    """PID of the container's PID 1: the child of nspawn that is PID 1 in its own namespace."""
+    for children in Path(f"/proc/{nspawn_pid}/task").glob("*/children"):
+        try:
+            pids = children.read_text().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            nspid = next((line.split()[1:] for line in status.splitlines()
+                          if line.startswith("NSpid:")), [])
+            if len(nspid) > 1 and nspid[-1] == "1":
+                return int(pid)
+    return None
+
+
+WILDCARDS = ("0.0.0.0", "*", "::")
+
+
+def listening_on(ss_output: str, port: int, address: str | None = None) -> bool:
+    """Whether ``ss -Hln`` output shows a socket on ``port`` that serves ``address`` (if given):
+    bound to it, or to a wildcard address."""
+    for line in ss_output.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        local = fields[3]
+        host, _, got = local.rpartition(":")
+        host = host.split("%")[0].strip("[]")  # [2001:db8::1]:53, [fe80::1%lan0]:547
+        if got == str(port) and (address is None or host in (address, *WILDCARDS)):
+            return True
+    return False
+
+
+class Machine:
+    """A booted nspawn machine; a context manager (boot on enter, stop on exit).
+
+    >>> with Machine(spec, console_log=Path("gw.console")) as gw:
+    ...     gw.wait_ready()
+    ...     gw.succeed("hostname")
+    'gw'
+    """
+
+    def __init__(self, spec: MachineSpec, *, console_log: Path,
+                 boot_timeout: float = DEFAULT_BOOT_TIMEOUT) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.console_log = console_log
+        self.boot_timeout = boot_timeout
+        self.leader: int | None = None
+        self.ready = False
+        self._stack = contextlib.ExitStack()
+        self._terminal: pexpect.spawn | None = None
+        self._tap: ConsoleTap | None = None
+        self._host: testinfra.host.Host | None = None
+
+    def __repr__(self) -> str:
+        return f"<Machine {self.name} leader={self.leader}>"
+
+    # -- lifetime ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> Machine:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start systemd-nspawn and find the leader; returns as soon as PID 1 exists."""
+        self.spawn()
+        self.wait_started()
+
+    def spawn(self) -> None:
+        """Start systemd-nspawn, without waiting for anything: `wait_started` (or `wait_ready`)
+        then finds its PID 1. A lab spawns its machines one after the other, then awaits them
+        side by side."""
+        if self._terminal is not None:
+            raise HarnessError(f"machine {self.name} is already started")
+        self.console_log.parent.mkdir(parents=True, exist_ok=True)
+        self.console_log.write_bytes(b"")
+        try:
+            self._terminal = self._stack.enter_context(proc.spawn_tty(
+                self.spec.nspawn_argv(), preexec=nspawn.join_cgroup(self.spec.unit, self.spec.nice)))
+            self._tap = ConsoleTap(self._terminal, self.console_log, self.name)
+            self._tap.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_started(self, timeout: float | None = None) -> None:
+        """Wait until the spawned machine's PID 1 exists (its leader, which commands enter)."""
+        if self.leader is not None:
+            return
+        try:
+            retry(self._check_leader, self.boot_timeout if timeout is None else timeout,
+                  f"{self.name}: PID 1 to start")
+        except CheckFailed as exc:
+            console = self.console_tail()
+            self.stop()
+            raise HarnessError(f"machine {self.name} did not boot: {exc}; console:\n{console}") from None
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def running(self) -> bool:
+        """Whether the nspawn process is still alive."""
+        return self._terminal is not None and bool(self._terminal.isalive())
+
+    def _check_leader(self, last_try: bool) -> bool:
+        terminal = present(self._terminal, f"machine {self.name}'s console")
+        if not terminal.isalive():
+            raise Unrecoverable(f"systemd-nspawn exited (status {terminal.exitstatus})")
+        self.leader = find_leader(terminal.pid)
+        return self.leader is not None
+
+    def console_tail(self, chars: int = 2000) -> str:
+        """The end of what the machine printed on its console (for error messages)."""
+        return self._tap.tail(chars) if self._tap else ""
+
+    def wait_ready(self, timeout: float | None = None) -> str:
+        """Wait until boot finished (``is-system-running`` = running or degraded); return that state.
+
+        Uses ``systemctl is-system-running --wait`` inside, so the wait is event-driven;
+        the retry only covers the instant before PID 1 accepts connections.
+        """
+        timeout = self.boot_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        self.wait_started(timeout)
+        state = ""
+
+        def booted(last_try: bool) -> bool:
+            nonlocal state
+            if not self.running:
+                raise Unrecoverable("systemd-nspawn exited")
+            left = max(deadline - time.monotonic(), 0.5)
+            try:
+                result = self.run("systemctl is-system-running --wait", timeout=left)
+            except HarnessError as exc:  # the command itself outlived the deadline
+                state = str(exc)
+                return False
+            state = result.stdout.strip() or result.stderr.strip()
+            if state in ("stopping", "maintenance"):  # "offline": PID 1 not answering yet
+                raise Unrecoverable(f"system state is {state}")
+            return state in ("running", "degraded")
+
+        with step(f"{self.name}: boot"):
+            try:
+                retry(booted, timeout, f"{self.name} to finish booting")
+                self.ready = True
+            except CheckFailed as exc:
+                raise HarnessError(f"machine {self.name} did not boot: {exc} (last state: "
+                                   f"{state or 'no answer'}); console:\n{self.console_tail()}") from None
+        return state
+
+    def request_stop(self, kill: bool = False) -> None:
+        """Start stopping without waiting: an orderly power-off (SIGTERM to nspawn) of a ready
+        machine, or with ``kill`` the end of its PID 1. `stop` or `discard` then waits; a lab
+        asks all its machines first, so that they stop side by side."""
+        if self._terminal is None or not self._terminal.isalive():
+            return
+        if kill and self.leader:
+            proc.kill(self.leader)
+        elif self.ready:
+            self._terminal.kill(signal.SIGTERM)
+
+    def discard(self) -> None:
+        """Kill the machine at once (PID 1 first, then nspawn): for a machine whose root is
+        about to be deleted, an orderly shutdown would only cost time."""
+        self.stop(timeout=0)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Power off cleanly (nspawn turns SIGTERM into an orderly shutdown), then kill at ``timeout``.
+
+        A machine that never finished booting is killed at once: systemd may not yet
+        listen for the shutdown signal, and nothing of it is worth keeping.
+        """
+        terminal, self._terminal = self._terminal, None
+        if terminal is not None and terminal.isalive():
+            if self.leader is None:  # spawned, never awaited: its PID 1 may exist all the same
+                self.leader = find_leader(terminal.pid)
+            grace = timeout if self.ready else 0
+            if grace:
+                terminal.kill(signal.SIGTERM)
+            if not grace or not proc.wait_for_exit(terminal.pid, grace):
+                if self.leader:
+                    proc.kill(self.leader)  # PID 1 dying takes its whole namespace down
+                if not proc.wait_for_exit(terminal.pid, 5):  # nspawn then exits by itself
+                    terminal.kill(signal.SIGKILL)
+                    proc.wait_for_exit(terminal.pid, 5)
+        if self._tap is not None:
+            self._tap.join(5)  # before the terminal's fd is closed under the reader
+        self._stack.close()
+        if terminal is not None:
+            nspawn.kill(self.spec.unit)  # whatever outlived nspawn (a PID 1 it never reported)
+            nspawn.forget(self.spec.unit, self.spec.root)
+        self.leader = None
+        self.ready = False
+        self._host = None
+
+    def detach(self) -> int:
+        """Leave the machine running after this process exits; return the pid keeping its console.
+
+        A keeper process (``python -m harness.machines.console``) takes over the terminal and goes on
+        logging the console; this object forgets the machine without stopping it.
+        """
+        terminal = self._terminal
+        if terminal is None or not terminal.isalive():
+            raise HarnessError(f"machine {self.name} is not running: nothing to keep")
+        if self._tap is not None:
+            self._tap.join(5)  # our reader lets go of the terminal first
+        keeper = subprocess.Popen([sys.executable, "-m", "harness.machines.console", str(self.console_log)],
+                                  stdin=terminal.child_fd, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True,
+                                  env=proc.host_env())
+        # Close our end by hand and mark pexpect's objects closed: their close() and
+        # __del__ would otherwise terminate nspawn.
+        terminal.ptyproc.fileobj.close()
+        terminal.ptyproc.closed = terminal.closed = True
+        terminal.ptyproc.fd = terminal.child_fd = -1
+        self._stack.pop_all()
+        self._terminal = None
+        return keeper.pid
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    def _nsenter(self, argv: Sequence[str]) -> list[str]:
+        if self.leader is None or not self.running:
+            raise HarnessError(f"machine {self.name} is not running: start it first")
+        return nspawn.enter(self.leader, argv)
+
+    def run(self, command: str, *, timeout: float | None = 120.0,
+            input: str | None = None) -> proc.Result:
+        """Run shell ``command`` in the machine as root; its status and output (a status never raises)."""
+        return proc.run(self._nsenter(["/bin/sh", "-c", command]), check=False, timeout=timeout,
+                        input=input, env=GUEST_ENV)
+
+    def execute(self, command: str, timeout: float | None = 120.0) -> tuple[int, str]:
+        """(exit status, stdout) of ``command`` in the machine."""
+        result = self.run(command, timeout=timeout)
+        return result.status, result.stdout
+
+    def succeed(self, command: str, timeout: float | None = 120.0, input: str | None = None) -> str:
+        """stdout of ``command`` (fed ``input``); `CheckFailed` showing command, status and stderr
+        if it fails."""
+        __tracebackhide__ = True
+        result = self.run(command, timeout=timeout, input=input)
+        if result.status != 0:
+            raise CheckFailed(f"{self.name}: command `{command}` failed (exit code {result.status}):"
+                              f" {(result.stderr or result.stdout).strip()[-1500:]}")
+        return result.stdout
+
+    def fail(self, command: str, timeout: float | None = 120.0) -> str:
+        """stdout of ``command``, which must fail; `CheckFailed` if it succeeds."""
+        __tracebackhide__ = True
+        result = self.run(command, timeout=timeout)
+        if result.status == 0:
+            raise CheckFailed(f"{self.name}: command `{command}` unexpectedly succeeded:"
+                              f" {result.stdout.strip()[-1500:]}")
+        return result.stdout
+
+    def wait_until_succeeds(self, command: str, timeout: float = DEFAULT_WAIT_TIMEOUT) -> str:
+        """Retry ``command`` until it exits 0; return its stdout. On timeout, show its last result."""
+        __tracebackhide__ = True
+        last = proc.Result((), -1, "", "")
+
+        def check(last_try: bool) -> bool:
+            nonlocal last
+            last = self.run(command, timeout=timeout)
+            return last.status == 0
+
+        try:
+            with step(f"{self.name}: wait until `{command}` succeeds"):
+                retry(check, timeout, f"{self.name}: `{command}` to succeed")
+        except CheckFailed as exc:
+            raise CheckFailed(f"{exc}; last exit code {last.status}: "
+                              f"{(last.stderr or last.stdout).strip()[-1000:]}") from None
+        return last.stdout
+
+    def wait_for_unit(self, unit: str, timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
+        """Wait until ``unit`` is active; fail at once if it reaches ``failed``, showing its status."""
+        __tracebackhide__ = True
+        state = ""
+
+        def active(last_try: bool) -> bool:
+            nonlocal state
+            state = self.run(f"systemctl is-active {shlex.quote(unit)}").stdout.strip()
+            if state == "failed":
+                raise Unrecoverable(f"{unit} failed:\n{self._status(unit)}")
+            return state == "active"
+
+        try:
+            with step(f"{self.name}: wait for unit {unit}"):
+                retry(active, timeout, f"{self.name}: unit {unit} to be active")
+        except CheckFailed as exc:
+            if "failed:" in str(exc):
+                raise
+            raise CheckFailed(f"{exc}; last state {state or 'unknown'}:\n{self._status(unit)}") from None
+
+    def _status(self, unit: str) -> str:
+        return self.run(f"systemctl status --no-pager --lines=15 {shlex.quote(unit)}").stdout
+
+    def wait_for_open_port(self, port: int, address: str | None = None, protocol: str = "tcp",
+                           timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
+        """Wait until something in the machine listens on ``port`` (``protocol`` tcp or udp),
+        on ``address`` if given (a service can be up before it has bound a new address)."""
+        __tracebackhide__ = True
+        flag = {"tcp": "-t", "udp": "-u"}[protocol]
+        where = f"{address}:{port}" if address else f":{port}"
+        command = f"ss -Hln {flag} 'sport = :{int(port)}'"
+        try:
+            with step(f"{self.name}: wait for {protocol.upper()} port {where}"):
+                retry(lambda _: listening_on(self.run(command).stdout, port, address), timeout,
+                      f"{self.name}: {protocol.upper()} {where} to be listening")
+        except CheckFailed as exc:
+            listening = self.run(f"ss -Hln {flag}").stdout.strip() or "nothing"
+            raise CheckFailed(f"{exc}; listening now: {listening}") from None
+
+    def addresses(self, ifname: str, family: Family | None = None, dynamic: bool = False) -> list[str]:
+        """The usable addresses on ``ifname`` (of ``family``, else both): global scope, and for
+        IPv6 past duplicate address detection (a tentative address cannot be bound to yet);
+        with ``dynamic``, only those leased by DHCP or learnt from router advertisements."""
+        flag = f" -{family.version}" if family else ""
+        links = json.loads(self.succeed(f"ip -j{flag} addr show dev {shlex.quote(ifname)}"))
+        return [a["local"] for link in links for a in link.get("addr_info", [])
+                if a.get("scope") == "global" and not a.get("tentative") and not a.get("dadfailed")
+                and (not dynamic or a.get("dynamic"))]
+
+    def wait_for_address(self, ifname: str, address: str,
+                         timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
+        """Wait until ``ifname`` holds ``address`` (a DHCP lease, a static address being applied),
+        usable: an IPv6 address once duplicate address detection is over."""
+        __tracebackhide__ = True
+        family = Family.of(address)
+        try:
+            with step(f"{self.name}: wait for {address} on {ifname}"):
+                retry(lambda _: address in self.addresses(ifname, family), timeout,
+                      f"{self.name}: {address} on {ifname}")
+        except CheckFailed as exc:
+            held = self.run(f"ip -o -{family.version} addr show dev {shlex.quote(ifname)}").stdout.strip()
+            raise CheckFailed(f"{exc}; it holds {held or 'none'}") from None
+
+    @property
+    def host(self) -> testinfra.host.Host:
+        """A testinfra `Host` on this machine: ``gw.host.service("kea-dhcp4-server").is_running``."""
+        if self._host is None:
+            from harness.machines.backend import host_of
+
+            self._host = host_of(self)
+        return self._host
+
+    def journal(self, since: float | None = None, unit: str | None = None) -> str:
+        """The machine's journal, from ``since`` (seconds since the epoch) if given."""
+        argv = ["journalctl", "--no-pager", "-o", "short-precise"]
+        if since is not None:
+            argv.append(f"--since=@{int(since)}")  # rounded down: nothing of that second is lost
+        if unit:
+            argv.append(f"--unit={unit}")
+        return self.run(shlex.join(argv)).stdout
+
+    @contextlib.contextmanager
+    def console(self, timeout: float = 30.0) -> Iterator[ConsoleSession]:
+        """A pexpect session on the machine's console, for logins and anything interactive.
+
+        >>> with gw.console() as tty:
+        ...     tty.login("root")
+        ...     tty.shell("echo $((6*7))")
+        '42'
+        """
+        if self._tap is None or not self.running:
+            raise HarnessError(f"machine {self.name} is not running: start it first")
+        with self._tap.session(timeout) as session:
+            yield session

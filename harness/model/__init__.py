@@ -1,0 +1,1 @@
+"""harness.model: see README.md, "Layout"."""

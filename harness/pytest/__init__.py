@@ -1,0 +1,1 @@
+"""harness.pytest: see README.md, "Layout"."""
