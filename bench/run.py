@@ -58,7 +58,7 @@ from harness.engine.build.builder import Builder
 from harness.machines import lab as labs
 from harness.machines.lab import Lab
 from harness.machines.store import Snapshot, Store, open_store
-from harness.model.stage import Pipeline
+from harness.model.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 FAILED_RUN = REPO / "reports" / "bench" / "failed-pytest.log"  # the output of a pytest run that failed

@@ -28,7 +28,7 @@ from harness.core import log, proc, settings
 from harness.core.errors import HarnessError, UsageError
 from harness.machines import lab as lab_module
 from harness.machines import store
-from harness.model.stage import Pipeline, load_pipeline, needed_stage
+from harness.model.pipeline import Pipeline, load_pipeline, needed_stage
 from harness.pytest import fixtures, flaky, reporting, timings
 from harness.pytest.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
 from harness.pytest.session import (

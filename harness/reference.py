@@ -26,7 +26,8 @@ from harness.core import settings
 from harness.engine.build import scripts
 from harness.model import inventory_file, inventory_keys
 from harness.model.inventory import Inventory
-from harness.model.stage import Pipeline, Stage
+from harness.model.pipeline import Pipeline
+from harness.model.stage import Stage
 from harness.pytest import fixtures
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
@@ -67,7 +68,7 @@ def _stage() -> str:
 
 
 def _pipeline() -> str:
-    return ("## Pipeline\n\n`harness.model.stage.Pipeline(stages, interfaces=None, sysctls=None, "
+    return ("## Pipeline\n\n`harness.model.pipeline.Pipeline(stages, interfaces=None, sysctls=None, "
             "rooms=None, *, "
             f"inventory=None)`: a project's `PIPELINE`.\n\n{_doc(Pipeline.__init__)}\n")
 

@@ -2,7 +2,7 @@
 
 from harness.model.inventory import Kind
 from harness.model.mutant import declared
-from harness.model.stage import Pipeline
+from harness.model.pipeline import Pipeline
 from stages import bootstrap, gw, mutants, pas, rhfs, web
 from stages.inventory import INVENTORY
 

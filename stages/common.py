@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harness.core.errors import HarnessError
+from harness.core.links import Family
 from harness.engine.build.builder import Build
 from harness.engine.build.debian import HOSTS
 from harness.machines import rootfs
-from harness.machines.network import Family
 from harness.model.inventory import Config
 from stages.generate import dhcp_unit, network_units, resolver
 from stages.inventory import INVENTORY

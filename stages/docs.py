@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 
 from harness.core import proc
+from harness.core.links import Family
 from harness.core.log import format_elapsed
 from harness.engine import mutate
-from harness.machines.network import Family
 from harness.model.inventory import Config6, Inventory
-from harness.model.stage import Pipeline
+from harness.model.pipeline import Pipeline
 from stages import PIPELINE, policy
 from stages.generate import topology_dot
 from stages.inventory import INVENTORY

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from harness.machines.network import Family
+from harness.core.links import Family
 from harness.model.inventory import Config, Config6, Host, Inventory, Kind, Nic
 from stages import policy, spec
 

@@ -22,7 +22,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from harness.core.errors import UsageError
-from harness.machines.network import Family
+from harness.core.links import Family
 from harness.model.inventory import Config, Config6, Host, Inventory, Kind, Nic
 from stages.inventory import INVENTORY
 

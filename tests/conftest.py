@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.links import Family, Interface
 from harness.machines import network
-from harness.machines.network import Family, Interface
 from harness.model.inventory import Inventory
 from harness.model.inventory_file import load
 

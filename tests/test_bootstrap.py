@@ -8,7 +8,7 @@ import pytest
 
 from harness.engine.build import debian
 from harness.machines.store import Snapshot
-from harness.model.stage import Pipeline
+from harness.model.pipeline import Pipeline
 from stages import PIPELINE
 
 

@@ -18,7 +18,8 @@ from harness.engine.build.builder import Build, Builder
 from harness.machines import rootfs
 from harness.machines.lab import Lab
 from harness.machines.store import Store
-from harness.model.stage import Pipeline, Stage
+from harness.model.pipeline import Pipeline
+from harness.model.stage import Stage
 from tests.conftest import office_inventory
 
 pytestmark = pytest.mark.integration

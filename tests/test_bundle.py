@@ -182,8 +182,9 @@ def test_a_damaged_bundle_is_refused_and_the_store_is_unchanged(toy: Toy, kept: 
 # one of them IPv6-only.
 ROOMS = '''
 from harness.engine.build.debian import base_stage
-from harness.machines.network import Interface
-from harness.model.stage import Pipeline, Stage
+from harness.core.links import Interface
+from harness.model.stage import Stage
+from harness.model.pipeline import Pipeline
 
 ROOMS = {"r1": ("r1p1", "r1p2"), "r2": ("r2p1",)}
 SEATS = tuple(seat for room in ROOMS.values() for seat in room)

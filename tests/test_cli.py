@@ -213,7 +213,7 @@ LEAKER = """
 import sys
 from harness.machines.store import open_store
 from harness.machines.lab import Lab, MachineSetup
-from harness.machines.network import Interface
+from harness.core.links import Interface
 store = open_store(sys.argv[1])
 from harness.engine.build.builder import Builder
 from stages import PIPELINE

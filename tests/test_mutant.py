@@ -15,7 +15,8 @@ from harness.core.errors import HarnessError, UsageError
 from harness.engine import mutate
 from harness.engine.mutate import Outcome, Status, Summary, judge
 from harness.model.mutant import Mutant, declared, mutant
-from harness.model.stage import Pipeline, Stage
+from harness.model.pipeline import Pipeline
+from harness.model.stage import Stage
 
 
 def base(root: Path) -> dict[str, str]:

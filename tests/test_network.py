@@ -12,10 +12,11 @@ from pyroute2 import NetNS, netns
 
 from harness.core import proc
 from harness.core.errors import HarnessError, UsageError
+from harness.core.links import Family, Interface
 from harness.core.wait import retry
 from harness.machines import network
 from harness.machines.lab import new_lab_id
-from harness.machines.network import Family, Interface, LabNetwork
+from harness.machines.network import LabNetwork
 from tests.conftest import lan
 
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from harness.core.errors import HarnessError, UsageError
+from harness.core.links import Interface
 from harness.engine.build import debian
 from harness.engine.build.builder import Builder
 from harness.engine.build.playbook import playbook
-from harness.machines.network import Interface
 from harness.machines.store import Store
 from harness.model.keys import changes
-from harness.model.stage import Pipeline, Stage
+from harness.model.pipeline import Pipeline
+from harness.model.stage import Stage
 
 # The role a team would have: it installs a small web service (its unit and its page, from a
 # template that reads the lab's inventory) and starts it at boot.
@@ -73,9 +74,10 @@ ANSIBLE = {
 
 PIPELINE = '''
 from harness.engine.build.debian import base_stage
-from harness.machines.network import Interface
+from harness.core.links import Interface
 from harness.engine.build.playbook import playbook
-from harness.model.stage import Pipeline, Stage
+from harness.model.stage import Stage
+from harness.model.pipeline import Pipeline
 
 OFFICE = Stage.here("office", machines=("printer", "desk"), trees=("thin",),
                     packages={"printer": ("python3",), "desk": ("python3", "curl"), "thin": ("python3",)},

@@ -11,7 +11,7 @@ import pytest
 
 from harness import probes
 from harness.core.errors import CheckFailed
-from harness.machines.network import Family
+from harness.core.links import Family
 from harness.probes import Answer
 
 

@@ -18,7 +18,8 @@ from harness.model import project
 PIPELINE_ENV = BY_NAME["pipeline"].env
 
 PIPELINE = '''
-from harness.model.stage import Pipeline, Stage
+from harness.model.stage import Stage
+from harness.model.pipeline import Pipeline
 
 def base(root):
     return {}

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from harness.core.errors import HarnessError, UsageError
+from harness.core.links import Interface
 from harness.engine.build import debian
 from harness.engine.build.builder import Builder
 from harness.engine.build.scripts import plan_env, scripts
-from harness.machines.network import Interface
 from harness.machines.store import Store
 from harness.model.keys import changes, files_digest
-from harness.model.stage import Pipeline, Stage
+from harness.model.pipeline import Pipeline
+from harness.model.stage import Stage
 from tests.conftest import office_inventory
 
 ROUTER = {

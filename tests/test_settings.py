@@ -17,10 +17,9 @@ from harness.cli import args as cli_args
 from harness.cli import labs as cli_labs
 from harness.core import settings
 from harness.core.errors import UsageError
+from harness.core.links import Family
 from harness.core.settings import SETTINGS, Front, Setting
 from harness.engine import host
-from harness.machines import machine
-from harness.machines.network import Family
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -195,7 +194,7 @@ def test_harness_up_boots_with_the_plugin_s_default_timeout(clean_env: pytest.Mo
     clean_env.setenv("HARNESS_BOOT_TIMEOUT", "120")
     with pytest.raises(Stop):
         cli_labs.cmd_up(cli.parser().parse_args(["up"]))
-    assert given == [machine.DEFAULT_BOOT_TIMEOUT, 90.0, 120.0]
+    assert given == [settings.DEFAULT_BOOT_TIMEOUT, 90.0, 120.0]
     assert pytest_parser().parse([]).boot_timeout is None  # the plugin's default is the table's too
 
 

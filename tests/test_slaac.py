@@ -15,9 +15,9 @@ import tomllib
 
 import pytest
 
+from harness.core.links import Family
 from harness.machines.lab import MachineSetup
 from harness.machines.machine import Machine
-from harness.machines.network import Family
 from harness.model.inventory_file import parse
 from stages.generate import network_units
 

@@ -10,13 +10,14 @@ import pytest
 
 import harness
 import harness.model.keys
-import harness.model.stage
+import harness.model.pipeline
 from harness.core.errors import UsageError
+from harness.core.links import Interface
 from harness.core.names import SnapshotRef
 from harness.machines import nspawn
-from harness.machines.network import Interface
+from harness.model.pipeline import Pipeline, needed_stage
 from harness.model.plan import Action, plan
-from harness.model.stage import Pipeline, Stage, needed_stage
+from harness.model.stage import Stage
 from tests.conftest import office_inventory
 
 
@@ -44,8 +45,8 @@ def test_keys_are_stable_and_chained() -> None:
 
 def test_a_pipeline_hashes_each_stage_once_and_names_its_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
     hashed: list[str] = []
-    real = harness.model.stage.stage_key
-    monkeypatch.setattr(harness.model.stage, "stage_key",
+    real = harness.model.pipeline.stage_key
+    monkeypatch.setattr(harness.model.pipeline, "stage_key",
                         lambda definition, parent:
                         hashed.append(definition["name"]) or real(definition, parent))
     stages = pipeline()
@@ -66,7 +67,8 @@ def test_a_harness_build_module_is_part_of_every_key_and_a_front_end_is_not(
     (copy / "cli" / "command.py").write_text((copy / "cli" / "command.py").read_text() + "\n# a verb\n")
     (copy / "plugin.py").write_text((copy / "plugin.py").read_text() + "\n# a front end\n")
     assert harness.model.keys.code_key(copy) == harness.model.keys.code_key(package)
-    (copy / "machines" / "rootfs.py").write_text((copy / "machines" / "rootfs.py").read_text() + "\n# roots\n")
+    rootfs = copy / "machines" / "rootfs.py"
+    rootfs.write_text(rootfs.read_text() + "\n# how roots are filled\n")
     edited = harness.model.keys.code_key(copy)
     assert edited != harness.model.keys.code_key(package)
     before = pipeline().keys()
@@ -275,8 +277,9 @@ def test_which_nspawn_flags_leave_the_tree_untouched(args: tuple[str, ...], read
     assert nspawn.boots_read_only(args) is read_only
 
 BROKEN_PIPELINE = '''
-from harness.machines.network import Interface
-from harness.model.stage import Pipeline, Stage
+from harness.core.links import Interface
+from harness.model.stage import Stage
+from harness.model.pipeline import Pipeline
 
 def base(root):
     return {}
@@ -293,7 +296,7 @@ def test_pytest_rejects_a_bad_pipeline_before_building_anything(pytester: pytest
     pytester.makepyfile(brokenstages=BROKEN_PIPELINE, test_x="def test_x(alpha):\n    pass\n")
     result = pytester.runpytest_subprocess("--pipeline=brokenstages", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: pipeline brokenstages: *brokenstages.py:7: interfaces, sysctls or "
+    result.stderr.fnmatch_lines(["ERROR: pipeline brokenstages: *brokenstages.py:8: interfaces, sysctls or "
                                  "rooms for machines no stage adds: beta; the stages add: alpha"])
     assert "stage" not in result.stdout.str()  # nothing was built, nothing was even collected
 

@@ -87,8 +87,8 @@ STAGE = Stage.here("beta", machines=("beta",), steps=(mark,), ready=(spare,))
 '''
 
 PIPELINE = '''
-from harness.machines.network import Interface
-from harness.model.stage import Pipeline
+from harness.core.links import Interface
+from harness.model.pipeline import Pipeline
 from harness.engine.build.debian import base_stage
 import toy_alpha, toy_beta
 

@@ -13,7 +13,7 @@ from harness.core import settings
 from harness.core.errors import UsageError
 from harness.core.names import SnapshotRef
 from harness.machines.store import Snapshot, Store, open_store
-from harness.model.stage import Pipeline, load_pipeline
+from harness.model.pipeline import Pipeline, load_pipeline
 
 
 def run_settings(args: argparse.Namespace,

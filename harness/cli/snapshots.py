@@ -16,7 +16,7 @@ from harness.core.names import FAILED, SnapshotRef
 from harness.engine import bundle
 from harness.engine.build.builder import Builder
 from harness.machines.store import Snapshot, Store
-from harness.model.stage import Pipeline
+from harness.model.pipeline import Pipeline
 
 
 def _age(seconds: float) -> str:

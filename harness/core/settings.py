@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.core.errors import UsageError
-from harness.machines.machine import DEFAULT_BOOT_TIMEOUT
-from harness.machines.network import Family
-from harness.machines.store import DEFAULT_IMAGE_SIZE
+from harness.core.links import Family
 
+DEFAULT_BOOT_TIMEOUT = 60.0  # seconds a machine may take to boot
+DEFAULT_IMAGE_SIZE = "32G"  # the store's image file when no btrfs is given: sparse
 DEFAULT_CACHE = Path("/var/cache/harness")
 DEFAULT_SPARE_LABS = 1
 

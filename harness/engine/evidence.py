@@ -27,7 +27,7 @@ from harness.core.errors import HarnessError, present
 from harness.machines.lab import Lab
 from harness.machines.network import NETNS_DIR, LabNetwork
 from harness.machines.store import Store
-from harness.model.stage import Pipeline
+from harness.model.pipeline import Pipeline
 
 # Per machine: what each attachment holds and the command that produces it.
 MACHINE_EVIDENCE = {

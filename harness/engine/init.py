@@ -31,7 +31,7 @@ from pathlib import Path
 
 from harness.engine.build import debian
 from harness.model.inventory_file import load
-from harness.model.stage import Pipeline
+from harness.model.pipeline import Pipeline
 from stages import office
 
 INVENTORY = load(Path(__file__).with_name("inventory.toml"))

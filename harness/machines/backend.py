@@ -7,13 +7,23 @@ This is the one place that accepts shell strings: testinfra builds them, ``sh -c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import testinfra.host
 from testinfra.backend import base
 
-if TYPE_CHECKING:
-    from harness.machines.machine import Machine
+from harness.core.proc import Result
+
+
+class Machine(Protocol):
+    """What the backend needs of a machine (`harness.machines.machine.Machine` is one): a name
+    for test ids, and a way to run a command in it. Declared here so that the machine can hand
+    itself to testinfra without the two modules importing each other."""
+
+    @property
+    def name(self) -> str: ...
+
+    def run(self, command: str) -> Result: ...
 
 
 class NspawnBackend(base.BaseBackend):  # type: ignore[misc]

@@ -25,11 +25,13 @@ from types import TracebackType
 
 from harness.core import proc
 from harness.core.errors import HarnessError, UsageError
+from harness.core.links import Interface
 from harness.core.log import format_elapsed, logger, step
 from harness.core.names import PREFIX, LabName, WorkOwner
+from harness.core.settings import DEFAULT_BOOT_TIMEOUT
 from harness.machines import fleet, limits, network, nspawn, rootfs, treediff
-from harness.machines.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineSpec, find_leader
-from harness.machines.network import Interface, LabNetwork
+from harness.machines.machine import Machine, MachineSpec, find_leader
+from harness.machines.network import LabNetwork
 from harness.machines.store import Store
 
 RUN_DIR = Path("/run/harness/labs")

@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING
 
 from harness.core import proc
 from harness.core.errors import CheckFailed, HarnessError, present
+from harness.core.links import Family
 from harness.core.log import step
+from harness.core.settings import DEFAULT_BOOT_TIMEOUT
 from harness.core.wait import Unrecoverable, retry
 from harness.machines import nspawn
 from harness.machines.console import ConsoleSession, ConsoleTap
-from harness.machines.network import Family
 
 if TYPE_CHECKING:
     import pexpect
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 GUEST_ENV = {"PATH": proc.PATH, "LANG": "C.UTF-8", "TERM": "dumb", "HOME": "/root",
              "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
-DEFAULT_BOOT_TIMEOUT = 60.0
 DEFAULT_WAIT_TIMEOUT = 60.0
 
 

@@ -11,13 +11,11 @@ these namespaces to the host's own.
 from __future__ import annotations
 
 import contextlib
-import enum
 import errno
 import hashlib
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -26,13 +24,10 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from harness.core import proc
 from harness.core.errors import HarnessError, UsageError
+from harness.core.links import IFNAMSIZ, Interface
 from harness.core.names import PREFIX, LabName
 
 NETNS_DIR = Path("/run/netns")
-IFNAMSIZ = 15  # longest interface name the kernel accepts
-_IFNAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_.-]*")
-_MAC = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
-_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 _SYSCTL = re.compile(r"net\.[a-z0-9_.-]+")
 # Neighbour discovery retransmits every 100 ms on a lab's links, not every second: duplicate
 # address detection (one probe, then one retransmission time of silence) makes each new IPv6
@@ -51,55 +46,6 @@ ND_FIRST_PROBE_DELAY = "0"
 NEIGHBOUR_DISCOVERY = ("nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit",
                        "nd-neighbor-advert", "nd-redirect", "mld-listener-query", "mld-listener-report",
                        "mld-listener-done", "mld2-listener-report")
-
-
-class Family(enum.StrEnum):
-    """An address family: what a scenario's id names (``ipv4``, ``ipv6``)."""
-
-    IPV4 = "ipv4"
-    IPV6 = "ipv6"
-
-    @property
-    def version(self) -> int:
-        """4 or 6, as `ipaddress` and `ip -4/-6` say it."""
-        return 4 if self is Family.IPV4 else 6
-
-    @classmethod
-    def of(cls, address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> Family:
-        """The family of ``address`` (text or an address object)."""
-        return cls.IPV4 if ipaddress.ip_address(str(address).split("/")[0]).version == 4 else cls.IPV6
-
-
-@dataclass(frozen=True)
-class Interface:
-    """One network interface of one machine, plugged into one segment's bridge.
-
-    ``addresses`` are CIDRs set from outside before boot (optional: a machine may get its
-    address by DHCP instead).
-    """
-
-    machine: str
-    name: str
-    segment: str
-    mac: str
-    addresses: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        for what, value in (("interface", self.name), ("segment", self.segment)):
-            if not _IFNAME.fullmatch(value) or len(value) > IFNAMSIZ:
-                raise UsageError(f"{self.machine}: bad {what} name {value!r}: use at most "
-                                 f"{IFNAMSIZ} characters of [a-zA-Z0-9_.-], starting with a letter")
-        if not _ID.fullmatch(self.machine):
-            raise UsageError(f"bad machine name {self.machine!r}: use [a-z0-9-]")
-        if not _MAC.fullmatch(self.mac):
-            raise UsageError(f"{self.machine}/{self.name}: bad MAC {self.mac!r}: "
-                             "write it lowercase as 02:00:00:00:00:01")
-        for cidr in self.addresses:
-            try:
-                ipaddress.ip_interface(cidr)
-            except ValueError:
-                raise UsageError(f"{self.machine}/{self.name}: bad address {cidr!r}: "
-                                 "write it as a CIDR, e.g. 192.168.1.1/23") from None
 
 
 def namespace_name(lab_id: str, machine: str | None = None) -> str:

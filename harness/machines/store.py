@@ -41,10 +41,10 @@ from harness.core import proc
 from harness.core.errors import HarnessError, UsageError, present
 from harness.core.log import logger
 from harness.core.names import SnapshotRef, WorkOwner
+from harness.core.settings import DEFAULT_IMAGE_SIZE
 
 BTRFS_INSTALL = "apt-get install -y btrfs-progs"
 DEFAULT_IMAGE = Path("/var/lib/harness/store.img")
-DEFAULT_IMAGE_SIZE = "32G"
 MANIFEST = "manifest.json"
 EVIDENCE = "evidence"  # a plain directory beside the members: files, not a machine
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness.core.errors import UsageError
-from harness.machines.network import Family, Interface
+from harness.core.links import Family, Interface
 
 __all__ = ["Config", "Config6", "Family", "Host", "IPAddress", "Inventory", "Kind", "Nic", "Room", "Segment",
            "User", "eui64"]
@@ -249,7 +249,7 @@ class Inventory:
     def sysctls(self, machine: str) -> dict[str, str]:
         """Kernel network settings of ``machine``'s namespace, which it cannot set from inside:
         the machine marked ``router`` forwards, in each family it has an address of. A
-        `harness.model.stage.Pipeline` given the inventory applies them."""
+        `harness.model.pipeline.Pipeline` given the inventory applies them."""
         host = self[machine]
         if not host.router:
             return {}

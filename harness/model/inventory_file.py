@@ -69,7 +69,7 @@ from typing import Any
 
 from harness.core import settings
 from harness.core.errors import UsageError
-from harness.machines.network import Family, Interface
+from harness.core.links import Family, Interface
 from harness.model import inventory_keys
 from harness.model.inventory import (
     Config,

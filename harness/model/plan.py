@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from harness.core.errors import UsageError
 from harness.core.names import SnapshotRef
-from harness.model.stage import Pipeline
+from harness.model.pipeline import Pipeline
 
 
 class Action(enum.StrEnum):

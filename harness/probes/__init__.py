@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.core.errors import CheckFailed
+from harness.core.links import Family
 from harness.machines.console import CONSOLE_TIMEOUT, ConsoleSession
-from harness.machines.network import Family
 
 if TYPE_CHECKING:
     from harness.machines.machine import Machine

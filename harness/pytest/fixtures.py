@@ -24,7 +24,8 @@ from harness.engine.labpool import LabPool
 from harness.machines import store
 from harness.machines.lab import Lab, MachineSetup
 from harness.machines.machine import Machine
-from harness.model.stage import Pipeline, Stage, needed_stage
+from harness.model.pipeline import Pipeline, needed_stage
+from harness.model.stage import Stage
 from harness.pytest import flaky, reporting
 from harness.pytest.session import (
     PIPELINE_KEY,

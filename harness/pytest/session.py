@@ -11,7 +11,7 @@ import pytest
 from harness.core import settings
 from harness.core.errors import UsageError
 from harness.machines import store
-from harness.model.stage import Pipeline
+from harness.model.pipeline import Pipeline
 
 SETTINGS_KEY = pytest.StashKey[settings.RunSettings]()
 STORE_KEY = pytest.StashKey[store.Store]()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from harness.core.errors import HarnessError
-from harness.machines.network import Family
+from harness.core.links import Family
 from harness.model.inventory import Config
 from harness.model.mutant import read, run, write
 from stages import spec

@@ -9,7 +9,8 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from harness.machines.network import Family, set_sysctls
+from harness.core.links import Family
+from harness.machines.network import set_sysctls
 from harness.model.mutant import edit, mutant, run
 from stages import spec
 from stages.generate import reverse_name, reverse_zones

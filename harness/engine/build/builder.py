@@ -21,14 +21,16 @@ from pathlib import Path
 from harness.core.errors import UsageError, present
 from harness.core.log import format_elapsed, logger, step
 from harness.core.names import SnapshotRef, WorkOwner
+from harness.core.settings import DEFAULT_BOOT_TIMEOUT
 from harness.machines import rootfs
 from harness.machines.lab import Lab, MachineSetup
-from harness.machines.machine import DEFAULT_BOOT_TIMEOUT, Machine
+from harness.machines.machine import Machine
 from harness.machines.store import Snapshot, Store
 from harness.model.keys import changes
 from harness.model.mutant import Mutant
+from harness.model.pipeline import Pipeline
 from harness.model.plan import Action, Step, plan
-from harness.model.stage import BASE_MEMBER, Pipeline, Stage
+from harness.model.stage import BASE_MEMBER, Stage
 
 
 @dataclass
