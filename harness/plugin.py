@@ -27,7 +27,7 @@ import pytest
 from harness.core import log, proc, settings
 from harness.core.errors import HarnessError, UsageError
 from harness.machines import lab as lab_module
-from harness.machines import store
+from harness.machines import volumes
 from harness.model.pipeline import Pipeline, load_pipeline, needed_stage
 from harness.pytest import fixtures, flaky, reporting, timings
 from harness.pytest.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
@@ -181,7 +181,7 @@ def _refuse_a_user_who_cannot_write(config: pytest.Config) -> None:
     if blocked is None:
         return  # collected first: tests that use no lab run as any user (see `_preflight`)
     try:
-        store.require_root()
+        volumes.require_root()
     except HarnessError as exc:
         raise pytest.UsageError(f"{exc} (uid {os.geteuid()} cannot even write {blocked}; tests that "
                                 "use no lab run as any user given --reports=DIR)") from None

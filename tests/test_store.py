@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.core import proc
+from harness.core import names, proc
 from harness.core.errors import HarnessError, UsageError
 from harness.core.names import SnapshotRef
-from harness.machines import store
+from harness.machines import store, volumes
 from harness.machines.store import Store
 from tests.conftest import as_nobody
 
@@ -36,25 +36,25 @@ MOUNTINFO = """\
     ("/var/lib/harness/store/work/x/proc/1", ("/var/lib/harness/store/work/x/proc", "proc")),
 ])
 def test_filesystem_of_finds_the_innermost_mount(path: str, expected: tuple[str, str]) -> None:
-    assert store.filesystem_of(Path(path), MOUNTINFO) == expected
+    assert volumes.filesystem_of(Path(path), MOUNTINFO) == expected
 
 
 @pytest.mark.parametrize("name", ["bootstrap/1a2b", "gw", "failed/test_dns.py-x"])
 def test_good_names(name: str) -> None:
-    assert store.check_name(name) == name
+    assert names.check_name(name) == name
 
 
 @pytest.mark.parametrize("name", ["", "/abs", "a/../b", "Upper", "a//b", "a/", "-x"])
 def test_bad_names_say_the_rule(name: str) -> None:
     with pytest.raises(UsageError, match=r"bad snapshot name .*lowercase parts"):
-        store.check_name(name)
+        names.check_name(name)
 
 
 def test_missing_btrfs_progs_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store.shutil, "which", lambda *a, **k: None)
+    monkeypatch.setattr(volumes.shutil, "which", lambda *a, **k: None)
     with pytest.raises(HarnessError,
                        match=r"btrfs-progs is not installed: run `apt-get install -y btrfs-progs`"):
-        store.require_btrfs_progs()
+        volumes.require_btrfs_progs()
 
 
 
@@ -111,7 +111,7 @@ def test_subvolume_clone_is_writable_and_independent(harness_store: Store, scrat
     clone = harness_store.clone(src, harness_store.work_path(scratch, "clone"))
     (clone / "file").write_text("two")
     assert (src / "file").read_text() == "one"
-    assert store.is_subvolume(clone)
+    assert volumes.is_subvolume(clone)
     frozen = harness_store.freeze(src, harness_store.work_path(scratch, "frozen"))
     with pytest.raises(OSError):
         (frozen / "file").write_text("three")
@@ -178,10 +178,10 @@ def test_exchange_swaps_two_paths(tmp_path: Path) -> None:
     (tmp_path / "a" / "x").write_text("a")
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "x").write_text("b")
-    store.exchange(tmp_path / "a", tmp_path / "b")
+    volumes.exchange(tmp_path / "a", tmp_path / "b")
     assert [(tmp_path / n / "x").read_text() for n in "ab"] == ["b", "a"]
     with pytest.raises(OSError, match="renameat2 exchange"):
-        store.exchange(tmp_path / "a", tmp_path / "missing")
+        volumes.exchange(tmp_path / "a", tmp_path / "missing")
 
 
 @pytest.mark.integration
@@ -220,12 +220,12 @@ def _dead_pid() -> int:
 @pytest.mark.integration
 def test_embedded_image_is_created_and_mounted_once(tmp_path: Path) -> None:
     image = tmp_path / "store.img"
-    mountpoint = store.mount_image(image, "1G")
+    mountpoint = volumes.mount_image(image, "1G")
     try:
         assert mountpoint == tmp_path / "store"
-        assert store.is_btrfs(mountpoint) and store.is_mountpoint(mountpoint)
+        assert volumes.is_btrfs(mountpoint) and volumes.is_mountpoint(mountpoint)
         assert image.stat().st_blocks * 512 < image.stat().st_size  # sparse
-        assert store.mount_image(image, "1G") == mountpoint  # idempotent
+        assert volumes.mount_image(image, "1G") == mountpoint  # idempotent
         mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
                   if f" {mountpoint} " in line]
         assert len(mounts) == 1

@@ -150,3 +150,14 @@ class SnapshotRef:
     def stage(self) -> str | None:
         """The stage it is a snapshot of (None for a kept failure)."""
         return None if self.is_failure else self.group
+
+
+_SNAPSHOT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid snapshot name, else raise a `UsageError` saying the rule."""
+    if not _SNAPSHOT_NAME.fullmatch(name) or ".." in name:
+        raise UsageError(f"bad snapshot name {name!r}: use lowercase parts of [a-z0-9._-] "
+                         "separated by '/', e.g. 'bootstrap/1a2b' or 'failed/test_dns'")
+    return name

@@ -48,9 +48,9 @@ from harness import __version__
 from harness.core import proc
 from harness.core.errors import HarnessError, present
 from harness.core.log import logger, step
-from harness.core.names import SnapshotRef, WorkOwner
+from harness.core.names import SnapshotRef, WorkOwner, check_name
 from harness.machines import treediff
-from harness.machines.store import EVIDENCE, Snapshot, Store, check_name
+from harness.machines.store import EVIDENCE, Snapshot, Store
 
 FORMAT = 3  # 3: ``bases`` (a seat's changes are to its tree); 2: incremental; 1: whole only
 READS = (1, 2, 3)

@@ -22,7 +22,8 @@ from harness.core import proc
 from harness.core.errors import HarnessError, UsageError
 from harness.core.settings import DEFAULT_IMAGE_SIZE, size_bytes
 from harness.machines import limits, rootfs
-from harness.machines.store import DEFAULT_IMAGE, image_lock, open_store, require_root
+from harness.machines.store import open_store
+from harness.machines.volumes import DEFAULT_IMAGE, image_lock, require_root
 
 # Package -> what the harness or its tests run from it.
 HOST_PACKAGES: Mapping[str, str] = {

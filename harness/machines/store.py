@@ -23,11 +23,9 @@ the directory listing (`Store.snapshots`) and nowhere else in the store; its par
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -40,91 +38,23 @@ from typing import IO, Any
 from harness.core import proc
 from harness.core.errors import HarnessError, UsageError, present
 from harness.core.log import logger
-from harness.core.names import SnapshotRef, WorkOwner
+from harness.core.names import SnapshotRef, WorkOwner, check_name
 from harness.core.settings import DEFAULT_IMAGE_SIZE
+from harness.machines.volumes import (
+    DEFAULT_IMAGE,
+    exchange,
+    filesystem_of,
+    is_btrfs,
+    is_subvolume,
+    locked,
+    mountinfo,
+    require_btrfs_progs,
+    require_root,
+    resolve_root,
+)
 
-BTRFS_INSTALL = "apt-get install -y btrfs-progs"
-DEFAULT_IMAGE = Path("/var/lib/harness/store.img")
 MANIFEST = "manifest.json"
 EVIDENCE = "evidence"  # a plain directory beside the members: files, not a machine
-_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")
-_SUBVOLUME_ROOT_INODE = 256  # every btrfs subvolume's top directory has this inode number
-_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
-
-
-def exchange(a: Path, b: Path) -> None:
-    """Swap paths ``a`` and ``b`` in one step (``renameat2(RENAME_EXCHANGE)``): no moment when
-    either name is missing. Python's os module has no renameat2; glibc (>= 2.28) has."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"renameat2 exchange: {os.strerror(code)}", str(a), None, str(b))
-
-
-def check_name(name: str) -> str:
-    """Return ``name`` if it is a valid snapshot name, else raise a `UsageError` saying the rule."""
-    if not _NAME.fullmatch(name) or ".." in name:
-        raise UsageError(f"bad snapshot name {name!r}: use lowercase parts of [a-z0-9._-] "
-                         "separated by '/', e.g. 'bootstrap/1a2b' or 'failed/test_dns'")
-    return name
-
-
-def require_root() -> None:
-    """Raise unless running as root: btrfs, namespaces and nspawn all need it."""
-    if os.geteuid() != 0:
-        raise HarnessError("harness needs root (btrfs, network namespaces, systemd-nspawn): "
-                           "run it as root, e.g. `sudo make test`")
-
-
-def require_btrfs_progs() -> None:
-    """Raise with the install command when btrfs-progs is missing."""
-    if shutil.which("btrfs", path=proc.PATH) is None:
-        raise HarnessError(f"btrfs-progs is not installed: run `{BTRFS_INSTALL}` (or `harness setup-host`)")
-
-
-def _unescape(field_: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
-
-
-def filesystem_of(path: Path, mountinfo: str) -> tuple[str, str]:
-    """(mount point, filesystem type) of the mount holding ``path``, from /proc/self/mountinfo text.
-
-    The last, longest matching mount point wins: later mounts hide earlier ones.
-    """
-    target = str(path)
-    best = ("", "")
-    for line in mountinfo.splitlines():
-        left, _, right = line.partition(" - ")
-        fields = left.split()
-        if len(fields) < 5 or not right:
-            continue
-        point = _unescape(fields[4])
-        inside = target == point or target.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best[0]):
-            best = (point, right.split()[0])
-    return best
-
-
-def _mountinfo() -> str:
-    return Path("/proc/self/mountinfo").read_text()
-
-
-def is_btrfs(path: Path) -> bool:
-    """Whether ``path`` (which must exist) lies on a btrfs filesystem."""
-    return filesystem_of(path.resolve(), _mountinfo())[1] == "btrfs"
-
-
-def is_mountpoint(path: Path) -> bool:
-    """Whether something is mounted exactly at ``path``."""
-    return filesystem_of(path.resolve(), _mountinfo())[0] == str(path.resolve())
-
-
-def is_subvolume(path: Path) -> bool:
-    """Whether ``path`` is the top directory of a btrfs subvolume."""
-    try:
-        return path.lstat().st_ino == _SUBVOLUME_ROOT_INODE and path.is_dir()
-    except FileNotFoundError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -179,7 +109,7 @@ class Store:
             raise HarnessError(f"store {root} does not exist: create it on a btrfs filesystem, "
                                "or leave --store unset to use the embedded image")
         if not is_btrfs(root):
-            kind = filesystem_of(root.resolve(), _mountinfo())[1] or "unknown"
+            kind = filesystem_of(root.resolve(), mountinfo())[1] or "unknown"
             raise HarnessError(f"store {root} is on {kind}, not btrfs: give a btrfs directory "
                                "with --store/HARNESS_STORE, or unset it to use the embedded image")
         self.root = root.resolve()
@@ -281,7 +211,7 @@ class Store:
     def lock(self, name: str) -> Iterator[None]:
         """Hold the store-wide lock ``name`` (e.g. a stage): concurrent builders take turns, and
         one that has to wait says for what and for whom."""
-        with _locked(self.root / ".locks" / f"{check_name(name).replace('/', '+')}.lock", name):
+        with locked(self.root / ".locks" / f"{check_name(name).replace('/', '+')}.lock", name):
             yield
 
     # -- published snapshots --------------------------------------------------------------------
@@ -445,70 +375,6 @@ class Store:
             self._discard(entry)
             removed.append(entry.name)
         return removed
-
-
-# -- choosing and opening the store ---------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _locked(path: Path, what: str | None = None) -> Iterator[None]:
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            if what is not None:
-                logger.info("waiting for the lock on %s, held by %s (another run is building it)",
-                            what, holder)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}\n")
-        handle.flush()
-        yield
-
-
-def image_lock(image: Path) -> contextlib.AbstractContextManager[None]:
-    """The lock every change to the embedded ``image`` (creating, mounting, growing) holds."""
-    return _locked(image.with_suffix(".lock"))
-
-
-def mount_image(image: Path, size: str) -> Path:
-    """Create (sparse, ``size``) and loop-mount the embedded btrfs image; return its mount point.
-
-    Idempotent and safe against concurrent callers: the image is created and mounted
-    under a lock, once. The mount point is the image path without its suffix.
-    """
-    mountpoint = image.with_suffix("")
-    with image_lock(image):
-        if is_mountpoint(mountpoint):
-            return mountpoint
-        if not image.exists():
-            partial = image.with_suffix(".partial")
-            proc.run(["truncate", "-s", size, str(partial)])
-            proc.run(["mkfs.btrfs", "-q", "-L", "harness", str(partial)])
-            os.rename(partial, image)
-        mountpoint.mkdir(parents=True, exist_ok=True)
-        proc.run(["mount", "-o", "loop", str(image), str(mountpoint)])
-    return mountpoint
-
-
-def resolve_root(given: str | None, image: Path = DEFAULT_IMAGE, size: str = DEFAULT_IMAGE_SIZE,
-                 machines: Path = Path("/var/lib/machines")) -> Path:
-    """Which directory the store lives in.
-
-    ``given`` (``--store``/``HARNESS_STORE``) if set; else ``/var/lib/machines`` when it is
-    btrfs; else the embedded image, created and mounted on first use.
-    """
-    if given:
-        return Path(given)
-    if machines.is_dir() and is_btrfs(machines):
-        return machines / "harness"
-    return mount_image(image, size)
 
 
 def open_store(given: str | None = None, *, image: Path = DEFAULT_IMAGE,
