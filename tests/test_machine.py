@@ -11,7 +11,7 @@ import pytest
 
 from harness.core.errors import CheckFailed, HarnessError, UsageError
 from harness.machines.lab import Lab, MachineSetup
-from harness.machines.machine import MachineSpec, find_leader
+from harness.machines.nspawn import MachineSpec, find_leader
 from harness.machines.store import Store
 from tests.conftest import NOTHING, lan, traces_of
 
@@ -220,7 +220,7 @@ UNCONN 0      0      [fe80::c0:a8ff:fe01:fe]%lan0:547  [::]:*
     (80, "2001:db8:1::1:64", True),
 ])
 def test_listening_on_counts_wildcard_sockets(port: int, address: str | None, expected: bool) -> None:
-    from harness.machines.machine import listening_on
+    from harness.machines.sockets import listening_on
 
     assert listening_on(SS, port, address) is expected
 

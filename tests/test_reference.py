@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness import reference
 from harness.core import settings
-from harness.model import inventory_file, inventory_keys
+from harness.model import inventory_keys, inventory_shape
 
 
 def test_the_reference_page_says_what_the_code_says() -> None:
@@ -27,7 +27,7 @@ def test_the_schema_lists_every_key_the_inventory_takes() -> None:
         assert f"### Keys of {inventory_keys.TITLES[table]}" in page
         for key, what in known.items():
             assert f"| `{key}` | {what.replace('|', chr(92) + '|')} |" in page, (table, key)
-    family_keys = {key for keys in inventory_file._FAMILY_KEYS.values() for key in keys}
+    family_keys = {key for keys in inventory_shape.FAMILY_KEYS.values() for key in keys}
     assert family_keys <= {key for known in inventory_keys.KEYS.values() for key in known}
 
 

@@ -30,8 +30,9 @@ from harness.core.log import format_elapsed, logger, step
 from harness.core.names import PREFIX, LabName, WorkOwner
 from harness.core.settings import DEFAULT_BOOT_TIMEOUT
 from harness.machines import fleet, limits, network, nspawn, rootfs, treediff
-from harness.machines.machine import Machine, MachineSpec, find_leader
+from harness.machines.machine import Machine
 from harness.machines.network import LabNetwork
+from harness.machines.nspawn import MachineSpec, find_leader
 from harness.machines.store import Store
 
 RUN_DIR = Path("/run/harness/labs")

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -31,6 +30,8 @@ from harness.core.settings import DEFAULT_BOOT_TIMEOUT
 from harness.core.wait import Unrecoverable, retry
 from harness.machines import nspawn
 from harness.machines.console import ConsoleSession, ConsoleTap
+from harness.machines.nspawn import MachineSpec, find_leader
+from harness.machines.sockets import listening_on
 
 if TYPE_CHECKING:
     import pexpect
@@ -39,76 +40,6 @@ if TYPE_CHECKING:
 GUEST_ENV = {"PATH": proc.PATH, "LANG": "C.UTF-8", "TERM": "dumb", "HOME": "/root",
              "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
 DEFAULT_WAIT_TIMEOUT = 60.0
-
-
-@dataclass(frozen=True)
-class MachineSpec:
-    """How to boot one machine: its name, root, network namespace and extra nspawn flags.
-
-    Without ``netns`` the machine gets a private network of its own (loopback only).
-
-    ``unit`` is the nspawn machine name, unique on the host (it names nspawn's
-    runtime directories); ``name`` is the hostname the machine sees.
-    """
-
-    name: str
-    root: Path
-    unit: str
-    netns: Path | None = None
-    extra_args: tuple[str, ...] = field(default=())
-    nice: int = 0  # CPU niceness of everything in it (see harness.machines.lab, boot order)
-    machine_id: str = ""  # given to its systemd (systemd.machine_id=): a machine sharing a tree
-
-    def nspawn_argv(self) -> list[str]:
-        """The systemd-nspawn command line that boots this machine."""
-        argv = [*nspawn.base_argv(self.unit, self.root), "--boot", f"--hostname={self.name}",
-                "--console=interactive", "--resolv-conf=off"]
-        if self.netns is None:
-            argv.append("--private-network")  # never the host's network (traffic rule)
-        else:
-            # a prepared namespace gets no CAP_NET_ADMIN by default: networkd and DHCP servers need it
-            argv += [f"--network-namespace-path={self.netns}",
-                     "--capability=CAP_NET_ADMIN,CAP_NET_RAW"]
-        # after every option: the arguments of its init, which reads them as its command line
-        init = [f"systemd.machine_id={self.machine_id}"] if self.machine_id else []
-        return argv + list(self.extra_args) + init
-
-
-def find_leader(nspawn_pid: int) -> int | None:
-    """PID of the container's PID 1: the child of nspawn that is PID 1 in its own namespace."""
-    for children in Path(f"/proc/{nspawn_pid}/task").glob("*/children"):
-        try:
-            pids = children.read_text().split()
-        except OSError:
-            continue
-        for pid in pids:
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            nspid = next((line.split()[1:] for line in status.splitlines()
-                          if line.startswith("NSpid:")), [])
-            if len(nspid) > 1 and nspid[-1] == "1":
-                return int(pid)
-    return None
-
-
-WILDCARDS = ("0.0.0.0", "*", "::")
-
-
-def listening_on(ss_output: str, port: int, address: str | None = None) -> bool:
-    """Whether ``ss -Hln`` output shows a socket on ``port`` that serves ``address`` (if given):
-    bound to it, or to a wildcard address."""
-    for line in ss_output.splitlines():
-        fields = line.split()
-        if len(fields) < 4:
-            continue
-        local = fields[3]
-        host, _, got = local.rpartition(":")
-        host = host.split("%")[0].strip("[]")  # [2001:db8::1]:53, [fe80::1%lan0]:547
-        if got == str(port) and (address is None or host in (address, *WILDCARDS)):
-            return True
-    return False
 
 
 class Machine:

@@ -22,6 +22,7 @@ import errno
 import fcntl
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.wait import retry
@@ -138,3 +139,55 @@ def _unlink_unless_held(lock: Path) -> None:
         pass  # held
     finally:
         os.close(fd)
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """How to boot one machine: its name, root, network namespace and extra nspawn flags.
+
+    Without ``netns`` the machine gets a private network of its own (loopback only).
+
+    ``unit`` is the nspawn machine name, unique on the host (it names nspawn's
+    runtime directories); ``name`` is the hostname the machine sees.
+    """
+
+    name: str
+    root: Path
+    unit: str
+    netns: Path | None = None
+    extra_args: tuple[str, ...] = field(default=())
+    nice: int = 0  # CPU niceness of everything in it (see harness.machines.lab, boot order)
+    machine_id: str = ""  # given to its systemd (systemd.machine_id=): a machine sharing a tree
+
+    def nspawn_argv(self) -> list[str]:
+        """The systemd-nspawn command line that boots this machine."""
+        argv = [*base_argv(self.unit, self.root), "--boot", f"--hostname={self.name}",
+                "--console=interactive", "--resolv-conf=off"]
+        if self.netns is None:
+            argv.append("--private-network")  # never the host's network (traffic rule)
+        else:
+            # a prepared namespace gets no CAP_NET_ADMIN by default: networkd and DHCP servers need it
+            argv += [f"--network-namespace-path={self.netns}",
+                     "--capability=CAP_NET_ADMIN,CAP_NET_RAW"]
+        # after every option: the arguments of its init, which reads them as its command line
+        init = [f"systemd.machine_id={self.machine_id}"] if self.machine_id else []
+        return argv + list(self.extra_args) + init
+
+
+def find_leader(nspawn_pid: int) -> int | None:
+    """PID of the container's PID 1: the child of nspawn that is PID 1 in its own namespace."""
+    for children in Path(f"/proc/{nspawn_pid}/task").glob("*/children"):
+        try:
+            pids = children.read_text().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            nspid = next((line.split()[1:] for line in status.splitlines()
+                          if line.startswith("NSpid:")), [])
+            if len(nspid) > 1 and nspid[-1] == "1":
+                return int(pid)
+    return None
