@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness import Lab
 from harness.core.names import WorkOwner
 from harness.engine.build.builder import Builder
 from harness.machines import nspawn
-from harness.machines.lab import Lab, MachineSetup
+from harness.machines.lab import MachineSetup
 from harness.machines.store import Snapshot, Store
 from harness.model.stage import BASE_MEMBER
 

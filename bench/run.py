@@ -52,13 +52,11 @@ from typing import Any
 
 from bench import floor, scale
 from bench.report import markdown
+from harness import Lab, Pipeline, SnapshotRef
 from harness.core import proc
-from harness.core.names import SnapshotRef
 from harness.engine.build.builder import Builder
 from harness.machines import lab as labs
-from harness.machines.lab import Lab
 from harness.machines.store import Snapshot, Store, open_store
-from harness.model.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 FAILED_RUN = REPO / "reports" / "bench" / "failed-pytest.log"  # the output of a pytest run that failed

@@ -12,10 +12,8 @@ import secrets
 
 import pytest
 
-from harness.core.errors import CheckFailed
-from harness.machines.lab import Lab
-from harness.machines.machine import Machine
-from harness.model.inventory import Family, Host
+from harness import CheckFailed, Family, Lab, Machine
+from harness.model.inventory import Host
 from harness.probes import http_status, in_url, networkd_lease
 from stages.inventory import INVENTORY
 

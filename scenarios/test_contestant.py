@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.machines.machine import Machine
+from harness import Machine
 from harness.probes import console_login
 from harness.probes.leaks import as_user, readable_secrets, root_programs, writable_paths
 from scenarios.conftest import one_seat_for_all

@@ -15,13 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import CheckFailed, Family, Lab, Machine, WaitTimeout, retry
 from harness.core import proc
-from harness.core.errors import CheckFailed, WaitTimeout
-from harness.core.wait import retry
 from harness.engine.evidence import Capture
-from harness.machines.lab import Lab
-from harness.machines.machine import Machine
-from harness.model.inventory import Config, Config6, Family, Nic, eui64
+from harness.model.inventory import Config, Config6, Nic, eui64
 from harness.probes import dig, granted
 from harness.probes import kea_leases as kea_lease_rows
 from harness.probes import networkd_lease6 as lease6

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.machines.lab import Lab
-from harness.machines.machine import Machine
-from harness.model.inventory import Family, Host
+from harness import Family, Lab, Machine
+from harness.model.inventory import Host
 from harness.probes import Answer, dig, expect
 from scenarios.conftest import by_family, gw_address, one_seat_for_all
 from stages.inventory import INVENTORY

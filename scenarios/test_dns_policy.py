@@ -7,9 +7,7 @@ import ipaddress
 
 import pytest
 
-from harness.machines.lab import Lab
-from harness.machines.machine import Machine
-from harness.model.inventory import Family
+from harness import Family, Lab, Machine
 from scenarios.conftest import FAMILIES, gw_address
 from stages.inventory import INVENTORY
 from stages.spec import DYNAMIC

@@ -13,9 +13,7 @@ import re
 
 import pytest
 
-from harness.machines.lab import Lab
-from harness.machines.machine import Machine
-from harness.model.inventory import Family
+from harness import Family, Lab, Machine
 from scenarios.conftest import FAMILIES, address, gw_address
 
 GW = gw_address(Family.IPV4)

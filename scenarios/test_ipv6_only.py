@@ -11,9 +11,7 @@ import ipaddress
 
 import pytest
 
-from harness.machines.lab import Lab
-from harness.machines.machine import Machine
-from harness.model.inventory import Family
+from harness import Family, Lab, Machine
 from harness.probes import Answer, dig, expect, http_status
 from scenarios.conftest import gw_address, source_seen_outside
 from stages.inventory import INVENTORY

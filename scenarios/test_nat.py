@@ -5,9 +5,7 @@ the LAN, nothing, is in test_policy.py.)"""
 
 from __future__ import annotations
 
-from harness.machines.lab import Lab
-from harness.machines.machine import Machine
-from harness.model.inventory import Family
+from harness import Family, Lab, Machine
 from scenarios.conftest import by_family, seen_by_the_internet, source_seen_outside
 from stages.spec import FAR, NARROW_MTU
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.machines.machine import Machine
-from harness.model.inventory import Family
+from harness import Family, Machine
 from harness.probes import ping
 from scenarios.conftest import one_seat_for_all
 from stages.inventory import INVENTORY

@@ -7,10 +7,7 @@ import secrets
 
 import pytest
 
-from harness.core.errors import CheckFailed
-from harness.machines.lab import Lab
-from harness.machines.machine import Machine
-from harness.model.inventory import Family
+from harness import CheckFailed, Family, Lab, Machine
 from harness.probes import console_login, dns_servers, search_domains
 from scenarios.conftest import address, by_family, gw_address, seen_by_the_internet, source_seen_outside
 from stages.inventory import INVENTORY

@@ -14,11 +14,7 @@ import json
 
 import pytest
 
-from harness.core.errors import CheckFailed, WaitTimeout
-from harness.core.wait import retry
-from harness.machines.lab import Lab
-from harness.machines.machine import Machine
-from harness.model.inventory import Family
+from harness import CheckFailed, Family, Lab, Machine, WaitTimeout, retry
 from stages.inventory import INVENTORY
 from stages.policy import ROWS, Proto, Row, cidr_of
 from stages.spec import LEASE

@@ -14,11 +14,10 @@ import time
 import allure
 import pytest
 
+from harness import Family, Lab, Machine
 from harness.machines.console import CONSOLE_TIMEOUT
 from harness.machines.fleet import deadline, on_each, wait_all
-from harness.machines.lab import Lab
-from harness.machines.machine import Machine
-from harness.model.inventory import Family, Nic
+from harness.model.inventory import Nic
 from harness.probes import (
     Answer,
     console_login,

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.machines.machine import Machine
-from harness.model.inventory import Family
+from harness import Family, Machine
 from harness.probes import http_status, in_url, no_failed_unit
 from scenarios.conftest import address, by_family, one_seat_for_all
 from stages.inventory import INVENTORY

@@ -9,8 +9,7 @@ import shlex
 
 import pytest
 
-from harness.machines.machine import Machine
-from harness.model.inventory import Family
+from harness import Family, Machine
 from scenarios.conftest import address, by_family
 from stages.inventory import INVENTORY
 from stages.web import SITES

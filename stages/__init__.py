@@ -1,8 +1,8 @@
 """The reference lab's stages, one module each, and the pipeline that orders them."""
 
+from harness import Pipeline
 from harness.model.inventory import Kind
 from harness.model.mutant import declared
-from harness.model.pipeline import Pipeline
 from stages import bootstrap, gw, mutants, pas, rhfs, web
 from stages.inventory import INVENTORY
 

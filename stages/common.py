@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.core.errors import HarnessError
-from harness.core.links import Family
-from harness.engine.build.builder import Build
+from harness import Build, Family, HarnessError
 from harness.engine.build.debian import HOSTS
 from harness.machines import rootfs
 from harness.model.inventory import Config
@@ -14,7 +12,7 @@ from stages.generate import dhcp_unit, network_units, resolver
 from stages.inventory import INVENTORY
 
 if TYPE_CHECKING:
-    from harness.machines.machine import Machine
+    from harness import Machine
 
 
 def configure_network(build: Build, machine: str) -> None:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness import Family, Inventory, Pipeline
 from harness.core import proc
-from harness.core.links import Family
 from harness.core.log import format_elapsed
 from harness.engine import mutate
-from harness.model.inventory import Config6, Inventory
-from harness.model.pipeline import Pipeline
+from harness.model.inventory import Config6
 from stages import PIPELINE, policy
 from stages.generate import topology_dot
 from stages.inventory import INVENTORY

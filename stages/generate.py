@@ -10,8 +10,8 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from harness.core.links import Family
-from harness.model.inventory import Config, Config6, Host, Inventory, Kind, Nic
+from harness import Family, Inventory
+from harness.model.inventory import Config, Config6, Host, Kind, Nic
 from stages import policy, spec
 
 # The TSIG secret Kea signs its DNS updates with: lab-only, so a fixed value is fine.

@@ -18,9 +18,8 @@ discovery across gw needs.
 
 from __future__ import annotations
 
-from harness.engine.build.builder import Build
+from harness import Build, Stage
 from harness.machines import rootfs
-from harness.model.stage import Stage
 from stages import spec
 from stages.common import configure_network, write_all
 from stages.generate import (

@@ -4,12 +4,11 @@ its rooms at the run's size (``--room-size``) and in the run's families (``--fam
 
 from pathlib import Path
 
-from harness.core.errors import UsageError
-from harness.model.inventory import Family, Inventory
-from harness.model.inventory_file import FAMILIES_ENV, load
+from harness import Family, Inventory, UsageError, load_inventory
+from harness.model.inventory_file import FAMILIES_ENV
 
 PATH = Path(__file__).with_suffix(".toml")
-INVENTORY: Inventory = load(PATH)
+INVENTORY: Inventory = load_inventory(PATH)
 if Family.IPV4 not in INVENTORY.families():
     raise UsageError(f"the run keeps {', '.join(INVENTORY.families())} alone ({FAMILIES_ENV}, from "
                      "--families or ini harness_families), but the reference lab needs IPv4 (its internet "

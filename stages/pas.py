@@ -9,10 +9,8 @@ in. /dev/fuse is bound in for sshfs. How many seats a room has is the inventory'
 
 from __future__ import annotations
 
-from harness.engine.build.builder import Build
+from harness import Build, Machine, Stage
 from harness.machines import fleet
-from harness.machines.machine import Machine
-from harness.model.stage import Stage
 from stages.inventory import INVENTORY
 
 SEATS = INVENTORY.seats()

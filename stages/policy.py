@@ -21,9 +21,8 @@ import enum
 import ipaddress
 from dataclasses import dataclass
 
-from harness.core.errors import UsageError
-from harness.core.links import Family
-from harness.model.inventory import Config, Config6, Host, Inventory, Kind, Nic
+from harness import Family, Inventory, UsageError
+from harness.model.inventory import Config, Config6, Host, Kind, Nic
 from stages.inventory import INVENTORY
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.engine.build.builder import Build
+from harness import Build, Stage
 from harness.machines import rootfs
-from harness.model.stage import Stage
 from stages import spec
 from stages.common import add_users, configure_dhcp_tree, configure_network, room_interface
 from stages.inventory import INVENTORY

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from harness.core.links import Family
+from harness import Family
 
 LAN = "lan"  # the segment of the lab's clients, which gw serves
 UPLINK = "uplink"  # the segment between gw and the simulated internet

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.engine.build.builder import Build
+from harness import Build, Stage
 from harness.machines import rootfs
-from harness.model.stage import Stage
 from stages.common import configure_network
 from stages.inventory import INVENTORY
 

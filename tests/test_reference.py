@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+
+import pytest
+
 from harness import reference
 from harness.core import settings
 from harness.model import inventory_keys, inventory_shape
@@ -41,3 +45,15 @@ def test_the_page_lists_every_run_setting_once_with_its_sources() -> None:
         assert setting.env is None or f"| `{setting.env}` |" in row, row
         assert (setting.flag is None or f"| `{setting.flag}` |" in row) and \
             (setting.ini is None or f"| `{setting.ini}` |" in row), row
+
+
+def test_the_public_api_resolves_and_the_page_lists_it() -> None:
+    import harness
+
+    assert sorted(harness.__all__) == sorted(harness.PUBLIC)
+    page = reference.PAGE.read_text()
+    for name, (module, attribute) in harness.PUBLIC.items():
+        assert getattr(harness, name) is getattr(importlib.import_module(module), attribute)
+        assert f"| `{name}` | `{module}.{attribute}` |" in page
+    with pytest.raises(AttributeError, match="no attribute 'Stages'"):
+        harness.Stages  # noqa: B018 (a typo is an AttributeError, not None)

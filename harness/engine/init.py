@@ -29,15 +29,13 @@ testpaths = ["scenarios"]
 
 from pathlib import Path
 
-from harness.engine.build import debian
-from harness.model.inventory_file import load
-from harness.model.pipeline import Pipeline
+from harness import Pipeline, base_stage, load_inventory
 from stages import office
 
-INVENTORY = load(Path(__file__).with_name("inventory.toml"))
+INVENTORY = load_inventory(Path(__file__).with_name("inventory.toml"))
 
 PIPELINE = Pipeline(
-    [debian.base_stage("bootstrap"), office.STAGE],
+    [base_stage("bootstrap"), office.STAGE],
     inventory=INVENTORY,  # rooms, the router's forwarding, the plan scripts see
     # static_addresses: the lab sets each machine's addresses before it boots
     interfaces={name: INVENTORY.interfaces(name, static_addresses=True) for name in INVENTORY.hosts},
@@ -67,9 +65,7 @@ scripts in office/server/ run in the booted server, in name order. Editing any f
 that directory rebuilds this stage (and only the stages after it).
 """
 
-from harness.engine.build.builder import Build
-from harness.engine.build.scripts import scripts
-from harness.model.stage import Stage
+from harness import Build, Stage, scripts
 
 
 def serving(build: Build) -> None:

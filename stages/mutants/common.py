@@ -10,8 +10,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from harness.core.errors import HarnessError
-from harness.core.links import Family
+from harness import Family, HarnessError
 from harness.model.inventory import Config
 from harness.model.mutant import read, run, write
 from stages import spec
@@ -20,8 +19,7 @@ from stages.generate import reverse_name, reverse_zones
 from stages.inventory import INVENTORY
 
 if TYPE_CHECKING:
-    from harness.machines.lab import Lab
-    from harness.machines.machine import Machine
+    from harness import Lab, Machine
 
 
 def seats(lab: Lab) -> list[Machine]:

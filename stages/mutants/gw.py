@@ -9,16 +9,16 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from harness.core.links import Family
+from harness import Family, mutant
 from harness.machines.network import set_sysctls
-from harness.model.mutant import edit, mutant, run
+from harness.model.mutant import edit, run
 from stages import spec
 from stages.generate import reverse_name, reverse_zones
 from stages.inventory import INVENTORY
 from stages.mutants import common
 
 if TYPE_CHECKING:
-    from harness.machines.lab import Lab
+    from harness import Lab
 
 
 # -- mutants: plausible mistakes in what gw promises, one each (see harness.model.mutant) ---------------

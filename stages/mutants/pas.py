@@ -9,14 +9,14 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from harness.model.mutant import edit, mutant, run
-from harness.model.stage import Stage
+from harness import Stage, mutant
+from harness.model.mutant import edit, run
 from stages.common import room_interface
 from stages.mutants import common
 from stages.pas import SEATS
 
 if TYPE_CHECKING:
-    from harness.machines.lab import Lab
+    from harness import Lab
 
 
 # -- mutants: plausible mistakes in how a contestant machine boots and logs in (harness.model.mutant) -----

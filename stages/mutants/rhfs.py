@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.model.mutant import mutant, run
+from harness import mutant
+from harness.model.mutant import run
 from stages.inventory import INVENTORY
 
 if TYPE_CHECKING:
-    from harness.machines.lab import Lab
+    from harness import Lab
 
 
 # -- mutants: plausible mistakes on the home server (see harness.model.mutant; the login hook that

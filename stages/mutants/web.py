@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.model.mutant import edit, mutant, run
+from harness import mutant
+from harness.model.mutant import edit, run
 from stages.inventory import INVENTORY
 from stages.web import DSN
 
 if TYPE_CHECKING:
-    from harness.machines.lab import Lab
+    from harness import Lab
 
 
 # -- mutants: plausible mistakes in what web serves (see harness.model.mutant) --------------------------
