@@ -96,6 +96,8 @@ mac = "02:00:0a:51:01:02"
 address = "10.81.1.2"
 address6 = "fd81:1::2"
 config = "static"
+gateway = "10.81.1.1"
+gateway6 = "fd81:1::1"
 
 [[machines.printer.interfaces]]
 name = "host0"
@@ -112,8 +114,8 @@ type = "organiser"
 
 def office_inventory(directory: Path, *, router: bool = True) -> Inventory:
     """A small office's inventory, written to ``directory``/inventory.toml: ``router`` (marked
-    router unless not ``router``) between ``lan`` (dual-stack, ``laptop``) and ``dmz`` (IPv4,
-    ``printer``); the domain ``office``; one user."""
+    router unless not ``router``) between ``lan`` (dual-stack, ``laptop``, whose gateways are
+    the router's) and ``dmz`` (IPv4, ``printer``); the domain ``office``; one user."""
     path = directory / "inventory.toml"
     path.write_text(OFFICE.format(router=str(router).lower()))
     return load(path, families=list(Family))

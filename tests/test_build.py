@@ -84,7 +84,10 @@ def test_the_router_forwards_from_the_inventory_alone(tmp_path: Path, seeded_sto
                         for key in ("ipv4/ip_forward", "ipv6/conf/all/forwarding")]
             assert forwards == (["1", "1"] if router else ["0", "0"])
             assert lab["laptop"].succeed("cat /proc/sys/net/ipv4/ip_forward").strip() == "0"
-            lab["laptop"].succeed("ip route add 10.81.2.0/24 via 10.81.1.1")
+            # its gateways, the router's, are its default routes: the lab set them with its addresses
+            for family, gateway in (("-4", "10.81.1.1"), ("-6", "fd81:1::1")):
+                route = lab["laptop"].succeed(f"ip {family} route show default").split()
+                assert route[:3] == ["default", "via", gateway], route
             lab["printer"].succeed("ip -4 -o addr show host0 | grep -q 10.81.2.2/24")  # it would answer
             reached = lab["laptop"].run("ping -c1 -W3 10.81.2.2").status == 0
             assert reached is router, f"router = {router}: the laptop reached the printer: {reached}"

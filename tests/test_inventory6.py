@@ -140,6 +140,19 @@ def test_the_lab_sets_static_addresses_only_when_asked_and_only_static_ones(tmp_
     assert [i.addresses for i in inv.interfaces("pc", static_addresses=True)] == [()]  # DHCP's
 
 
+def test_the_lab_sets_a_static_interfaces_gateways_as_its_default_routes(tmp_path: Path) -> None:
+    desk = machine("desk", mac="02:00:00:00:00:02", address="192.168.0.2", gateway="192.168.0.254",
+                   address6="2001:db8:1::2", gateway6="2001:db8:1::fe")
+    inv = inventory(tmp_path, DUAL + desk)
+    assert [i.gateways for i in inv.interfaces("desk", static_addresses=True)] == \
+        [("192.168.0.254", "2001:db8:1::fe")]
+    assert [i.gateways for i in inv.interfaces("desk")] == [()]  # the machine configures itself
+    assert [i.gateways for i in inv.interfaces("gw", static_addresses=True)] == [()]  # it has none
+    with pytest.raises(UsageError, match=r"inventory.toml:\d+: \[machines.desk\]: gateway6 2001:db8:2::fe is "
+                                         r"not on segment lan"):
+        inventory(tmp_path, DUAL + desk.replace("2001:db8:1::fe", "2001:db8:2::fe"))
+
+
 
 POOLS = SEGMENT + 'pool = ["192.168.0.200", "192.168.0.250"]\n'  # then GW, CLIENT
 CLIENT = machine("client", mac="02:00:00:00:00:07", config="dhcp")  # no address at all

@@ -41,6 +41,10 @@ def test_switch_port_fits_ifnamsiz_and_stays_distinct() -> None:
     ({"segment": "0lan"}, "bad segment name"),
     ({"addresses": ("192.168.1.300/24",)}, "bad address '192.168.1.300/24'"),
     ({"machine": "Gw"}, "bad machine name"),
+    ({"addresses": ("10.0.0.1/24",), "gateways": ("10.0.1.1",)},
+     r"gw/lan0: gateway 10\.0\.1\.1 is on none of its networks \(10\.0\.0\.0/24\)"),
+    ({"gateways": ("10.0.0.254",)}, r"gateway 10\.0\.0\.254 is on none of its networks \(no address\)"),
+    ({"addresses": ("10.0.0.1/24",), "gateways": ("10.0.0.x",)}, "bad gateway '10.0.0.x'"),
 ])
 def test_bad_interface_is_refused(kwargs: dict[str, object], message: str) -> None:
     fields = {"machine": "gw", "name": "lan0", "segment": "lan", "mac": "02:00:00:00:00:01"}
@@ -100,6 +104,19 @@ def test_a_taken_lab_id_is_refused_and_the_owner_keeps_it() -> None:
         with pytest.raises(HarnessError, match=r"already exists: .*harness destroy"):
             LabNetwork(lab_id, lan("a")).__enter__()
         assert f"harness-{lab_id}-a" in network.lab_namespaces()
+
+
+@pytest.mark.integration
+def test_gateways_are_the_default_routes_of_their_family() -> None:
+    dual = Interface("a", "host0", "lan", "02:00:00:00:00:01", ("10.77.0.1/24", "fd77::1/64"),
+                     ("10.77.0.254", "fd77::fe"))
+    with LabNetwork(new_lab_id(), [dual, *lan("a", "b")[1:]]) as net:
+        for family, gateway in ((socket.AF_INET, "10.77.0.254"), (socket.AF_INET6, "fd77::fe")):
+            with NetNS(net.namespace("a")) as ns:
+                [route] = ns.get_routes(family=family, dst_len=0, table=254)
+            assert route.get_attr("RTA_GATEWAY") == gateway
+        with NetNS(net.namespace("b")) as ns:  # without a gateway, no default route
+            assert not list(ns.get_routes(family=socket.AF_INET, dst_len=0, table=254))
 
 
 def test_only_network_sysctls_can_be_set() -> None:

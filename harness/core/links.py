@@ -39,7 +39,9 @@ class Interface:
     """One network interface of one machine, plugged into one segment's bridge.
 
     ``addresses`` are CIDRs set from outside before boot (optional: a machine may get its
-    address by DHCP instead).
+    address by DHCP instead), ``gateways`` the default routes set with them (an address per
+    family, on one of ``addresses``' networks): a machine without a network configuration of
+    its own gets its route as it gets its address.
     """
 
     machine: str
@@ -47,6 +49,7 @@ class Interface:
     segment: str
     mac: str
     addresses: tuple[str, ...] = ()
+    gateways: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for what, value in (("interface", self.name), ("segment", self.segment)):
@@ -64,3 +67,14 @@ class Interface:
             except ValueError:
                 raise UsageError(f"{self.machine}/{self.name}: bad address {cidr!r}: "
                                  "write it as a CIDR, e.g. 192.168.1.1/23") from None
+        networks = [ipaddress.ip_interface(cidr).network for cidr in self.addresses]
+        for gateway in self.gateways:
+            try:
+                on_link = any(ipaddress.ip_address(gateway) in net for net in networks)
+            except ValueError:
+                raise UsageError(f"{self.machine}/{self.name}: bad gateway {gateway!r}: "
+                                 "write it as an address, e.g. 192.168.1.254") from None
+            if not on_link:
+                raise UsageError(f"{self.machine}/{self.name}: gateway {gateway} is on none of its "
+                                 f"networks ({', '.join(map(str, networks)) or 'no address'}): give it "
+                                 "an address of one of them")

@@ -15,6 +15,7 @@ import errno
 import hashlib
 import ipaddress
 import re
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -228,6 +229,9 @@ class LabNetwork:
                         ns.addr("add", index=index, address=str(ip.ip),
                                 prefixlen=ip.network.prefixlen)
                     _up(ns, iface.name)
+                    for gateway in iface.gateways:
+                        ns.route("add", dst="default", gateway=gateway, oif=index,
+                                 family=socket.AF_INET6 if ":" in gateway else socket.AF_INET)
             if self.sysctls.get(machine):
                 set_sysctls(self.namespace(machine), self.sysctls[machine])
 

@@ -235,16 +235,22 @@ class Inventory:
     def interfaces(self, machine: str, *, static_addresses: bool = False) -> tuple[Interface, ...]:
         """The lab network's view of ``machine``: names, segments, MACs. Machines set their own
         addresses (the reference lab writes networkd units), unless ``static_addresses``: then
-        the lab sets each ``static`` interface's addresses from outside before boot, which is
-        all a machine without a network configuration of its own needs."""
+        the lab sets each ``static`` interface's addresses, and its ``gateway`` and ``gateway6``
+        as default routes, from outside before boot, which is all a machine without a network
+        configuration of its own needs."""
 
-        def cidrs(nic: Nic) -> tuple[str, ...]:
+        def static(nic: Nic) -> list[tuple[IPAddress, ipaddress.IPv4Network | ipaddress.IPv6Network,
+                                            IPAddress | None]]:
             segment = self.segments[nic.segment]
-            return tuple(f"{address}/{net.prefixlen}" for address, net, config in (
-                (nic.address, segment.cidr, nic.config), (nic.address6, segment.cidr6, nic.config6))
-                if static_addresses and address and net and config == "static")
+            return [(address, net, gateway) for address, net, config, gateway in (
+                (nic.address, segment.cidr, nic.config, nic.gateway),
+                (nic.address6, segment.cidr6, nic.config6, nic.gateway6))
+                if static_addresses and address and net and config == "static"]
 
-        return tuple(Interface(machine, n.name, n.segment, n.mac, cidrs(n)) for n in self[machine].nics)
+        return tuple(Interface(machine, n.name, n.segment, n.mac,
+                               tuple(f"{address}/{net.prefixlen}" for address, net, _ in static(n)),
+                               tuple(str(gateway) for _, _, gateway in static(n) if gateway))
+                     for n in self[machine].nics)
 
     def sysctls(self, machine: str) -> dict[str, str]:
         """Kernel network settings of ``machine``'s namespace, which it cannot set from inside:
