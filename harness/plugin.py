@@ -197,6 +197,9 @@ def _can_write(path: Path) -> bool:
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     config.add_cleanup(proc.interrupt_on_sigterm())
+    capture = config.pluginmanager.get_plugin("logging-plugin")
+    if capture is not None:  # a stage's build is in its own log file: the report names it instead
+        capture.report_handler.addFilter(lambda record: not log.kept_elsewhere(record))
     if config.stash[PIPELINE_KEY] is not None and os.geteuid() == 0 \
             and not hasattr(config, "workerinput"):
         lab_module.sweep_stale()  # labs of runs killed with SIGKILL: their owner pid is gone

@@ -74,6 +74,16 @@ def test_a_failing_stage_publishes_nothing(toy: Toy, monkeypatch: pytest.MonkeyP
     assert healed.built == ["beta"]
 
 
+def test_a_build_writes_its_lines_to_a_log_of_its_own_and_the_report_names_it(toy: Toy) -> None:
+    result = toy.run("-k", "test_alpha", "-rP")  # -rP: a passed test's captured sections too
+    result.assert_outcomes(passed=1)
+    [kept] = (toy.store.root / "logs" / "alpha").glob("*.log")  # logs/<stage>/<key>.log
+    assert "stage alpha: mark alpha as built done in" in kept.read_text()
+    setup = result.stdout.str().split("Captured log setup", 1)[1]  # what test_alpha's report holds
+    assert f"log {kept})" in setup and "stage alpha: built alpha/" in setup
+    assert "mark alpha as built" not in setup  # the build's own lines are in the file only
+
+
 def test_xdist_workers_build_each_stage_once(toy: Toy) -> None:
     result = toy.run("-n", "2")
     result.assert_outcomes(passed=5)

@@ -6,6 +6,10 @@ step listeners (the pytest plugin turns steps into allure steps). A step's recor
 ``step``, ``depth`` and ``phase`` (start, done, failed), so that a terminal can show them
 as one live status line instead of two lines each (`Progress`); every other record is a
 headline (a stage built or reused, a lab up) and is always shown.
+
+A stage's build writes its records to a log file of its own (`kept_in`): the terminal still
+shows them, but a test's report, whose setup happened to trigger the build, shows the
+headline and the file's path instead of the build's many lines (`kept_elsewhere`).
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 logger = logging.getLogger("harness")
 
 StepListener = Callable[[str], AbstractContextManager[object]]
 _listeners: list[tuple[int, StepListener]] = []
 _depth = 0
+_kept = threading.local()  # .path: the file the calling thread's records go to (kept_in)
 
 
 def add_step_listener(listener: StepListener) -> Callable[[], None]:
@@ -70,6 +76,32 @@ def step(title: str) -> Iterator[None]:
         _depth -= 1
     logger.info("%s%s done in %s", indent, title, format_elapsed(time.monotonic() - start),
                 extra={**extra, "phase": "done"})
+
+
+@contextlib.contextmanager
+def kept_in(path: Path) -> Iterator[Path]:
+    """Write the calling thread's ``harness`` records to ``path`` (anew) while the block runs,
+    and mark them as kept there: a report leaves them out (`kept_elsewhere`) and names the
+    file. Other threads' records (a spare lab booting behind the tests) are not the block's."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    thread = threading.get_ident()
+    handler.addFilter(lambda record: record.thread == thread)
+    logger.addHandler(handler)
+    outer, _kept.path = getattr(_kept, "path", None), path
+    try:
+        yield path
+    finally:
+        _kept.path = outer
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def kept_elsewhere(record: logging.LogRecord) -> bool:
+    """Whether ``record`` is a harness record written to a log file of its own (`kept_in`,
+    on the thread that emits it): a filter for the handler that fills a test's report."""
+    return getattr(_kept, "path", None) is not None and record.name.split(".")[0] == logger.name
 
 
 class Progress(logging.Handler):

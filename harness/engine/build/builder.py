@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.core import log
 from harness.core.errors import UsageError, present
 from harness.core.log import format_elapsed, logger, step
 from harness.core.names import SnapshotRef, WorkOwner
@@ -150,8 +151,9 @@ class Builder:
                     began = time.monotonic()
                     snapshot = self._build(stage, decided.key, snapshot, base)
                     self.durations[stage.name] = time.monotonic() - began
-                    logger.info("stage %s: built %s in %s (%s)", stage.name, name,
-                                format_elapsed(self.durations[stage.name]), reasons)
+                    logger.info("stage %s: built %s in %s (%s; log %s)", stage.name, name,
+                                format_elapsed(self.durations[stage.name]), reasons,
+                                self.build_log(stage.name, decided.key))
             base = base or snapshot
             self.done.append(decided)
         if snapshot is None:
@@ -163,15 +165,23 @@ class Builder:
                     ", ".join(restored) or "nothing", ", ".join(built) or "nothing")
         return snapshot
 
+    def build_log(self, stage: str, key: str) -> Path:
+        """Where the build of ``stage`` under ``key`` writes its lines (the last build's)."""
+        return self.store.root / "logs" / stage / f"{key}.log"
+
     def _build(self, stage: Stage, key: str, parent: Snapshot | None,
                base: Snapshot | None) -> Snapshot:
-        try:
-            return self._build_stage(stage, key, parent, base)
-        except Exception as exc:
-            full = self.store.full(exc)
-            if full is not None:
-                raise full from exc
-            raise
+        # Its lines go to a file of their own: a test whose setup triggered the build reports
+        # the headline and the file, not the build's lines (which the terminal still shows).
+        with log.kept_in(self.build_log(stage.name, key)) as kept:
+            try:
+                return self._build_stage(stage, key, parent, base)
+            except Exception as exc:
+                full = self.store.full(exc)
+                if full is not None:
+                    raise full from exc
+                exc.add_note(f"stage {stage.name}'s build log: {kept}")
+                raise
 
     def _build_stage(self, stage: Stage, key: str, parent: Snapshot | None,
                      base: Snapshot | None) -> Snapshot:
