@@ -43,6 +43,8 @@ def test_a_new_project_passes_pytest_and_reuses_the_shared_base(tmp_path: Path,
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "2 passed" in run.stdout
     assert "restored bootstrap; built office" in run.stdout  # the base image is the reference lab's
+    for written in ("junit.xml", "timings.md", "allure-results"):  # as the README says every run does
+        assert (demo / "reports" / written).exists(), written
     (demo / "stages/office/server/index.html.in").write_text("hello again from @MACHINE@\n")
     why = run_in(demo, seeded_store, "harness", "ls", "--why", "office")
     assert why.stdout.splitlines() == ["office: no snapshot for its current key; since this project's "

@@ -57,3 +57,15 @@ def test_the_public_api_resolves_and_the_page_lists_it() -> None:
         assert f"| `{name}` | `{module}.{attribute}` |" in page
     with pytest.raises(AttributeError, match="no attribute 'Stages'"):
         harness.Stages  # noqa: B018 (a typo is an AttributeError, not None)
+
+
+def test_every_public_method_of_a_machine_is_a_listed_verb_or_the_labs() -> None:
+    from harness.machines.machine import Machine
+
+    public = {name for name in vars(Machine) if not name.startswith("_")}
+    assert public == {*reference.MACHINE_VERBS, *reference.MACHINE_LIFECYCLE}, \
+        "a new method of Machine: add it to harness.reference's MACHINE_VERBS or MACHINE_LIFECYCLE"
+    page = reference.PAGE.read_text()
+    for verb in reference.MACHINE_VERBS:
+        assert f"| `{verb}" in page.split("## Machine\n", 1)[1], verb
+    assert "| `succeed(command: str, timeout: float | None = 120.0" in page.replace("\\|", "|")

@@ -22,6 +22,7 @@ dependencies = ["harness"]
 
 [tool.pytest.ini_options]
 harness_pipeline = "stages"  # the module whose PIPELINE defines this project's stages
+harness_reports = "reports"  # allure results, junit.xml, timings.md, a failing test's evidence
 testpaths = ["scenarios"]
 ''',
     "stages/__init__.py": '''\
@@ -114,6 +115,10 @@ An end-to-end test of a small network, built with [harness](https://example.inva
     pytest -v               # every build step as a line
     harness ls              # the snapshots of this project's stages
     harness up              # boot the lab and leave it running; `harness shell --lab ID client`
+    harness report          # reports/html/index.html from the last run's results
+
+- `reports/`: what each run wrote: allure results, `junit.xml`, `timings.md`, and for a failing
+  test its evidence (journals, addresses, routes, a pcap per segment).
 
 - `stages/inventory.toml`: the machines and their addresses.
 - `stages/office.py`: what is installed where; `stages/office/server/*.sh`: the scripts
