@@ -85,8 +85,8 @@ def _stage() -> str:
 
 def _pipeline() -> str:
     return ("## Pipeline\n\n`harness.model.pipeline.Pipeline(stages, interfaces=None, sysctls=None, "
-            "rooms=None, *, "
-            f"inventory=None)`: a project's `PIPELINE`.\n\n{_doc(Pipeline.__init__)}\n")
+            "rooms=None, mutants=None, *, inventory=None, static_addresses=False)`: a project's "
+            f"`PIPELINE`.\n\n{_doc(Pipeline.__init__)}\n")
 
 
 def _scripts() -> str:

@@ -24,6 +24,16 @@ def test_init_refuses_a_directory_that_holds_something(tmp_path: Path,
 
 
 
+def test_an_unknown_template_is_one_line_naming_the_templates(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["init", "--template", "ofice", str(tmp_path / "x")])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        "harness init: error: argument --template: invalid choice: 'ofice' (choose from 'basic', 'office')"
+    assert not (tmp_path / "x").exists()
+
+
 def run_in(directory: Path, store: Store, *args: str) -> subprocess.CompletedProcess[str]:
     """``pytest ARGS`` in ``directory`` on ``store``; ``harness ARGS`` when ARGS start with "harness"."""
     command = [sys.executable, "-m", "harness.cli", "--store", str(store.root), *args[1:]] \
@@ -68,3 +78,18 @@ def test_gc_and_rebuild_touch_only_the_projects_own_snapshots(tmp_path: Path, se
     assert gc.stdout.splitlines() == ["removed 1 snapshot(s)", f"  office/{'0' * 16}"]
     groups = {SnapshotRef.parse(s.name).group for s in seeded_store.snapshots()}
     assert groups == {"bootstrap", "gw", "office"}
+
+
+@pytest.mark.integration
+def test_the_office_template_passes_pytest(tmp_path: Path, seeded_store: Store) -> None:
+    """The first lab most teams write (issue 27): a router with DHCP, DNS and NAT, a printer with
+    a reserved address, a laptop from the pool, an observer on the uplink; scripts and TOML."""
+    office = tmp_path / "office"
+    assert cli.main(["init", "--template", "office", str(office)]) == 0
+    python = [p.relative_to(office) for p in office.rglob("*.py")]
+    assert sorted(map(str, python)) == ["scenarios/test_office.py", "stages/__init__.py", "stages/office.py"]
+    began = time.monotonic()
+    run = run_in(office, seeded_store)
+    print(f"harness init --template office -> green run: {time.monotonic() - began:.1f}s")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "5 passed" in run.stdout

@@ -338,3 +338,14 @@ def test_a_pipeline_takes_interfaces_and_rooms_from_its_inventory_and_adds_sysct
     assert pipeline.sysctls["laptop"] == {"net.ipv4.conf.all.rp_filter": "0"}
     assert pipeline.sysctls["router"]["net.ipv4.ip_forward"] == "1"
     assert pipeline.keys()["office"] != office_pipeline(tmp_path, router=False).keys()["office"]
+
+
+def test_static_addresses_from_the_inventory_are_the_pipelines_to_ask_for(tmp_path: Path) -> None:
+    pipeline = office_pipeline(tmp_path, static_addresses=True)
+    [laptop] = pipeline.interfaces["laptop"]
+    assert laptop.addresses == ("10.81.1.2/24", "fd81:1::2/64")
+    assert laptop.gateways == ("10.81.1.1", "fd81:1::1")
+    assert office_pipeline(tmp_path).interfaces["laptop"][0].addresses == ()  # the machine's own files
+    with pytest.raises(UsageError, match=r"test_stage.py:\d+: static_addresses is the inventory's: give "
+                                         r"inventory= too"):
+        Pipeline([Stage("bootstrap", base=base)], static_addresses=True)

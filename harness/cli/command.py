@@ -32,9 +32,9 @@ from harness.machines import lab
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """Write a new project (two machines, a script stage, a scenario) that passes pytest as it is."""
+    """Write a new project (machines, script stages, scenarios) that passes pytest as it is."""
     directory = Path(args.directory)
-    for path in project_init.init(directory):
+    for path in project_init.init(directory, args.template):
         print(f"wrote {path}")
     print(f"next: cd {directory} && pytest   (the first run builds the lab; later ones reuse it)")
     return 0
@@ -170,6 +170,10 @@ def parser() -> argparse.ArgumentParser:
 
     init = verb("init", cmd_init)
     init.add_argument("directory", metavar="DIR", help="where the new project goes (absent or empty)")
+    init.add_argument("--template", default="basic", choices=sorted(project_init.TEMPLATES),
+                      help="basic: a web server and a client (the default); office: a router with "
+                           "DHCP, DNS and NAT, a printer with a reserved address, a laptop, an observer "
+                           "on the uplink")
     setup_host = verb("setup-host", cmd_setup_host)
     setup_host.add_argument("--report", action="store_true",
                             help="also the packages that read the HTML report back (chromium)")

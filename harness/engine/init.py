@@ -4,6 +4,7 @@ Two machines on one segment: ``server`` gets nginx and is set up by a directory 
 scripts (a script stage, `harness.engine.build.scripts`); ``client`` gets curl; one scenario checks, from
 the client, that the server answers. Everything a project of one's own needs is there to
 copy: a pytest ini naming the pipeline, an inventory, a base stage, a stage, a scenario.
+``--template office`` writes the first lab most teams write instead (`harness.engine.init_office`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.core.errors import UsageError
+from harness.engine import init_office
 
 FILES = {
     "pyproject.toml": '''\
@@ -37,9 +39,8 @@ INVENTORY = load_inventory(Path(__file__).with_name("inventory.toml"))
 
 PIPELINE = Pipeline(
     [base_stage("bootstrap"), office.STAGE],
-    inventory=INVENTORY,  # rooms, the router's forwarding, the plan scripts see
-    # static_addresses: the lab sets each machine's addresses before it boots
-    interfaces={name: INVENTORY.interfaces(name, static_addresses=True) for name in INVENTORY.hosts},
+    inventory=INVENTORY,     # the interfaces, the router's forwarding, the plan scripts see
+    static_addresses=True,   # the lab sets static interfaces' addresses and gateways before boot
 )
 ''',
     "stages/inventory.toml": '''\
@@ -133,13 +134,20 @@ steps can be scripts (`harness.engine.build.scripts.scripts`), an Ansible playbo
 }
 
 
-def init(directory: Path) -> list[Path]:
-    """Write a new project into ``directory`` (absent or empty); return the files written."""
+TEMPLATES = {"basic": FILES, "office": init_office.FILES}
+
+
+def init(directory: Path, template: str = "basic") -> list[Path]:
+    """Write a new project into ``directory`` (absent or empty) from ``template`` (`TEMPLATES`:
+    ``basic``, a server and a client; ``office``, `harness.engine.init_office`); return the
+    files written."""
+    if template not in TEMPLATES:
+        raise UsageError(f"no template {template!r}: choose one of {', '.join(TEMPLATES)}")
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise UsageError(f"{directory} exists and is not an empty directory: give a new one")
     name = directory.resolve().name
     written = []
-    for relative, text in FILES.items():
+    for relative, text in TEMPLATES[template].items():
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.replace("{name}", name))

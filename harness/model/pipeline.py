@@ -43,7 +43,7 @@ class Pipeline:
                  sysctls: Mapping[str, Mapping[str, str]] | None = None,
                  rooms: Mapping[str, Sequence[str]] | None = None,
                  mutants: Mapping[str, Iterable[Mutant]] | None = None, *,
-                 inventory: Inventory | None = None) -> None:
+                 inventory: Inventory | None = None, static_addresses: bool = False) -> None:
         """``interfaces`` and ``sysctls`` (per machine) come from the inventory, as do ``rooms``
         (name -> its machines, in order): groups of identical machines that the ``room`` and
         ``rooms`` fixtures hand to scenarios. ``mutants`` are each stage's (stage name -> its
@@ -54,20 +54,26 @@ class Pipeline:
         interfaces (`Inventory.interfaces`, unless ``interfaces`` is given), its rooms (unless
         ``rooms`` is), and the sysctls of `Inventory.sysctls` (the machine marked ``router``
         forwards in each family it has) under those ``sysctls`` adds; script stages see it
-        (`harness.engine.build.scripts`).
+        (`harness.engine.build.scripts`). With ``static_addresses``, the lab sets each
+        ``config = "static"`` interface's addresses and gateways (default routes) from outside
+        before boot, as `Inventory.interfaces` says: machines that write no network
+        configuration of their own need nothing more.
 
         Everything is checked here, when the pipeline's module is imported, before anything
         is built: each error names the declaration at fault (file:line)."""
         caller = sys._getframe(1)
         here = f"{caller.f_code.co_filename}:{caller.f_lineno}: "
         if inventory is not None:
-            interfaces = interfaces if interfaces is not None else \
-                {name: inventory.interfaces(name) for name in inventory.hosts}
+            interfaces = interfaces if interfaces is not None else {
+                name: inventory.interfaces(name, static_addresses=static_addresses)
+                for name in inventory.hosts}
             rooms = rooms if rooms is not None else {n: r.machines for n, r in inventory.rooms.items()}
             given = sysctls or {}
             merged = {m: {**(inventory.sysctls(m) if m in inventory.hosts else {}), **given.get(m, {})}
                       for m in {*inventory.hosts, *given}}
             sysctls = {m: s for m, s in merged.items() if s}
+        elif static_addresses:
+            raise UsageError(f"{here}static_addresses is the inventory's: give inventory= too")
         interfaces = interfaces or {}
         if not stages or stages[0].base is None:
             raise UsageError(f"{here}a pipeline starts with a base stage (one with `base=`)")
