@@ -161,6 +161,22 @@ def test_ls_lists_the_labs_of_this_project_unless_all(labs_of_two_projects: list
     assert labs_of_two_projects == []
 
 
+def test_ls_with_a_pipeline_that_does_not_load_lists_then_fails_in_one_line(
+        labs_of_two_projects: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    Path("pytest.ini").write_text("[pytest]\nharness_pipeline = officestages\n")
+    Path("officestages.py").write_text('from pathlib import Path\nfrom harness import load_inventory\n'
+                                       'INVENTORY = load_inventory(Path("inventory.toml"))\n')
+    Path("inventory.toml").write_text('[segments.lan]\ncidr = "10.0.0.0/24"\ngatway = "10.0.0.1"\n')
+    try:
+        assert cli.main(["ls"]) == 2
+    finally:
+        sys.modules.pop("officestages", None)
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].startswith("no snapshots in ")  # what it can list, it lists
+    [line] = err.splitlines()
+    assert line.startswith("harness: error: ") and "inventory.toml:3" in line and "'gatway'" in line, line
+
+
 @pytest.mark.integration
 def test_unknown_stage_is_a_usage_error(harness_store: Store) -> None:
     result = harness("build", "--until", "nowhere", store=harness_store)

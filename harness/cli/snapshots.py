@@ -4,7 +4,9 @@ import. (`harness.cli` is the command; `harness.cli.labs` the verbs of running l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,10 +51,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.why:
         return _why(args, store, args.why)
     snaps = store.snapshots()
+    pipeline: Pipeline | None = None
+    broken: UsageError | None = None
     try:
-        pipeline: Pipeline | None = cli_args.pipeline(args)
-    except UsageError:
-        pipeline = None
+        pipeline = cli_args.pipeline(args)
+    except UsageError as exc:  # without a pipeline, the store's snapshots are still listed
+        with contextlib.suppress(UsageError):
+            cli_args.pipeline_name(args)
+            broken = exc  # but one named that does not load (a typo in its inventory) is an error
     stages = list(pipeline.names) if pipeline else []
     current = {pipeline.ref(n) for n in pipeline.names} if pipeline else set()
     if not snaps:
@@ -82,6 +88,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
     others = 0 if args.all else sum(not cli_labs.of_project(r, this) for r in labs)
     if others:
         print(f"{others} running lab(s) of other projects not listed: `harness ls --all` lists them")
+    if broken is not None:
+        print(f"harness: error: {broken}", file=sys.stderr)
+        return 2
     return 0
 
 
