@@ -26,10 +26,14 @@ def test_a_kept_block_writes_its_threads_records_to_its_file_and_marks_them(tmp_
             other = threading.Thread(target=lambda: log.logger.info("another thread"))
             other.start()
             other.join()
+            handed = threading.Thread(target=log.carried(lambda: log.logger.info("handed over")))
+            handed.start()
+            handed.join()
         log.logger.info("after")
     finally:
         log.logger.removeHandler(marks)
         log.logger.setLevel(level)
     text = kept.read_text()
-    assert "inside" in text and "another thread" not in text and "after" not in text
-    assert seen == [True, False, False]  # only the block's own records are kept elsewhere
+    assert "inside" in text and "handed over" in text  # the block's, and the work it handed out
+    assert "another thread" not in text and "after" not in text
+    assert seen == [True, False, True, False]  # only those are kept elsewhere

@@ -82,6 +82,8 @@ def test_a_build_writes_its_lines_to_a_log_of_its_own_and_the_report_names_it(to
     setup = result.stdout.str().split("Captured log setup", 1)[1]  # what test_alpha's report holds
     assert f"log {kept})" in setup and "stage alpha: built alpha/" in setup
     assert "mark alpha as built" not in setup  # the build's own lines are in the file only
+    assert "alpha: boot done" in kept.read_text()  # its machines booting side by side, too
+    assert setup.count("alpha: boot done") == 1  # in the report: the test's lab's boot alone
 
 
 def test_xdist_workers_build_each_stage_once(toy: Toy) -> None:

@@ -21,12 +21,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any, TypeVar
 
 logger = logging.getLogger("harness")
 
 StepListener = Callable[[str], AbstractContextManager[object]]
 _listeners: list[tuple[int, StepListener]] = []
 _depth = 0
+T = TypeVar("T")
 _kept = threading.local()  # .path: the file the calling thread's records go to (kept_in)
 
 
@@ -82,12 +84,12 @@ def step(title: str) -> Iterator[None]:
 def kept_in(path: Path) -> Iterator[Path]:
     """Write the calling thread's ``harness`` records to ``path`` (anew) while the block runs,
     and mark them as kept there: a report leaves them out (`kept_elsewhere`) and names the
-    file. Other threads' records (a spare lab booting behind the tests) are not the block's."""
+    file. Other threads' records (a spare lab booting behind the tests) are not the block's,
+    but for the work it hands them (`carried`: its machines booting side by side)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, mode="w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    thread = threading.get_ident()
-    handler.addFilter(lambda record: record.thread == thread)
+    handler.addFilter(lambda record: getattr(_kept, "path", None) == path)  # on the emitting thread
     logger.addHandler(handler)
     outer, _kept.path = getattr(_kept, "path", None), path
     try:
@@ -96,6 +98,21 @@ def kept_in(path: Path) -> Iterator[Path]:
         _kept.path = outer
         logger.removeHandler(handler)
         handler.close()
+
+
+def carried(function: Callable[..., T]) -> Callable[..., T]:
+    """``function``, to run on another thread (a pool's worker) as part of the calling
+    thread's work: its records go where the caller's do (`kept_in`)."""
+    path = getattr(_kept, "path", None)
+
+    def run(*args: Any, **kwargs: Any) -> T:
+        outer, _kept.path = getattr(_kept, "path", None), path
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _kept.path = outer
+
+    return run
 
 
 def kept_elsewhere(record: logging.LogRecord) -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from harness.core.errors import CheckFailed, HarnessError
+from harness.core.log import carried
 from harness.machines import nspawn
 from harness.machines.machine import DEFAULT_WAIT_TIMEOUT, Machine
 
@@ -52,7 +53,7 @@ def on_each(machines: Sequence[Machine], check: Callable[[Machine], T], *, what:
             failures[machine.name] = exc
 
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(machines)))) as pool:
-        list(pool.map(one, machines))
+        list(pool.map(carried(one), machines))
     if failures:
         raise summary(failures, len(machines), what)
     return results

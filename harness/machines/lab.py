@@ -26,7 +26,7 @@ from types import TracebackType
 from harness.core import proc
 from harness.core.errors import HarnessError, UsageError
 from harness.core.links import Interface
-from harness.core.log import format_elapsed, logger, step
+from harness.core.log import carried, format_elapsed, logger, step
 from harness.core.names import PREFIX, LabName, WorkOwner
 from harness.core.settings import DEFAULT_BOOT_TIMEOUT
 from harness.machines import fleet, limits, network, nspawn, rootfs, treediff
@@ -196,7 +196,7 @@ class Lab:
                     break
                 try:
                     spawned.append(self._start(name))
-                    waiters.submit(ready, spawned[-1])
+                    waiters.submit(carried(ready), spawned[-1])  # its lines are the caller's
                 except BaseException:
                     window.release()
                     raise

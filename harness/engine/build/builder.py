@@ -278,7 +278,7 @@ class Builder:
                 return
             pool = ThreadPoolExecutor(max_workers=len(waiting), thread_name_prefix=f"ready-{lab.id}")
             try:
-                futures = [pool.submit(run, stage, lab) for stage in waiting]
+                futures = [pool.submit(log.carried(run), stage, lab) for stage in waiting]
                 errors = [f.exception() for f in futures]  # waits for every one
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
