@@ -134,6 +134,9 @@ def test_publish_list_get_usage_remove(harness_store: Store, scratch: str) -> No
     (a / "data").write_bytes(os.urandom(1 << 20))
     name = SnapshotRef.of_stage("test", scratch)
     snap = harness_store.publish(name, {"a": a}, {"stage": "test"})
+    log = harness_store.log_of(name)  # what its build wrote, as a builder would
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("stage test: built\n")
     try:
         assert snap.members == ("a",) and snap.meta["stage"] == "test"
         assert harness_store.exists(name)
@@ -148,7 +151,7 @@ def test_publish_list_get_usage_remove(harness_store: Store, scratch: str) -> No
             snap.member("b")
     finally:
         harness_store.remove(name)
-    assert not harness_store.exists(name)
+    assert not harness_store.exists(name) and not log.exists()  # its build log goes with it
     assert not list((harness_store.root / ".tmp").glob(f"*{scratch}*"))
 
 

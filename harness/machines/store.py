@@ -216,6 +216,10 @@ class Store:
 
     # -- published snapshots --------------------------------------------------------------------
 
+    def log_of(self, ref: SnapshotRef) -> Path:
+        """Where the build of snapshot ``ref`` writes its lines: ``logs/<stage>/<key>.log``."""
+        return self.root / "logs" / ref.group / f"{ref.key}.log"
+
     def path_of(self, ref: SnapshotRef) -> Path:
         """Directory where snapshot ``ref`` is or would be published."""
         return self.root / "snapshots" / check_name(str(ref))
@@ -328,8 +332,10 @@ class Store:
             raise HarnessError(proc.describe_failure(argv, done.returncode, done.stderr.decode()))
 
     def remove(self, ref: SnapshotRef) -> None:
-        """Delete published snapshot ``ref``: first unpublish it (rename), then free its space."""
+        """Delete published snapshot ``ref`` and its build log: first unpublish it (rename),
+        then free its space."""
         path = self.path_of(ref)
+        self.log_of(ref).unlink(missing_ok=True)
         if not path.exists():
             return
         doomed = self.root / ".tmp" / f"deleting.{os.getpid()}.{secrets.token_hex(3)}"

@@ -167,7 +167,7 @@ class Builder:
 
     def build_log(self, stage: str, key: str) -> Path:
         """Where the build of ``stage`` under ``key`` writes its lines (the last build's)."""
-        return self.store.root / "logs" / stage / f"{key}.log"
+        return self.store.log_of(SnapshotRef.of_stage(stage, key))
 
     def _build(self, stage: Stage, key: str, parent: Snapshot | None,
                base: Snapshot | None) -> Snapshot:
