@@ -64,7 +64,8 @@ def test_a_failing_stage_publishes_nothing(toy: Toy, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("TOY_FAIL", "beta")
     failed = toy.run()
     failed.assert_outcomes(passed=1, errors=4)  # test_alpha still ran, on the alpha snapshot
-    failed.stdout.fnmatch_lines(["*beta: command `exit 3` failed (exit code 3)*"])
+    failed.stdout.fnmatch_lines(["*beta: command `exit 3` failed (exit code 3)*",
+                                 f"*stage beta's build log: {toy.store.root}/logs/beta/*.log"])
     assert toy.published() == ["alpha", "bootstrap"]
     assert not list((toy.store.root / ".tmp").iterdir())
     assert toy.store.owners() == []  # no lab, no clone left
