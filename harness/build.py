@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import rootfs
+from harness import containers, rootfs
 from harness.errors import UsageError, present
 from harness.keys import changes
 from harness.lab import Lab, MachineSetup
@@ -204,6 +204,9 @@ class Builder:
                     if packages:
                         with step(f"stage {stage.name}: install {len(packages)} package(s) on {machine}"):
                             rootfs.install_packages(lab.root(machine), packages)
+                for machine, users in stage.containers.items():
+                    with step(f"stage {stage.name}: rootless containers on {machine} for {', '.join(users)}"):
+                        containers.install(lab.root(machine), users)
                 if stage.prepare is not None:
                     with step(f"stage {stage.name}: {_title(stage.prepare)}"):
                         stage.prepare(Build(stage, self.pipeline, lab))
@@ -235,6 +238,7 @@ class Builder:
         return MachineSetup(machine, source, self.pipeline.interfaces.get(machine, ()),
                             self.pipeline.boot_args(machine), self.pipeline.sysctls.get(machine, {}),
                             boot=not self.pipeline.is_tree(machine), wave=self._wave(machine),
+                            env=self.pipeline.boot_env(machine),
                             shares=shares or "")
 
     def _wave(self, machine: str) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import limits, proc, rootfs
+from harness import containers, limits, proc, rootfs
 from harness.errors import HarnessError, UsageError
 from harness.settings import size_bytes
 from harness.store import DEFAULT_IMAGE, DEFAULT_IMAGE_SIZE, image_lock, open_store, require_root
@@ -120,6 +120,15 @@ def _read_sysctl_file() -> dict[str, int]:
     return kept
 
 
+def _containers(outcome: Outcome) -> None:
+    """What machines with rootless containers need of the host (`harness.containers`): a
+    warning, not a failure, since only the labs whose stages declare containers need it."""
+    problems = containers.host_problems()
+    outcome.warnings += [f"containers: {p}" for p in problems]
+    if not problems:
+        outcome.fine.append("containers: /dev/fuse, /dev/net/tun and user namespaces present")
+
+
 def grow_image(image: Path, size: str) -> int | None:
     """Grow the embedded, mounted image to ``size`` if it is smaller, while mounted (the
     snapshots in it stay); return its size before, or None when it was already that big."""
@@ -176,6 +185,7 @@ def setup(*, report: bool = False, check: bool = False, machines: int = DEFAULT_
     if report:
         _packages(REPORT_PACKAGES, "report packages", outcome, check)
     _limits(machines, outcome, check)
+    _containers(outcome)
     if not outcome.missing:
         _store(store, store_size, outcome, check)
     return outcome

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -57,6 +57,7 @@ class MachineSpec:
     extra_args: tuple[str, ...] = field(default=())
     nice: int = 0  # CPU niceness of everything in it (see harness.lab, boot order)
     machine_id: str = ""  # given to its systemd (systemd.machine_id=): a machine sharing a tree
+    env: Mapping[str, str] = field(default_factory=dict)  # nspawn's own settings (SYSTEMD_NSPAWN_*)
 
     def nspawn_argv(self) -> list[str]:
         """The systemd-nspawn command line that boots this machine."""
@@ -160,7 +161,8 @@ class Machine:
         self.console_log.write_bytes(b"")
         try:
             self._terminal = self._stack.enter_context(proc.spawn_tty(
-                self.spec.nspawn_argv(), preexec=nspawn.join_cgroup(self.spec.unit, self.spec.nice)))
+                self.spec.nspawn_argv(), env=proc.host_env(self.spec.env),
+                preexec=nspawn.join_cgroup(self.spec.unit, self.spec.nice)))
             self._tap = ConsoleTap(self._terminal, self.console_log, self.name)
             self._tap.start()
         except BaseException:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import nspawn
+from harness import containers, nspawn
 from harness.errors import UsageError
 from harness.keys import files_digest, inputs, sources_used, stage_key
 from harness.mutant import Mutant
@@ -64,6 +64,11 @@ class Stage:
     addresses, routes and ruleset: ``{"gw": {"dhcp-leases": "cat /var/lib/kea/..."}}``.
     It is not part of the key: changing it rebuilds nothing.
 
+    ``containers`` names, per machine it adds, the unprivileged users that run rootless podman
+    and buildah there (``{"box": ("alice",)}``): `harness.containers` installs the tools, makes
+    the users with subordinate id ranges and lingering, writes their configuration and boots
+    the machine with the nspawn flags the tools need (docs/containers.md).
+
     A stage's mutants (regressions of its behaviour that a mutation run applies, see
     `harness.mutant`) are not among its fields: they live in modules no stage imports, and the
     pipeline attaches them (`Pipeline`'s ``mutants``), so that neither they nor their code
@@ -84,15 +89,18 @@ class Stage:
     files: tuple[Path, ...] = ()
     modules: Mapping[str, str] = field(default_factory=dict)  # module name -> source (Stage.here)
     evidence: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    containers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     origin: str = field(default="", compare=False)  # file:line of its declaration, for errors
 
     def __post_init__(self) -> None:
         where = f"{self.origin}: " if self.origin else ""
         unknown = (set(self.packages) | set(self.boot_args) | set(self.sources)) - set(self.members)
+        unknown |= set(self.containers) - set(self.machines)
         if unknown:
-            raise UsageError(f"{where}stage {self.name}: packages, boot_args or sources name "
+            raise UsageError(f"{where}stage {self.name}: packages, boot_args, sources or containers name "
                              f"machines it does not add: {', '.join(sorted(unknown))}; it adds: "
                              f"{', '.join(self.members) or 'none'}")
+        containers.validate(self.containers, where)
         if self.base is not None and self.machines:
             raise UsageError(f"{where}stage {self.name}: a base stage adds no machines")
         missing = [str(f) for f in self.inputs if not f.exists()]
@@ -313,8 +321,14 @@ class Pipeline:
         return member in self[self.owner[member]].trees
 
     def boot_args(self, machine: str) -> tuple[str, ...]:
-        """Extra nspawn flags of ``machine``, from the stage that adds it."""
-        return tuple(self[self.owner[machine]].boot_args.get(machine, ()))
+        """Extra nspawn flags of ``machine``, from the stage that adds it (and its containers')."""
+        stage = self[self.owner[machine]]
+        own = tuple(stage.boot_args.get(machine, ()))
+        return (*containers.NSPAWN_ARGS, *own) if machine in stage.containers else own
+
+    def boot_env(self, machine: str) -> dict[str, str]:
+        """The environment nspawn boots ``machine`` with, beyond the host's: its containers' needs."""
+        return dict(containers.NSPAWN_ENV) if machine in self[self.owner[machine]].containers else {}
 
     def definition(self, stage: Stage) -> dict[str, Any]:
         """Everything a stage's key depends on, besides its parent's key."""
@@ -323,6 +337,8 @@ class Pipeline:
             "packages": {m: list(p) for m, p in sorted(stage.packages.items())},
             "trees": list(stage.trees), "sources": dict(stage.sources),
             "boot_args": {m: list(a) for m, a in sorted(stage.boot_args.items())},
+            **({"containers": {m: containers.definition(u) for m, u in sorted(stage.containers.items())}}
+               if stage.containers else {}),
             "machines": {m: {"interfaces": [vars(i) for i in self.interfaces.get(m, ())],
                              "sysctls": self.sysctls.get(m, {})} for m in stage.machines},
             "steps": [_hook_name(s) for s in (*stage.steps, *stage.ready)],
