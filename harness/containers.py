@@ -7,19 +7,18 @@ logged in), writes the machine's ``containers.conf`` and her ``storage.conf``, a
 ``box`` with the nspawn flags the tools need. Everything here goes into the stage's key
 (`definition`): editing this module rebuilds the stages that declare containers, no other.
 
-Why each setting (every one was seen failing without it on the project's host, Debian 12's
-podman 4.3 in a systemd-nspawn 252 machine, hybrid cgroups; docs/containers.md has the
-failing commands and their errors):
+Why each setting (seen on the project's host, Debian 12's podman 4.3 in a systemd-nspawn 252
+machine, hybrid cgroups; docs/containers.md has the commands and what they printed):
 
-- ``keyring = false``: nspawn's seccomp filter refuses ``keyctl``, and crun's session
-  keyring fails ("create keyring: Operation not permitted"). The filter stays as it is.
-- ``default_sysctls = []``: Debian's default sets ``net.ipv4.ping_group_range`` in each new
-  network namespace, and nspawn mounts ``/proc/sys`` read-only.
-- ``cgroup_manager = "cgroupfs"``: the host has cgroups v1 (hybrid); rootless containers get
-  no cgroup of their own there, so no resource limits (``--memory`` fails, see the page).
-- ``--bind=/dev/fuse``: fuse-overlayfs, the storage driver a user's containers get.
-- buildah builds with ``--isolation chroot`` (OCI isolation needs a new mount of /proc,
-  which nspawn's masked /proc refuses to an unprivileged user namespace).
+- ``SYSTEMD_NSPAWN_API_VFS_WRITABLE=network`` (`NSPAWN_ENV`): nspawn mounts ``/proc/sys``
+  read-only, and podman sets sysctls in every network namespace it makes (slirp4netns's:
+  "failed to set net.ipv6.conf.default.accept_dad sysctl: ... read-only file system"). The
+  machine's /proc/sys/net is its own network namespace's; the rest stays read-only.
+- ``--bind=/dev/fuse``: fuse-overlayfs, the users' storage driver (``storage.conf``).
+- ``cgroup_manager = "cgroupfs"``: the host has cgroups v1 (hybrid), where rootless
+  containers get no cgroup of their own: podman says so and ignores ``--memory`` and
+  ``--cpus`` (exit 0!). Scenarios must not rely on limits; the page says so.
+- ``events_logger = "file"``: podman's events in the user's runtime directory, not journald.
 """
 
 from __future__ import annotations
@@ -42,10 +41,6 @@ SUBID_FIRST = 200_000  # the first user's range; each user gets SUBID_COUNT ids 
 SUBID_COUNT = 65_536
 CONTAINERS_CONF = """\
 # written by the harness (harness/containers.py): why each line, in its docstring
-[containers]
-keyring = false
-default_sysctls = []
-
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"

@@ -1,0 +1,95 @@
+"""Container images without a registry: built in the lab, from a tree the harness already has.
+
+Lab machines never reach the internet, so no image is pulled. An `Image` is a stage step
+that gives a user of a machine with containers (see `harness.containers`) an image made
+from the pipeline's base image (the Debian tree every machine is cloned from), imported
+with ``podman import``, then, given a build context, built on with ``buildah bud
+--isolation chroot`` (its Containerfile's ``FROM`` names the imported image). The images
+live in the user's storage, in the machine's root, so the stage's snapshot holds them and a
+resume finds them built.
+
+The key: the base image is the first stage's, so it is in every key already; the context
+directory is the step's ``files`` (every file in it is hashed): editing the Containerfile or
+a script it copies rebuilds this stage and the later ones, no earlier one.
+
+>>> STAGE = Stage.here("apps", machines=("apps",), containers={"apps": ("apps",)},
+...                    steps=(Image("apps", "apps", "localhost/pad", context="images/pad"),))
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness import proc
+from harness.containers import as_user
+from harness.errors import HarnessError, UsageError
+from harness.stage import BASE_MEMBER
+
+if TYPE_CHECKING:
+    from harness.build import Build
+
+BASE_TAG = "localhost/base"  # the base image, as every Containerfile's FROM names it
+BUILD_TIMEOUT = 900.0
+
+
+class Image:
+    """A step: image ``name`` for ``user`` on ``machine``; the base image itself, or built from
+    ``context``, a directory holding a ``Containerfile`` (and what it copies), given as an
+    absolute path: ``Path(__file__).parent / "images/pad"``."""
+
+    def __init__(self, machine: str, user: str, name: str, *, context: Path | None = None) -> None:
+        if context is not None and not (context / "Containerfile").is_file():
+            raise UsageError(f"image {name}: {context} has no Containerfile: give the directory "
+                             "that holds it (its build context)")
+        self.machine, self.user, self.name, self.context = machine, user, name, context
+        self.files = (context,) if context is not None else ()  # hashed into the stage's key
+        self.title = f"image {name} for {user} on {machine}" + (f" from {context.name}" if context else "")
+
+    def __call__(self, build: Build) -> None:
+        if self.user not in build.stage.containers.get(self.machine, ()) and not _earlier(build, self):
+            raise UsageError(f"{self.title}: no stage declares containers for {self.user} on "
+                             f"{self.machine}: add containers={{{self.machine!r}: ({self.user!r},)}}")
+        machine = build[self.machine]
+        root = build.root(self.machine)
+        if machine.execute(as_user(self.user, f"podman image exists {BASE_TAG}"))[0] != 0:
+            self._import_base(build, root)
+        if self.context is None:
+            machine.succeed(as_user(self.user, f"podman tag {BASE_TAG} {shlex.quote(self.name)}"))
+            return
+        staged = f"/var/tmp/harness-context-{secrets.token_hex(4)}"
+        proc.run(["cp", "-a", str(self.context), str(root / staged.lstrip("/"))])
+        try:
+            machine.succeed(f"chown -R {shlex.quote(self.user)}: {staged}")
+            machine.succeed(as_user(self.user, f"buildah bud --isolation chroot --layers=false "
+                                               f"-t {shlex.quote(self.name)} {staged}"),
+                            timeout=BUILD_TIMEOUT)
+        finally:
+            proc.run(["rm", "-rf", str(root / staged.lstrip("/"))])
+
+    def _import_base(self, build: Build, root: Path) -> None:
+        """``podman import`` the pipeline's base image as `BASE_TAG`, through a tar file in
+        the machine's /var/tmp, removed after."""
+        first = build.pipeline.stages[0].name
+        snapshot = build.lab.store.get(build.pipeline.ref(first))
+        if snapshot is None:
+            raise HarnessError(f"{self.title}: the base image {build.pipeline.ref(first)} is gone from "
+                               "the store")
+        tar = f"/var/tmp/harness-base-{secrets.token_hex(4)}.tar"
+        proc.run(["tar", "-C", str(snapshot.member(BASE_MEMBER)), "--numeric-owner", "--exclude=./dev/*",
+                  "--exclude=./proc/*", "--exclude=./sys/*", "-cf", str(root / tar.lstrip("/")), "."],
+                 timeout=BUILD_TIMEOUT)
+        try:
+            build[self.machine].succeed(f"chmod 644 {tar}")
+            build[self.machine].succeed(as_user(self.user, f"podman import --quiet {tar} {BASE_TAG}"),
+                                        timeout=BUILD_TIMEOUT)
+        finally:
+            (root / tar.lstrip("/")).unlink(missing_ok=True)
+
+
+def _earlier(build: Build, image: Image) -> bool:
+    """Whether a stage before this one declares containers for the image's user and machine."""
+    stages = build.pipeline.stages[: build.pipeline.index(build.stage.name)]
+    return any(image.user in s.containers.get(image.machine, ()) for s in stages)
