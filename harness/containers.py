@@ -15,6 +15,9 @@ machine, hybrid cgroups; docs/containers.md has the commands and what they print
   "failed to set net.ipv6.conf.default.accept_dad sysctl: ... read-only file system"). The
   machine's /proc/sys/net is its own network namespace's; the rest stays read-only.
 - ``--bind=/dev/fuse``: fuse-overlayfs, the users' storage driver (``storage.conf``).
+- ``keyring = false``: nspawn's seccomp filter refuses ``keyctl``; a container started by the
+  user's systemd units fails ("crun: create keyring `ID`: Operation not permitted: OCI
+  permission denied"; run from a login shell it starts). The filter stays as nspawn sets it.
 - ``cgroup_manager = "cgroupfs"``: the host has cgroups v1 (hybrid), where rootless
   containers get no cgroup of their own: podman says so and ignores ``--memory`` and
   ``--cpus`` (exit 0!). Scenarios must not rely on limits; the page says so.
@@ -41,6 +44,9 @@ SUBID_FIRST = 200_000  # the first user's range; each user gets SUBID_COUNT ids 
 SUBID_COUNT = 65_536
 CONTAINERS_CONF = """\
 # written by the harness (harness/containers.py): why each line, in its docstring
+[containers]
+keyring = false
+
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"

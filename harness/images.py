@@ -38,15 +38,24 @@ BUILD_TIMEOUT = 900.0
 class Image:
     """A step: image ``name`` for ``user`` on ``machine``; the base image itself, or built from
     ``context``, a directory holding a ``Containerfile`` (and what it copies), given as an
-    absolute path: ``Path(__file__).parent / "images/pad"``."""
+    absolute path: ``Path(__file__).parent / "images/pad"``.
 
-    def __init__(self, machine: str, user: str, name: str, *, context: Path | None = None) -> None:
+    With ``tree``, the image is instead that tree of the lab, imported as it is: a stage's
+    ``trees`` member, cloned from the base image and given its ``packages`` on the host side
+    (the lab has no registry and no internet, so software gets into images this way)."""
+
+    def __init__(self, machine: str, user: str, name: str, *, context: Path | None = None,
+                 tree: str | None = None) -> None:
+        if context is not None and tree is not None:
+            raise UsageError(f"image {name}: give a context (built on the base image) or a tree "
+                             "(imported as it is), not both")
         if context is not None and not (context / "Containerfile").is_file():
             raise UsageError(f"image {name}: {context} has no Containerfile: give the directory "
                              "that holds it (its build context)")
-        self.machine, self.user, self.name, self.context = machine, user, name, context
+        self.machine, self.user, self.name, self.context, self.tree = machine, user, name, context, tree
         self.files = (context,) if context is not None else ()  # hashed into the stage's key
-        self.title = f"image {name} for {user} on {machine}" + (f" from {context.name}" if context else "")
+        source = f" from {context.name}" if context else f" of tree {tree}" if tree else ""
+        self.title = f"image {name} for {user} on {machine}{source}"
 
     def __call__(self, build: Build) -> None:
         if self.user not in build.stage.containers.get(self.machine, ()) and not _earlier(build, self):
@@ -54,8 +63,11 @@ class Image:
                              f"{self.machine}: add containers={{{self.machine!r}: ({self.user!r},)}}")
         machine = build[self.machine]
         root = build.root(self.machine)
+        if self.tree is not None:
+            self._import(build, build.root(self.tree), self.name)
+            return
         if machine.execute(as_user(self.user, f"podman image exists {BASE_TAG}"))[0] != 0:
-            self._import_base(build, root)
+            self._import(build, self._base(build), BASE_TAG)
         if self.context is None:
             machine.succeed(as_user(self.user, f"podman tag {BASE_TAG} {shlex.quote(self.name)}"))
             return
@@ -69,21 +81,26 @@ class Image:
         finally:
             proc.run(["rm", "-rf", str(root / staged.lstrip("/"))])
 
-    def _import_base(self, build: Build, root: Path) -> None:
-        """``podman import`` the pipeline's base image as `BASE_TAG`, through a tar file in
-        the machine's /var/tmp, removed after."""
+    def _base(self, build: Build) -> Path:
+        """The pipeline's base image: the first stage's snapshot."""
         first = build.pipeline.stages[0].name
         snapshot = build.lab.store.get(build.pipeline.ref(first))
         if snapshot is None:
             raise HarnessError(f"{self.title}: the base image {build.pipeline.ref(first)} is gone from "
                                "the store")
-        tar = f"/var/tmp/harness-base-{secrets.token_hex(4)}.tar"
-        proc.run(["tar", "-C", str(snapshot.member(BASE_MEMBER)), "--numeric-owner", "--exclude=./dev/*",
+        return snapshot.member(BASE_MEMBER)
+
+    def _import(self, build: Build, tree: Path, tag: str) -> None:
+        """``podman import`` ``tree`` as ``tag``, through a tar file in the machine's /var/tmp,
+        removed after."""
+        root = build.root(self.machine)
+        tar = f"/var/tmp/harness-image-{secrets.token_hex(4)}.tar"
+        proc.run(["tar", "-C", str(tree), "--numeric-owner", "--exclude=./dev/*",
                   "--exclude=./proc/*", "--exclude=./sys/*", "-cf", str(root / tar.lstrip("/")), "."],
                  timeout=BUILD_TIMEOUT)
         try:
             build[self.machine].succeed(f"chmod 644 {tar}")
-            build[self.machine].succeed(as_user(self.user, f"podman import --quiet {tar} {BASE_TAG}"),
+            build[self.machine].succeed(as_user(self.user, f"podman import --quiet {tar} {shlex.quote(tag)}"),
                                         timeout=BUILD_TIMEOUT)
         finally:
             (root / tar.lstrip("/")).unlink(missing_ok=True)
