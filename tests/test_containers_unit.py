@@ -1,5 +1,6 @@
-"""harness.containers without machines: what a stage's ``containers`` adds to its machine's
-boot and key, what it refuses, and what the host check reports (fake /dev and /proc/sys)."""
+"""harness.containers and harness.images without machines: what a stage's ``containers`` adds
+to its machine's boot and key, what it refuses, what the host check reports (fake /dev and
+/proc/sys), and an image's build context in its stage's key."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from harness import containers
 from harness.errors import UsageError
+from harness.images import Image
 from harness.stage import Pipeline, Stage
 
 
@@ -60,3 +62,25 @@ def test_the_host_check_names_what_is_missing(tmp_path: Path) -> None:
     problems = containers.host_problems(dev, sysctl)
     assert [p.split()[0] for p in problems] == ["/dev/fuse", "/dev/net/tun", "sysctl"]
     assert "sysctl -w user.max_user_namespaces=" in problems[2]
+
+
+def test_an_image_needs_a_containerfile_and_one_source(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="has no Containerfile"):
+        Image("box", "alice", "localhost/x", context=tmp_path)
+    (tmp_path / "Containerfile").write_text("FROM localhost/base\n")
+    with pytest.raises(UsageError, match="not both"):
+        Image("box", "alice", "localhost/x", context=tmp_path, tree="srv")
+
+
+def test_an_edited_containerfile_changes_its_stage_key_only(tmp_path: Path) -> None:
+    (tmp_path / "Containerfile").write_text("FROM localhost/base\n")
+
+    def keys() -> dict[str, str]:
+        image = Image("box", "alice", "localhost/x", context=tmp_path)
+        return Pipeline([base(), Stage("pods", machines=("box",), containers={"box": ("alice",)}),
+                         Stage("images", steps=(image,))]).keys()
+
+    before = keys()
+    (tmp_path / "Containerfile").write_text("FROM localhost/base\nRUN true\n")
+    after = keys()
+    assert [before[s] == after[s] for s in ("base", "pods", "images")] == [True, True, False]

@@ -11,7 +11,6 @@ import pytest
 from harness import debian
 from harness.build import Builder
 from harness.containers import as_user
-from harness.errors import UsageError
 from harness.images import BASE_TAG, Image
 from harness.stage import Pipeline, Stage
 from harness.store import Store
@@ -52,8 +51,3 @@ def test_an_image_built_in_a_stage_is_in_its_snapshot(seeded_store: Store, tmp_p
     with edited.lab(edited.ensure("images")) as lab:
         greeting = lab["box"].succeed(as_user(USER, "podman run --rm localhost/greet"))
         assert greeting.strip() == "bonjour from 12"
-
-
-def test_an_image_needs_a_containerfile(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="has no Containerfile"):
-        Image("box", USER, "localhost/x", context=tmp_path)
