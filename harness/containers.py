@@ -76,6 +76,20 @@ def validate(containers: Mapping[str, Sequence[str]], where: str) -> None:
                              "unprivileged user's name (letters, digits, - and _, not root)")
 
 
+def unmet(stages: Sequence[Any]) -> str | None:
+    """What the last of ``stages`` (`harness.stage.Stage`s, in order) needs and none of them
+    declares: a hook's ``needs_containers`` (machine, user), as a `harness.images.Image` has."""
+    declared = {(m, u) for stage in stages for m, users in stage.containers.items() for u in users}
+    for hook in (*stages[-1].steps, *stages[-1].ready):
+        need = getattr(hook, "needs_containers", None)
+        if need is not None and tuple(need) not in declared:
+            machine, user = need
+            return (f"{getattr(hook, 'title', hook)} needs containers for {user} on {machine}, which "
+                    f"neither it nor an earlier stage declares: add containers={{{machine!r}: ({user!r},)}} "
+                    f"to the stage that adds {machine}")
+    return None
+
+
 def subid_ranges(users: Sequence[str]) -> dict[str, tuple[int, int]]:
     """Each user's subordinate id range (first, count), one after the other, in order."""
     return {user: (SUBID_FIRST + i * SUBID_COUNT, SUBID_COUNT) for i, user in enumerate(users)}

@@ -54,13 +54,11 @@ class Image:
                              "that holds it (its build context)")
         self.machine, self.user, self.name, self.context, self.tree = machine, user, name, context, tree
         self.files = (context,) if context is not None else ()  # hashed into the stage's key
+        self.needs_containers = (machine, user)  # checked by the Pipeline, before anything runs
         source = f" from {context.name}" if context else f" of tree {tree}" if tree else ""
         self.title = f"image {name} for {user} on {machine}{source}"
 
     def __call__(self, build: Build) -> None:
-        if self.user not in build.stage.containers.get(self.machine, ()) and not _earlier(build, self):
-            raise UsageError(f"{self.title}: no stage declares containers for {self.user} on "
-                             f"{self.machine}: add containers={{{self.machine!r}: ({self.user!r},)}}")
         machine = build[self.machine]
         root = build.root(self.machine)
         if self.tree is not None:
@@ -104,9 +102,3 @@ class Image:
                                         timeout=BUILD_TIMEOUT)
         finally:
             (root / tar.lstrip("/")).unlink(missing_ok=True)
-
-
-def _earlier(build: Build, image: Image) -> bool:
-    """Whether a stage before this one declares containers for the image's user and machine."""
-    stages = build.pipeline.stages[: build.pipeline.index(build.stage.name)]
-    return any(image.user in s.containers.get(image.machine, ()) for s in stages)

@@ -204,6 +204,11 @@ class Pipeline:
                     raise UsageError(f"{where}stage {stage.name}: {machine} gets a root of its own from "
                                      f"tree {tree!r}, which this stage is still preparing: add the tree "
                                      "in an earlier stage, or boot it read-only to share it")
+        for index, stage in enumerate(stages):
+            unmet = containers.unmet(stages[: index + 1])
+            if unmet:
+                where = f"{stage.origin}: " if stage.origin else here
+                raise UsageError(f"{where}stage {stage.name}: {unmet}")
         by_name: dict[str, tuple[str, Mutant]] = {}
         keyed = {module: stage.name for stage in stages for module in stage.modules}
         for name in (mutants or {}):

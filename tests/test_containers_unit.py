@@ -84,3 +84,10 @@ def test_an_edited_containerfile_changes_its_stage_key_only(tmp_path: Path) -> N
     (tmp_path / "Containerfile").write_text("FROM localhost/base\nRUN true\n")
     after = keys()
     assert [before[s] == after[s] for s in ("base", "pods", "images")] == [True, True, False]
+
+
+def test_an_image_for_a_user_without_containers_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    image = Image("box", "bob", "localhost/x")
+    with pytest.raises(UsageError, match="needs containers for bob on box, which neither it nor an earlier"):
+        Pipeline([base(), Stage("pods", machines=("box",), containers={"box": ("alice",)}),
+                  Stage("images", steps=(image,))])
