@@ -180,7 +180,7 @@ def test_bad_pipelines_are_refused(stages: list[Stage], message: str) -> None:
 
 
 def test_a_stage_cannot_configure_machines_it_does_not_add() -> None:
-    with pytest.raises(UsageError, match="packages, boot_args or sources name machines it does not add: web"):
+    with pytest.raises(UsageError, match="sources or containers name machines it does not add: web"):
         Stage("gw", machines=("gw",), packages={"web": ("nginx",)})
 
 
@@ -206,8 +206,8 @@ def test_a_stage_naming_a_machine_it_does_not_add_names_its_line() -> None:
     with pytest.raises(UsageError) as info:
         Stage.here("web", machines=("web",), packages={"wbe": ("nginx",)})  # typo: wbe
     line = _line_of("# typo: wbe")
-    assert str(info.value).startswith(f"{__file__}:{line}: stage web: packages, boot_args or sources "
-                                      "name machines it does not add: wbe; it adds: web")
+    assert str(info.value).startswith(f"{__file__}:{line}: stage web: packages, boot_args, sources or "
+                                      "containers name machines it does not add: wbe; it adds: web")
 
 
 def _lan(machine: str, mac: str, address: str) -> list[Interface]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from harness.core import proc
 from harness.core.errors import HarnessError, UsageError
 from harness.core.settings import DEFAULT_IMAGE_SIZE, size_bytes
-from harness.machines import limits, rootfs
+from harness.machines import containers, limits, rootfs
 from harness.machines.store import open_store
 from harness.machines.volumes import DEFAULT_IMAGE, image_lock, require_root
 
@@ -122,6 +122,15 @@ def _read_sysctl_file() -> dict[str, int]:
     return kept
 
 
+def _containers(outcome: Outcome) -> None:
+    """What machines with rootless containers need of the host (`harness.machines.containers`): a
+    warning, not a failure, since only the labs whose stages declare containers need it."""
+    problems = containers.host_problems()
+    outcome.warnings += [f"containers: {p}" for p in problems]
+    if not problems:
+        outcome.fine.append("containers: /dev/fuse, /dev/net/tun and user namespaces present")
+
+
 def grow_image(image: Path, size: str) -> int | None:
     """Grow the embedded, mounted image to ``size`` if it is smaller, while mounted (the
     snapshots in it stay); return its size before, or None when it was already that big."""
@@ -178,6 +187,7 @@ def setup(*, report: bool = False, check: bool = False, machines: int = DEFAULT_
     if report:
         _packages(REPORT_PACKAGES, "report packages", outcome, check)
     _limits(machines, outcome, check)
+    _containers(outcome)
     if not outcome.missing:
         _store(store, store_size, outcome, check)
     return outcome

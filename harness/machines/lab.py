@@ -56,6 +56,7 @@ class MachineSetup:
     sysctls: Mapping[str, str] = field(default_factory=dict)
     boot: bool = True  # False: a root the lab holds but never boots (a tree)
     shares: str = ""  # a tree of the lab this machine boots in place, read-only, with others
+    env: Mapping[str, str] = field(default_factory=dict)  # nspawn's environment (SYSTEMD_NSPAWN_*)
     wave: int = 0  # boot order: a later wave (a later stage's clients) boots behind (see Lab.boot)
 
 
@@ -216,7 +217,7 @@ class Lab:
         setup = self.setups[name]
         spec = MachineSpec(name=name, root=self.root(name), unit=str(LabName(self.id, name)),
                            netns=self.network.namespace_path(name), extra_args=setup.extra_args,
-                           nice=min(19, NICE_PER_WAVE * setup.wave),
+                           env=setup.env, nice=min(19, NICE_PER_WAVE * setup.wave),
                            machine_id=rootfs.shared_machine_id(self.root(name), name) if setup.shares else "")
         machine = Machine(spec, console_log=self.log_dir / f"{name}.console",
                           boot_timeout=self.boot_timeout)

@@ -92,7 +92,8 @@ class Machine:
         self.console_log.write_bytes(b"")
         try:
             self._terminal = self._stack.enter_context(proc.spawn_tty(
-                self.spec.nspawn_argv(), preexec=nspawn.join_cgroup(self.spec.unit, self.spec.nice)))
+                self.spec.nspawn_argv(), env=proc.host_env(self.spec.env),
+                preexec=nspawn.join_cgroup(self.spec.unit, self.spec.nice)))
             self._tap = ConsoleTap(self._terminal, self.console_log, self.name)
             self._tap.start()
         except BaseException:

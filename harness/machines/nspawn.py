@@ -21,7 +21,7 @@ import contextlib
 import errno
 import fcntl
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,6 +158,7 @@ class MachineSpec:
     extra_args: tuple[str, ...] = field(default=())
     nice: int = 0  # CPU niceness of everything in it (see harness.machines.lab, boot order)
     machine_id: str = ""  # given to its systemd (systemd.machine_id=): a machine sharing a tree
+    env: Mapping[str, str] = field(default_factory=dict)  # nspawn's own settings (SYSTEMD_NSPAWN_*)
 
     def nspawn_argv(self) -> list[str]:
         """The systemd-nspawn command line that boots this machine."""

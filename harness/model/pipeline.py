@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from harness.core.errors import UsageError
 from harness.core.links import Interface
 from harness.core.names import FAILED, SnapshotRef
-from harness.machines import nspawn
+from harness.machines import containers, nspawn
 from harness.machines.network import validate as validate_interfaces
 from harness.model.keys import files_digest, inputs, stage_key
 from harness.model.mutant import Mutant
@@ -99,6 +99,11 @@ class Pipeline:
                     raise UsageError(f"{where}stage {stage.name}: {machine} gets a root of its own from "
                                      f"tree {tree!r}, which this stage is still preparing: add the tree "
                                      "in an earlier stage, or boot it read-only to share it")
+        for index, stage in enumerate(stages):
+            unmet = containers.unmet(stages[: index + 1])
+            if unmet:
+                where = f"{stage.origin}: " if stage.origin else here
+                raise UsageError(f"{where}stage {stage.name}: {unmet}")
         by_name: dict[str, tuple[str, Mutant]] = {}
         keyed = {module: stage.name for stage in stages for module in stage.modules}
         for name in (mutants or {}):
@@ -218,8 +223,14 @@ class Pipeline:
         return member in self[self.owner[member]].trees
 
     def boot_args(self, machine: str) -> tuple[str, ...]:
-        """Extra nspawn flags of ``machine``, from the stage that adds it."""
-        return tuple(self[self.owner[machine]].boot_args.get(machine, ()))
+        """Extra nspawn flags of ``machine``, from the stage that adds it (and its containers')."""
+        stage = self[self.owner[machine]]
+        own = tuple(stage.boot_args.get(machine, ()))
+        return (*containers.NSPAWN_ARGS, *own) if machine in stage.containers else own
+
+    def boot_env(self, machine: str) -> dict[str, str]:
+        """The environment nspawn boots ``machine`` with, beyond the host's: its containers' needs."""
+        return dict(containers.NSPAWN_ENV) if machine in self[self.owner[machine]].containers else {}
 
     def definition(self, stage: Stage) -> dict[str, Any]:
         """Everything a stage's key depends on, besides its parent's key."""
@@ -228,6 +239,8 @@ class Pipeline:
             "packages": {m: list(p) for m, p in sorted(stage.packages.items())},
             "trees": list(stage.trees), "sources": dict(stage.sources),
             "boot_args": {m: list(a) for m, a in sorted(stage.boot_args.items())},
+            **({"containers": {m: containers.definition(u) for m, u in sorted(stage.containers.items())}}
+               if stage.containers else {}),
             "machines": {m: {"interfaces": [vars(i) for i in self.interfaces.get(m, ())],
                              "sysctls": self.sysctls.get(m, {})} for m in stage.machines},
             "steps": [_hook_name(s) for s in (*stage.steps, *stage.ready)],

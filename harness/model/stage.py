@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import UsageError
+from harness.machines import containers
 from harness.model.keys import sources_used
 
 BASE_MEMBER = "base"
@@ -49,6 +50,11 @@ class Stage:
     addresses, routes and ruleset: ``{"gw": {"dhcp-leases": "cat /var/lib/kea/..."}}``.
     It is not part of the key: changing it rebuilds nothing.
 
+    ``containers`` names, per machine it adds, the unprivileged users that run rootless podman
+    and buildah there (``{"box": ("alice",)}``): `harness.machines.containers` installs the tools,
+    makes the users with subordinate id ranges and lingering, writes their configuration and
+    boots the machine with the nspawn flags the tools need (docs/containers.md).
+
     A stage's mutants (regressions of its behaviour that a mutation run applies, see
     `harness.model.mutant`) are not among its fields: they live in modules no stage imports, and the
     pipeline attaches them (`Pipeline`'s ``mutants``), so that neither they nor their code
@@ -69,15 +75,18 @@ class Stage:
     files: tuple[Path, ...] = ()
     modules: Mapping[str, str] = field(default_factory=dict)  # module name -> source (Stage.here)
     evidence: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    containers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     origin: str = field(default="", compare=False)  # file:line of its declaration, for errors
 
     def __post_init__(self) -> None:
         where = f"{self.origin}: " if self.origin else ""
         unknown = (set(self.packages) | set(self.boot_args) | set(self.sources)) - set(self.members)
+        unknown |= set(self.containers) - set(self.machines)
         if unknown:
-            raise UsageError(f"{where}stage {self.name}: packages, boot_args or sources name "
+            raise UsageError(f"{where}stage {self.name}: packages, boot_args, sources or containers name "
                              f"machines it does not add: {', '.join(sorted(unknown))}; it adds: "
                              f"{', '.join(self.members) or 'none'}")
+        containers.validate(self.containers, where)
         if self.base is not None and self.machines:
             raise UsageError(f"{where}stage {self.name}: a base stage adds no machines")
         missing = [str(f) for f in self.inputs if not f.exists()]

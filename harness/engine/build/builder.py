@@ -23,7 +23,7 @@ from harness.core.errors import UsageError, present
 from harness.core.log import format_elapsed, logger, step
 from harness.core.names import SnapshotRef, WorkOwner
 from harness.core.settings import DEFAULT_BOOT_TIMEOUT
-from harness.machines import rootfs
+from harness.machines import containers, rootfs
 from harness.machines.lab import Lab, MachineSetup
 from harness.machines.machine import Machine
 from harness.machines.store import Snapshot, Store
@@ -216,6 +216,9 @@ class Builder:
                     if packages:
                         with step(f"stage {stage.name}: install {len(packages)} package(s) on {machine}"):
                             rootfs.install_packages(lab.root(machine), packages)
+                for machine, users in stage.containers.items():
+                    with step(f"stage {stage.name}: rootless containers on {machine} for {', '.join(users)}"):
+                        containers.install(lab.root(machine), users)
                 if stage.prepare is not None:
                     with step(f"stage {stage.name}: {_title(stage.prepare)}"):
                         stage.prepare(Build(stage, self.pipeline, lab))
@@ -247,6 +250,7 @@ class Builder:
         return MachineSetup(machine, source, self.pipeline.interfaces.get(machine, ()),
                             self.pipeline.boot_args(machine), self.pipeline.sysctls.get(machine, {}),
                             boot=not self.pipeline.is_tree(machine), wave=self._wave(machine),
+                            env=self.pipeline.boot_env(machine),
                             shares=shares or "")
 
     def _wave(self, machine: str) -> int:
