@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -236,6 +238,7 @@ from stages import PIPELINE
 base = Builder(store, PIPELINE).ensure("bootstrap").member("base")
 lab = Lab(store, [MachineSetup("a", base, (Interface("a", "host0", "lan", "02:00:00:00:00:01"),))])
 lab.__enter__()
+from collections.abc import Iterator
 from pathlib import Path
 from harness.engine.evidence import Capture
 capture = Capture(lab.network, Path(sys.argv[2])).start()  # tcpdump in the lab's switch namespace
@@ -244,25 +247,34 @@ sys.stdin.read()  # hold the lab until killed
 """
 
 
-def killed_run_lab(store: Store, tmp_path: Path) -> tuple[str, Path]:
-    """A lab (with a capture) in ``store`` whose owner was killed with SIGKILL: its id and clones."""
+@contextlib.contextmanager
+def stuck_run_lab(store: Store, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A lab (with a capture) in ``store`` whose owner hangs, stopped (SIGSTOP): its id and clones.
+
+    Stopped, not killed: a lab whose owner is gone is swept by the next run that starts on the
+    host (`harness.machines.lab.sweep_stale`), and other runs share this host; `harness destroy`
+    ends a lab whatever its owner's state. The owner is killed and reaped on the way out."""
     leaker = subprocess.Popen([sys.executable, "-c", LEAKER, str(store.root), str(tmp_path)],
                               cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert leaker.stdout is not None
-    lab_id = leaker.stdout.readline().strip()
-    leaker.send_signal(signal.SIGKILL)
-    leaker.wait()
-    return lab_id, store.root / "work" / lab_id
+    try:
+        assert leaker.stdout is not None
+        lab_id = leaker.stdout.readline().strip()
+        leaker.send_signal(signal.SIGSTOP)
+        yield lab_id, store.root / "work" / lab_id
+    finally:
+        leaker.kill()
+        leaker.wait()
 
 
 @pytest.mark.integration
-def test_destroy_cleans_up_after_a_killed_run(toy: Toy, tmp_path: Path) -> None:
-    # a store of its own: `harness destroy` removes every lab of its store, running ones too
-    lab_id, work = killed_run_lab(toy.store, tmp_path)
-    left = traces_of(lab_id, work)
-    assert left.namespaces and left.clones and "tcpdump" in left.inside  # really left behind
-    stragglers = network.processes_in(left.namespaces)
-    result = harness("destroy", store=toy.store)
+def test_destroy_cleans_up_after_a_hung_run(toy: Toy, tmp_path: Path) -> None:
+    # a store of its own: `harness destroy --all` removes every lab of its store, running ones too
+    # (the lab is no project's: its owner made it with Lab itself)
+    with stuck_run_lab(toy.store, tmp_path) as (lab_id, work):
+        left = traces_of(lab_id, work)
+        assert left.namespaces and left.clones and "tcpdump" in left.inside  # really left behind
+        stragglers = network.processes_in(left.namespaces)
+        result = harness("destroy", "--all", store=toy.store)
     assert result.returncode == 0, result.stderr
     assert lab_id in result.stdout
     assert traces_of(lab_id, work) == NOTHING
@@ -273,16 +285,16 @@ def test_destroy_cleans_up_after_a_killed_run(toy: Toy, tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_destroy_removes_only_the_labs_of_its_store(harness_store: Store, toy: Toy,
                                                    tmp_path: Path) -> None:
-    lab_id, work = killed_run_lab(toy.store, tmp_path)
-    # Another store, empty: never the shared one, whose labs belong to other runs on the host.
-    other = scratch_store(harness_store)
-    try:
-        result = harness("destroy", store=other)
-    finally:
-        drop_store(other)
-    assert result.returncode == 0, result.stderr
-    assert lab_id not in result.stdout and traces_of(lab_id, work).clones
-    result = harness("destroy", store=toy.store)
+    with stuck_run_lab(toy.store, tmp_path) as (lab_id, work):
+        # Another store, empty: never the shared one, whose labs belong to other runs on the host.
+        other = scratch_store(harness_store)
+        try:
+            result = harness("destroy", "--all", store=other)
+        finally:
+            drop_store(other)
+        assert result.returncode == 0, result.stderr
+        assert lab_id not in result.stdout and traces_of(lab_id, work).clones
+        result = harness("destroy", "--all", store=toy.store)
     assert lab_id in result.stdout
     assert traces_of(lab_id, work) == NOTHING
 
