@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import fixtures, flaky, log, proc, reporting, settings, store, timings
+from harness import debugger, fixtures, flaky, log, proc, reporting, settings, store, timings
 from harness import lab as lab_module
 from harness.errors import HarnessError, UsageError
 from harness.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
@@ -124,6 +124,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # named in `pytest_plugins`, pytest would warn on every run that it came too late to rewrite.
     if not config.pluginmanager.is_registered(fixtures):  # `-p harness.fixtures` did it already
         config.pluginmanager.register(fixtures, "harness.fixtures")
+    if not config.pluginmanager.is_registered(debugger):  # --pdb, breakpoint(): how to enter the lab
+        config.pluginmanager.register(debugger, "harness.debugger")
     if not config.option.help:  # nothing runs, nothing is reported: anyone may ask, anywhere
         _refuse_a_user_who_cannot_write(config)
         reporting.point_reports(config)
