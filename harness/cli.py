@@ -196,6 +196,13 @@ def parser() -> argparse.ArgumentParser:
                     "harness shell gw -- sh -c 'a | b'")
     shell.add_argument("machine", metavar="MACHINE")
     shell.add_argument("--lab", help="which lab, when several run (see `harness ls`)")
+    apply = verb("apply", cli_labs.cmd_apply)
+    apply.add_argument("stage", metavar="STAGE", nargs="?",
+                       help="the stage to run again (default: those whose files changed since the "
+                            "lab's snapshot)")
+    apply.add_argument("--lab", help="which lab, when several run (see `harness ls`)")
+    apply.add_argument("--check-idempotent", action="store_true",
+                       help="run the steps twice; fail when the second run changes anything")
     down = verb("down", cli_labs.cmd_down)
     down.add_argument("lab", nargs="?", help="which lab (default: the only one `harness up` started)")
     export = verb("export", cli_snapshots.cmd_export)
