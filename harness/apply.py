@@ -85,10 +85,15 @@ def attach(record: Mapping[str, object], pipeline: Pipeline) -> tuple[Lab, Snaps
 
 
 def chain(store: Store, snapshot: Snapshot) -> dict[str, Snapshot]:
-    """``snapshot`` and the snapshots it was built on (its manifest's ``parent``), by stage."""
+    """``snapshot`` and the snapshots it was built on (its manifest's ``parent``), by stage; a
+    kept failure stands for the stage snapshot its lab was booted from (``from``)."""
     found: dict[str, Snapshot] = {}
     current: Snapshot | None = snapshot
     while current is not None:
+        kept_from = current.meta.get("from")
+        if kept_from and "inputs" not in current.meta:
+            current = store.get(SnapshotRef.parse(str(kept_from)))
+            continue
         found[str(current.meta.get("stage") or current.ref.stage)] = current
         parent = current.meta.get("parent")
         current = store.get(SnapshotRef.parse(str(parent))) if parent else None

@@ -131,3 +131,16 @@ def test_apply_takes_an_edited_playbook_into_the_running_lab(project: Path, seed
             "  server: ~ var/www/html/index.html",
             "the second run of office's steps changed nothing"]
         assert page(project, seeded_store, started) == "played again on server\n"
+
+
+def test_a_kept_failure_stands_for_the_stage_snapshot_it_was_kept_from(seeded_store: Store) -> None:
+    from harness.apply import chain
+    from harness.names import SnapshotRef
+
+    (base,) = seeded_store.snapshots()
+    office = seeded_store.publish(SnapshotRef.of_stage("office", "1" * 16), {"base": base.member("base")},
+                                  {"stage": "office", "parent": base.name, "inputs": {"file x": "1"}})
+    kept = seeded_store.publish(SnapshotRef.parse("failed/t"), {"base": base.member("base")},
+                                {"stage": "office", "from": office.name})
+    assert {stage: snap.name for stage, snap in chain(seeded_store, kept).items()} == \
+        {"office": office.name, str(base.meta.get("stage") or base.ref.stage): base.name}
