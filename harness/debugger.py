@@ -1,9 +1,9 @@
-"""Stopping inside a failure: ``pytest --pdb``, or a ``breakpoint()`` in a scenario, stops with
+"""Stopping inside a failure: ``pytest --pdb``, or a call of Python's breakpoint in a scenario, stops with
 the test's lab up and says how to enter each of its machines.
 
 Registered by the plugin (`harness.plugin`, in its ``pytest_configure``). pytest calls
 ``pytest_enter_pdb`` before its debugger's first prompt, whether a test failed (``--pdb``)
-or called ``breakpoint()``; at that point no fixture has been torn down, so the test's
+or called breakpoint; at that point no fixture has been torn down, so the test's
 machines are live: from the prompt ``gw.succeed("ip -br addr")`` runs in the machine, and
 from another terminal ``harness shell gw --lab ID`` enters it (the lab's record names its
 machines, `harness.lab.Lab.boot`). Nothing here keeps the lab: leaving the debugger
