@@ -29,7 +29,7 @@ from harness.core.errors import HarnessError, UsageError
 from harness.machines import lab as lab_module
 from harness.machines import volumes
 from harness.model.pipeline import Pipeline, load_pipeline, needed_stage
-from harness.pytest import fixtures, flaky, reporting, timings
+from harness.pytest import debugger, fixtures, flaky, reporting, timings
 from harness.pytest.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
 from harness.pytest.session import (
     MACHINE_FIXTURES_KEY,
@@ -126,6 +126,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # named in `pytest_plugins`, pytest would warn on every run that it came too late to rewrite.
     if not config.pluginmanager.is_registered(fixtures):  # `-p harness.pytest.fixtures` did it already
         config.pluginmanager.register(fixtures, "harness.pytest.fixtures")
+    if not config.pluginmanager.is_registered(debugger):  # --pdb, breakpoint(): how to enter the lab
+        config.pluginmanager.register(debugger, "harness.pytest.debugger")
     if not config.option.help:  # nothing runs, nothing is reported: anyone may ask, anywhere
         _refuse_a_user_who_cannot_write(config)
         reporting.point_reports(config)

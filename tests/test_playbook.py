@@ -7,6 +7,7 @@ real booted machine and to an unbooted tree, against a scratch store seeded with
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -146,7 +147,8 @@ def test_a_role_builds_into_a_snapshot_and_a_scenario_asserts_the_service(
         pytester: pytest.Pytester, seeded_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     write_tree(pytester.path / "ansible", ANSIBLE)
     pytester.makepyfile(officelab=PIPELINE, test_office=SCENARIO)
-    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    # the project's modules, then this checkout's harness (not the one the venv installed)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path), str(Path(__file__).parent.parent)]))
     result = pytester.runpytest_subprocess("--pipeline=officelab", f"--store={seeded_store.root}",
                                            "-p", "no:cacheprovider", "-rA", timeout=900)
     result.assert_outcomes(passed=2)

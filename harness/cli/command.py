@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.cli import args as cli_args
+from harness.cli import bisect
 from harness.cli import labs as cli_labs
 from harness.cli import snapshots as cli_snapshots
 from harness.core import log, proc, settings
@@ -144,6 +145,18 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bisect(args: argparse.Namespace) -> int:
+    """Find the commit that broke the scenarios (git bisect run, pytest at each step), restoring
+    from the store every stage whose key a commit left alone; name it and the stages it changed."""
+    if not args.words:
+        raise UsageError("give the pytest arguments after --: harness bisect GOOD BAD -- scenarios -k dns")
+    outcome = bisect.run(Path.cwd(), args.good, args.bad, args.words, cli_args.run_settings(args).store)
+    print()  # git's last line may lack its newline
+    for line in bisect.report(outcome):
+        print(line)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Build the HTML report (Allure Report 3, one self-contained file) from allure results."""
     from harness.engine import report
@@ -205,6 +218,13 @@ def parser() -> argparse.ArgumentParser:
                     "harness shell gw -- sh -c 'a | b'")
     shell.add_argument("machine", metavar="MACHINE")
     shell.add_argument("--lab", help="which lab, when several run (see `harness ls`)")
+    apply = verb("apply", cli_labs.cmd_apply)
+    apply.add_argument("stage", metavar="STAGE", nargs="?",
+                       help="the stage to run again (default: those whose files changed since the "
+                            "lab's snapshot)")
+    apply.add_argument("--lab", help="which lab, when several run (see `harness ls`)")
+    apply.add_argument("--check-idempotent", action="store_true",
+                       help="run the steps twice; fail when the second run changes anything")
     down = verb("down", cli_labs.cmd_down)
     down.add_argument("lab", nargs="?", help="which lab (default: the only one `harness up` started)")
     export = verb("export", cli_snapshots.cmd_export)
@@ -240,6 +260,11 @@ def parser() -> argparse.ArgumentParser:
                      help="exit non-zero when killed/counted is under RATIO (default 0.95)")
     mut.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                      help="mutants run at once (default: one per core)")
+    bis = verb("bisect", cmd_bisect)
+    bis.epilog = ("The pytest arguments go after --: harness bisect v1.2 HEAD -- scenarios -k dns. "
+                  "Each step's record: .git/harness-bisect.jsonl.")
+    bis.add_argument("good", metavar="GOOD", help="a commit whose scenarios pass")
+    bis.add_argument("bad", metavar="BAD", help="a later commit whose scenarios fail")
     rep = verb("report", cmd_report)
     rep.add_argument("--results", default="reports/allure-results", help="allure results directory")
     rep.add_argument("-o", "--output", default="reports/html", help="where the report goes")
@@ -271,9 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = words[words.index("--") + 1:] if "--" in words else []
     words = words[: words.index("--")] if "--" in words else words
     args = parser().parse_args(words)
-    if command and args.command not in ("shell", "mutate"):
+    if command and args.command not in ("shell", "mutate", "bisect"):
         parser().error("a command after -- is only for `harness shell MACHINE -- COMMAND` and "
-                       "pytest arguments for `harness mutate -- ARGS`")
+                       "pytest arguments for `harness mutate -- ARGS` and `harness bisect GOOD BAD -- ARGS`")
     args.words = command
     handler = _progress(args.verbose)
     log.logger.addHandler(handler)

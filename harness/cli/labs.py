@@ -1,16 +1,18 @@
-"""The ``harness`` verbs for labs by hand: up, shell, down, destroy."""
+"""The ``harness`` verbs for labs by hand: up, shell, apply, down, destroy."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.cli import args as cli_args
 from harness.core import proc
-from harness.core.errors import HarnessError, UsageError
+from harness.core.errors import CheckFailed, HarnessError, UsageError
 from harness.core.names import PREFIX, LabName
+from harness.engine import apply
 from harness.engine.build.builder import Builder
 from harness.machines import lab, network, nspawn
 from harness.machines.lab import Lab
@@ -93,6 +95,24 @@ def shell_argv(leader: int, words: Sequence[str]) -> list[str]:
     ['nsenter', '--target=4242', '--all', '--', 'sh', '-c', 'echo one; echo two']
     """
     return nspawn.enter(leader, list(words) or ["/bin/bash", "-l"])
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """Run a changed stage's steps (scripts, a playbook) again in the machines of a lab started
+    with `harness up`, and say what that changed; no snapshot is made from it."""
+    record = _one_lab(args.lab)
+    pipeline = cli_args.pipeline(args)
+    try:
+        said, _ = apply.apply(record, pipeline, args.stage, check_idempotent=args.check_idempotent,
+                                 progress=print)
+    except CheckFailed as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 1
+    if args.check_idempotent:
+        print(f"idempotent: the second run of {', '.join(said)} changed nothing")
+    print(f"lab {record['id']} now differs from {record.get('origin')}; no snapshot was made from it "
+          "(`harness build` builds the stage from its files)")
+    return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:

@@ -83,7 +83,7 @@ class WorkOwner:
     pid: int
     token: str
 
-    KINDS = ("build", "import", "keep")
+    KINDS = ("build", "import", "keep", "apply")
 
     def __str__(self) -> str:
         return f"{self.kind}-{self.label}-{self.pid}-{self.token}"

@@ -212,6 +212,8 @@ class Lab:
             raise next(iter(failures.values()))
         if failures:
             raise fleet.summary(failures, len(names), f"lab {self.id}: boot")
+        if (RUN_DIR / f"{self.id}.json").exists():  # its record names the machines `harness shell` enters
+            self._record()
 
     def _start(self, name: str) -> Machine:
         setup = self.setups[name]

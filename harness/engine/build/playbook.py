@@ -120,7 +120,10 @@ class Playbook:
                 # directory: /tmp lasts one command in an unbooted root, /var/tmp does not
                 "ANSIBLE_SYSTEM_TMPDIRS": "/var/tmp",
                 # byte code of the tree's plugins would land in the tree: its key would move
-                "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+                "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+                # the connection imports this harness, not whichever the virtualenv installed
+                # (a git worktree's run drove another checkout's harness_machine)
+                "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
             argv = [str(program), "--inventory", str(here / "inventory.yml"), str(self.path)]
             try:
                 status, output = self._play(argv, env, where)
