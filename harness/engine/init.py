@@ -134,7 +134,8 @@ steps can be scripts (`harness.engine.build.scripts.scripts`), an Ansible playbo
 }
 
 
-TEMPLATES = {"basic": FILES, "office": init_office.FILES}
+SHARED = ("pyproject.toml", "stages/__init__.py")  # every template's: the project and its pipeline
+TEMPLATES = {"basic": FILES, "office": {**{name: FILES[name] for name in SHARED}, **init_office.FILES}}
 
 
 def init(directory: Path, template: str = "basic") -> list[Path]:

@@ -14,35 +14,9 @@ interfaces), so no address is written twice. Python is the stage list and the sc
 
 from __future__ import annotations
 
+# The files of its own; `harness.engine.init` adds those every template shares (pyproject.toml,
+# stages/__init__.py).
 FILES = {
-    "pyproject.toml": '''\
-[project]
-name = "{name}"
-version = "0.1.0"
-requires-python = ">=3.11"
-dependencies = ["harness"]
-
-[tool.pytest.ini_options]
-harness_pipeline = "stages"  # the module whose PIPELINE defines this project's stages
-harness_reports = "reports"  # allure results, junit.xml, timings.md, a failing test's evidence
-testpaths = ["scenarios"]
-''',
-    "stages/__init__.py": '''\
-"""This project's stages, in build order, on the network its inventory describes."""
-
-from pathlib import Path
-
-from harness import Pipeline, base_stage, load_inventory
-from stages import office
-
-INVENTORY = load_inventory(Path(__file__).with_name("inventory.toml"))
-
-PIPELINE = Pipeline(
-    [base_stage("bootstrap"), office.STAGE],
-    inventory=INVENTORY,     # the interfaces, the router's forwarding, the plan the scripts see
-    static_addresses=True,   # the lab sets static interfaces' addresses and gateways before boot
-)
-''',
     "stages/inventory.toml": '''\
 # The office's machines and networks. Every address and MAC lives here, once: the router's
 # scripts read the reservations and the pool from it, the scenarios their expectations.
