@@ -24,8 +24,9 @@ from types import TracebackType
 from pyroute2 import NetNS, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from harness import proc
+from harness import links, proc
 from harness.errors import HarnessError, UsageError
+from harness.impair import Impairment
 from harness.names import PREFIX, LabName
 
 NETNS_DIR = Path("/run/netns")
@@ -179,6 +180,7 @@ def processes_in(names: Sequence[str]) -> list[int]:
 def remove_lab_namespaces(lab_id: str) -> list[str]:
     """Remove every namespace of lab ``lab_id`` (also after a crash), killing any process
     still inside one; return their names."""
+    links.forget(lab_id)
     doomed = [n for n in lab_namespaces() if n.startswith(LabName.prefix(lab_id))]
     for pid in processes_in(doomed):
         proc.kill(pid)
@@ -346,13 +348,31 @@ class LabNetwork:
             jumps.append(f'{way} "{port}" jump {name}')
         self._faults(jumps, chains)
 
+    def impair(self, target: str, *, delay: float | str = 0.0, jitter: float | str = 0.0,
+               rate: int | str = 0, reorder: float = 0.0, duplicate: float = 0.0, corrupt: float = 0.0,
+               loss: float = 0.0, seed: int = 0) -> Impairment:
+        """Make every link of ``target`` (a machine, or each machine's link on a segment) delay,
+        jitter, limit, reorder, duplicate, corrupt or lose frames, both ways and both families,
+        until `heal()`; replaces what its links had. Durations in seconds or as ``"200ms"``,
+        ``rate`` in bit/s or as ``"10mbit"``, the rest in percent; ``seed`` fixes the draws.
+        A frame between two machines of an impaired segment crosses two impaired links.
+        `harness.impair.Impairment` says what each does, `harness.links` how."""
+        settings = Impairment.parse(delay=delay, jitter=jitter, rate=rate, reorder=reorder,
+                                    duplicate=duplicate, corrupt=corrupt, loss=loss, seed=seed)
+        links.apply(self.lab_id, target, settings)
+        return settings
+
     def heal(self) -> None:
-        """Remove every partition and drop rule."""
+        """Remove every partition, drop rule and impairment."""
         proc.run(["nsenter", f"--net={NETNS_DIR / self.switch}", "nft", "delete table bridge "
                   "harness_faults"], check=False)
+        links.heal(self.lab_id)
 
     def remove(self) -> None:
-        """Remove the namespaces this object created (their veths and bridges go with them)."""
+        """Remove the namespaces this object created (their veths and bridges go with them),
+        stopping the relays of impaired links first."""
+        if self._created:
+            links.forget(self.lab_id)
         while self._created:
             _remove_namespace(self._created.pop())
 
