@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import cli_args, cli_labs, cli_snapshots, host, lab, log, mutate, proc, settings
+from harness import cli_args, cli_impair, cli_labs, cli_snapshots, host, lab, log, mutate, proc, settings
 from harness import init as project_init
 from harness.build import Builder
 from harness.errors import HarnessError, UsageError
@@ -196,6 +196,7 @@ def parser() -> argparse.ArgumentParser:
                     "harness shell gw -- sh -c 'a | b'")
     shell.add_argument("machine", metavar="MACHINE")
     shell.add_argument("--lab", help="which lab, when several run (see `harness ls`)")
+    cli_impair.add_arguments(verb("impair", cli_impair.cmd_impair))
     down = verb("down", cli_labs.cmd_down)
     down.add_argument("lab", nargs="?", help="which lab (default: the only one `harness up` started)")
     export = verb("export", cli_snapshots.cmd_export)

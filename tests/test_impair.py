@@ -3,14 +3,16 @@ impaired links of real namespaces, measured by UDP echoes (the host has no ping)
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import time
+from pathlib import Path
 
 import pytest
 from pyroute2 import netns
 
-from harness import links, proc, relay
+from harness import cli, lab, links, proc, relay
 from harness.errors import UsageError
 from harness.impair import Impairment, Schedule
 from harness.lab import new_lab_id
@@ -255,3 +257,38 @@ def test_relays_go_with_the_network_and_targets_are_named(net: LabNetwork) -> No
     [entry] = links.active(net.lab_id)
     net.remove()
     assert not proc.alive(entry["pid"]) and links.active(net.lab_id) == []
+
+
+# -- harness impair -------------------------------------------------------------------------
+
+def test_impair_without_a_running_lab_says_how_to_start_one(capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
+    assert cli.main(["impair", "x1", "pas", "--delay", "10ms"]) == 2
+    assert capsys.readouterr().err.strip() == "harness: error: no running lab x1; running: none"
+
+
+@pytest.mark.integration
+def test_harness_impair_lists_impairs_and_heals_a_running_labs_link(
+        net: LabNetwork, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    # the record `harness up` leaves of a kept lab, for the lab whose network `net` is
+    monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
+    (tmp_path / f"{net.lab_id}.json").write_text(json.dumps({"id": net.lab_id, "pid": None, "machines": {}}))
+    lab_id = net.lab_id
+    assert cli.main(["impair", lab_id, "a", "--delay", "50ms", "--jitter", "60ms"]) == 2
+    assert "jitter (60ms) exceeds delay (50ms)" in capsys.readouterr().err
+    assert cli.main(["impair", lab_id, "a", "--delay", "100ms", "--loss", "0.5"]) == 0
+    assert capsys.readouterr().out == (f"lab {lab_id}: a: delay 100ms, loss 0.5%, seed 0 "
+                                       f"(heal with `harness impair {lab_id} --heal a`)\n")
+    assert 0.2 <= _round_trip(net, Family.IPV4) < 0.3
+    assert cli.main(["impair", lab_id]) == 0
+    [entry] = links.active(lab_id)
+    listed = f"a (a-host0): delay 100ms, loss 0.5%, seed 0; relay pid {entry['pid']}\n"
+    assert capsys.readouterr().out == listed
+    assert cli.main(["impair", lab_id, "--heal", "b"]) == 2
+    assert "b is not impaired; impaired: a" in capsys.readouterr().err
+    assert cli.main(["impair", lab_id, "--heal", "a"]) == 0
+    assert capsys.readouterr().out == f"lab {lab_id}: healed a\n"
+    assert not proc.alive(entry["pid"]) and _round_trip(net, Family.IPV4) < 0.05
