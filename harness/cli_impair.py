@@ -12,7 +12,7 @@ from harness.impair import PERCENTS, Impairment
 
 EVERY = "*"  # --heal without a target
 SETTINGS = ("delay", "jitter", "rate", *PERCENTS)
-VERBS = {"reorder": "sent ahead of those delayed", "duplicate": "sent twice",
+VERBS = {"reorder": "held back while later ones overtake them", "duplicate": "sent twice",
          "corrupt": "with one bit flipped", "loss": "lost"}
 
 

@@ -69,14 +69,19 @@ class Impairment:
 
     ``delay`` and ``jitter`` in seconds: each frame waits ``delay`` ± up to ``jitter``
     (uniformly), in order: jitter alone does not reorder, as a real queue does not.
-    ``reorder`` % of the frames skip the wait and overtake those held (netem's reorder), so it
-    needs a delay. ``rate`` in bit/s: frames leave no faster than that, and a queue of more than
+    ``reorder`` % of the frames are held back for twice their wait, and the frames behind them
+    overtake them; so it needs a delay. (netem sends its reordered frames at once instead;
+    held back, no frame is ever faster than the delay, so what a scenario shows about a slow
+    link holds on every run.) ``rate`` in bit/s: frames leave no faster than that, and a queue of more than
     a second's worth drops (0: no limit). ``duplicate`` % are sent twice, ``corrupt`` % get one
     bit flipped after their checksums are complete (the receiver drops them, as a bad cable's),
-    ``loss`` % are dropped; ARP, IPv6 neighbour discovery and multicast listener reports are
-    never dropped, duplicated or corrupted, nor draw from the generator (a lost one would lose
-    packets in bursts, not a share, as in `LabNetwork.drop`; and when the switch's bridge
-    reports its groups is no business of a scenario's).
+    ``loss`` % are dropped. ARP, IPv6 neighbour discovery and multicast listener reports pass
+    at once, untouched, and draw nothing from the generator: a lab retries a neighbour query
+    every 100 ms, three times (`harness.network.ND_RETRANS_MS`), so behind a delay of more
+    than 150 ms every neighbour would fail, where a real link's latency lies beyond the
+    neighbour (a WAN, a congested switch); a lost one would lose packets in bursts, not a
+    share (as in `LabNetwork.drop`); and when the switch's bridge reports its groups is no
+    business of a scenario's.
     ``seed`` fixes every random draw: the same frames meet the same fates on every run.
     """
 
@@ -131,7 +136,7 @@ class Impairment:
                              "link: set_link(..., up=False))")
         if self.reorder and not self.delay:
             raise UsageError(f"impair: reorder={self.reorder:g} needs a delay: reordered frames are the "
-                             "ones that overtake the delayed others")
+                             "ones held back while the others overtake them")
         if self.rate and self.rate < MIN_RATE:
             raise UsageError(f"impair: rate of at least {MIN_RATE} bit/s (8kbit), not {self.rate}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -180,17 +185,19 @@ class Schedule:
     def fate(self, now: float, size: int, *, spared: bool) -> Fate:
         """The fate of a frame of ``size`` bytes arriving at ``now`` (seconds, any clock).
 
-        ``spared``: ARP or neighbour discovery, never lost, duplicated or corrupted, but delayed
-        like the rest. Only impaired frames draw from the generator, so that other traffic
-        (an IPv6 router solicitation at some moment) does not shift the fates of the rest."""
+        ``spared``: ARP, neighbour discovery or a multicast report, which leaves at once. Only
+        impaired frames draw from the generator, so that other traffic (an IPv6 router
+        solicitation at some moment) does not shift the fates of the rest."""
         s = self.settings
+        if spared:
+            return Fate((now,))
         draw = self.random.random
-        if not spared and s.loss and draw() * 100 < s.loss:
+        if s.loss and draw() * 100 < s.loss:
             return Fate(())
-        if s.reorder and not spared and draw() * 100 < s.reorder:
-            leave = now  # overtakes every frame held, and does not hold back the next
+        wait = s.delay + (draw() * 2 - 1) * s.jitter if s.jitter else s.delay
+        if s.reorder and draw() * 100 < s.reorder:
+            leave = now + 2 * wait  # held back: the frames behind it overtake it
         else:
-            wait = s.delay + (draw() * 2 - 1) * s.jitter if s.jitter else s.delay
             leave = max(now + wait, self.last)  # in order: no frame overtakes the one before it
             self.last = leave
         if s.rate:
@@ -198,6 +205,6 @@ class Schedule:
             if start - leave > QUEUE_LIMIT:
                 return Fate(())  # the queue is full: tail drop
             self.free = leave = start + size * 8 / s.rate
-        copies = 2 if s.duplicate and not spared and draw() * 100 < s.duplicate else 1
-        corrupt = draw() if s.corrupt and not spared and draw() * 100 < s.corrupt else None
+        copies = 2 if s.duplicate and draw() * 100 < s.duplicate else 1
+        corrupt = draw() if s.corrupt and draw() * 100 < s.corrupt else None
         return Fate((leave,) * copies, corrupt)

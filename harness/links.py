@@ -120,14 +120,15 @@ def resolve(lab_id: str, target: str) -> list[str]:
             raise UsageError(f"lab {lab_id} has no machine or segment {target!r}: machines: "
                              f"{', '.join(machines)}; segments: {', '.join(segments)}")
         with _ns(str(LabName(lab_id, target))) as ns:
-            peers = [link.get("link") for link in ns.get_links()
-                     if link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") == "veth"]
-        ports = []
-        for peer in peers:
-            found = sw.get_links(peer) if peer else []
-            if found:
-                name = str(found[0].get("ifname"))
-                ports.append(renamed.get(name, name))
+            ifnames = [str(link.get("ifname")) for link in ns.get_links()
+                       if link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") == "veth"]
+        # By name, not by the veth's peer index: a machine may have veths of its own to
+        # other namespaces than the switch's (the internet's narrow link), whose peer index
+        # means another interface there.
+        from harness.network import Interface, switch_port  # imports this module first
+        bridged = {str(link.get("ifname")) for link in sw.get_links() if link.get("master")}
+        ports = [port for port in (switch_port(Interface(target, name, "lan", "02:00:00:00:00:00"))
+                                   for name in ifnames) if port in bridged or port in renamed.values()]
     if not ports:
         raise UsageError(f"machine {target} of lab {lab_id} has no link to impair")
     return sorted(ports)

@@ -52,6 +52,12 @@ def pas_home_not_mounted(lab: Lab) -> None:
              "session required pam_exec.so /usr/local/sbin/mount-home\n", "")
 
 
+@mutant("the login hook gives up connecting to rhfs0 after 1 s: a seat on a slow link gets no home")
+def pas_home_connect_timeout_short(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        edit(seat, "/usr/local/sbin/mount-home", "ConnectTimeout=5", "ConnectTimeout=1")
+
+
 @mutant("pas ignores the domains DHCP gives it: short names such as wiki do not resolve")
 def pas_ignores_dhcp_domains(lab: Lab) -> None:
     for seat in common.seats(lab):
