@@ -15,9 +15,15 @@ import pytest
 from harness.lab import Lab
 from harness.machine import Machine
 from harness.probes import console_login
+from scenarios.conftest import FAMILIES, address
+from stages.common import wait_for_lease
 
 UPLINK_DELAY = 0.3  # each way, on the internet's link: a trip over the uplink takes 0.6 s
 LOCAL_NAMES = ("mdb", "concours", "wiki", "rhfs0", "mdb.prolo", "web.prolo")
+# name -> machine, for a seat behind a lossy link: each looked up in each family, three times
+NAMED = {"mdb": "gw", "ns": "gw", "udb": "gw", "netboot": "gw", "rhfs0": "rhfs0", "hfs0": "rhfs0",
+         "concours": "web", "wiki": "web", "docs": "web", "web.prolo": "web"}
+ROUNDS = 3
 _TOOK = re.compile(r"acquired via protocol DNS in ([\d.]+)(us|ms|s)\b")
 _SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 
@@ -58,3 +64,20 @@ def test_a_login_mounts_its_home_from_rhfs0_over_a_slow_reordering_link(pas: Mac
         tty.shell(f"echo {text} > ~/notes.txt; sync", timeout=90)
     on_rhfs = rhfs.succeed("cat /home/alice/notes.txt").strip()
     assert on_rhfs == text, f"alice wrote {text!r} in her home over the slow link; rhfs0 has {on_rhfs!r}"
+
+
+@pytest.mark.fresh_lab
+def test_a_seat_behind_200ms_jitter_and_1pct_loss_renews_its_leases_and_resolves_the_lan(
+        pas: Machine, lab: Lab) -> None:
+    lab.network.impair(pas.name, delay="200ms", jitter="50ms", loss=1, seed=2)
+    since = pas.succeed("date +%s.%N").strip()
+    pas.succeed("networkctl reconfigure lan0")  # DHCPv4 and DHCPv6 from the start, over the link
+    wait_for_lease(pas, "lan0", since, timeout=60)
+    for _ in range(ROUNDS):  # each round from an empty cache: every lookup crosses the link
+        pas.succeed("resolvectl flush-caches")
+        for name, machine in NAMED.items():
+            for family in FAMILIES:
+                got = pas.execute(f"getent ahostsv{family.version} {name}")[1].split()[:1]
+                wanted = address(machine, family)
+                assert got == [wanted], (f"pas, behind 200 ms ±50 ms and 1% loss, resolved {name} in "
+                                         f"{family} to {got or 'nothing'}, not {wanted}")

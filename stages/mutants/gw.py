@@ -49,13 +49,6 @@ def dhcp_no_search_list(lab: Lab) -> None:
     common.change_dhcp(lab, drop)
 
 
-@mutant("the search list names an internet domain before the LAN's: a short name first waits on the uplink")
-def dhcp_search_list_internet_first(lab: Lab) -> None:
-    for family in Family:  # the seats merge both families' lists: the internet's first in each
-        common.change_dhcp(lab, lambda dhcp: common.dhcp_option(dhcp, "domain-search")
-                           .update(data=f"example.org, {INVENTORY.domain}"), family=family)
-
-
 @mutant("leases last 360 s instead of 3600 s (a zero lost), so clients renew every few minutes")
 def dhcp_short_lease(lab: Lab) -> None:
     common.change_dhcp(lab, lambda dhcp: dhcp.update({"valid-lifetime": 360}))
