@@ -61,6 +61,11 @@ def describe(lab_id: str) -> str:
                    for e in active(lab_id))
 
 
+def machine_side(lab_id: str, port: str) -> list[str]:
+    """The name the machine's end of ``port`` has while its link is impaired (none if not)."""
+    return [p["machine_side"] for e in active(lab_id) for p in e["ports"] if p["port"] == port]
+
+
 def _save(lab_id: str, entries: list[dict[str, Any]]) -> None:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     if not entries:

@@ -288,12 +288,14 @@ class LabNetwork:
                 set_sysctls(self.namespace(machine), self.sysctls[machine])
 
     def set_link(self, machine: str, ifname: str, up: bool) -> None:
-        """Plug (``up``) or unplug ``machine``'s ``ifname`` at the switch: a cable pulled."""
+        """Plug (``up``) or unplug ``machine``'s ``ifname`` at the switch: a cable pulled (on an
+        impaired link, the machine's own end too, or the machine would not see it)."""
         iface = next((i for i in self.interfaces if i.machine == machine and i.name == ifname), None)
         if iface is None:
             raise UsageError(f"lab {self.lab_id}: machine {machine} has no interface {ifname!r}")
         with _ns(self.switch) as sw:
-            sw.link("set", index=_index(sw, switch_port(iface)), state="up" if up else "down")
+            for port in (switch_port(iface), *links.machine_side(self.lab_id, switch_port(iface))):
+                sw.link("set", index=_index(sw, port), state="up" if up else "down")
 
     # -- faults, for scenarios: nftables rules on the switch's bridges --------------------------
 
@@ -351,12 +353,10 @@ class LabNetwork:
     def impair(self, target: str, *, delay: float | str = 0.0, jitter: float | str = 0.0,
                rate: int | str = 0, reorder: float = 0.0, duplicate: float = 0.0, corrupt: float = 0.0,
                loss: float = 0.0, seed: int = 0) -> Impairment:
-        """Make every link of ``target`` (a machine, or each machine's link on a segment) delay,
-        jitter, limit, reorder, duplicate, corrupt or lose frames, both ways and both families,
-        until `heal()`; replaces what its links had. Durations in seconds or as ``"200ms"``,
-        ``rate`` in bit/s or as ``"10mbit"``, the rest in percent; ``seed`` fixes the draws.
-        A frame between two machines of an impaired segment crosses two impaired links.
-        `harness.impair.Impairment` says what each does, `harness.links` how."""
+        """Make every link of ``target`` (a machine, or each machine's link on a segment: a frame
+        between two of its machines crosses two) delay, jitter, limit, reorder, duplicate,
+        corrupt or lose frames, both ways and both families, until `heal()`, replacing what its
+        links had; `harness.impair.Impairment` says what each setting does, `harness.links` how."""
         settings = Impairment.parse(delay=delay, jitter=jitter, rate=rate, reorder=reorder,
                                     duplicate=duplicate, corrupt=corrupt, loss=loss, seed=seed)
         links.apply(self.lab_id, target, settings)

@@ -45,7 +45,10 @@ HELD = 10_000  # frames held per direction at most (netem's default limit is 100
 ETHERNET = 14
 # ICMPv6 neighbour discovery and multicast listener messages (RFC 4861, RFC 3810)
 _ND_TYPES = frozenset({130, 131, 132, 133, 134, 135, 136, 137, 143})
-GONE = frozenset({errno.ENODEV, errno.ENXIO, errno.ENETDOWN})
+GONE = frozenset({errno.ENODEV, errno.ENXIO})
+# A cable pulled (`LabNetwork.set_link`): the socket reports it once, and works again once
+# the link is back up. What was to be sent meanwhile is lost, as on a pulled cable.
+DOWN = errno.ENETDOWN
 
 
 def spared(frame: bytes) -> bool:
@@ -173,6 +176,8 @@ def _receive(sock: socket.socket) -> tuple[bytes, float] | None:
     except BlockingIOError:
         return None
     except OSError as exc:
+        if exc.errno == DOWN:
+            return None
         if exc.errno in GONE:
             raise SystemExit(0) from None
         raise

@@ -89,7 +89,7 @@ def test_the_failure_carries_every_attachment(failed_run: Run) -> None:
     assert any(f"inet {ip}/" in web_address for ip in leased), (leased, web_address)
     assert found["topology"].read_text().lstrip().startswith(("<?xml", "<svg"))
     impaired = found["switch: impaired links"].read_text()
-    assert impaired.startswith("web (web-host0): delay 5ms, seed 4; relay pid "), impaired
+    assert impaired.startswith("web (web-lan0): delay 5ms, seed 4; relay pid "), impaired
 
 
 def test_the_pcap_holds_the_test_traffic(failed_run: Run) -> None:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pyroute2 import netns
+from pyroute2 import NetNS, netns
 
 from harness import cli, lab, links, proc, relay
 from harness.errors import UsageError
@@ -248,6 +248,17 @@ def test_reorder_duplicate_corrupt_and_rate(net: LabNetwork) -> None:
     got = _received(net, Family.IPV4, 60, size=1200)
     spread = got[-1][1] - got[0][1]
     assert len(got) == 60 and 0.5 < spread < 0.8, f"60 frames of 1.25 kB at 1 Mbit/s took {spread:.3f}s"
+
+
+@pytest.mark.integration
+def test_a_cable_pulled_on_an_impaired_link_is_seen_by_the_machine(net: LabNetwork) -> None:
+    net.impair("a", delay="10ms")
+    net.set_link("a", "host0", up=False)
+    with NetNS(net.namespace("a")) as ns:
+        assert ns.get_links(ifname="host0")[0].get("carrier") == 0  # NO-CARRIER, as without impairment
+    net.set_link("a", "host0", up=True)
+    retry(lambda last: _usable(net), timeout=10, what="a to echo through b again")
+    assert 0.02 <= _round_trip(net, Family.IPV4) < 0.1
 
 
 @pytest.mark.integration
