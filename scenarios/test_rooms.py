@@ -16,7 +16,7 @@ import pytest
 
 from harness import Family, Lab, Machine
 from harness.machines.console import CONSOLE_TIMEOUT
-from harness.machines.fleet import deadline, on_each, wait_all
+from harness.machines.fleet import deadline, on_each, timed_each, wait_all
 from harness.model.inventory import Nic
 from harness.probes import (
     Answer,
@@ -43,6 +43,10 @@ from stages.spec import DYNAMIC
 RECORD = {Family.IPV4: "A", Family.IPV6: "AAAA"}
 LOGIN_CPU = 1.0  # CPU-seconds a login to a home on rhfs0 may take, both ends: about 0.33 measured
 REBOOT_CPU = 2.0  # CPU-seconds a seat's reboot may take: its poweroff and its boot
+# A room as a distribution: no seat may take more than ROOM_K times the others' median for
+# the same work, and more than ROOM_NOISE seconds (what a busy host adds to a few commands)
+ROOM_K, ROOM_NOISE = 4.0, 1.0
+LOOKED_UP = ("gw", "rhfs0", "web", "concours", "wiki")
 
 
 def seat_nic(seat: Machine) -> Nic:
@@ -171,3 +175,15 @@ def test_a_boot_storm_loses_no_lease(rooms: dict[str, list[Machine]], gw: Machin
                 f"gw's {family} leases for {nic.mac}: expected only {address}, found {mine or 'none'}"
 
     on_each(back, kept, what="gw's lease database after the storm")
+
+
+def test_no_seat_resolves_the_lan_much_slower_than_the_rest_of_its_room(room: list[Machine]) -> None:
+    def lookups(seat: Machine) -> None:
+        seat.succeed("resolvectl flush-caches")
+        for name in LOOKED_UP:
+            seat.succeed(f"getent ahosts {name}")
+
+    spread = timed_each(room, lookups, what=f"room {INVENTORY.room_of(room[0].name).name}: "
+                                           f"{len(LOOKED_UP)} lookups from an empty cache, per seat")
+    allure.attach(spread.table(), name="room distribution", attachment_type=allure.attachment_type.TEXT)
+    spread.check(k=ROOM_K, floor=ROOM_NOISE)

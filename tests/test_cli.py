@@ -36,8 +36,8 @@ def harness(*args: str, store: Store | None = None) -> subprocess.CompletedProce
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("init", "setup-host", "ls", "rm", "build", "up", "shell", "down", "export", "import",
-                    "gc", "destroy", "report", "mutate"):
+    for command in ("init", "setup-host", "ls", "rm", "build", "up", "shell", "impair", "down", "export",
+                    "import", "gc", "destroy", "report", "mutate"):
         with pytest.raises(SystemExit) as info:
             cli.main([command, "--help"])
         assert info.value.code == 0

@@ -29,7 +29,8 @@ def test_before_it_on_the_same_lab(web):
     web.succeed("dig +short @192.168.1.254 earlier-test.prolo A")
 
 
-def test_deliberately_broken(web, gw):
+def test_deliberately_broken(web, gw, lab):
+    lab.network.impair(web.name, delay="5ms", seed=4)
     gw.succeed("logger -t evidence-test marker-in-the-journal")
     web.succeed("logger -t evidence-test marker-in-webs-journal")
     web.succeed("dig +short @192.168.1.254 gw.prolo A")
@@ -75,7 +76,8 @@ def test_the_failure_carries_every_attachment(failed_run: Run) -> None:
     found = {a["name"]: results / a["source"]
              for a in _result_of(results, "test_deliberately_broken")["attachments"]}
     wanted = ["gw: journal", "gw: ip-addr", "gw: ip-route", "gw: nftables", "gw: dhcp-leases",
-              "web: journal", "web: ip-addr", "web: ip-route", "pcap lan", "pcap uplink", "topology"]
+              "web: journal", "web: ip-addr", "web: ip-route", "pcap lan", "pcap uplink", "topology",
+              "switch: impaired links"]
     assert [w for w in wanted if w not in found] == [], sorted(found)
     assert all(found[w].stat().st_size > 0 for w in wanted)
     assert "marker-in-the-journal" in found["gw: journal"].read_text()
@@ -86,6 +88,8 @@ def test_the_failure_carries_every_attachment(failed_run: Run) -> None:
     leased = [line.split(",")[0] for line in found["gw: dhcp-leases"].read_text().splitlines()[1:]]
     assert any(f"inet {ip}/" in web_address for ip in leased), (leased, web_address)
     assert found["topology"].read_text().lstrip().startswith(("<?xml", "<svg"))
+    impaired = found["switch: impaired links"].read_text()
+    assert impaired.startswith("web (web-lan0): delay 5ms, seed 4; relay pid "), impaired
 
 
 def test_the_pcap_holds_the_test_traffic(failed_run: Run) -> None:

@@ -12,7 +12,7 @@ from pyroute2 import NetNS, netns
 
 from harness.core import proc
 from harness.core.errors import HarnessError, UsageError
-from harness.core.links import Family, Interface
+from harness.core.links import IFNAMSIZ, Family, Interface
 from harness.core.wait import retry
 from harness.machines import network
 from harness.machines.lab import new_lab_id
@@ -30,7 +30,7 @@ def test_switch_port_fits_ifnamsiz_and_stays_distinct() -> None:
     assert network.switch_port(short) == "gw-lan0"
     a = Interface("pas-r11p7", "host0", "lan", "02:00:00:00:00:02")
     b = Interface("pas-r11p7", "host1", "lan", "02:00:00:00:00:03")
-    assert len(network.switch_port(a)) <= network.IFNAMSIZ
+    assert len(network.switch_port(a)) <= IFNAMSIZ
     assert network.switch_port(a) != network.switch_port(b)
 
 

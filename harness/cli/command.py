@@ -20,6 +20,7 @@ from pathlib import Path
 
 from harness.cli import args as cli_args
 from harness.cli import bisect
+from harness.cli import impair as cli_impair
 from harness.cli import labs as cli_labs
 from harness.cli import snapshots as cli_snapshots
 from harness.core import log, proc, settings
@@ -225,6 +226,7 @@ def parser() -> argparse.ArgumentParser:
     apply.add_argument("--lab", help="which lab, when several run (see `harness ls`)")
     apply.add_argument("--check-idempotent", action="store_true",
                        help="run the steps twice; fail when the second run changes anything")
+    cli_impair.add_arguments(verb("impair", cli_impair.cmd_impair))
     down = verb("down", cli_labs.cmd_down)
     down.add_argument("lab", nargs="?", help="which lab (default: the only one `harness up` started)")
     export = verb("export", cli_snapshots.cmd_export)

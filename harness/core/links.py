@@ -5,6 +5,7 @@ network that wires them can all name them without importing one another."""
 from __future__ import annotations
 
 import enum
+import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -78,3 +79,18 @@ class Interface:
                 raise UsageError(f"{self.machine}/{self.name}: gateway {gateway} is on none of its "
                                  f"networks ({', '.join(map(str, networks)) or 'no address'}): give it "
                                  "an address of one of them")
+
+
+def port_name(machine: str, ifname: str) -> str:
+    """Name of the veth end on the switch side of ``machine``'s ``ifname``:
+    ``<machine>-<ifname>`` or, if too long for the kernel, the machine's name and a digest."""
+    name = f"{machine}-{ifname}"
+    if len(name) <= IFNAMSIZ:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{machine[:IFNAMSIZ - 7]}-{digest}"
+
+
+def switch_port(interface: Interface) -> str:
+    """`port_name` of ``interface``."""
+    return port_name(interface.machine, interface.name)

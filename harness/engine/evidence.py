@@ -4,7 +4,7 @@ A `Capture` records every frame crossing the lab's switch while a test runs (one
 per segment). When the test fails, `collect()` writes, into one directory, each
 machine's journal since the test began, its addresses, routes and nftables ruleset,
 whatever the stages declared as evidence (the DHCP leases...), the switch's fault
-rules, the pcaps and the topology as an SVG. The plugin attaches these files to the
+rules and impaired links, the pcaps and the topology as an SVG. The plugin attaches these files to the
 allure report and ``--keep-failed`` ships them with the lab's snapshot.
 """
 
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from harness.core import proc
 from harness.core.errors import HarnessError, present
+from harness.machines import splice as links
 from harness.machines.lab import Lab
 from harness.machines.network import NETNS_DIR, LabNetwork
 from harness.machines.store import Store
@@ -203,6 +204,10 @@ def collect(lab: Lab, directory: Path, *, since: float,
                        "ruleset"], check=False).stdout
     if faults.strip():
         found.append(Evidence("switch: fault rules", _write(directory, "switch.nftables.txt", faults)))
+    impaired = links.describe(lab.id)  # the links that misbehaved on purpose when it failed
+    if impaired:
+        file = _write(directory, "switch.impairments.txt", impaired)
+        found.append(Evidence("switch: impaired links", file))
     dot = _write(directory, "topology.dot", topology_dot(lab, addresses))
     svg = directory / "topology.svg"
     rendered = proc.run(["dot", "-Tsvg", "-o", str(svg), str(dot)], check=False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import ipaddress
 import re
 import socket
@@ -25,8 +24,10 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from harness.core import proc
 from harness.core.errors import HarnessError, UsageError
-from harness.core.links import IFNAMSIZ, Interface
+from harness.core.links import Interface, switch_port
 from harness.core.names import PREFIX, LabName
+from harness.machines import splice as links
+from harness.machines.impair import Impairment
 
 NETNS_DIR = Path("/run/netns")
 _SYSCTL = re.compile(r"net\.[a-z0-9_.-]+")
@@ -52,15 +53,6 @@ NEIGHBOUR_DISCOVERY = ("nd-router-solicit", "nd-router-advert", "nd-neighbor-sol
 def namespace_name(lab_id: str, machine: str | None = None) -> str:
     """``harness-<lab>-sw`` for the switch, ``harness-<lab>-<machine>`` for a machine."""
     return str(LabName(lab_id, machine or "sw"))
-
-
-def switch_port(interface: Interface) -> str:
-    """Name of the veth end on the switch side: ``<machine>-<ifname>`` or, if too long, a digest."""
-    name = f"{interface.machine}-{interface.name}"
-    if len(name) <= IFNAMSIZ:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
-    return f"{interface.machine[:IFNAMSIZ - 7]}-{digest}"
 
 
 def validate(interfaces: Sequence[Interface]) -> None:
@@ -126,6 +118,7 @@ def processes_in(names: Sequence[str]) -> list[int]:
 def remove_lab_namespaces(lab_id: str) -> list[str]:
     """Remove every namespace of lab ``lab_id`` (also after a crash), killing any process
     still inside one; return their names."""
+    links.forget(lab_id)
     doomed = [n for n in lab_namespaces() if n.startswith(LabName.prefix(lab_id))]
     for pid in processes_in(doomed):
         proc.kill(pid)
@@ -236,12 +229,14 @@ class LabNetwork:
                 set_sysctls(self.namespace(machine), self.sysctls[machine])
 
     def set_link(self, machine: str, ifname: str, up: bool) -> None:
-        """Plug (``up``) or unplug ``machine``'s ``ifname`` at the switch: a cable pulled."""
+        """Plug (``up``) or unplug ``machine``'s ``ifname`` at the switch: a cable pulled (on an
+        impaired link, the machine's own end too, or the machine would not see it)."""
         iface = next((i for i in self.interfaces if i.machine == machine and i.name == ifname), None)
         if iface is None:
             raise UsageError(f"lab {self.lab_id}: machine {machine} has no interface {ifname!r}")
         with _ns(self.switch) as sw:
-            sw.link("set", index=_index(sw, switch_port(iface)), state="up" if up else "down")
+            for port in (switch_port(iface), *links.machine_side(self.lab_id, switch_port(iface))):
+                sw.link("set", index=_index(sw, port), state="up" if up else "down")
 
     # -- faults, for scenarios: nftables rules on the switch's bridges --------------------------
 
@@ -296,13 +291,30 @@ class LabNetwork:
             jumps.append(f'{way} "{port}" jump {name}')
         self._faults(jumps, chains)
 
+    def impair(self, target: str, *, delay: float | str = 0.0, jitter: float | str = 0.0,
+               rate: int | str = 0, reorder: float = 0.0, duplicate: float = 0.0, corrupt: float = 0.0,
+               loss: float = 0.0, seed: int = 0) -> Impairment:
+        """Make every link of ``target`` (a machine, or each machine's link on a segment: a frame
+        between two of its machines crosses two) delay, jitter, limit, reorder, duplicate,
+        corrupt or lose frames, both ways and both families, until `heal()`, replacing what its
+        links had; `harness.machines.impair.Impairment` says what each setting does,
+        `harness.machines.splice` how."""
+        settings = Impairment.parse(delay=delay, jitter=jitter, rate=rate, reorder=reorder,
+                                    duplicate=duplicate, corrupt=corrupt, loss=loss, seed=seed)
+        links.apply(self.lab_id, target, settings)
+        return settings
+
     def heal(self) -> None:
-        """Remove every partition and drop rule."""
+        """Remove every partition, drop rule and impairment."""
         proc.run(["nsenter", f"--net={NETNS_DIR / self.switch}", "nft", "delete table bridge "
                   "harness_faults"], check=False)
+        links.heal(self.lab_id)
 
     def remove(self) -> None:
-        """Remove the namespaces this object created (their veths and bridges go with them)."""
+        """Remove the namespaces this object created (their veths and bridges go with them),
+        stopping the relays of impaired links first."""
+        if self._created:
+            links.forget(self.lab_id)
         while self._created:
             _remove_namespace(self._created.pop())
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from harness import Stage, mutant
 from harness.model.mutant import edit, run
 from stages.common import room_interface
+from stages.inventory import INVENTORY
 from stages.mutants import common
 from stages.pas import SEATS
 
@@ -50,6 +51,25 @@ def pas_home_not_mounted(lab: Lab) -> None:
     for seat in common.seats(lab):
         edit(seat, "/etc/pam.d/common-session",
              "session required pam_exec.so /usr/local/sbin/mount-home\n", "")
+
+
+@mutant("the login hook gives up connecting to rhfs0 after 1 s: a seat on a slow link gets no home")
+def pas_home_connect_timeout_short(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        edit(seat, "/usr/local/sbin/mount-home", "ConnectTimeout=5", "ConnectTimeout=1")
+
+
+@mutant("the seats search a stray domain, example.org, before the LAN's (set by hand on their resolver): "
+        "each short name first waits on a lookup over the uplink")
+def pas_stray_search_domain(lab: Lab) -> None:
+    nic = room_interface()
+    for seat in common.seats(lab):
+        run(seat, f"resolvectl domain {nic} example.org {INVENTORY.domain} && resolvectl flush-caches")
+
+
+@mutant("the last seat's switch port is bad: its link delays every frame by 300 ms each way")
+def pas_one_seat_slow_link(lab: Lab) -> None:
+    lab.network.impair(common.seats(lab)[-1].name, delay="300ms")
 
 
 @mutant("pas ignores the domains DHCP gives it: short names such as wiki do not resolve")
