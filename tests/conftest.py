@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pyroute2 import netns
 
 from harness.core.links import Family, Interface
 from harness.machines import network
+from harness.machines.network import LabNetwork
 from harness.model.inventory import Inventory
 from harness.model.inventory_file import load
 
@@ -133,3 +136,23 @@ def as_nobody() -> list[str]:
 
 
 pytest_plugins = ["pytester", "tests.toy"]
+
+
+def udp_ends(net: LabNetwork, family: Family, *, prefix6: str,
+             timeout: float) -> tuple[socket.socket, socket.socket]:
+    """A UDP socket in machine a's namespace and one in b's (``lan("a", "b", prefix6=...)``),
+    bound to their ``family`` address (the host has no ping; sockets keep the namespace they
+    were made in), each waiting ``timeout`` seconds for a datagram."""
+    ends = []
+    for iface in lan("a", "b", prefix6=prefix6):
+        netns.pushns(net.namespace(iface.machine))
+        try:
+            end = socket.socket(socket.AF_INET if family is Family.IPV4 else socket.AF_INET6,
+                                socket.SOCK_DGRAM)
+        finally:
+            netns.popns()
+        [address] = [a.split("/")[0] for a in iface.addresses if Family.of(a) is family]
+        end.bind((address, 7000))
+        end.settimeout(timeout)
+        ends.append(end)
+    return ends[0], ends[1]

@@ -4,13 +4,12 @@ decisions (no root), then impaired links of real namespaces, measured by UDP ech
 from __future__ import annotations
 
 import json
-import socket
 import struct
 import time
 from pathlib import Path
 
 import pytest
-from pyroute2 import NetNS, netns
+from pyroute2 import NetNS
 
 from harness import cli
 from harness.core import proc
@@ -22,7 +21,7 @@ from harness.machines import splice as links
 from harness.machines.impair import Impairment, Schedule
 from harness.machines.lab import new_lab_id
 from harness.machines.network import LabNetwork
-from tests.conftest import lan
+from tests.conftest import lan, udp_ends
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -140,26 +139,9 @@ def test_arp_and_neighbour_discovery_are_spared() -> None:
 PREFIX6 = "2001:db8:78"
 
 
-def _ends(net: LabNetwork, family: Family, timeout: float = 1.0) -> tuple[socket.socket, socket.socket]:
-    """A UDP socket in a's namespace and one in b's, on their ``family`` addresses."""
-    ends = []
-    for iface in lan("a", "b", prefix6=PREFIX6):
-        netns.pushns(net.namespace(iface.machine))
-        try:
-            end = socket.socket(socket.AF_INET if family is Family.IPV4 else socket.AF_INET6,
-                                socket.SOCK_DGRAM)
-        finally:
-            netns.popns()
-        [address] = [a.split("/")[0] for a in iface.addresses if Family.of(a) is family]
-        end.bind((address, 7000))
-        end.settimeout(timeout)
-        ends.append(end)
-    return ends[0], ends[1]
-
-
 def _round_trip(net: LabNetwork, family: Family) -> float:
     """Seconds for one datagram from a to b and its echo back (the best of three)."""
-    a, b = _ends(net, family)
+    a, b = udp_ends(net, family, prefix6=PREFIX6, timeout=1.0)
     best = float("inf")
     with a, b:
         for _ in range(3):
@@ -210,7 +192,7 @@ def test_loss_is_the_same_on_every_run_for_a_seed(net: LabNetwork) -> None:
     up, down = Schedule(settings, "a-host0", "up"), Schedule(settings, "a-host0", "down")
     wanted = sum(bool(up.fate(0, 0, spared=False).departures)
                  and bool(down.fate(0, 0, spared=False).departures) for _ in range(40))
-    a, b = _ends(net, Family.IPV4, timeout=0.3)
+    a, b = udp_ends(net, Family.IPV4, prefix6=PREFIX6, timeout=0.3)
     got = 0
     with a, b:
         for _ in range(40):
@@ -227,7 +209,7 @@ def test_loss_is_the_same_on_every_run_for_a_seed(net: LabNetwork) -> None:
 
 def _received(net: LabNetwork, family: Family, count: int, size: int = 32) -> list[tuple[int, float]]:
     """Send ``count`` numbered datagrams from a to b at once; what b got (number, when)."""
-    a, b = _ends(net, family, timeout=0.5)
+    a, b = udp_ends(net, family, prefix6=PREFIX6, timeout=0.5)
     got = []
     with a, b:
         for n in range(count):

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pyroute2 import NetNS, netns
+from pyroute2 import NetNS
 
 from harness.core import proc
 from harness.core.errors import HarnessError, UsageError
@@ -17,7 +17,7 @@ from harness.core.wait import retry
 from harness.machines import network
 from harness.machines.lab import new_lab_id
 from harness.machines.network import LabNetwork
-from tests.conftest import lan
+from tests.conftest import lan, udp_ends
 
 
 def test_namespace_names_carry_the_lab_id() -> None:
@@ -150,28 +150,11 @@ def test_drop_takes_a_percent_or_a_period(args: tuple[int, ...], kwargs: dict[st
         LabNetwork("t", lan("a")).drop("a", *args, **kwargs)
 
 
-def _ends(net: LabNetwork, family: Family) -> tuple[socket.socket, socket.socket]:
-    """A UDP socket in machine a's namespace and one in b's, bound to their ``family`` address
-    (the host has no ping; sockets keep the namespace they were made in)."""
-    ends = []
-    for iface in lan("a", "b", prefix6=PREFIX6):
-        netns.pushns(net.namespace(iface.machine))
-        try:
-            end = socket.socket(socket.AF_INET if family is Family.IPV4 else socket.AF_INET6,
-                                socket.SOCK_DGRAM)
-        finally:
-            netns.popns()
-        [address] = [a.split("/")[0] for a in iface.addresses if Family.of(a) is family]
-        end.bind((address, 7000))
-        end.settimeout(0.1)  # a lab round trip takes microseconds: silence is a drop
-        ends.append(end)
-    return ends[0], ends[1]
-
-
 def _echoes(net: LabNetwork, count: int, family: Family = Family.IPV4) -> int:
     """Of ``count`` UDP datagrams from machine a to machine b, one at a time, how many b got
     and echoed back to a."""
-    a, b = _ends(net, family)
+    # a lab round trip takes microseconds: a tenth of a second of silence is a drop
+    a, b = udp_ends(net, family, prefix6=PREFIX6, timeout=0.1)
     answered = 0
     with a, b:
         for _ in range(count):
@@ -194,7 +177,7 @@ def _echoed(a: socket.socket, b: socket.socket) -> bool:
 def _burst(net: LabNetwork, count: int, family: Family, within: float = 1.0) -> int:
     """Of ``count`` UDP datagrams sent by a at once, how many b echoed back to a within
     ``within`` seconds (a ping's wait: ``ping -c COUNT -i 0.01 -W 1``)."""
-    a, b = _ends(net, family)
+    a, b = udp_ends(net, family, prefix6=PREFIX6, timeout=0.1)
     answered = 0
     with a, b:
         for _ in range(count):

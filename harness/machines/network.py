@@ -15,7 +15,7 @@ import errno
 import ipaddress
 import re
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -28,6 +28,8 @@ from harness.core.links import Interface, switch_port
 from harness.core.names import PREFIX, LabName
 from harness.machines import splice as links
 from harness.machines.impair import Impairment
+from harness.machines.netlink import index as _index
+from harness.machines.netlink import namespace as _ns
 
 NETNS_DIR = Path("/run/netns")
 _SYSCTL = re.compile(r"net\.[a-z0-9_.-]+")
@@ -317,22 +319,6 @@ class LabNetwork:
             links.forget(self.lab_id)
         while self._created:
             _remove_namespace(self._created.pop())
-
-
-@contextlib.contextmanager
-def _ns(name: str) -> Iterator[NetNS]:
-    ns = NetNS(name)
-    try:
-        yield ns
-    finally:
-        ns.close()
-
-
-def _index(ns: NetNS, ifname: str) -> int:
-    found = ns.link_lookup(ifname=ifname)
-    if not found:
-        raise HarnessError(f"interface {ifname} not found in its namespace")
-    return int(found[0])
 
 
 def _up(ns: NetNS, ifname: str) -> None:

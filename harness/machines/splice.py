@@ -24,17 +24,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import NetNS, netns
+from pyroute2 import netns
 
 from harness.core import proc
 from harness.core.errors import HarnessError, UsageError
 from harness.core.links import port_name
 from harness.core.names import LabName
 from harness.machines.impair import Impairment
+from harness.machines.netlink import index as _index
+from harness.machines.netlink import namespace as _ns
 
 NETNS_DIR = Path("/run/netns")
 STATE_DIR = Path("/run/harness/impair")
@@ -75,22 +76,6 @@ def _save(lab_id: str, entries: list[dict[str, Any]]) -> None:
     temporary = state_file(lab_id).with_suffix(".tmp")
     temporary.write_text(json.dumps(entries, indent=1))
     temporary.replace(state_file(lab_id))
-
-
-@contextlib.contextmanager
-def _ns(name: str) -> Iterator[NetNS]:
-    ns = NetNS(name)
-    try:
-        yield ns
-    finally:
-        ns.close()
-
-
-def _index(ns: NetNS, ifname: str) -> int:
-    found = ns.link_lookup(ifname=ifname)
-    if not found:
-        raise HarnessError(f"interface {ifname} not found in the lab's switch namespace")
-    return int(found[0])
 
 
 def _names(port: str) -> tuple[str, str, str]:
