@@ -33,9 +33,38 @@ from typing import Any
 
 from harness import nspawn
 from harness.build import Builder
+from harness.lab import Lab
 from harness.names import PREFIX
 from harness.store import Snapshot
 
+# What the sandbox of a service costs (``--unsandboxed``): a drop-in turning off every option
+# that makes PID 1 build a mount namespace, a seccomp filter or a capability set for the unit.
+UNSANDBOXED = """[Service]
+ProtectSystem=no
+ProtectHome=no
+PrivateTmp=no
+PrivateDevices=no
+PrivateMounts=no
+ProtectKernelTunables=no
+ProtectKernelModules=no
+ProtectKernelLogs=no
+ProtectControlGroups=no
+ProtectClock=no
+ProtectHostname=no
+ProtectProc=default
+ProcSubset=all
+RestrictNamespaces=no
+RestrictAddressFamilies=
+SystemCallFilter=
+SystemCallArchitectures=
+LockPersonality=no
+MemoryDenyWriteExecute=no
+RestrictRealtime=no
+RestrictSUIDSGID=no
+ReadWritePaths=
+ReadOnlyPaths=
+InaccessiblePaths=
+"""
 POLL = 0.02  # seconds between two reads of the tree: a oneshot shorter than this may go unseen
 SUPERVISOR = "nspawn (supervisor)"
 UNSEEN = "exited, unseen"
@@ -116,9 +145,20 @@ def role(machine: str, rooms: Mapping[str, Sequence[str]]) -> str:
     return "seat" if any(machine in members for members in rooms.values()) else machine
 
 
-def boot_once(builder: Builder, snapshot: Snapshot) -> dict[str, dict[str, float]]:
-    """One resume of ``snapshot``'s lab to all-ready: each machine's boot CPU (ms) by unit."""
+def boot_once(builder: Builder, snapshot: Snapshot,
+              unsandboxed: Sequence[str] = ()) -> dict[str, dict[str, float]]:
+    """One resume of ``snapshot``'s lab to all-ready: each machine's boot CPU (ms) by unit;
+    the services of ``unsandboxed`` without their sandbox (`UNSANDBOXED`, in the clones)."""
     template = builder.lab(snapshot)
+
+    def strip(lab: Lab) -> None:
+        for name, setup in lab.setups.items():
+            for unit in unsandboxed if not setup.shares else ():
+                drop_in = lab.root(name) / "etc/systemd/system" / f"{unit}.d" / "bench-unsandboxed.conf"
+                drop_in.parent.mkdir(parents=True, exist_ok=True)
+                drop_in.write_text(UNSANDBOXED)
+
+    template.before_boot = strip if unsandboxed else None
     prefix = f"{PREFIX}{template.id}-"
     with Watcher(prefix) as watcher, template as lab:
         watcher.read()  # all-ready: the last figures
@@ -126,13 +166,14 @@ def boot_once(builder: Builder, snapshot: Snapshot) -> dict[str, dict[str, float
                 for name, machine in lab.machines.items()}
 
 
-def measure(builder: Builder, snapshot: Snapshot, reps: int) -> dict[str, Any]:
+def measure(builder: Builder, snapshot: Snapshot, reps: int,
+            unsandboxed: Sequence[str] = ()) -> dict[str, Any]:
     """Per role, each unit's median boot CPU (ms) over ``reps`` resumes (and every machine of
-    the role), sorted, with the role's median total."""
+    the role), sorted, with the role's median total (see `boot_once` for ``unsandboxed``)."""
     samples: dict[str, list[dict[str, float]]] = {}
     rooms = builder.pipeline.rooms
     for _ in range(reps):
-        for machine, rows in boot_once(builder, snapshot).items():
+        for machine, rows in boot_once(builder, snapshot, unsandboxed).items():
             samples.setdefault(role(machine, rooms), []).append(rows)
     result: dict[str, Any] = {}
     for name, runs in samples.items():
@@ -165,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="resumes of the lab")
     parser.add_argument("--store", default=os.environ.get("HARNESS_STORE"))
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--unsandboxed", default="", help="comma-separated services booted without "
+                        "their sandbox (a drop-in in the clones): what the sandbox costs")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from stages import PIPELINE
@@ -172,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     builder = Builder(open_store(args.store), PIPELINE)
     snapshot = builder.ensure(PIPELINE.names[-1])
     began = time.monotonic()
-    figures = measure(builder, snapshot, args.reps)
+    figures = measure(builder, snapshot, args.reps, [u for u in args.unsandboxed.split(",") if u])
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     print(markdown(figures, shown=100))

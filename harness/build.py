@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import rootfs
+from harness import lean, rootfs
 from harness.errors import UsageError, present
 from harness.keys import changes
 from harness.lab import Lab, MachineSetup
@@ -207,6 +207,9 @@ class Builder:
                 if stage.prepare is not None:
                     with step(f"stage {stage.name}: {_title(stage.prepare)}"):
                         stage.prepare(Build(stage, self.pipeline, lab))
+                for member in stage.members if stage.lean else ():
+                    if not lab.setups[member].shares:  # a tree's sharers boot what the tree masks
+                        lean.mask(lab.root(member), stage.lean)
 
             earlier = self.pipeline.stages[: self.pipeline.index(stage.name)]
             with self._lab(setups, prepare, self._ready(earlier)) as lab:
@@ -224,6 +227,7 @@ class Builder:
         root = self.store.create(self.store.work_path(owner, BASE_MEMBER))
         try:
             facts = fill(root)
+            lean.mask(root, stage.lean)
             return self.store.publish(name, {BASE_MEMBER: root}, {**meta, **facts}, replace=True)
         finally:
             self.store.release(owner)

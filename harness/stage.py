@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import nspawn
+from harness import lean, nspawn
 from harness.errors import UsageError
 from harness.keys import files_digest, inputs, sources_used, stage_key
 from harness.mutant import Mutant
@@ -64,6 +64,12 @@ class Stage:
     addresses, routes and ruleset: ``{"gw": {"dhcp-leases": "cat /var/lib/kea/..."}}``.
     It is not part of the key: changing it rebuilds nothing.
 
+    ``lean`` names units (``fstrim.timer``) and generators (``systemd-gpt-auto-generator``)
+    the machines of a lab do not need: the build masks them in every root the stage adds
+    (the base stage: the base image, so every machine), before it first boots (`harness.lean`).
+    They are part of the key. Lean only what no scenario observes: a boot costs less CPU,
+    and nothing else may change.
+
     A stage's mutants (regressions of its behaviour that a mutation run applies, see
     `harness.mutant`) are not among its fields: they live in modules no stage imports, and the
     pipeline attaches them (`Pipeline`'s ``mutants``), so that neither they nor their code
@@ -84,6 +90,7 @@ class Stage:
     files: tuple[Path, ...] = ()
     modules: Mapping[str, str] = field(default_factory=dict)  # module name -> source (Stage.here)
     evidence: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    lean: tuple[str, ...] = ()
     origin: str = field(default="", compare=False)  # file:line of its declaration, for errors
 
     def __post_init__(self) -> None:
@@ -93,6 +100,10 @@ class Stage:
             raise UsageError(f"{where}stage {self.name}: packages, boot_args or sources name "
                              f"machines it does not add: {', '.join(sorted(unknown))}; it adds: "
                              f"{', '.join(self.members) or 'none'}")
+        bad = lean.invalid(self.lean)
+        if bad:
+            raise UsageError(f"{where}stage {self.name}: lean= takes unit names (fstrim.timer) and "
+                             f"generator names (systemd-gpt-auto-generator), not: {', '.join(bad)}")
         if self.base is not None and self.machines:
             raise UsageError(f"{where}stage {self.name}: a base stage adds no machines")
         missing = [str(f) for f in self.inputs if not f.exists()]
@@ -327,6 +338,7 @@ class Pipeline:
                              "sysctls": self.sysctls.get(m, {})} for m in stage.machines},
             "steps": [_hook_name(s) for s in (*stage.steps, *stage.ready)],
             "files": files_digest(stage.inputs),
+            **({"lean": sorted(stage.lean)} if stage.lean else {}),  # none: the keys of before
             **self._plan(stage),
         }
 
