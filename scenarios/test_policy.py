@@ -137,29 +137,23 @@ class DropWatch:
         self.rule = " ".join(match)
 
     def __enter__(self) -> DropWatch:
-        self.gw.succeed(f"nft add rule inet filter {self.chain} {self.rule} counter comment {self.comment}")
+        added = self.gw.succeed(f"nft --echo --handle add rule inet filter {self.chain} {self.rule} "
+                                f"counter comment {self.comment}")
+        self.handle = added.rsplit("# handle", 1)[1].split()[0]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        handle = self._rule().get("handle")
-        if handle is not None:
-            self.gw.succeed(f"nft delete rule inet filter {self.chain} handle {handle}")
+        self.gw.succeed(f"nft delete rule inet filter {self.chain} handle {self.handle}")
 
-    def _listing(self) -> list[dict[str, dict]]:  # type: ignore[type-arg]
-        listing: list[dict[str, dict]] = json.loads(  # type: ignore[type-arg]
-            self.gw.succeed(f"nft -j list chain inet filter {self.chain}"))["nftables"]
-        return listing
-
-    def _rule(self) -> dict:  # type: ignore[type-arg]
-        rules = (i["rule"] for i in self._listing() if "rule" in i)
-        return next((r for r in rules if r.get("comment") == self.comment), {})
-
-    def dropped(self) -> int:
-        """Packets of the row that reached the chain's end so far."""
-        return next((e["counter"]["packets"] for e in self._rule().get("expr", []) if "counter" in e), 0)
-
-    def policy(self) -> str:
-        return next((i["chain"].get("policy", "") for i in self._listing() if "chain" in i), "")
+    def state(self) -> tuple[int, str]:
+        """Packets of the row that reached the chain's end so far, and the chain's policy."""
+        listing = json.loads(self.gw.succeed(f"nft -j list chain inet filter {self.chain}"))["nftables"]
+        rules = (i["rule"] for i in listing if "rule" in i)
+        rule: dict[str, list[dict[str, dict[str, int]]]] = \
+            next((r for r in rules if r.get("comment") == self.comment), {})
+        drops = next((e["counter"]["packets"] for e in rule.get("expr", []) if "counter" in e), 0)
+        policy = next((i["chain"].get("policy", "") for i in listing if "chain" in i), "")
+        return int(drops), str(policy)
 
 
 def silence(client: Machine, row: Row) -> float:
@@ -185,13 +179,13 @@ def refusal(client: Machine, gw: Machine, row: Row) -> tuple[str, str]:
             ThreadPoolExecutor(1, thread_name_prefix="policy-probe") as pool:
         running = pool.submit(client.run, f"echo $$ > {PIDFILE}; exec {command} 2>&1")
         with contextlib.suppress(WaitTimeout):  # the client's own timeout passed: its outcome tells
-            retry(lambda _: running.done() or watch.dropped() > 0, WAIT + 1, f"gw to drop {row.id}")
+            retry(lambda _: running.done() or watch.state()[0] > 0, WAIT + 1, f"gw to drop {row.id}")
         try:
             result = running.result(timeout=window)
         except Pending:  # silent for the window after the drop: stop waiting for the rest of WAIT
             client.run(f"kill $(cat {PIDFILE})")
             killed, result = True, running.result()
-        drops, policy = watch.dropped(), watch.policy()
+        drops, policy = watch.state()
     where = f"gw's {watch.chain} chain"
     seen, detail = _seen(result.status, result.stdout, answered)
     if killed and seen not in ("accepted", "rejected"):  # stopped while it heard nothing
