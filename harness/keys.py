@@ -29,8 +29,9 @@ KEY_LENGTH = 16
 # build runs (build, scripts), how the machines it runs in boot and are wired (lab, machine,
 # nspawn, network) and how the result is published (store). Editing one of them rebuilds
 # every stage; the front ends, reports, evidence, waits and the rest do not.
-BUILD_MODULES = ("build", "inventory", "inventory_file", "keys", "lab", "machine", "network", "nspawn",
-                 "rootfs", "scripts", "playbook", "ansible_plugins/harness_machine", "stage", "store")
+BUILD_MODULES = ("build", "inventory", "inventory_file", "keys", "lab", "lean", "machine", "network",
+                 "nspawn", "rootfs", "scripts", "playbook", "ansible_plugins/harness_machine", "stage",
+                 "store")
 
 
 def code_key(package: Path, modules: Sequence[str] = BUILD_MODULES) -> str:
