@@ -34,7 +34,7 @@ from typing import Any
 from harness import nspawn
 from harness.build import Builder
 from harness.lab import Lab
-from harness.names import PREFIX
+from harness.names import PREFIX, SnapshotRef
 from harness.store import Snapshot
 
 # What the sandbox of a service costs (``--unsandboxed``): a drop-in turning off every option
@@ -206,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="resumes of the lab")
     parser.add_argument("--store", default=os.environ.get("HARNESS_STORE"))
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--snapshot", help="resume this snapshot (stage/key) instead of the last stage's "
+                        "current one: an earlier build, to compare")
     parser.add_argument("--unsandboxed", default="", help="comma-separated services booted without "
                         "their sandbox (a drop-in in the clones): what the sandbox costs")
     args = parser.parse_args(argv)
@@ -213,7 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from stages import PIPELINE
 
     builder = Builder(open_store(args.store), PIPELINE)
-    snapshot = builder.ensure(PIPELINE.names[-1])
+    snapshot = builder.store.get(SnapshotRef.parse(args.snapshot)) if args.snapshot \
+        else builder.ensure(PIPELINE.names[-1])
+    if snapshot is None:
+        raise SystemExit(f"bench.units: no snapshot {args.snapshot} in {builder.store.root} (`harness ls`)")
     began = time.monotonic()
     figures = measure(builder, snapshot, args.reps, [u for u in args.unsandboxed.split(",") if u])
     if args.json:

@@ -10,4 +10,6 @@ from __future__ import annotations
 
 from harness import debian
 
-STAGE = debian.base_stage("bootstrap", lean=debian.LEAN)  # a lean lab: bench/README.md, issue 29
+# A lean lab (bench/README.md, issue 29). And no SysV init scripts: every service of this lab
+# has a unit of its own (the one script without, hwclock.sh, is for hardware).
+STAGE = debian.base_stage("bootstrap", lean=(*debian.LEAN, "systemd-sysv-generator"))
