@@ -13,6 +13,7 @@ What is measured (see bench/README.md for the figures):
   readiness hooks included; and its teardown;
 - floor: what the host allows (see bench/floor.py): cloning the roots, one bare machine's
   boot, the lab's boot CPU over the cores;
+- units: that boot CPU by machine role and unit (see bench/units.py), sorted;
 - updown: ``harness up`` then ``harness down``, back to back;
 - fresh: what a ``fresh_lab`` scenario costs beyond a shared-lab one, back to back (the same
   trivial test both ways: no time for a spare lab to boot) and in the suite (set-up plus
@@ -50,7 +51,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import floor, scale
+from bench import floor, scale, units
 from bench.report import markdown
 from harness import Lab, Pipeline, SnapshotRef
 from harness.core import proc
@@ -320,8 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cold-reps", type=int, default=3, help="repetitions of the cold build")
     parser.add_argument("--suite-reps", type=int, default=1, help="repetitions of each suite run")
     parser.add_argument("--skip", default="",
-                        help="comma-separated: cold,resume,floor,updown,fresh,suite,families,ancestor,ls,"
-                             "bundle")
+                        help="comma-separated: cold,resume,floor,units,updown,fresh,suite,families,"
+                             "ancestor,ls,bundle")
     parser.add_argument("--mutate", action="store_true", help="also time the whole mutation run")
     parser.add_argument("--scale", action="store_true",
                         help="also measure rooms of 10, 50, 100 and 250 contestants (bench/scale.py)")
@@ -364,6 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "bare boot": summary(floor.bare_boot(store, base, args.reps)),
                             "lab boot cpu": cpu, "cores": os.cpu_count() or 1,
                             "lab cpu floor": cpu["median"] / (os.cpu_count() or 1)}
+    if "units" not in skip:
+        progress("boot CPU by role and unit")
+        results["units"] = units.measure(builder, last, max(1, args.reps // 2))
     if "updown" not in skip:
         progress("harness up + down")
         results["updown"] = summary(floor.up_down(store, args.reps, REPO))
@@ -419,7 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["scale"] = scale.measure(scale.SIZES, max(1, args.reps // 2))
         (REPO / "bench" / "scale.svg").write_text(scale.svg(results["scale"]))
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown(results) + (f"\n{scale.markdown(results['scale'])}" if "scale" in results else "")
+    table = markdown(results) + (f"\n{units.markdown(results['units'])}" if "units" in results else "") \
+        + (f"\n{scale.markdown(results['scale'])}" if "scale" in results else "")
     (out / "latest.md").write_text(table)
     print(table)
     return 0

@@ -245,6 +245,7 @@ class Pipeline:
                              "sysctls": self.sysctls.get(m, {})} for m in stage.machines},
             "steps": [_hook_name(s) for s in (*stage.steps, *stage.ready)],
             "files": files_digest(stage.inputs),
+            **({"lean": sorted(stage.lean)} if stage.lean else {}),  # none: the keys of before
             **self._plan(stage),
         }
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import UsageError
-from harness.machines import containers
+from harness.machines import containers, lean
 from harness.model.keys import sources_used
 
 BASE_MEMBER = "base"
@@ -50,6 +50,12 @@ class Stage:
     addresses, routes and ruleset: ``{"gw": {"dhcp-leases": "cat /var/lib/kea/..."}}``.
     It is not part of the key: changing it rebuilds nothing.
 
+    ``lean`` names units (``fstrim.timer``) and generators (``systemd-gpt-auto-generator``)
+    the machines of a lab do not need: the build masks them in every root the stage adds
+    (the base stage: the base image, so every machine), before it first boots
+    (`harness.machines.lean`). They are part of the key. Lean only what no scenario observes: a
+    boot costs less CPU, and nothing else may change.
+
     ``containers`` names, per machine it adds, the unprivileged users that run rootless podman
     and buildah there (``{"box": ("alice",)}``): `harness.machines.containers` installs the tools,
     makes the users with subordinate id ranges and lingering, writes their configuration and
@@ -76,6 +82,7 @@ class Stage:
     modules: Mapping[str, str] = field(default_factory=dict)  # module name -> source (Stage.here)
     evidence: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     containers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    lean: tuple[str, ...] = ()
     origin: str = field(default="", compare=False)  # file:line of its declaration, for errors
 
     def __post_init__(self) -> None:
@@ -87,6 +94,10 @@ class Stage:
                              f"machines it does not add: {', '.join(sorted(unknown))}; it adds: "
                              f"{', '.join(self.members) or 'none'}")
         containers.validate(self.containers, where)
+        bad = lean.invalid(self.lean)
+        if bad:
+            raise UsageError(f"{where}stage {self.name}: lean= takes unit names (fstrim.timer) and "
+                             f"generator names (systemd-gpt-auto-generator), not: {', '.join(bad)}")
         if self.base is not None and self.machines:
             raise UsageError(f"{where}stage {self.name}: a base stage adds no machines")
         missing = [str(f) for f in self.inputs if not f.exists()]

@@ -23,7 +23,7 @@ from harness.core.errors import UsageError, present
 from harness.core.log import format_elapsed, logger, step
 from harness.core.names import SnapshotRef, WorkOwner
 from harness.core.settings import DEFAULT_BOOT_TIMEOUT
-from harness.machines import containers, rootfs
+from harness.machines import containers, lean, rootfs
 from harness.machines.lab import Lab, MachineSetup
 from harness.machines.machine import Machine
 from harness.machines.store import Snapshot, Store
@@ -222,6 +222,9 @@ class Builder:
                 if stage.prepare is not None:
                     with step(f"stage {stage.name}: {_title(stage.prepare)}"):
                         stage.prepare(Build(stage, self.pipeline, lab))
+                for member in stage.members if stage.lean else ():
+                    if not lab.setups[member].shares:  # a tree's sharers boot what the tree masks
+                        lean.mask(lab.root(member), stage.lean)
 
             earlier = self.pipeline.stages[: self.pipeline.index(stage.name)]
             with self._lab(setups, prepare, self._ready(earlier)) as lab:
@@ -239,6 +242,7 @@ class Builder:
         root = self.store.create(self.store.work_path(owner, BASE_MEMBER))
         try:
             facts = fill(root)
+            lean.mask(root, stage.lean)
             return self.store.publish(name, {BASE_MEMBER: root}, {**meta, **facts}, replace=True)
         finally:
             self.store.release(owner)

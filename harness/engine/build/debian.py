@@ -23,16 +23,34 @@ from harness.model.stage import Stage
 SUITE = "bookworm"
 VARIANT = "minbase"
 INCLUDE = ("systemd", "systemd-sysv", "dbus", "iproute2", "iputils-ping", "netbase", "procps")
+# What a lab machine of this base does not need (a stage's ``lean``, see `harness.machines.lean`): timers
+# of jobs days away, units and generators for hardware, encrypted disks, hibernation, the
+# kernel command line, password prompts and gettys on virtual terminals a container has not.
+# Not here, though they would save a little: journal flush (a kept failure carries the
+# journal in its root), utmp (`last`), modprobe@ (mounts require it), the console's getty
+# (console logins), hostnamed and polkit (networkd sets a DHCP hostname through them).
+LEAN = (
+    "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer",
+    "fstrim.timer", "logrotate.timer", "man-db.timer", "systemd-tmpfiles-clean.timer",
+    "e2scrub_reap.service", "systemd-pstore.service", "systemd-network-generator.service",
+    "dev-hugepages.mount", "systemd-ask-password-console.path", "systemd-ask-password-wall.path",
+    "getty@tty1.service", "getty-static.service",
+    "systemd-cryptsetup-generator", "systemd-veritysetup-generator", "systemd-integritysetup-generator",
+    "systemd-gpt-auto-generator", "systemd-hibernate-resume-generator", "systemd-system-update-generator",
+    "systemd-debug-generator", "systemd-run-generator", "systemd-rc-local-generator",
+)
 HOSTS = "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
 
 
-def base_stage(name: str = "bootstrap", *, suite: str = SUITE, include: Sequence[str] = ()) -> Stage:
-    """The base stage ``name``: Debian ``suite`` with `INCLUDE` and ``include`` installed."""
+def base_stage(name: str = "bootstrap", *, suite: str = SUITE, include: Sequence[str] = (),
+               lean: Sequence[str] = ()) -> Stage:
+    """The base stage ``name``: Debian ``suite`` with `INCLUDE` and ``include`` installed, and
+    the units and generators of ``lean`` masked (`LEAN` is what a lab machine can do without)."""
     packages = (*INCLUDE, *(p for p in include if p not in INCLUDE))
     caller = sys._getframe(1)
     return Stage(name, base=functools.partial(fill, suite=suite, include=packages),
                  definition={"suite": suite, "variant": VARIANT, "include": packages},
-                 modules={__name__: inspect.getsource(sys.modules[__name__])},
+                 modules={__name__: inspect.getsource(sys.modules[__name__])}, lean=tuple(lean),
                  origin=f"{caller.f_code.co_filename}:{caller.f_lineno}")
 
 
