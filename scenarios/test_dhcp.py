@@ -168,8 +168,13 @@ POOLS = {Family.IPV4: LAN.pool, Family.IPV6: LAN.pool6}
 def test_an_unknown_mac_gets_a_pool_address_and_a_name(gw: Machine, web: Machine, family: Family) -> None:
     pool, server = POOLS[family], str(GW.nic("lan").address_of(family))
     assert pool is not None, f"the inventory gives the LAN no {family} pool: no stranger can get an address"
+    # Bringing the link up is what starts networkd's DHCP clients afresh, with the new MAC: no
+    # `networkctl reconfigure` after it. A reconfigure that lands just after the link-up client's
+    # lease drops that address and asks for it again while its removal is pending, and
+    # networkd 252 then never configures it (its journal: "Requesting DHCPv4 address
+    # (removing)", then "address ... is not ready" for good): the unknown-MAC failure of issue 25.
     web.succeed("ip link set dev lan0 down && ip link set dev lan0 address 02:99:00:00:00:01 "
-                "&& ip link set dev lan0 up && networkctl reconfigure lan0")
+                "&& ip link set dev lan0 up")
     mine = str(WEB.address_of(family))
     try:
         web.wait_until_succeeds(f"ip -{family.version} -o addr show dev lan0 scope global -tentative "
