@@ -10,10 +10,14 @@ import pytest
 from pyroute2 import netns
 
 from harness.core.links import Family, Interface
+from harness.engine.build import debian
+from harness.engine.build.builder import Builder
 from harness.machines import network
 from harness.machines.network import LabNetwork
+from harness.machines.store import Snapshot, Store
 from harness.model.inventory import Inventory
 from harness.model.inventory_file import load
+from harness.model.pipeline import Pipeline
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,15 @@ def office_inventory(directory: Path, *, router: bool = True) -> Inventory:
     path = directory / "inventory.toml"
     path.write_text(OFFICE.format(router=str(router).lower()))
     return load(path, families=list(Family))
+
+
+@pytest.fixture(scope="session")
+def base_bootstrap(harness_store: Store) -> Snapshot:
+    """The plain Debian base, ``debian.base_stage()``: what `harness init`'s projects and the
+    tests' own pipelines build on. The reference lab's ``bootstrap`` is another snapshot (its
+    base masks more, stages/bootstrap.py): a scratch store seeded with that one would
+    debootstrap this one again, in every test that seeds one."""
+    return Builder(harness_store, Pipeline([debian.base_stage()])).ensure("bootstrap")
 
 
 @pytest.fixture

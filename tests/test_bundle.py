@@ -112,7 +112,7 @@ def test_both_write_then_fail(alpha, beta):
 
 
 def test_a_kept_failure_travels_as_its_changes_with_a_diskless_machines_writes(
-        toy: Toy, bootstrap: Snapshot, elsewhere: Store, tmp_path: Path) -> None:
+        toy: Toy, base_bootstrap: Snapshot, elsewhere: Store, tmp_path: Path) -> None:
     here = toy.pytester.path
     toy.pytester.makepyfile(toystages=VOLATILE, test_both=BROKEN_BOTH)
     toy.run("test_both.py", "--keep-failed").assert_outcomes(failed=1)
@@ -126,7 +126,8 @@ def test_a_kept_failure_travels_as_its_changes_with_a_diskless_machines_writes(
     ok(harness("export", kept, "-o", whole, "--full", store=toy.store, cwd=here))
     assert bug.stat().st_size < 5 << 20 and bug.stat().st_size * 10 < whole.stat().st_size
     # another machine: the same checkout, only bootstrap in its store, no running stage of the toy
-    elsewhere.publish(bootstrap.name, {"base": bootstrap.member("base")}, dict(bootstrap.meta))
+    elsewhere.publish(base_bootstrap.name, {"base": base_bootstrap.member("base")},
+                      dict(base_bootstrap.meta))
     refused = subprocess.run([sys.executable, "-m", "harness.cli", "--store", str(elsewhere.root),
                               "--pipeline", "no_such_pipeline", "import", str(bug)],
                              capture_output=True, text=True, cwd=tmp_path)  # no pipeline at hand

@@ -52,7 +52,7 @@ def test_a_new_project_passes_pytest_and_reuses_the_shared_base(tmp_path: Path,
     print(f"harness init -> green run: {time.monotonic() - began:.1f}s")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "2 passed" in run.stdout
-    assert "restored bootstrap; built office" in run.stdout  # the base image is the reference lab's
+    assert "restored bootstrap; built office" in run.stdout  # the plain base, already in the store
     for written in ("junit.xml", "timings.md", "allure-results"):  # as the README says every run does
         assert (demo / "reports" / written).exists(), written
     (demo / "stages/office/server/index.html.in").write_text("hello again from @MACHINE@\n")
@@ -63,10 +63,10 @@ def test_a_new_project_passes_pytest_and_reuses_the_shared_base(tmp_path: Path,
 
 @pytest.mark.integration
 def test_gc_and_rebuild_touch_only_the_projects_own_snapshots(tmp_path: Path, seeded_store: Store,
-                                                              bootstrap: Snapshot) -> None:
+                                                              base_bootstrap: Snapshot) -> None:
     demo = tmp_path / "demo"
     assert cli.main(["init", str(demo)]) == 0
-    base = {"base": bootstrap.member("base")}
+    base = {"base": base_bootstrap.member("base")}
     others, ours = SnapshotRef.of_stage("gw", "1" * 16), SnapshotRef.of_stage("office", "0" * 16)
     seeded_store.publish(others, base, {"stage": "gw", "project": "/elsewhere/sadm"})
     seeded_store.publish(ours, base, {"stage": "office", "project": str(demo)})  # stale

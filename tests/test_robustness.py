@@ -138,7 +138,7 @@ def test_two_runs_at_once_build_each_stage_once(toy: Toy) -> None:
 
 
 @pytest.fixture
-def small_store(toy: Toy, bootstrap: Snapshot, tmp_path: Path) -> Iterator[Store]:
+def small_store(toy: Toy, base_bootstrap: Snapshot, tmp_path: Path) -> Iterator[Store]:
     """A 1.2 GiB btrfs holding only the bootstrap snapshot: one stage's worth of room."""
     image, mountpoint = tmp_path / "small.img", tmp_path / "small"
     proc.run(["truncate", "-s", "1200M", str(image)])
@@ -147,7 +147,7 @@ def small_store(toy: Toy, bootstrap: Snapshot, tmp_path: Path) -> Iterator[Store
     proc.run(["mount", "-o", "loop", str(image), str(mountpoint)])
     try:
         store = Store(mountpoint)
-        carried = bundle.save(toy.store, bootstrap, tmp_path / "bootstrap.tar.zst")
+        carried = bundle.save(toy.store, base_bootstrap, tmp_path / "bootstrap.tar.zst")
         bundle.load(store, carried)
         yield store
     finally:

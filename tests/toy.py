@@ -188,10 +188,10 @@ def drop_store(store: Store) -> None:
 
 
 @pytest.fixture
-def seeded_store(harness_store: Store, bootstrap: Snapshot) -> Iterator[Store]:
-    """A scratch store holding the bootstrap snapshot (the base image every test pipeline shares)."""
+def seeded_store(harness_store: Store, base_bootstrap: Snapshot) -> Iterator[Store]:
+    """A scratch store holding the plain bootstrap snapshot (the base every test pipeline shares)."""
     store = scratch_store(harness_store)
-    store.publish(bootstrap.ref, {"base": bootstrap.member("base")}, dict(bootstrap.meta))
+    store.publish(base_bootstrap.ref, {"base": base_bootstrap.member("base")}, dict(base_bootstrap.meta))
     yield store
     drop_store(store)
 
