@@ -30,7 +30,11 @@ from harness.machines import lab as lab_module
 from harness.machines import volumes
 from harness.model.pipeline import Pipeline, load_pipeline, needed_stage
 from harness.pytest import debugger, fixtures, flaky, reporting, timings
-from harness.pytest.reporting import pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401 (hooks)
+from harness.pytest.reporting import (  # noqa: F401 (hooks)
+    pytest_runtest_call,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+)
 from harness.pytest.session import (
     MACHINE_FIXTURES_KEY,
     PIPELINE_KEY,

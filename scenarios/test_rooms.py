@@ -185,5 +185,4 @@ def test_no_seat_resolves_the_lan_much_slower_than_the_rest_of_its_room(room: li
 
     spread = timed_each(room, lookups, what=f"room {INVENTORY.room_of(room[0].name).name}: "
                                            f"{len(LOOKED_UP)} lookups from an empty cache, per seat")
-    allure.attach(spread.table(), name="room distribution", attachment_type=allure.attachment_type.TEXT)
     spread.check(k=ROOM_K, floor=ROOM_NOISE)

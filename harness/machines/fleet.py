@@ -27,7 +27,7 @@ from harness.core.errors import CheckFailed, HarnessError
 from harness.core.log import carried
 from harness.machines import nspawn
 from harness.machines.machine import DEFAULT_WAIT_TIMEOUT, Machine
-from harness.machines.spread import Spread
+from harness.machines.spread import Spread, record
 
 T = TypeVar("T")
 DEFAULT_THREADS = 16
@@ -63,7 +63,8 @@ def on_each(machines: Sequence[Machine], check: Callable[[Machine], T], *, what:
 def timed_each(machines: Sequence[Machine], check: Callable[[Machine], object], *, what: str,
                threads: int = DEFAULT_THREADS) -> Spread:
     """`on_each`, and how long each machine's check took (the monotonic clock, from its start
-    to its end): the room as a distribution, for `Spread.check` and the report.
+    to its end): the room as a distribution, for `Spread.check` and the report (recorded:
+    a pytest run attaches its table and plot to the test, `harness.engine.distribution`).
 
         >>> on_each(room, ...); timed_each(room, resolve_five, what="5 lookups").check(k=4, floor=0.2)
     """
@@ -74,7 +75,9 @@ def timed_each(machines: Sequence[Machine], check: Callable[[Machine], object], 
         check(machine)
         return time.monotonic() - began
 
-    return Spread(what, on_each(machines, timed, what=what, threads=threads))
+    spread = Spread(what, on_each(machines, timed, what=what, threads=threads))
+    record(spread)  # the report shows it, checked or not (harness.engine.distribution)
+    return spread
 
 
 def wait_all(machines: Sequence[Machine], wait: Callable[[Machine, float], object], *,

@@ -17,9 +17,28 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.core.errors import CheckFailed, UsageError
+
+# Called with each spread measured (k None: `harness.machines.fleet.timed_each`) and checked
+# (`Spread.check`: its k and floor); the pytest plugin's puts them in the test's report.
+Recorder = Callable[["Spread", "float | None", float], None]
+_recorders: list[Recorder] = []
+
+
+def add_recorder(recorder: Recorder) -> Callable[[], None]:
+    """Call ``recorder(spread, k, floor)`` for every future spread measured or checked;
+    returns the remover."""
+    _recorders.append(recorder)
+    return lambda: _recorders.remove(recorder)
+
+
+def record(spread: Spread, k: float | None = None, floor: float = 0.0) -> None:
+    """Tell the recorders of ``spread`` (and of the k and floor it is checked with)."""
+    for recorder in list(_recorders):
+        recorder(spread, k, floor)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -79,6 +98,7 @@ class Spread:
         """Fail (`CheckFailed`) naming each outlier, with the room's p50/p95/max."""
         __tracebackhide__ = True
         slow = self.outliers(k, floor)
+        record(self, k, floor)
         if slow:
             named = ", ".join(f"{name} ({took:.3f} s)" for name, took in slow)
             raise CheckFailed(f"{self.what}: {len(slow)} of {len(self.times)} machine(s) took more than "

@@ -1,6 +1,7 @@
 """What a pytest run reports: progress on the terminal, allure steps, where the reports go,
-and, for a failing test with a lab, its evidence, its kept lab (``--keep-failed``) and its
-line in the mutant log (``--mutant-log``); environment.properties at the end.
+each room's distribution (table and plot) that a test measured, and, for a failing test
+with a lab, its evidence, its kept lab (``--keep-failed``) and its line in the mutant log
+(``--mutant-log``); environment.properties at the end.
 
 The hooks here are registered through `harness.plugin`, which imports them.
 """
@@ -22,8 +23,8 @@ import pytest
 from harness.core import log
 from harness.core.errors import HarnessError
 from harness.core.names import SnapshotRef
-from harness.engine import evidence
-from harness.machines import store
+from harness.engine import distribution, evidence
+from harness.machines import spread, store
 from harness.machines.lab import Lab
 from harness.pytest import flaky
 from harness.pytest.session import PIPELINE_KEY, STORE_KEY, TARGET_KEY, settings_of, store_of
@@ -115,6 +116,33 @@ class Watched:
 
 
 WATCHED_KEY = pytest.StashKey[Watched]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Attach each room distribution the test measured (`harness.machines.fleet.timed_each`)
+    to its allure result, passed or failed: one table of every check, one plot per check."""
+    measured: dict[int, distribution.Measured] = {}
+
+    def keep(room: spread.Spread, k: float | None, floor: float) -> None:
+        known = measured.get(id(room))
+        if k is not None or known is None:  # a check's allowance replaces the bare measure
+            measured[id(room)] = distribution.Measured(room, k, floor)
+
+    remove = spread.add_recorder(keep)
+    try:
+        yield
+    finally:
+        remove()
+    if measured and item.config.option.allure_report_dir:
+        import allure
+
+        checks = list(measured.values())
+        allure.attach(distribution.table(checks), name="rooms: p50, p95, max and outliers",
+                      attachment_type=allure.attachment_type.HTML)
+        for check in checks:
+            allure.attach(distribution.plot(check), name=f"room plot: {check.spread.what}",
+                          attachment_type=allure.attachment_type.SVG)
 
 
 @pytest.hookimpl(hookwrapper=True)
