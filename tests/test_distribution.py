@@ -1,9 +1,12 @@
 """harness.engine.distribution: a room's table and plot for the report, from given times (pure:
-no root, no machines), and the recorder that hands them to a pytest run."""
+no root, no machines), the recorder that hands them to a pytest run, and a run of a toy room
+(integration) whose allure results carry both."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +14,8 @@ from harness.core.errors import CheckFailed
 from harness.engine.distribution import Measured, plot, table
 from harness.machines import spread
 from harness.machines.spread import Spread
+from tests.test_bundle import ROOMS
+from tests.toy import Toy
 
 SVG = "{http://www.w3.org/2000/svg}"
 ROOM = Spread("room r12: 5 lookups", {"pas-r12p1": 0.05, "pas-r12p2": 0.06, "pas-r12p10": 0.9,
@@ -52,3 +57,27 @@ def test_a_check_and_a_measure_reach_the_recorders() -> None:
         remove()
     ROOM.outliers(k=4)  # no recorder left: nothing more is seen
     assert seen == [(ROOM.what, None), (ROOM.what, 4)]
+
+
+ROOM_RUN = '''
+from harness.machines.fleet import timed_each
+
+def test_each_seat_runs_a_command(room):
+    timed_each(room, lambda seat: seat.succeed("true"), what="a command per seat").check(k=1000)
+'''
+
+
+@pytest.mark.integration
+def test_a_room_run_attaches_its_table_and_plot_to_each_rooms_result(toy: Toy, tmp_path: Path) -> None:
+    toy.pytester.makepyfile(toystages=ROOMS, test_room=ROOM_RUN)
+    results = tmp_path / "allure-results"
+    toy.run("test_room.py", f"--alluredir={results}").assert_outcomes(passed=2)
+    seen = {}
+    for path in results.glob("*-result.json"):
+        result = json.loads(path.read_text())
+        kinds = {a["type"]: results / a["source"] for a in result.get("attachments", [])}
+        assert {"text/html", "image/svg+xml"} <= set(kinds), f"{result['name']}: {kinds}"
+        plot = ET.parse(kinds["image/svg+xml"]).getroot()
+        seen[result["name"]] = sorted(str(bar.get("data-name")) for bar in plot.iter(f"{SVG}rect"))
+        assert "a command per seat" in kinds["text/html"].read_text()
+    assert sorted(seen.values()) == [["r1p1", "r1p2"], ["r2p1"]], seen
