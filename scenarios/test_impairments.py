@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 
+import allure
 import pytest
 
+from harness.core.errors import CheckFailed
+from harness.machines.console import CONSOLE_TIMEOUT
+from harness.machines.fleet import deadline, timed_each
 from harness.machines.lab import Lab
 from harness.machines.machine import Machine
 from harness.probes import console_login
 from scenarios.conftest import FAMILIES, address
 from stages.common import wait_for_lease
+from stages.inventory import INVENTORY
+from stages.spec import DYNAMIC
 
 UPLINK_DELAY = 0.3  # each way, on the internet's link: a trip over the uplink takes 0.6 s
 LOCAL_NAMES = ("mdb", "concours", "wiki", "rhfs0", "mdb.prolo", "web.prolo")
@@ -24,6 +31,10 @@ LOCAL_NAMES = ("mdb", "concours", "wiki", "rhfs0", "mdb.prolo", "web.prolo")
 NAMED = {"mdb": "gw", "ns": "gw", "udb": "gw", "netboot": "gw", "rhfs0": "rhfs0", "hfs0": "rhfs0",
          "concours": "web", "wiki": "web", "docs": "web", "web.prolo": "web"}
 ROUNDS = 3
+STORM_RATE = "10mbit"  # gw's links, both ways: the one way a booting seat reaches its DHCP and DNS
+# CPU-seconds a seat may take to boot (poweroff included) and then log a user in with a home
+# from rhfs0, both ends: as scenarios/test_rooms.py allows each (2.0 and 1.0)
+STORM_CPU = 3.0
 _TOOK = re.compile(r"acquired via protocol DNS in ([\d.]+)(us|ms|s)\b")
 _SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 
@@ -81,3 +92,61 @@ def test_a_seat_behind_200ms_jitter_and_1pct_loss_renews_its_leases_and_resolves
                 wanted = address(machine, family)
                 assert got == [wanted], (f"pas, behind 200 ms ±50 ms and 1% loss, resolved {name} in "
                                          f"{family} to {got or 'nothing'}, not {wanted}")
+
+
+def counters(machine: Machine, ifname: str) -> tuple[int, int]:
+    """Bytes ``machine`` has received and sent on ``ifname``, as its kernel counts them."""
+    for line in machine.succeed("cat /proc/net/dev").splitlines():
+        name, _, figures = line.partition(":")
+        if name.strip() == ifname:
+            fields = figures.split()
+            return int(fields[0]), int(fields[8])
+    raise AssertionError(f"{machine.name} has no interface {ifname} in /proc/net/dev")
+
+
+@pytest.mark.fresh_lab
+def test_a_boot_storm_through_10mbit_to_gw_gives_every_seat_its_lease_name_and_login_in_time(
+        rooms: dict[str, list[Machine]], gw: Machine, lab: Lab) -> None:
+    """Every seat of every room reboots at once with gw's links held to 10 Mbit/s, and each
+    has its reserved addresses, the name DHCP gives it and a login with its home from rhfs0
+    within the rooms' deadline (one for all, sized by `harness.machines.fleet.deadline`).
+
+    A seat boots its root from the rooms' shared tree on the host's disk, not over the
+    network (docs/lab.md: this kernel has no NFS, nbd or 9p), and a home comes from rhfs0
+    over the LAN: what a booting seat sends through gw's link is its DHCPv4, DHCPv6, router
+    solicitations and DNS (rhfs0's name, at login). gw's counters say how much that was."""
+    nic = INVENTORY["gw"].nic("lan").name
+    limit = lab.network.impair("gw", rate=STORM_RATE)
+    before = counters(gw, nic)
+    seats = [seat.name for machines in rooms.values() for seat in machines]
+    lab.reboot_all(seats)
+    back = [lab[name] for name in seats]
+    timeout = deadline(back, STORM_CPU, base=CONSOLE_TIMEOUT)
+    end = time.monotonic() + timeout
+
+    def ready(seat: Machine) -> None:
+        def left() -> float:
+            return max(end - time.monotonic(), 0.1)
+
+        own = INVENTORY[seat.name].nics[0]
+        for family in own.families():
+            seat.wait_for_address(own.name, str(own.address_of(family)), timeout=left())
+        name = f"{seat.name}.{DYNAMIC}.{INVENTORY.domain}"
+        try:
+            seat.wait_until_succeeds(f"test \"$(hostnamectl --transient)\" = {name}", timeout=left())
+        except CheckFailed:
+            seen = seat.succeed("hostnamectl --transient").strip()
+            raise AssertionError(f"{seat.name} is named {seen} after the storm, not {name} by DHCP") from None
+        user = INVENTORY.room_of(seat.name).user_of(seat.name)
+        with console_login(seat, user, left()) as tty:
+            home = tty.shell("findmnt -no SOURCE ~", left()).strip()
+        assert home == f"root@rhfs0:/home/{user}", f"{user} logged in after the storm: home from {home!r}"
+
+    storm = timed_each(back, ready, threads=len(back),
+                       what=f"{len(back)} seats rebooted at once, gw at {STORM_RATE}: lease, name, login "
+                            f"(one deadline of {timeout:.0f} s)")
+    after = counters(gw, nic)
+    allure.attach(f"{storm.table()}\ngw's {nic} during the storm: {(after[0] - before[0]) / 1e3:.1f} kB in, "
+                  f"{(after[1] - before[1]) / 1e3:.1f} kB out; gw's links: {limit.describe()}\n",
+                  name="boot storm through gw", attachment_type=allure.attachment_type.TEXT)
+    assert after[0] > before[0], f"gw's {nic} received nothing while {len(back)} seats booted: did they?"

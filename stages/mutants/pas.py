@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from harness import Stage, mutant
+from harness import HarnessError, Stage, mutant
 from harness.model.mutant import edit, run
 from stages.common import room_interface
 from stages.inventory import INVENTORY
@@ -65,6 +65,30 @@ def pas_stray_search_domain(lab: Lab) -> None:
     nic = room_interface()
     for seat in common.seats(lab):
         run(seat, f"resolvectl domain {nic} example.org {INVENTORY.domain} && resolvectl flush-caches")
+
+
+@mutant("the rooms' image is updated in place with the servers' network template, which takes no name "
+        "from DHCP (UseHostname=no for DHCPv4 and DHCPv6): the running seats keep their names, and from "
+        "their next boot on every seat goes by its bare machine name, not the one DHCP gives it")
+def pas_image_takes_no_name_from_dhcp(lab: Lab) -> None:
+    # the tree every seat boots, as the lab holds it (writable here, read-only to the seats)
+    network = lab.root(common.seats(lab)[0].name) / f"etc/systemd/network/10-{room_interface()}.network"
+    text = network.read_text()
+    if "UseHostname=yes" not in text or "[DHCPv6]\n" not in text:
+        raise HarnessError(f"{network} has no UseHostname=yes or no [DHCPv6] section: update the mutant")
+    replaced = network.with_name(network.name + ".new")
+    replaced.write_text(text.replace("UseHostname=yes", "UseHostname=no")
+                        .replace("[DHCPv6]\n", "[DHCPv6]\nUseHostname=no\n"))
+    replaced.replace(network)  # a new file: the running seats' overlays go on seeing the old one
+
+
+@mutant("the seats' resolv.conf is written by hand to fail fast (options timeout:1 attempts:1): a lookup "
+        "gets one try of a second, and a query or answer lost on the way to gw is a failed lookup")
+def pas_resolver_one_try(lab: Lab) -> None:
+    for seat in common.seats(lab):
+        # a file of its own, no longer the resolver's link into /run: what DHCP gave stays
+        run(seat, "cp --remove-destination /run/systemd/resolve/stub-resolv.conf /etc/resolv.conf && "
+                  "echo 'options timeout:1 attempts:1' >> /etc/resolv.conf")
 
 
 @mutant("the last seat's switch port is bad: its link delays every frame by 300 ms each way")
