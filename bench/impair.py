@@ -9,7 +9,14 @@ Two namespaces on one bridge, as tests/test_impair.py builds them (no machines b
 - throughput: a burst of 1400-byte datagrams through an impaired link of 1 ms, how many
   arrived and how fast.
 
+With ``--lab``, what impairments cost a resume: the reference lab booted from its last
+stage's snapshot to all-ready and torn down, in turns, plain and with every machine's link
+of the LAN impaired as soon as it is ready (one relay for them all, `impair("lan", ...)`):
+the resume itself, the impairment of the whole segment, and the teardown with the relay
+running.
+
     .venv/bin/python -m bench.impair --reps 5
+    .venv/bin/python -m bench.impair --lab --reps 3
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import time
 from pyroute2 import netns
 
 from harness.core.wait import retry
+from harness.machines import splice
 from harness.machines.lab import new_lab_id
 from harness.machines.network import LabNetwork
 from tests.conftest import lan
@@ -76,10 +84,51 @@ def burst(net: LabNetwork, count: int = 5000) -> tuple[int, float]:
             got += 1
 
 
+def on_a_lab(reps: int) -> None:
+    """The reference lab resumed from its last stage, plain and with the LAN impaired, in turns."""
+    from harness.engine.build.builder import Builder
+    from harness.machines.store import open_store
+    from stages import PIPELINE
+
+    builder = Builder(open_store(None), PIPELINE)
+    snapshot = builder.ensure(PIPELINE.names[-1])
+    figures: dict[str, list[float]] = {k: [] for k in ("ready", "down", "ready ", "impair", "down ")}
+    links = 0
+    for _ in range(reps):
+        for impaired in (False, True):
+            tag = " " if impaired else ""
+            began = time.monotonic()
+            lab = builder.lab(snapshot)
+            lab.__enter__()
+            figures["ready" + tag].append(time.monotonic() - began)
+            if impaired:
+                began = time.monotonic()
+                lab.network.impair("lan", delay="1ms")
+                figures["impair"].append(time.monotonic() - began)
+                links = len(splice.active(lab.id)[0]["ports"])
+            began = time.monotonic()
+            lab.__exit__(None, None, None)
+            figures["down" + tag].append(time.monotonic() - began)
+
+    def median(key: str) -> str:
+        values = figures[key]
+        return f"{statistics.median(values):.2f} s ({min(values):.2f} to {max(values):.2f})"
+
+    print(f"| figure (median of {reps}, in turns) | plain | LAN impaired |\n| --- | --- | --- |")
+    print(f"| resume from {snapshot.ref} to all-ready | {median('ready')} | {median('ready ')} |")
+    print(f"| impair(\"lan\", delay=\"1ms\"): {links} links, one relay | | {median('impair')} |")
+    print(f"| teardown | {median('down')} | {median('down ')} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
-    reps = parser.parse_args().reps
+    parser.add_argument("--lab", action="store_true", help="resume the reference lab, plain and impaired")
+    args = parser.parse_args()
+    reps = args.reps
+    if args.lab:
+        on_a_lab(reps)
+        return
     with LabNetwork(new_lab_id(), lan("a", "b")) as net:
         retry(lambda last: round_trip(net, 1) > 0, timeout=10, what="a to echo through b")
         plain = round_trip(net)
