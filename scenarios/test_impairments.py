@@ -114,7 +114,10 @@ def test_a_boot_storm_through_10mbit_to_gw_gives_every_seat_its_lease_name_and_l
     A seat boots its root from the rooms' shared tree on the host's disk, not over the
     network (docs/lab.md: this kernel has no NFS, nbd or 9p), and a home comes from rhfs0
     over the LAN: what a booting seat sends through gw's link is its DHCPv4, DHCPv6, router
-    solicitations and DNS (rhfs0's name, at login). gw's counters say how much that was."""
+    solicitations and DNS (rhfs0's name, at login). gw's counters say how much that was: a few
+    kB a seat (bench/README.md), which 10 Mbit/s carries in milliseconds. The limit holds the
+    storm's path as a slow uplink to gw would; it cannot bind on this lab's boot, whose root
+    never crosses the network."""
     nic = INVENTORY["gw"].nic("lan").name
     limit = lab.network.impair("gw", rate=STORM_RATE)
     before = counters(gw, nic)
