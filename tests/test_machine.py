@@ -79,6 +79,20 @@ def test_console_login_runs_a_command(pair: Lab) -> None:
 
 
 @pytest.mark.integration
+def test_a_console_left_in_a_shell_inside_a_shell_takes_the_next_login(pair: Lab) -> None:
+    # A session that ends logged in (a shell, and a shell started inside it) leaves them on the
+    # console; the next session exits both before it types its name (a contestant's console
+    # test found `harness# ` where it waited for `login:` after a rooms test).
+    with pair["a"].console() as tty:
+        tty.login("root")
+        tty.sendline("bash --norc")
+        tty.shell("PS1='harness''# '")
+    with pair["a"].console() as tty:
+        tty.login("root")
+        assert tty.shell("ps -o comm= -t \"$(tty)\" | grep -c bash") == "1"  # one shell: a fresh login
+
+
+@pytest.mark.integration
 def test_succeed_fail_execute(pair: Lab) -> None:
     a = pair["a"]
     assert a.succeed("echo hi") == "hi\n"

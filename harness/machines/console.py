@@ -24,6 +24,7 @@ from harness.core.errors import CheckFailed
 from harness.core.wait import retry
 
 CONSOLE_TIMEOUT = 30.0  # seconds each step of a console dialogue is awaited, unless told
+MAX_SHELLS = 4  # shells inside shells a session exits to find login's prompt again
 
 
 class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
@@ -81,13 +82,38 @@ class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
         self.sendline("exit")
         return shown
 
+    def to_login(self, timeout: float = CONSOLE_TIMEOUT) -> None:
+        """Bring the console back to ``login:``, whatever an earlier session left on it.
+
+        A console outlives its sessions: a test that logged in and never logged out leaves a
+        shell there (perhaps a shell inside a shell, after ``su``), one that stopped mid-login
+        leaves ``Password:``. Each open shell is exited and a pending password answered
+        empty (refused), until login asks for a name; the first prompt may also simply have
+        gone by before this session attached, which an empty line brings back.
+        """
+        self.sendline("")
+        for _ in range(MAX_SHELLS + 2):
+            seen = self._which((r"login: ", r"[Pp]assword: ", r"[#$] "), timeout)
+            if seen == 0:
+                self._at_prompt = True
+                return
+            # a password asked for is answered empty (refused); a shell is exited: what comes
+            # next is login's prompt, or an outer shell's
+            self.sendline("" if seen == 1 else "exit")
+        raise CheckFailed(f"{self.machine} console: still at a shell after exiting {MAX_SHELLS}; "
+                          f"last output:\n{(self.before or '')[-600:]}")
+
+    def _which(self, patterns: tuple[str, ...], timeout: float) -> int:
+        """The index of the regex of ``patterns`` the console shows first; `CheckFailed` if none."""
+        try:
+            return int(self.expect(list(patterns), timeout=timeout))
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            raise CheckFailed(f"{self.machine} console: none of {', '.join(map(repr, patterns))} "
+                              f"within {timeout:.0f}s; last output:\n{(self.before or '')[-600:]}") from None
+
     def _either(self, first: str, second: str, timeout: float) -> int:
         """0 if regex ``first`` comes before ``second``, else 1; `CheckFailed` if neither does."""
-        try:
-            return int(self.expect([first, second], timeout=timeout))
-        except (pexpect.TIMEOUT, pexpect.EOF):
-            raise CheckFailed(f"{self.machine} console: neither {first!r} nor {second!r} within "
-                              f"{timeout:.0f}s; last output:\n{(self.before or '')[-600:]}") from None
+        return self._which((first, second), timeout)
 
     def _type_user(self, user: str, timeout: float) -> None:
         """Type ``user`` at the ``login:`` prompt, and return.
@@ -96,8 +122,7 @@ class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
         once can vanish. The name counts as typed only once agetty has echoed it back.
         """
         if not self._at_prompt:
-            self.sendline("")  # the first prompt may have gone by before we attached: ask again
-            self.wait_for(r"login: ", timeout)
+            self.to_login(timeout)
         self._at_prompt = False
 
         def typed(last_try: bool) -> bool:

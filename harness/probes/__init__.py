@@ -269,3 +269,4 @@ def console_login(machine: Machine, user: str, timeout: float = CONSOLE_TIMEOUT)
         except CheckFailed as exc:
             raise CheckFailed(f"{user} could not log in on {machine.name}'s console: {exc}") from None
         yield tty
+        tty.to_login(timeout)  # the console as it was found: the next test's login needs its prompt
