@@ -24,7 +24,7 @@ from stages.policy import SERVICES
 GRANTED = "GRANTED"
 # The password each contestant types at their seat: their login (stages.common.add_users).
 OWN_PASSWORD = "{login}"
-SERVERS = ("rhfs0", "gw", "web")  # where a contestant must not get a shell, as anyone
+SERVERS = ("rhfs0", "gw", "web", "apps")  # where a contestant must not get a shell, as anyone
 # What refuses an SSH login there: sshd itself where the machine serves SSH, else nothing listens.
 SSH_REFUSED = {server: "Permission denied" if any(s.machine == server and s.name == "ssh" for s in SERVICES)
                else "Connection refused" for server in SERVERS}

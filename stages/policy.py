@@ -66,6 +66,7 @@ SERVICES = (
     _on("web", "http", Proto.TCP, 80, LAN),
     _on("web", "postgresql", Proto.TCP, 5432, LAN),
     _on("paste", "http", Proto.TCP, 80, LAN, families=(Family.IPV6,)),
+    _on("apps", "http", Proto.TCP, 80, LAN),
     _on("internet", "http", Proto.TCP, 80, LAN, UPLINK),
     _on("internet", "dns", Proto.UDP, 53, LAN, UPLINK),
     _on("internet", "dns", Proto.TCP, 53, LAN, UPLINK),

@@ -61,3 +61,11 @@ def logins_at_once(seats: int) -> tuple[int, int]:
     """(held without a refusal, past which every connection is refused) for ``seats`` seats."""
     start = max(10, 2 * seats)
     return start, 2 * start
+
+# apps runs the lab's application, pad, as one rootless podman pod of user APPS_USER: every
+# process of it has her uid or one of her subordinate ids on apps, never root's. The LAN
+# reaches pad by name (pad.<domain>), through apps's web server on port 80, in both families;
+# the pod's own ports on apps (pad's 8388, PostgreSQL's 5432) answer apps alone.
+APPS_USER = "apps"
+APPS_SITE = "pad"
+APPS_PRIVATE_PORTS = {"pad": 8388, "postgresql": 5432}

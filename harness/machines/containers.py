@@ -102,10 +102,12 @@ def definition(users: Sequence[str]) -> dict[str, Any]:
             "subids": {u: list(r) for u, r in subid_ranges(users).items()}}
 
 
-def install(root: Path, users: Sequence[str]) -> None:
-    """Make rootless containers work for ``users`` in the unbooted ``root``: the tools, the
-    users (made if missing), their id ranges, lingering, and the configuration files."""
-    rootfs.install_packages(root, PACKAGES)
+def install(root: Path, users: Sequence[str], *, packages: bool = True) -> None:
+    """Make rootless containers work for ``users`` in the unbooted ``root``: the tools (unless
+    not ``packages``: the caller installed `PACKAGES`), the users (made if missing), their id
+    ranges, lingering, and the configuration files."""
+    if packages:
+        rootfs.install_packages(root, PACKAGES)
     rootfs.write_file(root, "/etc/containers/containers.conf", CONTAINERS_CONF)
     ranges = subid_ranges(users)
     for user in users:

@@ -5,6 +5,6 @@ declaring or editing a mutant rebuilds nothing. stages/__init__.py attaches each
 mutants to its stage.
 """
 
-from stages.mutants import gw, pas, rhfs, web
+from stages.mutants import apps, gw, pas, rhfs, web
 
-__all__ = ["gw", "pas", "rhfs", "web"]
+__all__ = ["apps", "gw", "pas", "rhfs", "web"]

@@ -212,13 +212,17 @@ class Builder:
                     if not lab.setups[member].shares:
                         rootfs.make_own(lab.root(member))
                 for machine in stage.members:
-                    packages = stage.packages.get(machine, ())
+                    # The container tools in the same apt run as the stage's own packages: one
+                    # run, and before any of them (systemd-resolved) takes the root's resolver,
+                    # which a later download needs.
+                    packages = (*stage.packages.get(machine, ()),
+                                *(containers.PACKAGES if machine in stage.containers else ()))
                     if packages:
                         with step(f"stage {stage.name}: install {len(packages)} package(s) on {machine}"):
                             rootfs.install_packages(lab.root(machine), packages)
                 for machine, users in stage.containers.items():
                     with step(f"stage {stage.name}: rootless containers on {machine} for {', '.join(users)}"):
-                        containers.install(lab.root(machine), users)
+                        containers.install(lab.root(machine), users, packages=False)
                 if stage.prepare is not None:
                     with step(f"stage {stage.name}: {_title(stage.prepare)}"):
                         stage.prepare(Build(stage, self.pipeline, lab))
