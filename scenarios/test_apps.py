@@ -2,7 +2,8 @@
 user (stages/spec.py, "apps"), each promise seen from the machine that would see it: a seat
 writes a note through pad by name and reads it back, in both families; on apps, every process
 of the pod has the user's uid or one of her subordinate ids; the pod's own ports answer apps
-alone; after a reboot of apps, nobody logged in, the pod serves again."""
+alone; after a reboot of apps, nobody logged in, the pod serves again; a rebuilt local image
+is taken up by ``podman auto-update``, and the notes stay."""
 
 from __future__ import annotations
 
@@ -102,3 +103,27 @@ def test_the_pod_serves_again_after_a_reboot_with_nobody_logged_in(apps: Machine
     assert page.splitlines()[:1] == ["pad"], f"after a reboot, apps serves {SITE} with {page[:300]!r}"
     sessions = apps.succeed("loginctl list-sessions --no-legend").strip()
     assert sessions == "", f"someone is logged in on apps, so the reboot proves nothing: {sessions}"
+
+
+def _pod(apps: Machine, command: str) -> str:
+    return apps.succeed(as_user(APPS_USER, command)).strip()
+
+
+@pytest.mark.fresh_lab  # the database's image is rebuilt and its container re-created
+def test_a_rebuilt_image_is_taken_up_by_auto_update_and_the_notes_stay(apps: Machine) -> None:
+    text = f"kept-{secrets.token_hex(4)}"
+    status, body = http(apps, f"http://{SITE}/", data=text)
+    assert status == "201", f"POST http://{SITE}/ on apps answered HTTP {status}: {body[:300]!r}"
+    before = _pod(apps, "podman inspect --format '{{.Id}}' pad-db")
+    # what an administrator does to ship a fix: a newer localhost/pg, built on the one it replaces
+    _pod(apps, "podman run --name newer localhost/pg touch /newer && podman commit -q newer localhost/pg "
+               "&& podman rm newer")
+    newest = _pod(apps, "podman image inspect --format '{{.Id}}' localhost/pg")
+    _pod(apps, "podman auto-update")
+    after = _pod(apps, "podman inspect --format '{{.Id}} {{.Image}}' pad-db").split()
+    assert after[0] != before and after[1:] == [newest], (
+        f"podman auto-update did not re-create pad-db from the newer localhost/pg ({newest[:12]}): "
+        f"container {before[:12]} -> {after[0][:12]}, image {after[1][:12] if after[1:] else '?'}")
+    page = apps.wait_until_succeeds(f"curl -sf --max-time 5 -H 'Host: {SITE}' http://127.0.0.1/", timeout=30)
+    assert any(line.split("\t")[1:] == [text] for line in page.splitlines()[1:]), (
+        f"pad lost the note {text!r} when its database's container was re-created: {page[-300:]!r}")

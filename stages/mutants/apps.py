@@ -11,7 +11,22 @@ from typing import TYPE_CHECKING
 from harness import mutant
 from harness.machines.containers import LINGER
 from harness.model.mutant import edit, run
-from stages.apps import APP, DB, DB_IMAGE, IMAGE, PG, PG_CONF, PG_DATA, POD, PORT, UNIT, USER, VOLUME, user
+from stages.apps import (
+    APP,
+    AUTOUPDATE,
+    DB,
+    DB_IMAGE,
+    IMAGE,
+    PG,
+    PG_CONF,
+    PG_DATA,
+    POD,
+    PORT,
+    UNIT,
+    USER,
+    VOLUME,
+    user,
+)
 
 if TYPE_CHECKING:
     from harness import Lab, Machine
@@ -75,3 +90,22 @@ def apps_pod_run_by_root(lab: Lab) -> None:
     _serving(apps)
 
 
+
+
+def _reunit(lab: Lab, container: str, old: str, new: str) -> None:
+    """Edit ``container``'s unit (``old`` -> ``new``), restart the pod, wait until pad answers."""
+    apps = lab["apps"]
+    edit(apps, f"{UNITS}/container-{container}.service", old, new)
+    run(apps, user(f"systemctl --user daemon-reload && systemctl --user restart {UNIT}"))
+    _serving(apps)
+
+
+@mutant("PostgreSQL's data is in its container, not in a volume: a re-created container starts empty")
+def apps_data_not_in_a_volume(lab: Lab) -> None:
+    _reunit(lab, DB, f"-v {VOLUME}:{PG_DATA} ", "")
+
+
+@mutant("the containers lack the auto-update label: podman auto-update leaves them on the old image")
+def apps_no_auto_update_label(lab: Lab) -> None:
+    for container in (APP, DB):
+        _reunit(lab, container, f"--label {AUTOUPDATE} ", "")
