@@ -12,7 +12,7 @@ import shlex
 
 import pytest
 
-from harness import Family, Lab, Machine
+from harness import CheckFailed, Family, Lab, Machine
 from harness.machines.containers import as_user
 from scenarios.conftest import address, by_family
 from stages.inventory import INVENTORY
@@ -39,22 +39,6 @@ def in_the_database(apps: Machine) -> list[str]:
     return out.split()
 
 
-@by_family
-def test_a_seat_writes_a_note_through_pad_and_reads_it_back(pas: Machine, apps: Machine,
-                                                            family: Family) -> None:
-    text = f"note-{family}-{secrets.token_hex(4)}"
-    status, body = http(pas, f"http://{SITE}/", data=text, family=family)
-    assert status == "201", f"POST http://{SITE}/ from pas over {family} answered HTTP {status}, not 201 " \
-                            f"(a note stored): {body[:300]!r}"
-    status, body = http(pas, f"http://{SITE}/", family=family)
-    lines = body.splitlines()
-    assert status == "200" and lines[:1] == ["pad"], (
-        f"GET http://{SITE}/ from pas over {family} answered HTTP {status}, not pad's notes: {body[:300]!r}")
-    assert any(line.split("\t")[1:] == [text] for line in lines[1:]), (
-        f"pad lists no {text!r} after storing it: {body[-300:]!r}")
-    assert text in in_the_database(apps), f"pad answered 201 for {text!r}, but its PostgreSQL lacks it"
-
-
 def _ids(apps: Machine) -> tuple[int, range]:
     """The pod's user's uid on apps, and her subordinate ids (what the kernel maps a
     container's users to)."""
@@ -78,6 +62,22 @@ def test_the_pods_processes_run_as_the_users_ids_never_root(apps: Machine) -> No
 
 
 @by_family
+def test_a_seat_writes_a_note_through_pad_and_reads_it_back(pas: Machine, apps: Machine,
+                                                            family: Family) -> None:
+    text = f"note-{family}-{secrets.token_hex(4)}"
+    status, body = http(pas, f"http://{SITE}/", data=text, family=family)
+    assert status == "201", f"POST http://{SITE}/ from pas over {family} answered HTTP {status}, not 201 " \
+                            f"(a note stored): {body[:300]!r}"
+    status, body = http(pas, f"http://{SITE}/", family=family)
+    lines = body.splitlines()
+    assert status == "200" and lines[:1] == ["pad"], (
+        f"GET http://{SITE}/ from pas over {family} answered HTTP {status}, not pad's notes: {body[:300]!r}")
+    assert any(line.split("\t")[1:] == [text] for line in lines[1:]), (
+        f"pad lists no {text!r} after storing it: {body[-300:]!r}")
+    assert text in in_the_database(apps), f"pad answered 201 for {text!r}, but its PostgreSQL lacks it"
+
+
+@by_family
 @pytest.mark.parametrize("port", list(APPS_PRIVATE_PORTS), ids=list(APPS_PRIVATE_PORTS))
 def test_a_seat_cannot_reach_the_pods_own_ports(pas: Machine, port: str, family: Family) -> None:
     target = address("apps", family)
@@ -98,8 +98,13 @@ def test_a_seat_cannot_reach_the_pods_own_ports(pas: Machine, port: str, family:
 def test_the_pod_serves_again_after_a_reboot_with_nobody_logged_in(apps: Machine, lab: Lab) -> None:
     apps = lab.reboot(apps.name)
     apps.execute("systemctl is-system-running --wait")  # the boot's jobs: her manager's start too
-    page = apps.wait_until_succeeds(f"curl -sf --max-time 5 -H 'Host: {SITE}' http://127.0.0.1/",
-                                    timeout=POD_START)
+    try:
+        page = apps.wait_until_succeeds(f"curl -sf --max-time 5 -H 'Host: {SITE}' http://127.0.0.1/",
+                                        timeout=POD_START)
+    except CheckFailed as exc:
+        pods = apps.execute(as_user(APPS_USER, "podman pod ps --format '{{.Name}} {{.Status}}' 2>&1"))[1]
+        raise CheckFailed(f"after a reboot of apps, nobody logged in, {SITE} is not served within "
+                          f"{POD_START}s; {APPS_USER}'s pods: {pods.strip() or 'none'}; {exc}") from None
     assert page.splitlines()[:1] == ["pad"], f"after a reboot, apps serves {SITE} with {page[:300]!r}"
     sessions = apps.succeed("loginctl list-sessions --no-legend").strip()
     assert sessions == "", f"someone is logged in on apps, so the reboot proves nothing: {sessions}"
