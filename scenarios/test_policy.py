@@ -226,22 +226,25 @@ def _filtered(lab: Lab, row: Row) -> bool:
     return lab[INVENTORY.router().name].run(f"nft list chain inet filter {chain}").status == 0
 
 
-REFUSED = next(r for r in ROWS if not r.accepted and r.route_via is None and r.service.proto is Proto.TCP
-               and r.service.machine != INVENTORY.router().name)
+# A refused row whose client reaches the service straight through gw: in a lab of IPv4 alone
+# there is none (the uplink reaches the LAN only through gw's own address), and no test.
+STRAIGHT = [pytest.param(r, id=r.id, marks=pytest.mark.machines(*r.machines)) for r in ROWS
+            if not r.accepted and r.route_via is None and r.service.proto is Proto.TCP
+            and r.service.machine != INVENTORY.router().name][:1]
 
 
-@pytest.mark.machines(*REFUSED.machines)
-def test_a_packet_lost_before_gw_is_not_a_drop(lab: Lab) -> None:
+@pytest.mark.parametrize("row", STRAIGHT)
+def test_a_packet_lost_before_gw_is_not_a_drop(lab: Lab, row: Row) -> None:
     """The client sends its packet to a MAC no machine has (its neighbour entry for gw made
     wrong, put right after): the client hears nothing, but gw never saw the packet, so it is
     no proof of gw's firewall."""
-    client = lab[REFUSED.client]
-    route = json.loads(client.succeed(f"ip -j route get {REFUSED.address}"))[0]
-    hop, dev = route.get("gateway", REFUSED.address), route["dev"]
+    client = lab[row.client]
+    route = json.loads(client.succeed(f"ip -j route get {row.address}"))[0]
+    hop, dev = route.get("gateway", row.address), route["dev"]
     client.succeed(f"ip neigh replace {hop} lladdr 02:00:00:00:de:ad dev {dev} nud permanent")
     try:
-        seen, detail = refusal(client, lab[INVENTORY.router().name], REFUSED)
+        seen, detail = refusal(client, lab[INVENTORY.router().name], row)
     finally:
         client.succeed(f"ip neigh del {hop} dev {dev}")
     assert seen == "lost before gw", \
-        f"{REFUSED.id}, sent to a MAC no one has: the client saw {seen}: {detail}"
+        f"{row.id}, sent to a MAC no one has: the client saw {seen}: {detail}"
