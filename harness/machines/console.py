@@ -12,25 +12,37 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pexpect
 from pexpect import fdpexpect
 
-from harness.core.errors import CheckFailed
+from harness.core import proc
+from harness.core.errors import CheckFailed, HarnessError
 from harness.core.wait import retry
 
 CONSOLE_TIMEOUT = 30.0  # seconds each step of a console dialogue is awaited, unless told
 MAX_SHELLS = 4  # shells inside shells a session exits to find login's prompt again
 
 
+class Terminal(Protocol):
+    """A machine's terminal as the console reads it: a pexpect ``spawn``, or a `HandedTerminal`."""
+
+    @property
+    def child_fd(self) -> int: ...
+
+    def send(self, s: bytes) -> int: ...
+
+
 class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
     """pexpect on a machine's console. Output comes from the tee, input goes to the terminal."""
 
-    def __init__(self, read_fd: int, terminal: pexpect.spawn, machine: str, timeout: float) -> None:
+    def __init__(self, read_fd: int, terminal: Terminal, machine: str, timeout: float) -> None:
         # poll(), not select(): a lab of 250 machines holds descriptors past select()'s 1024
         super().__init__(read_fd, timeout=timeout, encoding="utf-8", codec_errors="replace", use_poll=True)
         self.terminal = terminal
@@ -145,7 +157,7 @@ class ConsoleSession(fdpexpect.fdspawn):  # type: ignore[misc]
 class ConsoleTap:
     """Drains a machine's terminal into ``log`` and into attached sessions."""
 
-    def __init__(self, terminal: pexpect.spawn, log: Path, machine: str) -> None:
+    def __init__(self, terminal: Terminal, log: Path, machine: str) -> None:
         self.terminal = terminal
         self.log = log
         self.machine = machine
@@ -229,25 +241,113 @@ class ConsoleTap:
             os.close(read_fd)
 
 
-def keep(log: Path) -> None:
-    """Drain a detached machine's terminal (this process's stdin) into ``log`` until it hangs up.
+class HandedTerminal:
+    """A machine's terminal handed back by its keeper (`receive`): the pty master ``child_fd``
+    of a systemd-nspawn process ``pid`` that is not this process's child, watched through a
+    pidfd (no ``waitpid``: only its parent, or init, reaps it). What `Machine` asks of a
+    pexpect ``spawn``: ``pid``, ``child_fd``, ``isalive``, ``kill``, ``send``, ``close``."""
 
-    Run as ``python -m harness.machines.console LOG`` by `harness.machines.machine.Machine.detach`: it holds
-    the terminal open, so the machine outlives the harness process that booted it.
+    exitstatus = None  # not our child: its status is its parent's to read
+
+    def __init__(self, pid: int, child_fd: int) -> None:
+        self.pid = pid
+        self.child_fd = child_fd
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            os.close(child_fd)
+            raise HarnessError(f"systemd-nspawn {pid} is gone: nothing to adopt") from None
+        self.closed = False
+
+    def isalive(self) -> bool:
+        return not self.closed and not proc.readable(self._pidfd, 0)
+
+    def kill(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(self._pidfd, sig)
+
+    def send(self, data: bytes) -> int:
+        return os.write(self.child_fd, data)
+
+    def close(self) -> None:
+        """Close the terminal and the pidfd (once the machine is stopped, or handed on)."""
+        if not self.closed:
+            self.closed = True
+            os.close(self.child_fd)
+            os.close(self._pidfd)
+
+
+def receive(sock: Path, machine: str, timeout: float = 10.0) -> int:
+    """The pty master of ``machine``, received from its keeper listening on ``sock``
+    (`keep`), which then exits: the terminal is this process's to drain from now on."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout)
+        try:
+            conn.connect(str(sock))
+            _, fds, _, _ = socket.recv_fds(conn, 16, 1)
+        except OSError as exc:
+            raise HarnessError(f"machine {machine}: no console handed over by its keeper at {sock}: "
+                               f"{exc}") from None
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            raise HarnessError(f"machine {machine}: its keeper at {sock} sent {len(fds)} descriptors, not 1")
+        with contextlib.suppress(OSError):
+            conn.sendall(b"k")  # the keeper may exit now
+        return fds[0]
+
+
+def keep(log: Path, listener: socket.socket | None = None) -> None:
+    """Drain a detached machine's terminal (this process's stdin) into ``log`` until it hangs
+    up, or, once a process connects to ``listener``, hand the terminal over to it
+    (``SCM_RIGHTS``; `receive`) and exit: the adopter drains it from then on.
+
+    Run as ``python -m harness.machines.console LOG [--listen-fd N]`` by
+    `harness.machines.machine.Machine.detach`: it holds the terminal open, so the machine
+    outlives the harness process that booted it.
     """
+    poller = select.poll()
+    poller.register(0, select.POLLIN | select.POLLPRI)
+    if listener is not None:
+        poller.register(listener.fileno(), select.POLLIN)
     with open(log, "ab") as out:
         while True:
-            try:
-                data = os.read(0, 65536)
-            except OSError:  # EIO: the machine is gone
+            ready = {fd for fd, _ in poller.poll()}
+            if 0 in ready:
+                try:
+                    data = os.read(0, 65536)
+                except OSError:  # EIO: the machine is gone
+                    return
+                if not data:
+                    return
+                out.write(data)
+                out.flush()
+            if listener is not None and listener.fileno() in ready and _hand_over(listener):
                 return
-            if not data:
-                return
-            out.write(data)
-            out.flush()
+
+
+def _hand_over(listener: socket.socket) -> bool:
+    """Send the terminal to the process connecting to ``listener``; whether it took it (an
+    adopter that went away before acknowledging leaves the terminal to this keeper)."""
+    try:
+        conn, _ = listener.accept()
+    except OSError:
+        return False
+    with conn:
+        conn.settimeout(10)
+        try:
+            socket.send_fds(conn, [b"t"], [0])
+            taken = conn.recv(1) == b"k"
+        except OSError:
+            return False
+    if taken:
+        with contextlib.suppress(OSError):
+            os.unlink(listener.getsockname())
+    return taken
 
 
 if __name__ == "__main__":
     import sys
 
-    keep(Path(sys.argv[1]))
+    args = sys.argv[1:]
+    keep(Path(args[0]), socket.socket(fileno=int(args[2])) if args[1:2] == ["--listen-fd"] else None)

@@ -105,6 +105,8 @@ class Lab:
         self.network = LabNetwork(self.id, [i for s in booted for i in s.interfaces],
                                   [s.name for s in booted], {s.name: s.sysctls for s in booted})
         self.machines: dict[str, Machine] = {}
+        self.booted_at: float | None = None  # when every machine was ready (time.time())
+        self._adopt: Mapping[str, object] | None = None
         self._stack = contextlib.ExitStack()
 
     def __getitem__(self, name: str) -> Machine:
@@ -118,8 +120,54 @@ class Lab:
         """Where machine ``name``'s root lives: its own clone, or the tree it shares."""
         return self.store.work_path(self.id, self.setups[name].shares or name)
 
+    def adopting(self, record: Mapping[str, object]) -> Lab:
+        """This lab, to be entered by adopting the running lab of ``record`` (one detached with
+        its consoles' sockets: `detach`, `harness.machines.warm`) instead of booting one: the
+        same setups, its machines taken over (`Machine.adopt`), ``after_boot`` run again. The
+        record must be this process's already (`harness.machines.warm.claim`)."""
+        self.id = str(record["id"])
+        self.network = LabNetwork(self.id, self.network.interfaces, self.network.machines,
+                                  self.network.sysctls)
+        self.log_dir = self.log_dir.parent / self.id
+        self._adopt = record
+        return self
+
+    def _adopted(self, record: Mapping[str, object]) -> None:
+        booted = [n for n, s in self.setups.items() if s.boot]
+        nspawn_pids, leaders = dict(record.get("nspawn") or {}), dict(record.get("machines") or {})  # type: ignore[call-overload]
+        if sorted(nspawn_pids) != sorted(booted):
+            raise HarnessError(f"lab {self.id} runs {', '.join(sorted(nspawn_pids)) or 'nothing'}, "
+                               f"not {', '.join(sorted(booted))}: it cannot be adopted")
+        self._stack.callback(self._release)
+        self._record()  # ours from now on, before anything else can fail
+        self.booted_at = float(dict(record.get("warm") or {}).get("booted_at") or time.time())  # type: ignore[call-overload]
+        self.network.adopt()
+        self._stack.push(self.network)
+        for name in booted:
+            machine = Machine.adopt(self._spec(name), {
+                "pid": nspawn_pids[name], "leader": leaders[name], "console": self.console_socket(name)},
+                console_log=self.log_dir / f"{name}.console", boot_timeout=self.boot_timeout)
+            self._stack.callback(machine.stop)
+            self.machines[name] = machine
+        self._record()
+        if self.after_boot is not None:
+            self.after_boot(self)  # a lab that rotted while warm fails its readiness here
+
+    def console_socket(self, name: str) -> Path:
+        """Where the keeper of machine ``name``'s console listens once the lab is detached."""
+        return RUN_DIR / self.id / f"{name}.console.sock"
+
     def __enter__(self) -> Lab:
         began = time.monotonic()
+        if self._adopt is not None:
+            try:
+                self._adopted(self._adopt)
+            except BaseException:
+                self._stack.close()
+                raise
+            logger.info("lab %s: %d machine(s) adopted, warm, from %s in %s", self.id, len(self.machines),
+                        self.origin, format_elapsed(time.monotonic() - began))
+            return self
         try:
             to_boot = [s for s in self.setups.values() if s.boot]
             ports: dict[str, int] = {}
@@ -138,6 +186,7 @@ class Lab:
             self.boot([name for name, setup in self.setups.items() if setup.boot])
             if self.after_boot is not None:
                 self.after_boot(self)
+            self.booted_at = time.time()
         except BaseException:
             self._stack.close()
             raise
@@ -215,13 +264,15 @@ class Lab:
         if (RUN_DIR / f"{self.id}.json").exists():  # its record names the machines `harness shell` enters
             self._record()
 
-    def _start(self, name: str) -> Machine:
+    def _spec(self, name: str) -> MachineSpec:
         setup = self.setups[name]
-        spec = MachineSpec(name=name, root=self.root(name), unit=str(LabName(self.id, name)),
+        return MachineSpec(name=name, root=self.root(name), unit=str(LabName(self.id, name)),
                            netns=self.network.namespace_path(name), extra_args=setup.extra_args,
                            env=setup.env, nice=min(19, NICE_PER_WAVE * setup.wave),
                            machine_id=rootfs.shared_machine_id(self.root(name), name) if setup.shares else "")
-        machine = Machine(spec, console_log=self.log_dir / f"{name}.console",
+
+    def _start(self, name: str) -> Machine:
+        machine = Machine(self._spec(name), console_log=self.log_dir / f"{name}.console",
                           boot_timeout=self.boot_timeout)
         machine.spawn()
         self._stack.callback(machine.stop)
@@ -250,17 +301,25 @@ class Lab:
         finally:
             self.store.release(owner)
 
-    def detach(self) -> list[str]:
-        """Leave the lab running after this process exits: machines, network and clones stay.
+    def detach(self, warm: Mapping[str, object] | None = None) -> list[str]:
+        """Leave the lab running after this process exits: machines, network and clones stay,
+        each console with a keeper that hands it to a process adopting the lab (`adopting`).
+        With ``warm`` (``{snapshot, key, booted_at, until}``: `harness.machines.warm`), the
+        record says the lab is pristine, for a later run to adopt.
 
         Returns, per machine, how to enter it. `destroy` (``harness destroy``) removes it.
         """
         entries = []
+        keepers: dict[str, list[int | None]] = {}
+        nspawn_pids = {name: machine.pid for name, machine in self.machines.items()}
         for name, machine in self.machines.items():
             leader = machine.leader
-            machine.detach()
+            self.console_socket(name).parent.mkdir(parents=True, exist_ok=True)
+            keeper = machine.detach(self.console_socket(name))
+            keepers[name] = [keeper, proc.start_time(keeper)]
             entries.append(f"{name}: nsenter --target={leader} --all -- /bin/bash -l")
-        self._record(kept=True)
+        self._record(kept=True, nspawn=nspawn_pids, keepers=keepers,
+                     **({"warm": dict(warm)} if warm is not None else {}))
         self._stack.pop_all()
         return entries
 
@@ -290,14 +349,16 @@ class Lab:
         self[name].stop()
         del self.machines[name]
 
-    def _record(self, kept: bool = False) -> None:
+    def _record(self, kept: bool = False, **more: object) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         record = {"id": self.id, "pid": None if kept else os.getpid(),
                   "started": None if kept else proc.start_time(os.getpid()), "store": str(self.store.root),
                   "machines": {n: m.leader for n, m in self.machines.items()},
-                  "logs": str(self.log_dir), "origin": self.origin, "project": self.project}
-        (RUN_DIR / f"{self.id}.json").write_text(json.dumps(record))
+                  "logs": str(self.log_dir), "origin": self.origin, "project": self.project, **more}
+        part = RUN_DIR / f"{self.id}.json.part"  # whole or not at all: others read it at any time
+        part.write_text(json.dumps(record))
+        part.rename(RUN_DIR / f"{self.id}.json")
 
     def _release(self) -> None:
         with step(f"lab {self.id}: tear down"):
@@ -315,27 +376,71 @@ def recorded_labs() -> list[Mapping[str, object]]:
 
 def owner_gone(record: Mapping[str, object]) -> bool:
     """Whether the process that owned a recorded lab is gone (killed without cleaning up).
-    A kept lab (no owner) is never stale; a reused pid is told apart by its start time."""
+    A kept lab (no owner) is never stale, but a warm one is once all its consoles' keepers
+    are gone (its machines died); a reused pid is told apart by its start time."""
     pid = record.get("pid")
     if pid is None:
-        return False
+        keepers = dict(record.get("keepers") or {}) if record.get("warm") else {}  # type: ignore[call-overload]
+        return bool(keepers) and not any(proc.start_time(int(k)) == started
+                                         for k, started in keepers.values())
     started = proc.start_time(int(str(pid)))
     return started is None or (record.get("started") is not None and started != record["started"])
 
 
+def stale(record: Mapping[str, object], now: float | None = None) -> str | None:
+    """Why a recorded lab is no one's any more (`owner_gone`), or, left warm, past the time it
+    may be adopted until (its ``warm.until``); None while it is someone's, or adoptable."""
+    if owner_gone(record):
+        return ("the keepers of its consoles are gone" if record.get("pid") is None
+                else f"its owner, pid {record['pid']}, is gone")
+    warm = record.get("warm")
+    now = time.time() if now is None else now
+    if isinstance(warm, dict) and float(warm.get("until") or 0) < now:
+        booted = float(warm.get("booted_at") or 0)
+        return f"it booted {now - booted:.0f}s ago, past the {float(warm['until']) - booted:.0f}s " \
+               "a warm lab may be adopted"
+    return None
+
+
+def claim(lab_id: str) -> dict[str, object] | None:
+    """Take warm lab ``lab_id``'s record away, atomically (a rename: of two processes, one
+    gets it); its contents, or None if another process took it first (or it is no longer
+    warm). The caller writes the record anew (a `Lab` adopting it) or destroys the lab."""
+    path, taken = RUN_DIR / f"{lab_id}.json", RUN_DIR / f"{lab_id}.claimed-{os.getpid()}"
+    try:
+        os.rename(path, taken)
+    except FileNotFoundError:
+        return None
+    try:
+        found = json.loads(taken.read_text())
+    except (OSError, ValueError):
+        found = {}
+    if not found.get("warm"):  # adopted since it was read: its new owner's, put back
+        os.rename(taken, path)
+        return None
+    taken.unlink(missing_ok=True)
+    return dict(found)
+
+
 def sweep_stale() -> list[str]:
-    """Destroy every lab whose owner is gone (a run killed with SIGKILL); say so; return their ids."""
+    """Destroy every lab whose owner is gone (a run killed with SIGKILL) and every warm lab
+    whose keepers are gone or whose time is past (`stale`); say so; return their ids."""
     swept = []
     for record in recorded_labs():
-        if owner_gone(record):
-            lab_id = str(record["id"])
-            logger.warning("removing stale lab %s: its owner, pid %s, is gone", lab_id, record["pid"])
-            destroy(lab_id)
-            swept.append(lab_id)
+        why = stale(record)
+        if why is None:
+            continue
+        lab_id = str(record["id"])
+        if record.get("warm") and claim(lab_id) is None:
+            continue  # adopted meanwhile by another run
+        logger.warning("removing stale lab %s: %s", lab_id, why)
+        destroy(lab_id, record=record)
+        swept.append(lab_id)
     return swept
 
 
-def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False) -> None:
+def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False,
+            record: Mapping[str, object] | None = None) -> None:
     """Remove every trace of lab ``lab_id``: machines, namespaces, clones, logs, record.
 
     The one way a lab goes: a `Lab` leaving its ``with`` block (after stopping the machines it
@@ -354,7 +459,8 @@ def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False) -> 
     removed = network.remove_lab_namespaces(lab_id)
     for leftover in nspawn.STATE.glob(f"propagate/{LabName.prefix(lab_id)}*"):
         nspawn.forget(leftover.name)
-    record = next((r for r in recorded_labs() if r.get("id") == lab_id), {})
+    if record is None:  # given when claimed away (`claim`): no longer on file
+        record = next((r for r in recorded_labs() if r.get("id") == lab_id), {})
     if record.get("store"):
         with contextlib.suppress(HarnessError):  # a store that is gone holds no clones
             store = Store(Path(str(record["store"])))
@@ -366,6 +472,7 @@ def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False) -> 
         store.release(lab_id)
     if record.get("logs") and Path(str(record["logs"])).parent == RUN_DIR:
         shutil.rmtree(str(record["logs"]), ignore_errors=True)
+    shutil.rmtree(RUN_DIR / lab_id, ignore_errors=True)  # its consoles' sockets, whatever the logs
     (RUN_DIR / f"{lab_id}.json").unlink(missing_ok=True)
     if not quiet:
         logger.info("lab %s destroyed (%d namespace(s))", lab_id, len(removed))

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -29,7 +31,7 @@ from harness.core.log import step
 from harness.core.settings import DEFAULT_BOOT_TIMEOUT
 from harness.core.wait import Unrecoverable, retry
 from harness.machines import nspawn
-from harness.machines.console import ConsoleSession, ConsoleTap
+from harness.machines.console import ConsoleSession, ConsoleTap, HandedTerminal, receive
 from harness.machines.nspawn import MachineSpec, find_leader
 from harness.machines.sockets import listening_on
 
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
 GUEST_ENV = {"PATH": proc.PATH, "LANG": "C.UTF-8", "TERM": "dumb", "HOME": "/root",
              "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
 DEFAULT_WAIT_TIMEOUT = 60.0
+# Where this harness is imported from: a console's keeper runs the same code, whatever its cwd
+# (a worktree's, not the one installed), or it would not hand the console back as this expects.
+HARNESS_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Machine:
@@ -60,7 +65,7 @@ class Machine:
         self.leader: int | None = None
         self.ready = False
         self._stack = contextlib.ExitStack()
-        self._terminal: pexpect.spawn | None = None
+        self._terminal: pexpect.spawn | HandedTerminal | None = None
         self._tap: ConsoleTap | None = None
         self._host: testinfra.host.Host | None = None
 
@@ -211,29 +216,81 @@ class Machine:
         self.ready = False
         self._host = None
 
-    def detach(self) -> int:
+    @property
+    def pid(self) -> int | None:
+        """The systemd-nspawn process's pid, while it runs."""
+        return self._terminal.pid if self._terminal is not None else None
+
+    def detach(self, console_socket: Path | None = None) -> int:
         """Leave the machine running after this process exits; return the pid keeping its console.
 
         A keeper process (``python -m harness.machines.console``) takes over the terminal and goes on
-        logging the console; this object forgets the machine without stopping it.
+        logging the console; this object forgets the machine without stopping it. With
+        ``console_socket``, the keeper listens there and hands the terminal to the first
+        process that connects (`adopt`), then exits.
         """
         terminal = self._terminal
         if terminal is None or not terminal.isalive():
             raise HarnessError(f"machine {self.name} is not running: nothing to keep")
         if self._tap is not None:
             self._tap.join(5)  # our reader lets go of the terminal first
-        keeper = subprocess.Popen([sys.executable, "-m", "harness.machines.console", str(self.console_log)],
-                                  stdin=terminal.child_fd, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True,
-                                  env=proc.host_env())
-        # Close our end by hand and mark pexpect's objects closed: their close() and
-        # __del__ would otherwise terminate nspawn.
-        terminal.ptyproc.fileobj.close()
-        terminal.ptyproc.closed = terminal.closed = True
-        terminal.ptyproc.fd = terminal.child_fd = -1
+        listen: list[str] = []
+        with contextlib.ExitStack() as ours:  # the listening socket is the keeper's once started
+            if console_socket is not None:
+                console_socket.unlink(missing_ok=True)
+                listener = ours.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+                listener.bind(str(console_socket))  # listening before detach returns: no race
+                listener.listen(1)
+                listen = ["--listen-fd", str(listener.fileno())]
+            keeper = subprocess.Popen([sys.executable, "-m", "harness.machines.console",
+                                       str(self.console_log), *listen],
+                                      stdin=terminal.child_fd, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True,
+                                      pass_fds=[int(listen[1])] if listen else [], cwd="/",
+                                      env=proc.host_env({"PYTHONPATH": str(HARNESS_ROOT)}))
+        if isinstance(terminal, HandedTerminal):
+            terminal.close()
+        else:
+            # Close our end by hand and mark pexpect's objects closed: their close() and
+            # __del__ would otherwise terminate nspawn.
+            terminal.ptyproc.fileobj.close()
+            terminal.ptyproc.closed = terminal.closed = True
+            terminal.ptyproc.fd = terminal.child_fd = -1
         self._stack.pop_all()
         self._terminal = None
         return keeper.pid
+
+    @classmethod
+    def adopt(cls, spec: MachineSpec, record: Mapping[str, object], *, console_log: Path,
+              boot_timeout: float = DEFAULT_BOOT_TIMEOUT) -> Machine:
+        """The running machine that another process detached (`detach` with a console
+        socket), taken over by this one: ``record`` holds its systemd-nspawn ``pid``, its
+        ``leader`` (PID 1) and its keeper's ``console`` socket. The console is handed back
+        and logged to ``console_log`` from now on; nspawn, not this process's child, is
+        watched through a pidfd. Everything after (commands, console, `stop`) is as for a
+        machine this process booted. `HarnessError` if the machine is not the one recorded."""
+        machine = cls(spec, console_log=console_log, boot_timeout=boot_timeout)
+        pid, leader = int(str(record["pid"])), int(str(record["leader"]))
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            argv = []
+        if f"--machine={spec.unit}".encode() not in argv or find_leader(pid) != leader:
+            raise HarnessError(f"machine {spec.name}: systemd-nspawn {pid} with PID 1 {leader} "
+                               "is not running any more: nothing to adopt")
+        fd = receive(Path(str(record["console"])), spec.name)
+        try:
+            terminal = HandedTerminal(pid, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        machine._terminal = terminal
+        machine._stack.callback(terminal.close)
+        machine.leader, machine.ready = leader, True
+        console_log.parent.mkdir(parents=True, exist_ok=True)
+        machine._tap = ConsoleTap(terminal, console_log, spec.name)
+        machine._tap.start()
+        return machine
 
     # -- commands ---------------------------------------------------------------------------------
 

@@ -188,6 +188,17 @@ class LabNetwork:
                  tb: TracebackType | None) -> None:
         self.remove()
 
+    def adopt(self) -> None:
+        """Take over this lab's namespaces, made by another process (a lab left warm): this
+        object removes them as if it had created them. `HarnessError` if one is missing."""
+        names = (self.switch, *(self.namespace(m) for m in self.machines))
+        present = set(netns.listnetns())
+        missing = [n for n in names if n not in present]
+        if missing:
+            raise HarnessError(f"lab {self.lab_id}: namespace(s) {', '.join(missing)} are gone: "
+                               "nothing to adopt")
+        self._created = list(names)
+
     def _create(self) -> None:
         for name in (self.switch, *(self.namespace(m) for m in self.machines)):
             if name in netns.listnetns():
