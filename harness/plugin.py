@@ -36,6 +36,7 @@ from harness.pytest.reporting import (  # noqa: F401 (hooks)
     pytest_sessionfinish,
 )
 from harness.pytest.session import (
+    INTERRUPTED_KEY,
     MACHINE_FIXTURES_KEY,
     PIPELINE_KEY,
     PRIVATE_KEY,
@@ -132,6 +133,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(fixtures, "harness.pytest.fixtures")
     if not config.pluginmanager.is_registered(debugger):  # --pdb, breakpoint(): how to enter the lab
         config.pluginmanager.register(debugger, "harness.pytest.debugger")
+    config.pluginmanager.register(_Interrupts(config), "harness-interrupts")
     if not config.option.help:  # nothing runs, nothing is reported: anyone may ask, anywhere
         _refuse_a_user_who_cannot_write(config)
         reporting.point_reports(config)
@@ -198,6 +200,17 @@ def _can_write(path: Path) -> bool:
     while not path.exists() and path != path.parent:
         path = path.parent
     return os.access(path, os.W_OK)
+
+
+class _Interrupts:
+    """Marks the session interrupted (Ctrl-C, or SIGTERM: see `proc.interrupt_on_sigterm`) in
+    its stash: its labs all go then, none is left warm (`LabPool.close`)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.config.stash[INTERRUPTED_KEY] = True
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

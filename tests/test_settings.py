@@ -28,10 +28,11 @@ GOOD: dict[str, tuple[str, Any]] = {
     "store": ("/srv/store", "/srv/store"), "store_size": ("64G", "64G"), "pipeline": ("mylab", "mylab"),
     "room_size": ("5", 5), "families": ("ipv4", (Family.IPV4,)), "boot_timeout": ("90", 90.0),
     "reports": ("out", "out"), "mutant": ("gw-forgets", "gw-forgets"), "spare_labs": ("0", 0),
+    "warm_labs": ("1", 1),
     "cache": ("/srv/cache", Path("/srv/cache")),
 }
 BAD = {"store_size": "lots", "pipeline": "my-lab", "room_size": "0", "families": "ip4",
-       "boot_timeout": "soon", "spare_labs": "-1"}
+       "boot_timeout": "soon", "spare_labs": "-1", "warm_labs": "some"}
 ROWS = [pytest.param(s, id=s.name) for s in SETTINGS]
 FRONTED = [pytest.param(s, f, id=f"{s.name}-{f.value}") for s in SETTINGS for f in Front
            if f in s.fronts and not s.flag_only]
@@ -107,7 +108,8 @@ def test_the_mutant_is_taken_from_its_flag_alone(clean_env: pytest.MonkeyPatch) 
 def test_the_option_wins_over_the_environment_which_wins_over_the_ini(
         setting: Setting, clean_env: pytest.MonkeyPatch) -> None:
     text, value = GOOD[setting.name]
-    other = {"room_size": "7", "spare_labs": "3", "boot_timeout": "5", "families": "ipv6"}.get(
+    other = {"room_size": "7", "spare_labs": "3", "warm_labs": "2", "boot_timeout": "5",
+             "families": "ipv6"}.get(
         setting.name, {"store_size": "1T"}.get(setting.name, "other"))
     ini = {setting.ini: other} if setting.ini else {}
     front = Front.PYTEST if Front.PYTEST in setting.fronts or not setting.fronts else Front.CLI

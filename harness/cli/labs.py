@@ -38,7 +38,7 @@ def _one_lab(wanted: str | None) -> Mapping[str, object]:
             raise UsageError(f"no running lab {wanted}; running: "
                              f"{', '.join(str(r['id']) for r in labs) or 'none'}")
         return found[0]
-    kept = [r for r in labs if r.get("pid") is None]
+    kept = [r for r in labs if r.get("pid") is None and not r.get("warm")]  # a warm lab is a run's
     if len(kept) == 1:
         return kept[0]
     if not kept:
@@ -116,8 +116,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    """Stop a lab started with `harness up` and remove everything it holds; returns once its
-    machines' processes are gone and their names free for the next `harness up`."""
+    """Stop a lab started with `harness up` (or one a run left warm, given by its id) and remove
+    everything it holds; returns once its machines' processes are gone and their names free for
+    the next `harness up`."""
     record = _one_lab(args.lab)
     lab_id = str(record["id"])
     lab.destroy(lab_id, quiet=True)  # no orderly power-off: its clones go, nothing is kept

@@ -82,6 +82,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
     for record in labs if args.all else [r for r in labs if cli_labs.of_project(r, this)]:
         machines = ", ".join(dict(record.get("machines") or {}))  # type: ignore[call-overload]
         owner = "kept" if record.get("pid") is None else f"pid {record['pid']}"
+        warm = record.get("warm")
+        if isinstance(warm, dict):  # left by a run for the next to adopt (harness.engine.warm)
+            owner = f"warm, adoptable for {_age(float(warm.get('until') or 0) - now)}"
         project = "" if cli_labs.of_project(record, this) else \
             f", project {Path(str(record.get('project') or '-')).name}"
         print(f"lab {record['id']} ({owner}, from {record.get('origin') or '?'}{project}): {machines}")

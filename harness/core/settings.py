@@ -36,6 +36,7 @@ DEFAULT_BOOT_TIMEOUT = 60.0  # seconds a machine may take to boot
 DEFAULT_IMAGE_SIZE = "32G"  # the store's image file when no btrfs is given: sparse
 DEFAULT_CACHE = Path("/var/cache/harness")
 DEFAULT_SPARE_LABS = 1
+DEFAULT_WARM_LABS = 0
 
 
 class Front(enum.StrEnum):
@@ -115,6 +116,12 @@ def _count(text: str, where: str) -> int:
     return int(text)
 
 
+def _warm(text: str, where: str) -> int:
+    if not text.strip().isdigit():
+        raise UsageError(f"{where}={text!r}: give a whole number of labs to leave warm, 0 for none")
+    return int(text)
+
+
 # -- the table ---------------------------------------------------------------------------------
 
 BOTH = frozenset(Front)
@@ -185,6 +192,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("spare_labs", _count, DEFAULT_SPARE_LABS, metavar="N", fronts=frozenset({Front.PYTEST}),
             help="private labs each process keeps booted ahead for fresh_lab tests (default "
                  f"{DEFAULT_SPARE_LABS}); 0 boots each in its test"),
+    # Off unless asked: a run that leaves labs running would leave machines behind on a CI host
+    # after the job, and in every test of a project that runs pytest in a loop.
+    Setting("warm_labs", _warm, DEFAULT_WARM_LABS, metavar="N", fronts=frozenset({Front.PYTEST}),
+            help="labs each process leaves running at the end, pristine (booted from the target's "
+                 "snapshot, never given to a test), for the next run of the same snapshot to adopt "
+                 f"instead of booting (default {DEFAULT_WARM_LABS}: none); a run adopts warm labs "
+                 "whatever this says; `harness ls` lists them, `harness destroy` ends them"),
     Setting("cache", lambda text, where: Path(text), DEFAULT_CACHE, fronts=frozenset(),
             help=f"the host's package cache, every .deb fetched once (default {DEFAULT_CACHE})"),
 )
@@ -204,6 +218,7 @@ class RunSettings:
     reports: str | None = None
     mutant: str | None = None
     spare_labs: int = DEFAULT_SPARE_LABS
+    warm_labs: int = DEFAULT_WARM_LABS
     cache: Path = DEFAULT_CACHE
     where: Mapping[str, str] = field(default_factory=dict, compare=False)  # name -> its source
 

@@ -10,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from harness.core.errors import present
 from harness.core.log import logger
+from harness.engine import warm
 from harness.engine.build.builder import Builder
 from harness.engine.spares import Spares
 from harness.machines.lab import Lab
@@ -28,12 +29,20 @@ class LabPool:
     the session's tests may ask for), they are booted ahead in the background once the
     first shared lab is up (see `harness.engine.spares`); with ``lazy_spares``, only once the first
     private lab is asked for (a run that may stop early, against a mutant, boots none in vain).
+
+    Labs kept warm (`harness.engine.warm`): with ``adopt``, a lab this pool needs is first
+    sought among the warm labs of its snapshot that an earlier run left, and adopted; with
+    ``warm`` N, up to N spares of the target's snapshot boot behind the shared lab and `close`
+    leaves the ones no test took running, warm, for the next run.
     """
 
     def __init__(self, builder: Builder, target: str, *, from_snapshot: str | None = None,
                  rebuild: bool = False, spares: int = 0, private_wanted: int = 0,
-                 lazy_spares: bool = False) -> None:
+                 lazy_spares: bool = False, warm: int = 0, adopt: bool = False) -> None:
         self.builder = builder
+        self.warm = warm
+        self.adopt = adopt
+        self.adopted: list[str] = []  # ids of the warm labs this pool adopted
         self.lazy_spares = lazy_spares
         self.spares = spares
         self.private_wanted = private_wanted
@@ -70,7 +79,14 @@ class LabPool:
     def shared(self, snapshot: Snapshot) -> Lab:
         """The session's lab booted from ``snapshot`` (booted on first call)."""
         if snapshot.name not in self._labs:
-            self._labs[snapshot.name] = self._stack.enter_context(self.builder.lab(snapshot))
+            lab = self._lab(snapshot)
+            try:
+                self._labs[snapshot.name] = self._stack.enter_context(lab)
+            except Exception as exc:
+                if lab.id not in self.adopted:
+                    raise
+                logger.warning("warm lab %s could not be adopted (%s); booting one", lab.id, exc)
+                self._labs[snapshot.name] = self._stack.enter_context(self.builder.lab(snapshot))
             if not self.lazy_spares:
                 self._spares_for(snapshot)  # behind the shared lab, which the first tests wait for
         return self._labs[snapshot.name]
@@ -80,17 +96,27 @@ class LabPool:
         """A lab of the test's own, booted from ``snapshot``: a spare if one is ready, else
         booted now; torn down on leaving."""
         spares = self._spares_for(snapshot)
-        with spares.take() if spares is not None else self.builder.lab(snapshot) as lab:
+        with spares.take() if spares is not None else self._lab(snapshot) as lab:
             yield lab
+
+    def _lab(self, snapshot: Snapshot) -> Lab:
+        """A lab of ``snapshot``, not yet entered: one an earlier run left warm, if adopting
+        and one matches (entering it adopts it), else one to boot."""
+        lab = self.builder.lab(snapshot)
+        record = warm.take(self.builder.store, self.builder.project, snapshot) if self.adopt else None
+        if record is None:
+            return lab
+        self.adopted.append(str(record["id"]))
+        return lab.adopting(record)
 
     def _spares_for(self, snapshot: Snapshot) -> Spares | None:
         """The spares of ``snapshot``, started on first call: only for the snapshot the
         session's private labs come from (the target's), and only if any are wanted."""
         if self._built is None or snapshot.name != self._built.name:
             return None
-        if self._spares is None and self.spares > 0 and self.private_wanted > 0:
-            self._spares = Spares(lambda: self.builder.lab(snapshot), size=self.spares,
-                                  wanted=self.private_wanted)
+        if self._spares is None and ((self.spares > 0 and self.private_wanted > 0) or self.warm > 0):
+            self._spares = Spares(lambda: self._lab(snapshot), size=max(self.spares, self.warm),
+                                  wanted=self.private_wanted + self.warm)
             self._spares.start()
         return self._spares
 
@@ -102,9 +128,11 @@ class LabPool:
             self._reaper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harness-teardown")
         self._retiring.append(self._reaper.submit(teardown))
 
-    def close(self, keep: bool = False) -> None:
+    def close(self, keep: bool = False, leave_warm: bool = True) -> None:
         """Tear down every shared lab, or with ``keep`` leave them running and log how to enter
-        them; spares and used private labs are torn down either way."""
+        them; used private labs are torn down either way, and so are spares, but for up to
+        ``warm`` of them, never given to a test, left running warm if ``leave_warm`` (not
+        after an interrupted run)."""
         failed: BaseException | None = None
         if self._reaper is not None:
             self._reaper.shutdown(wait=True)
@@ -113,7 +141,14 @@ class LabPool:
             self._reaper = None
         try:
             if self._spares is not None:
-                self._spares.close()
+                kept = self._spares.close(keep=self.warm if leave_warm else 0)
+                for spare in kept:
+                    with contextlib.ExitStack() as stack:
+                        stack.push(spare)  # torn down if it cannot be left warm
+                        spare.detach(warm.mark(spare, present(self._built, "the target's snapshot"),
+                                               self.builder.pipeline.warm_for))
+                        stack.pop_all()
+                    logger.info("lab %s left warm, for the next run of %s", spare.id, spare.origin)
                 if self._spares.taken:
                     logger.info("private labs: %d of %d were ready when their test began",
                                 self._spares.taken_ready, self._spares.taken)

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from harness.model.inventory import Inventory
 
 
+DEFAULT_WARM_FOR = 900.0  # seconds a lab left warm may be adopted from its boot (Pipeline warm_for=)
+
+
 def _hook_name(hook: object) -> str:
     """A hook as a key names it: its ``title`` (a `harness.engine.build.scripts.Scripts`), else its name."""
     title = getattr(hook, "title", None)
@@ -43,7 +46,8 @@ class Pipeline:
                  sysctls: Mapping[str, Mapping[str, str]] | None = None,
                  rooms: Mapping[str, Sequence[str]] | None = None,
                  mutants: Mapping[str, Iterable[Mutant]] | None = None, *,
-                 inventory: Inventory | None = None, static_addresses: bool = False) -> None:
+                 inventory: Inventory | None = None, static_addresses: bool = False,
+                 warm_for: float = DEFAULT_WARM_FOR) -> None:
         """``interfaces`` and ``sysctls`` (per machine) come from the inventory, as do ``rooms``
         (name -> its machines, in order): groups of identical machines that the ``room`` and
         ``rooms`` fixtures hand to scenarios. ``mutants`` are each stage's (stage name -> its
@@ -58,6 +62,12 @@ class Pipeline:
         ``config = "static"`` interface's addresses and gateways (default routes) from outside
         before boot, as `Inventory.interfaces` says: machines that write no network
         configuration of their own need nothing more.
+
+        ``warm_for`` bounds how long a lab a run left warm (run setting ``warm_labs``,
+        `harness.engine.warm`) may be adopted by a later run, in seconds from its boot (default
+        `DEFAULT_WARM_FOR`, 15 minutes): keep it under the shortest time in which the lab's
+        machines do something a fresh boot would not have done yet (renew a DHCP lease, run
+        a timer, rotate a log), or a scenario could see the difference.
 
         Everything is checked here, when the pipeline's module is imported, before anything
         is built: each error names the declaration at fault (file:line)."""
@@ -75,6 +85,10 @@ class Pipeline:
         elif static_addresses:
             raise UsageError(f"{here}static_addresses is the inventory's: give inventory= too")
         interfaces = interfaces or {}
+        if not warm_for > 0:
+            raise UsageError(f"{here}warm_for={warm_for!r}: give the seconds a warm lab may be "
+                             "adopted, more than 0")
+        self.warm_for = float(warm_for)
         if not stages or stages[0].base is None:
             raise UsageError(f"{here}a pipeline starts with a base stage (one with `base=`)")
         names = [s.name for s in stages]
@@ -177,7 +191,7 @@ class Pipeline:
         made.stages = tuple(stages)
         made.interfaces, made.sysctls, made.owner = like.interfaces, like.sysctls, like.owner
         made.rooms, made.inventory = like.rooms, like.inventory
-        made._mutants = like._mutants
+        made._mutants, made.warm_for = like._mutants, like.warm_for
         made._keys, made._definitions = None, {}
         return made
 

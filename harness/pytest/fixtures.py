@@ -28,6 +28,7 @@ from harness.model.pipeline import Pipeline, needed_stage
 from harness.model.stage import Stage
 from harness.pytest import flaky, reporting
 from harness.pytest.session import (
+    INTERRUPTED_KEY,
     PIPELINE_KEY,
     PRIVATE_KEY,
     RUN_ID_KEY,
@@ -106,14 +107,17 @@ def harness_labs(pytestconfig: pytest.Config, harness_builder: Builder,
                  harness_pipeline: Pipeline) -> Iterator[LabPool]:
     """Session: the labs of this session, built up to the last stage the selected tests need."""
     target = pytestconfig.stash.get(TARGET_KEY, None) or harness_pipeline.names[-1]
+    run = settings_of(pytestconfig)
+    pristine = run.mutant is None  # a mutant's lab is never handed on, nor a warm lab taken for it
     pool = LabPool(harness_builder, target, from_snapshot=pytestconfig.option.from_snapshot,
                    rebuild=pytestconfig.option.rebuild, spares=spare_labs(pytestconfig),
                    private_wanted=pytestconfig.stash.get(PRIVATE_KEY, 0),
-                   lazy_spares=settings_of(pytestconfig).mutant is not None)
+                   lazy_spares=not pristine, warm=run.warm_labs if pristine else 0, adopt=pristine)
     try:
         yield pool
     finally:
-        pool.close(keep=pytestconfig.option.keep_lab)
+        pool.close(keep=pytestconfig.option.keep_lab,
+                   leave_warm=not pytestconfig.stash.get(INTERRUPTED_KEY, False))
 
 
 @pytest.fixture(scope="session")

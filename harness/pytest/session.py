@@ -19,6 +19,7 @@ PIPELINE_KEY = pytest.StashKey[Pipeline | None]()
 TARGET_KEY = pytest.StashKey[str | None]()  # the last stage the selected tests need
 RUN_ID_KEY = pytest.StashKey[str]()
 PRIVATE_KEY = pytest.StashKey[int]()  # how many selected tests take a private lab (fresh_lab)
+INTERRUPTED_KEY = pytest.StashKey[bool]()  # Ctrl-C or SIGTERM: the run leaves no lab warm
 MACHINE_FIXTURES_KEY = pytest.StashKey[dict[str, str]]()  # the per-machine fixtures: name -> machine
 
 
