@@ -20,7 +20,7 @@ from harness.core import proc
 from harness.core.errors import UsageError
 from harness.core.names import SnapshotRef
 from harness.engine.build.builder import Builder
-from harness.machines import lab, network, nspawn
+from harness.machines import lab, network, nspawn, records
 from harness.machines.store import Snapshot, Store
 from tests.conftest import NOTHING, traces_of
 from tests.toy import Toy, drop_store, scratch_store
@@ -54,7 +54,7 @@ def test_a_command_after_double_dash_is_only_for_shell(capsys: pytest.CaptureFix
 def test_shell_without_a_running_lab_says_how_to_start_one(capsys: pytest.CaptureFixture[str],
                                                            monkeypatch: pytest.MonkeyPatch,
                                                            tmp_path: Path) -> None:
-    monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
+    monkeypatch.setattr(records, "RUN_DIR", tmp_path)
     assert cli.main(["shell", "gw", "--", "true"]) == 2
     assert capsys.readouterr().err.strip().endswith("no lab is running: start one with `harness up`")
 
@@ -62,7 +62,7 @@ def test_shell_without_a_running_lab_says_how_to_start_one(capsys: pytest.Captur
 def test_shell_passes_the_words_after_double_dash_to_the_machine_as_they_are(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # a kept lab whose machine gw is this process: nothing boots, nothing is entered
-    monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
+    monkeypatch.setattr(records, "RUN_DIR", tmp_path)
     (tmp_path / "k1.json").write_text(json.dumps({"id": "k1", "pid": None, "machines": {"gw": os.getpid()}}))
     executed: list[list[str]] = []
     monkeypatch.setattr(cli_labs.os, "execvpe", lambda path, argv, env: executed.append(argv))
@@ -97,8 +97,8 @@ def labs_of_two_projects(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> lis
     mine.mkdir()
     (mine / "pytest.ini").write_text("[pytest]\n")
     monkeypatch.chdir(mine)
-    monkeypatch.setattr(lab, "RUN_DIR", tmp_path / "run")
-    lab.RUN_DIR.mkdir()
+    monkeypatch.setattr(records, "RUN_DIR", tmp_path / "run")
+    records.RUN_DIR.mkdir()
     alive = {"pid": os.getpid(), "started": proc.start_time(os.getpid())}
     kept = {"pid": None}
     gone = {"pid": os.getpid(), "started": -1}  # its owner died (its pid now another process's)
@@ -109,7 +109,7 @@ def labs_of_two_projects(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> lis
         record = {"id": lab_id, "store": str(where), "machines": {"gw": 1}, "origin": "gw/1a2b", **owner}
         if project is not None:
             record["project"] = str(project)
-        (lab.RUN_DIR / f"{lab_id}.json").write_text(json.dumps(record))
+        (records.RUN_DIR / f"{lab_id}.json").write_text(json.dumps(record))
     monkeypatch.setattr(cli_args, "store", lambda args: FakeStore(store, ["a1", "b1", "d1"]))
     monkeypatch.setattr(network, "lab_namespaces", lambda: ["harness-e1-gw", "harness-b2-gw"])
     monkeypatch.setattr(nspawn, "units_with_cgroups", lambda prefix: [])
@@ -121,7 +121,7 @@ def labs_of_two_projects(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> lis
 def test_a_lab_a_builder_boots_records_the_builders_project(monkeypatch: pytest.MonkeyPatch,
                                                             tmp_path: Path) -> None:
     from stages import PIPELINE  # any pipeline: the lab is made and recorded, never entered
-    monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
+    monkeypatch.setattr(records, "RUN_DIR", tmp_path)
     builder = Builder(FakeStore(tmp_path, []), PIPELINE, project="/srv/mine", log_dir=tmp_path)  # type: ignore[arg-type]
     made = builder.lab(Snapshot(SnapshotRef.parse("gw/0123"), tmp_path, tuple(PIPELINE.members_until("gw")),
                                 {"stage": "gw"}))

@@ -16,7 +16,7 @@ from harness.core import proc
 from harness.core.errors import UsageError
 from harness.core.links import Family
 from harness.core.wait import retry
-from harness.machines import lab, relay
+from harness.machines import records, relay
 from harness.machines import splice as links
 from harness.machines.impair import Impairment, Schedule
 from harness.machines.lab import new_lab_id
@@ -262,7 +262,7 @@ def test_relays_go_with_the_network_and_targets_are_named(net: LabNetwork) -> No
 def test_impair_without_a_running_lab_says_how_to_start_one(capsys: pytest.CaptureFixture[str],
                                                            monkeypatch: pytest.MonkeyPatch,
                                                            tmp_path: Path) -> None:
-    monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
+    monkeypatch.setattr(records, "RUN_DIR", tmp_path)
     assert cli.main(["impair", "x1", "pas", "--delay", "10ms"]) == 2
     assert capsys.readouterr().err.strip() == "harness: error: no running lab x1; running: none"
 
@@ -272,7 +272,7 @@ def test_harness_impair_lists_impairs_and_heals_a_running_labs_link(
         net: LabNetwork, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
     # the record `harness up` leaves of a kept lab, for the lab whose network `net` is
-    monkeypatch.setattr(lab, "RUN_DIR", tmp_path)
+    monkeypatch.setattr(records, "RUN_DIR", tmp_path)
     (tmp_path / f"{net.lab_id}.json").write_text(json.dumps({"id": net.lab_id, "pid": None, "machines": {}}))
     lab_id = net.lab_id
     assert cli.main(["impair", lab_id, "a", "--delay", "50ms", "--jitter", "60ms"]) == 2

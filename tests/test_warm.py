@@ -18,6 +18,7 @@ from harness.core import proc
 from harness.core.errors import UsageError
 from harness.core.wait import retry
 from harness.machines import lab as labs
+from harness.machines import records
 from harness.machines.lab import Lab, MachineSetup
 from harness.machines.store import Store
 from tests.conftest import NOTHING, lan, traces_of
@@ -59,11 +60,11 @@ def test_a_lab_detached_by_one_process_is_adopted_by_another(harness_store: Stor
     lab_id = detached_elsewhere(harness_store, base, tmp_path / "first")
     work = harness_store.root / "work" / lab_id
     try:
-        left = json.loads((labs.RUN_DIR / f"{lab_id}.json").read_text())
+        left = json.loads((records.RUN_DIR / f"{lab_id}.json").read_text())
         assert left["pid"] is None and left["warm"]["key"] == "k"
         keepers = [pid for pid, _ in left["keepers"].values()]
         assert all(proc.alive(k) for k in keepers) and not labs.owner_gone(left)
-        assert all(Path(labs.RUN_DIR / lab_id / f"{m}.console.sock").exists() for m in ("a", "b"))
+        assert all(Path(records.RUN_DIR / lab_id / f"{m}.console.sock").exists() for m in ("a", "b"))
         record = labs.claim(lab_id)
         assert record is not None and labs.claim(lab_id) is None  # one taker only
         adopted = Lab(harness_store, setups(base), log_dir=tmp_path / "second").adopting(record)
@@ -72,18 +73,18 @@ def test_a_lab_detached_by_one_process_is_adopted_by_another(harness_store: Stor
             assert {n: m.leader for n, m in adopted.machines.items()} == left["machines"]
             for keeper in keepers:  # each handed its console over, and exited
                 assert proc.wait_for_exit(keeper, 10)
-            assert not (labs.RUN_DIR / lab_id / "a.console.sock").exists()
+            assert not (records.RUN_DIR / lab_id / "a.console.sock").exists()
             assert adopted["a"].succeed("hostname").strip() == "a"
             assert "1 received" in adopted["a"].succeed("ping -c1 -W5 10.83.0.2")
             with adopted["b"].console() as tty:
                 tty.login("root")
                 assert tty.shell("echo $((6*7)); hostname") == "42\nb"
-            now = json.loads((labs.RUN_DIR / f"{lab_id}.json").read_text())
+            now = json.loads((records.RUN_DIR / f"{lab_id}.json").read_text())
             assert now["pid"] == os.getpid() and "warm" not in now
             assert "login:" in (tmp_path / "second" / lab_id / "b.console").read_text()
         assert traces_of(lab_id, work) == NOTHING
-        assert not work.exists() and not (labs.RUN_DIR / lab_id).exists()
-        assert not (labs.RUN_DIR / f"{lab_id}.json").exists()
+        assert not work.exists() and not (records.RUN_DIR / lab_id).exists()
+        assert not (records.RUN_DIR / f"{lab_id}.json").exists()
     finally:
         labs.destroy(lab_id, harness_store, quiet=True)
 
@@ -94,7 +95,7 @@ def test_a_warm_lab_whose_keepers_are_gone_is_swept(harness_store: Store, base: 
     lab_id = detached_elsewhere(harness_store, base, tmp_path / "first")
     work = harness_store.root / "work" / lab_id
     try:
-        record = json.loads((labs.RUN_DIR / f"{lab_id}.json").read_text())
+        record = json.loads((records.RUN_DIR / f"{lab_id}.json").read_text())
         assert labs.stale(record) is None
         assert "past the 600s" in str(labs.stale(record, now=time.time() + 601))
         for pid, _ in record["keepers"].values():  # their machines go on, their consoles lost
@@ -182,7 +183,7 @@ def test_a_run_adopts_the_pristine_lab_the_last_left_and_never_a_touched_or_stal
         destroyed = harness_destroy(toy)
     assert destroyed.returncode == 0, destroyed.stderr
     assert last in destroyed.stdout
-    assert traces_of(last, work / last) == NOTHING and not (labs.RUN_DIR / last).exists()
+    assert traces_of(last, work / last) == NOTHING and not (records.RUN_DIR / last).exists()
     assert warm_of(toy) == {}
 
 
@@ -226,15 +227,15 @@ def test_ls_shows_a_warm_lab_as_such_and_down_ends_it_by_its_id_only(
     project.mkdir()
     (project / "pytest.ini").write_text("[pytest]\n")
     monkeypatch.chdir(project)
-    monkeypatch.setattr(labs, "RUN_DIR", tmp_path / "run")
-    labs.RUN_DIR.mkdir()
+    monkeypatch.setattr(records, "RUN_DIR", tmp_path / "run")
+    records.RUN_DIR.mkdir()
     now, me = time.time(), [os.getpid(), proc.start_time(os.getpid())]  # a live "keeper"
     warm = {"snapshot": "gw/1a2b", "stage": "gw", "key": "1a2b", "booted_at": now, "until": now + 600}
     for lab_id, more in [("k1", {}), ("w1", {"warm": warm, "keepers": {"gw": me}}),
                          ("w2", {"warm": warm, "keepers": {"gw": [os.getpid(), -1]}})]:  # keeper gone
         record = {"id": lab_id, "pid": None, "store": str(tmp_path), "machines": {"gw": 1},
                   "origin": "gw/1a2b", "project": str(project), **more}
-        (labs.RUN_DIR / f"{lab_id}.json").write_text(json.dumps(record))
+        (records.RUN_DIR / f"{lab_id}.json").write_text(json.dumps(record))
     assert [labs.stale(r) for r in labs.recorded_labs()] == [
         None, None, "the keepers of its consoles are gone"]
 

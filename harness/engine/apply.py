@@ -39,9 +39,10 @@ from harness.engine.build.builder import Build, Builder
 from harness.engine.build.playbook import Playbook
 from harness.engine.build.scripts import Scripts
 from harness.machines import treediff
-from harness.machines.lab import RUN_DIR, Lab
+from harness.machines.lab import Lab
 from harness.machines.machine import Machine
 from harness.machines.nspawn import MachineSpec
+from harness.machines.records import RUN_DIR
 from harness.machines.store import Snapshot, Store
 from harness.model.keys import changes
 from harness.model.pipeline import Pipeline

@@ -14,6 +14,8 @@ import os
 import select
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,9 @@ from harness.core import proc
 from harness.core.errors import CheckFailed, HarnessError
 from harness.core.wait import retry
 
+# Where this harness is imported from: a console's keeper runs the same code, whatever its cwd
+# (a worktree's, not the one installed), or it would not hand the console back as this expects.
+HARNESS_ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_TIMEOUT = 30.0  # seconds each step of a console dialogue is awaited, unless told
 MAX_SHELLS = 4  # shells inside shells a session exits to find login's prompt again
 
@@ -297,6 +302,24 @@ def receive(sock: Path, machine: str, timeout: float = 10.0) -> int:
         return fds[0]
 
 
+def start_keeper(terminal: int, log: Path, sock: Path | None = None) -> int:
+    """Start a keeper (`keep`) of the terminal whose pty master is ``terminal``, logging to
+    ``log`` and, with ``sock``, listening there to hand the terminal back; its pid."""
+    listen: list[str] = []
+    with contextlib.ExitStack() as ours:  # the listening socket is the keeper's once started
+        if sock is not None:
+            sock.unlink(missing_ok=True)
+            listener = ours.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            listener.bind(str(sock))  # listening before the caller goes on: no race
+            listener.listen(1)
+            listen = ["--listen-fd", str(listener.fileno())]
+        keeper = subprocess.Popen([sys.executable, "-m", "harness.machines.console", str(log), *listen],
+                                  stdin=terminal, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True, pass_fds=[int(listen[1])] if listen else [],
+                                  cwd="/", env=proc.host_env({"PYTHONPATH": str(HARNESS_ROOT)}))
+    return keeper.pid
+
+
 def keep(log: Path, listener: socket.socket | None = None) -> None:
     """Drain a detached machine's terminal (this process's stdin) into ``log`` until it hangs
     up, or, once a process connects to ``listener``, hand the terminal over to it
@@ -347,7 +370,5 @@ def _hand_over(listener: socket.socket) -> bool:
 
 
 if __name__ == "__main__":
-    import sys
-
     args = sys.argv[1:]
     keep(Path(args[0]), socket.socket(fileno=int(args[2])) if args[1:2] == ["--listen-fd"] else None)

@@ -15,9 +15,6 @@ import json
 import os
 import shlex
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -31,7 +28,7 @@ from harness.core.log import step
 from harness.core.settings import DEFAULT_BOOT_TIMEOUT
 from harness.core.wait import Unrecoverable, retry
 from harness.machines import nspawn
-from harness.machines.console import ConsoleSession, ConsoleTap, HandedTerminal, receive
+from harness.machines.console import ConsoleSession, ConsoleTap, HandedTerminal, receive, start_keeper
 from harness.machines.nspawn import MachineSpec, find_leader
 from harness.machines.sockets import listening_on
 
@@ -42,9 +39,6 @@ if TYPE_CHECKING:
 GUEST_ENV = {"PATH": proc.PATH, "LANG": "C.UTF-8", "TERM": "dumb", "HOME": "/root",
              "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
 DEFAULT_WAIT_TIMEOUT = 60.0
-# Where this harness is imported from: a console's keeper runs the same code, whatever its cwd
-# (a worktree's, not the one installed), or it would not hand the console back as this expects.
-HARNESS_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Machine:
@@ -234,20 +228,7 @@ class Machine:
             raise HarnessError(f"machine {self.name} is not running: nothing to keep")
         if self._tap is not None:
             self._tap.join(5)  # our reader lets go of the terminal first
-        listen: list[str] = []
-        with contextlib.ExitStack() as ours:  # the listening socket is the keeper's once started
-            if console_socket is not None:
-                console_socket.unlink(missing_ok=True)
-                listener = ours.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
-                listener.bind(str(console_socket))  # listening before detach returns: no race
-                listener.listen(1)
-                listen = ["--listen-fd", str(listener.fileno())]
-            keeper = subprocess.Popen([sys.executable, "-m", "harness.machines.console",
-                                       str(self.console_log), *listen],
-                                      stdin=terminal.child_fd, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True,
-                                      pass_fds=[int(listen[1])] if listen else [], cwd="/",
-                                      env=proc.host_env({"PYTHONPATH": str(HARNESS_ROOT)}))
+        keeper = start_keeper(terminal.child_fd, self.console_log, console_socket)
         if isinstance(terminal, HandedTerminal):
             terminal.close()
         else:
@@ -258,7 +239,7 @@ class Machine:
             terminal.ptyproc.fd = terminal.child_fd = -1
         self._stack.pop_all()
         self._terminal = None
-        return keeper.pid
+        return keeper
 
     @classmethod
     def adopt(cls, spec: MachineSpec, record: Mapping[str, object], *, console_log: Path,

@@ -1,0 +1,154 @@
+"""Records of the labs running on this host, and the one way a lab goes (`destroy`).
+
+Each lab is recorded in ``RUN_DIR/<id>.json`` by the `harness.machines.lab.Lab` that owns it:
+its owner (pid and start time; none for a lab left running on purpose), its store, project,
+origin, machines and their systemd-nspawn processes, and for a lab left warm for a later run
+(`harness.engine.warm`) its consoles' keepers and ``warm``. From the records alone, a later
+process lists the labs (`recorded_labs`), tells the ones no one owns any more (`stale`),
+takes a warm one for itself (`claim`) and removes every trace of one (`destroy`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from harness.core import proc
+from harness.core.errors import HarnessError
+from harness.core.log import logger
+from harness.core.names import LabName
+from harness.machines import network, nspawn
+from harness.machines.nspawn import find_leader
+from harness.machines.store import Store
+
+RUN_DIR = Path("/run/harness/labs")
+
+
+def recorded_labs() -> list[Mapping[str, object]]:
+    """Records of every lab started on this host and not torn down."""
+    found = []
+    for path in sorted(RUN_DIR.glob("*.json")) if RUN_DIR.exists() else []:
+        with contextlib.suppress(ValueError, OSError):
+            found.append(json.loads(path.read_text()))
+    return found
+
+
+def owner_gone(record: Mapping[str, object]) -> bool:
+    """Whether the process that owned a recorded lab is gone (killed without cleaning up).
+    A kept lab (no owner) is never stale, but a warm one is once all its consoles' keepers
+    are gone (its machines died); a reused pid is told apart by its start time."""
+    pid = record.get("pid")
+    if pid is None:
+        keepers = dict(record.get("keepers") or {}) if record.get("warm") else {}  # type: ignore[call-overload]
+        return bool(keepers) and not any(proc.start_time(int(k)) == started
+                                         for k, started in keepers.values())
+    started = proc.start_time(int(str(pid)))
+    return started is None or (record.get("started") is not None and started != record["started"])
+
+
+def stale(record: Mapping[str, object], now: float | None = None) -> str | None:
+    """Why a recorded lab is no one's any more (`owner_gone`), or, left warm, past the time it
+    may be adopted until (its ``warm.until``); None while it is someone's, or adoptable."""
+    if owner_gone(record):
+        return ("the keepers of its consoles are gone" if record.get("pid") is None
+                else f"its owner, pid {record['pid']}, is gone")
+    warm = record.get("warm")
+    now = time.time() if now is None else now
+    if isinstance(warm, dict) and float(warm.get("until") or 0) < now:
+        booted = float(warm.get("booted_at") or 0)
+        return f"it booted {now - booted:.0f}s ago, past the {float(warm['until']) - booted:.0f}s " \
+               "a warm lab may be adopted"
+    return None
+
+
+def claim(lab_id: str) -> dict[str, object] | None:
+    """Take warm lab ``lab_id``'s record away, atomically (a rename: of two processes, one
+    gets it); its contents, or None if another process took it first (or it is no longer
+    warm). The caller writes the record anew (a `Lab` adopting it) or destroys the lab."""
+    path, taken = RUN_DIR / f"{lab_id}.json", RUN_DIR / f"{lab_id}.claimed-{os.getpid()}"
+    try:
+        os.rename(path, taken)
+    except FileNotFoundError:
+        return None
+    try:
+        found = json.loads(taken.read_text())
+    except (OSError, ValueError):
+        found = {}
+    if not found.get("warm"):  # adopted since it was read: its new owner's, put back
+        os.rename(taken, path)
+        return None
+    taken.unlink(missing_ok=True)
+    return dict(found)
+
+
+def sweep_stale() -> list[str]:
+    """Destroy every lab whose owner is gone (a run killed with SIGKILL) and every warm lab
+    whose keepers are gone or whose time is past (`stale`); say so; return their ids."""
+    swept = []
+    for record in recorded_labs():
+        why = stale(record)
+        if why is None:
+            continue
+        lab_id = str(record["id"])
+        if record.get("warm") and claim(lab_id) is None:
+            continue  # adopted meanwhile by another run
+        logger.warning("removing stale lab %s: %s", lab_id, why)
+        destroy(lab_id, record=record)
+        swept.append(lab_id)
+    return swept
+
+
+def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False,
+            record: Mapping[str, object] | None = None) -> None:
+    """Remove every trace of lab ``lab_id``: machines, namespaces, clones, logs, record.
+
+    The one way a lab goes: a `Lab` leaving its ``with`` block (after stopping the machines it
+    knows), `harness down` and `harness destroy`, and the sweep of labs whose owner died."""
+    pids = nspawn_pids(f"--machine={LabName.prefix(lab_id)}")
+    for pid in pids:  # every machine at once: their clones are about to go, nothing to flush
+        leader = find_leader(pid)
+        if leader:
+            proc.kill(leader)  # PID 1 dying takes the machine's whole namespace down
+        proc.kill(pid)
+    for pid in pids:
+        proc.wait_for_exit(pid, 10)
+    for unit in nspawn.units_with_cgroups(LabName.prefix(lab_id)):
+        nspawn.kill(unit)  # machines whose nspawn died with their owner still run: kill them
+        nspawn.forget(unit)
+    removed = network.remove_lab_namespaces(lab_id)
+    for leftover in nspawn.STATE.glob(f"propagate/{LabName.prefix(lab_id)}*"):
+        nspawn.forget(leftover.name)
+    if record is None:  # given when claimed away (`claim`): no longer on file
+        record = next((r for r in recorded_labs() if r.get("id") == lab_id), {})
+    if record.get("store"):
+        with contextlib.suppress(HarnessError):  # a store that is gone holds no clones
+            store = Store(Path(str(record["store"])))
+    if store is not None:
+        for root in store.root.glob(f"work/{lab_id}/*"):
+            machine = LabName.parse(f"{LabName.prefix(lab_id)}{root.name}")
+            if root.is_dir() and machine is not None:
+                nspawn.forget(str(machine), root)
+        store.release(lab_id)
+    if record.get("logs") and Path(str(record["logs"])).parent == RUN_DIR:
+        shutil.rmtree(str(record["logs"]), ignore_errors=True)
+    shutil.rmtree(RUN_DIR / lab_id, ignore_errors=True)  # its consoles' sockets, whatever the logs
+    (RUN_DIR / f"{lab_id}.json").unlink(missing_ok=True)
+    if not quiet:
+        logger.info("lab %s destroyed (%d namespace(s))", lab_id, len(removed))
+
+
+def nspawn_pids(marker: str) -> list[int]:
+    """The systemd-nspawn processes with an argument that starts with ``marker``."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            args = cmdline.read_bytes().split(b"\0")
+            if args and args[0].endswith(b"systemd-nspawn") and any(
+                    a.startswith(marker.encode()) for a in args):
+                pids.append(int(cmdline.parent.name))
+    return pids
