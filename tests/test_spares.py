@@ -137,25 +137,3 @@ def test_a_failed_teardown_is_raised_at_close() -> None:
     pool.later(broken)
     with pytest.raises(RuntimeError, match="namespace busy"):
         pool.close()
-
-
-def test_close_keeps_up_to_keep_spares_no_test_took_and_tears_down_the_rest() -> None:
-    book = Book()
-    spares = Spares(book.make, size=2, wanted=4)  # two taken, two more to leave warm
-    spares.start()
-    with spares.take() as taken:
-        pass
-    kept = spares.close(keep=1)
-    assert len(kept) == 1 and kept[0] is not taken
-    assert book.entered == book.left + 1  # the kept one is still running: the caller's now
-
-
-def test_close_keeping_a_spare_waits_for_the_one_under_way() -> None:
-    book = Book()
-    book.gate.clear()  # the only spare is held half-booted
-    spares = Spares(book.make, size=1, wanted=1)
-    spares.start()
-    assert book.booting.wait(5)
-    threading.Timer(0.2, book.gate.set).start()
-    kept = spares.close(keep=1)
-    assert len(kept) == 1 and book.entered == 1 and book.left == 0

@@ -17,6 +17,7 @@ import pytest
 from harness.core import proc
 from harness.core.errors import UsageError
 from harness.core.wait import retry
+from harness.engine import warm
 from harness.machines import lab as labs
 from harness.machines import records
 from harness.machines.lab import Lab, MachineSetup
@@ -135,11 +136,18 @@ def warm_of(toy: Toy) -> dict[str, dict[str, object]]:
             if r.get("warm") and r.get("store") == str(toy.store.root)}
 
 
+def settled(toy: Toy) -> None:
+    """Wait until the warmers a toy run started have left their labs warm (or failed)."""
+    retry(lambda _: not warm.warming(toy.store, str(toy.pytester.path)), 300, "the warmers to end")
+
+
 def run_warm(toy: Toy, seen: Path) -> dict[str, dict[str, object]]:
-    """Run WARMTH leaving one lab warm; the labs its tests saw, by kind ("shared", "private")."""
+    """Run WARMTH keeping one lab warm, and wait for its warmer; the labs its tests saw, by
+    kind ("shared", "private")."""
     seen.unlink(missing_ok=True)
     toy.run("test_warmth.py", env={"HARNESS_WARM_LABS": "1", "WARM_SEEN": str(seen)}).assert_outcomes(
         passed=2)
+    settled(toy)
     return {line["kind"]: line for line in map(json.loads, seen.read_text().splitlines())}
 
 
@@ -164,12 +172,10 @@ def test_a_run_adopts_the_pristine_lab_the_last_left_and_never_a_touched_or_stal
         assert record["origin"] == record["warm"]["snapshot"]  # type: ignore[index]
         leaders = dict(record["machines"])  # type: ignore[call-overload]
 
-        # The next run takes it for the first lab it needs (fresh_lab tests run first: the
-        # private one), machines and all, and leaves another behind
-        second = run_warm(toy, seen)
-        [taker] = [lab for lab in second.values() if lab["id"] == left]
-        assert taker["beta"] == leaders["beta"]
-        [again] = warm_of(toy)
+        second = run_warm(toy, seen)  # takes it for its shared lab, machines and all
+        assert second["shared"]["id"] == left and second["shared"]["beta"] == leaders["beta"]
+        assert second["private"]["id"] != left
+        [again] = warm_of(toy)  # and another is left behind
         assert again not in {second["shared"]["id"], second["private"]["id"]}
         assert traces_of(left, work / left) == NOTHING  # touched by a test: gone with the run
 
@@ -193,18 +199,21 @@ def test_an_interrupted_run_leaves_no_lab_warm(toy: Toy, tmp_path: Path) -> None
     os.mkfifo(f"{marker}.release")
     run = toy.start("-k", "test_alpha", group=True, env={
         "HARNESS_WARM_LABS": "1", "TOY_HOLD": "scenario", "TOY_HOLD_FILE": str(marker)})
+    mine: list[dict[str, object]] = []
+    warmers: list[int] = []
     try:
         retry(lambda _: marker.exists() or run.poll() is not None, 300, "the scenario to be held")
         assert run.poll() is None, (toy.pytester.path / "run.out").read_text()
-        mine = [r for r in labs.recorded_labs() if r.get("store") == str(toy.store.root)]
 
-        def spare_booted(last_try: bool) -> bool:
-            nonlocal mine
-            mine = [r for r in labs.recorded_labs() if r.get("store") == str(toy.store.root)]
-            return len(mine) == 2 and all(all(dict(r["machines"]).values()) for r in mine)  # type: ignore[call-overload]
+        def warmer_booting(last_try: bool) -> bool:  # its lab recorded, its machines started
+            nonlocal mine, warmers
+            mine = [dict(r) for r in labs.recorded_labs() if r.get("store") == str(toy.store.root)]
+            warmers = [int(str(w["pid"])) for w in warm.warming(toy.store, str(toy.pytester.path))]
+            return bool(warmers) and any(r["pid"] == warmers[0] and all(dict(r["machines"]).values())  # type: ignore[call-overload]
+                                         for r in mine)
 
-        retry(spare_booted, 300, "the spare to boot behind the shared lab")
-        os.killpg(run.pid, signal.SIGINT)
+        retry(warmer_booting, 300, "the warmer to boot its lab beside the held scenario")
+        os.killpg(run.pid, signal.SIGINT)  # the warmer has a session of its own: the run stops it
         run.wait(120)
     finally:
         if run.poll() is None:
@@ -212,10 +221,12 @@ def test_an_interrupted_run_leaves_no_lab_warm(toy: Toy, tmp_path: Path) -> None
             run.wait()
         destroyed = harness_destroy(toy)
     assert destroyed.stdout.startswith("destroyed 0 lab(s)"), destroyed.stdout
+    assert len(mine) == 2 and [p for p in warmers if proc.start_time(p) is not None] == []  # nor zombies
     for record in mine:
         lab_id = str(record["id"])
         assert traces_of(lab_id, toy.store.root / "work" / lab_id) == NOTHING
     assert [r for r in labs.recorded_labs() if r.get("store") == str(toy.store.root)] == []
+    assert warm.warming(toy.store, str(toy.pytester.path)) == []
 
 
 def test_ls_shows_a_warm_lab_as_such_and_down_ends_it_by_its_id_only(

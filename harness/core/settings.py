@@ -195,10 +195,11 @@ SETTINGS: tuple[Setting, ...] = (
     # Off unless asked: a run that leaves labs running would leave machines behind on a CI host
     # after the job, and in every test of a project that runs pytest in a loop.
     Setting("warm_labs", _warm, DEFAULT_WARM_LABS, metavar="N", fronts=frozenset({Front.PYTEST}),
-            help="labs each process leaves running at the end, pristine (booted from the target's "
-                 "snapshot, never given to a test), for the next run of the same snapshot to adopt "
-                 f"instead of booting (default {DEFAULT_WARM_LABS}: none); a run adopts warm labs "
-                 "whatever this says; `harness ls` lists them, `harness destroy` ends them"),
+            help="pristine labs of the target's snapshot kept running for the next run to adopt "
+                 "instead of booting: once the shared lab is up, a process of its own boots each "
+                 "missing one and leaves it running, the run not waiting for it (default "
+                 f"{DEFAULT_WARM_LABS}: none); a run adopts a warm lab whatever this says; `harness "
+                 "ls` lists them, `harness destroy` ends them"),
     Setting("cache", lambda text, where: Path(text), DEFAULT_CACHE, fronts=frozenset(),
             help=f"the host's package cache, every .deb fetched once (default {DEFAULT_CACHE})"),
 )

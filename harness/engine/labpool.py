@@ -30,19 +30,24 @@ class LabPool:
     first shared lab is up (see `harness.engine.spares`); with ``lazy_spares``, only once the first
     private lab is asked for (a run that may stop early, against a mutant, boots none in vain).
 
-    Labs kept warm (`harness.engine.warm`): with ``adopt``, a lab this pool needs is first
-    sought among the warm labs of its snapshot that an earlier run left, and adopted; with
-    ``warm`` N, up to N spares of the target's snapshot boot behind the shared lab and `close`
-    leaves the ones no test took running, warm, for the next run.
+    Labs kept warm (`harness.engine.warm`): with ``adopt``, the shared lab is first sought
+    among the warm labs of its snapshot that an earlier run left (waiting up to ``adopt``
+    seconds for one still booting), and adopted. With ``warm`` N and a ``warmer`` (which starts
+    a process that boots a lab of a snapshot and leaves it warm: `harness.engine.warm.start`),
+    once the shared lab of the target's snapshot is up, warmers are started until N labs of it
+    are warm or warming, for the next run; `close` stops them if the run was interrupted.
     """
 
     def __init__(self, builder: Builder, target: str, *, from_snapshot: str | None = None,
                  rebuild: bool = False, spares: int = 0, private_wanted: int = 0,
-                 lazy_spares: bool = False, warm: int = 0, adopt: bool = False) -> None:
+                 lazy_spares: bool = False, warm: int = 0, adopt: float = 0,
+                 warmer: Callable[[Snapshot], int] | None = None) -> None:
         self.builder = builder
         self.warm = warm
         self.adopt = adopt
+        self.warmer = warmer
         self.adopted: list[str] = []  # ids of the warm labs this pool adopted
+        self.warmers: list[int] = []  # pids of the warmers this pool started
         self.lazy_spares = lazy_spares
         self.spares = spares
         self.private_wanted = private_wanted
@@ -89,6 +94,7 @@ class LabPool:
                 self._labs[snapshot.name] = self._stack.enter_context(self.builder.lab(snapshot))
             if not self.lazy_spares:
                 self._spares_for(snapshot)  # behind the shared lab, which the first tests wait for
+            self._warm_behind(snapshot)
         return self._labs[snapshot.name]
 
     @contextlib.contextmanager
@@ -96,27 +102,39 @@ class LabPool:
         """A lab of the test's own, booted from ``snapshot``: a spare if one is ready, else
         booted now; torn down on leaving."""
         spares = self._spares_for(snapshot)
-        with spares.take() if spares is not None else self._lab(snapshot) as lab:
+        with spares.take() if spares is not None else self.builder.lab(snapshot) as lab:
             yield lab
 
     def _lab(self, snapshot: Snapshot) -> Lab:
         """A lab of ``snapshot``, not yet entered: one an earlier run left warm, if adopting
-        and one matches (entering it adopts it), else one to boot."""
+        and one matches (entering it adopts it), else one to boot. Private labs are never
+        adopted: the warm labs are for the next run's shared lab, not this run's tests."""
         lab = self.builder.lab(snapshot)
-        record = warm.take(self.builder.store, self.builder.project, snapshot) if self.adopt else None
+        store, project = self.builder.store, self.builder.project
+        record = warm.take(store, project, snapshot, wait=self.adopt) if self.adopt else None
         if record is None:
             return lab
         self.adopted.append(str(record["id"]))
         return lab.adopting(record)
+
+    def _warm_behind(self, snapshot: Snapshot) -> None:
+        """Start warmers of the target's ``snapshot`` until ``warm`` labs of it are warm or
+        warming (once per pool)."""
+        if self.warm < 1 or self.warmer is None or self.warmers or self._built is None \
+                or snapshot.name != self._built.name:
+            return
+        have = warm.count(self.builder.store, self.builder.project, snapshot)
+        for _ in range(self.warm - have):
+            self.warmers.append(self.warmer(snapshot))
 
     def _spares_for(self, snapshot: Snapshot) -> Spares | None:
         """The spares of ``snapshot``, started on first call: only for the snapshot the
         session's private labs come from (the target's), and only if any are wanted."""
         if self._built is None or snapshot.name != self._built.name:
             return None
-        if self._spares is None and ((self.spares > 0 and self.private_wanted > 0) or self.warm > 0):
-            self._spares = Spares(lambda: self._lab(snapshot), size=max(self.spares, self.warm),
-                                  wanted=self.private_wanted + self.warm)
+        if self._spares is None and self.spares > 0 and self.private_wanted > 0:
+            self._spares = Spares(lambda: self.builder.lab(snapshot), size=self.spares,
+                                  wanted=self.private_wanted)
             self._spares.start()
         return self._spares
 
@@ -130,9 +148,9 @@ class LabPool:
 
     def close(self, keep: bool = False, leave_warm: bool = True) -> None:
         """Tear down every shared lab, or with ``keep`` leave them running and log how to enter
-        them; used private labs are torn down either way, and so are spares, but for up to
-        ``warm`` of them, never given to a test, left running warm if ``leave_warm`` (not
-        after an interrupted run)."""
+        them; spares and used private labs are torn down either way. The warmers this pool
+        started go on, but for an interrupted run (``leave_warm`` false): they are stopped,
+        and tear their labs down."""
         failed: BaseException | None = None
         if self._reaper is not None:
             self._reaper.shutdown(wait=True)
@@ -141,14 +159,7 @@ class LabPool:
             self._reaper = None
         try:
             if self._spares is not None:
-                kept = self._spares.close(keep=self.warm if leave_warm else 0)
-                for spare in kept:
-                    with contextlib.ExitStack() as stack:
-                        stack.push(spare)  # torn down if it cannot be left warm
-                        spare.detach(warm.mark(spare, present(self._built, "the target's snapshot"),
-                                               self.builder.pipeline.warm_for))
-                        stack.pop_all()
-                    logger.info("lab %s left warm, for the next run of %s", spare.id, spare.origin)
+                self._spares.close()
                 if self._spares.taken:
                     logger.info("private labs: %d of %d were ready when their test began",
                                 self._spares.taken_ready, self._spares.taken)
@@ -159,7 +170,13 @@ class LabPool:
                     logger.info("lab %s kept running (remove it with `harness destroy`); enter a "
                                 "machine with:\n  %s", lab.id, "\n  ".join(entries))
                 self._stack.pop_all()
-            self._stack.close()
-            self._labs.clear()
+            try:
+                self._stack.close()
+                self._labs.clear()
+            finally:
+                if not leave_warm:
+                    for pid in self.warmers:
+                        warm.stop(pid)
+                    self.warmers.clear()
         if failed is not None:  # raised once every other lab is down too
             raise failed

@@ -39,7 +39,6 @@ class Spares:
         self._ready: list[Lab] = []
         self._booting = False
         self._closed = False
-        self._keep = 0  # spares `close` keeps, ready, instead of tearing them down
         self._failed = False
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -76,7 +75,7 @@ class Spares:
                 self._booting = False
                 if lab is None:
                     self._failed = True
-                elif not self._closed or len(self._ready) < self._keep:
+                elif not self._closed:
                     self._ready.append(lab)
                     lab = None
                 self._changed.notify_all()
@@ -103,20 +102,15 @@ class Spares:
             stack.push(lab)  # entered by the filler: only its exit is ours
             yield lab
 
-    def close(self, keep: int = 0) -> list[Lab]:
-        """Stop filling, wait for a spare under way, and tear down every spare not taken but
-        ``keep`` of them (a spare under way counts once ready): those are returned, running,
-        never given to a test, for the caller to hand on (`Lab.detach`) or tear down."""
+    def close(self) -> None:
+        """Stop filling, wait for a spare under way, and tear down every spare not taken."""
         with self._changed:
-            self._keep = keep
             self._closed = True
             self._changed.notify_all()
         if self._thread is not None:
             self._thread.join()
         with self._changed:
             left, self._ready = self._ready, []
-        kept, left = left[:keep], left[keep:]
         with contextlib.ExitStack() as stack:  # every one, even if one's teardown fails
             for lab in left:
                 stack.push(lab)
-        return kept

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from harness.core.errors import HarnessError, UsageError
-from harness.engine import evidence
+from harness.engine import evidence, warm
 from harness.engine.build.builder import Builder
 from harness.engine.labpool import LabPool
 from harness.machines import store
@@ -109,10 +109,16 @@ def harness_labs(pytestconfig: pytest.Config, harness_builder: Builder,
     target = pytestconfig.stash.get(TARGET_KEY, None) or harness_pipeline.names[-1]
     run = settings_of(pytestconfig)
     pristine = run.mutant is None  # a mutant's lab is never handed on, nor a warm lab taken for it
+    where, project = harness_builder.store, harness_builder.project
+
+    def warmer(snapshot: store.Snapshot) -> int:
+        return warm.start(where, project, snapshot, str(run.pipeline), boot_timeout=run.boot_timeout)
+
     pool = LabPool(harness_builder, target, from_snapshot=pytestconfig.option.from_snapshot,
                    rebuild=pytestconfig.option.rebuild, spares=spare_labs(pytestconfig),
-                   private_wanted=pytestconfig.stash.get(PRIVATE_KEY, 0),
-                   lazy_spares=not pristine, warm=run.warm_labs if pristine else 0, adopt=pristine)
+                   private_wanted=pytestconfig.stash.get(PRIVATE_KEY, 0), lazy_spares=not pristine,
+                   warm=run.warm_labs if pristine and run.pipeline else 0,
+                   adopt=run.boot_timeout if pristine else 0, warmer=warmer)
     try:
         yield pool
     finally:
