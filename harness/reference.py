@@ -116,7 +116,7 @@ def _machine() -> str:
     """`Machine`'s verbs, each with its signature (and so its default timeout) and what it does."""
     rows = []
     for name in MACHINE_VERBS:
-        member = vars(Machine)[name]
+        member = inspect.getattr_static(Machine, name)
         if isinstance(member, property):
             rows.append((f"`{name}`", _doc(member.fget).split("\n\n")[0]))
             continue

@@ -26,7 +26,8 @@ from typing import TypeVar
 from harness.core.errors import CheckFailed, HarnessError
 from harness.core.log import carried
 from harness.machines import nspawn
-from harness.machines.machine import DEFAULT_WAIT_TIMEOUT, Machine
+from harness.machines.commands import DEFAULT_WAIT_TIMEOUT
+from harness.machines.machine import Machine
 from harness.machines.spread import Spread, record
 
 T = TypeVar("T")
