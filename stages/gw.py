@@ -47,6 +47,23 @@ GW_SERVICES = ("systemd-networkd.service", "kea-dhcp4-server.service",
 INTERNET_SERVICES = ("systemd-networkd.service", "nginx.service", "named.service")
 
 
+# A lease handed out before BIND has loaded the dynamic zone, or before Kea's DDNS daemon
+# listens, never gets its name: BIND rejects the update (or nobody receives it), and neither
+# daemon tries again, while the lease is marked as named. Seen in a build: rhfs0.dyn.prolo had
+# its AAAA and no A in every lab resumed from it. So the DHCP servers start once both are
+# ready (bounded: a gw whose DNS never comes up still hands out leases, and says so).
+AFTER_DNS = f"""[Unit]
+After=named.service kea-dhcp-ddns-server.service
+Wants=named.service kea-dhcp-ddns-server.service
+
+[Service]
+ExecStartPre=-/bin/sh -c 'for try in $$(seq 300); do \\
+  dig +short +time=1 +tries=1 @127.0.0.1 {spec.DYNAMIC}.{INVENTORY.domain} SOA | grep -q . \\
+  && ss -Hlun "sport = :{DDNS_PORT}" | grep -q . && exit 0; sleep 0.1; done; \\
+  echo "DNS or DDNS not ready after 30 s: leases of now on may have no name" >&2; exit 1'
+"""
+
+
 def configure(build: Build) -> None:
     """write network, DHCP, DNS and firewall configuration from the inventory"""
     for machine in ("internet", "gw"):
@@ -67,6 +84,8 @@ def configure(build: Build) -> None:
         write_all(build, "gw", tayga(INVENTORY))
         rootfs.systemctl(build.root("gw"), "enable", "tayga.service")
     rootfs.systemctl(build.root("gw"), "enable", "nftables.service", "kea-dhcp-ddns-server.service")
+    for server in ("kea-dhcp4-server", "kea-dhcp6-server"):
+        build.write("gw", f"/etc/systemd/system/{server}.service.d/after-dns.conf", AFTER_DNS)
     write_all(build, "internet", uplink_named(INVENTORY))
     write_all(build, "internet", far_network(INVENTORY))
     build.write("internet", "/etc/nginx/sites-available/default", UPLINK_NGINX)

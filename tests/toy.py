@@ -191,7 +191,10 @@ def drop_store(store: Store) -> None:
 def seeded_store(harness_store: Store, base_bootstrap: Snapshot) -> Iterator[Store]:
     """A scratch store holding the plain bootstrap snapshot (the base every test pipeline shares)."""
     store = scratch_store(harness_store)
-    store.publish(base_bootstrap.ref, {"base": base_bootstrap.member("base")}, dict(base_bootstrap.meta))
+    # built by another project, as a shared base is: a snapshot of no project is anyone's own,
+    # and `--rebuild` in the test's project would build it again
+    meta = {**base_bootstrap.meta, "project": base_bootstrap.meta.get("project") or str(REPO)}
+    store.publish(base_bootstrap.ref, {"base": base_bootstrap.member("base")}, meta)
     yield store
     drop_store(store)
 
