@@ -268,6 +268,12 @@ class Builder:
 
     def _lab(self, setups: list[MachineSetup], before_boot: Callable[[Lab], None] | None = None,
              after_boot: Callable[[Lab], None] | None = None, origin: str | None = None) -> Lab:
+        hosting = sorted({m for stage in self.pipeline.stages for m in stage.containers}
+                         & {setup.name for setup in setups})
+        problems = containers.host_problems() if hosting else []
+        if problems:  # else podman fails in the machine, a minute into the build, with fuse's words
+            raise UsageError(f"{hosting[0]} runs rootless containers, and this host cannot give it "
+                             f"what they need: {problems[0]}")
         return Lab(self.store, setups, boot_timeout=self.boot_timeout, log_dir=self.log_dir,
                    before_boot=before_boot, after_boot=after_boot, origin=origin, project=self.project)
 
