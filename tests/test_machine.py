@@ -3,6 +3,7 @@ bootstrap snapshot."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.errors import CheckFailed, HarnessError, UsageError
+from harness.core.wait import retry
 from harness.machines.lab import Lab, MachineSetup
 from harness.machines.nspawn import MachineSpec, find_leader
 from harness.machines.store import Store
@@ -178,6 +180,46 @@ def test_interrupt_during_boot_leaves_nothing_behind(harness_store: Store, base:
               log_dir=tmp_path)
     with pytest.raises(KeyboardInterrupt):
         lab.__enter__()
+    assert traces_of(lab.id, harness_store.root / "work" / lab.id) == NOTHING
+
+
+@pytest.mark.integration
+def test_an_aborted_boot_ends_at_once_and_leaves_nothing_behind(harness_store: Store, base: Path,
+                                                                 tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Lab.abort` from another thread (a session closing while a spare lab boots): the machines
+    are killed, the waits on them fail at once, not at the boot deadline, and the booting
+    thread tears everything down."""
+    from harness.machines import machine
+
+    aborted = threading.Event()
+    original = machine.Machine.wait_ready
+
+    def after_the_abort(self: machine.Machine, timeout: float | None = None) -> str:
+        aborted.wait(30)  # the machine is spawned; its wait begins once the abort has landed
+        return original(self, timeout)
+
+    monkeypatch.setattr(machine.Machine, "wait_ready", after_the_abort)
+    a, b = lan("a", "b", prefix="10.78.0")
+    lab = Lab(harness_store, [MachineSetup("a", base, (a,)), MachineSetup("b", base, (b,))],
+              log_dir=tmp_path, boot_timeout=600)
+    failure: list[BaseException] = []
+
+    def enter() -> None:
+        try:
+            lab.__enter__()
+        except BaseException as exc:
+            failure.append(exc)
+
+    booting = threading.Thread(target=enter)
+    booting.start()
+    retry(lambda last: bool(lab.machines), 60, "the first machine to be spawned")
+    lab.abort()
+    aborted.set()
+    booting.join(120)
+    assert not booting.is_alive(), "the aborted boot waited on (its deadline is 600 s)"
+    assert failure and isinstance(failure[0], HarnessError), failure
+    assert "exited" in str(failure[0]) or "aborted" in str(failure[0]), failure[0]
     assert traces_of(lab.id, harness_store.root / "work" / lab.id) == NOTHING
 
 

@@ -29,6 +29,8 @@ class Counted:
     def __enter__(self) -> Counted:
         self.book.booting.set()
         self.book.gate.wait(5)
+        if self.book.aborted.is_set():
+            raise RuntimeError("boot aborted")
         if self.book.fail:
             raise RuntimeError("boot failed")
         with self.book.lock:
@@ -39,6 +41,10 @@ class Counted:
         with self.book.lock:
             self.book.left += 1
 
+    def abort(self) -> None:  # as `Lab.abort`: the boot under way ends now, failed
+        self.book.aborted.set()
+        self.book.gate.set()
+
 
 class Book:
     def __init__(self, fail: bool = False) -> None:
@@ -48,6 +54,7 @@ class Book:
         self.gate = threading.Event()
         self.gate.set()
         self.booting = threading.Event()  # a lab's entering has begun
+        self.aborted = threading.Event()
 
     def make(self) -> Lab:
         return cast(Lab, Counted(self))
@@ -85,14 +92,25 @@ def test_nothing_starts_when_no_test_wants_a_private_lab() -> None:
     assert book.entered == 0
 
 
-def test_close_while_a_spare_boots_tears_it_down() -> None:
+def test_close_while_a_spare_boots_aborts_it_instead_of_waiting_out_its_boot() -> None:
     book = Book()
-    book.gate.clear()  # the spare is held half-booted
+    book.gate.clear()  # the spare is held half-booted: only an abort lets it go on
     spares = Spares(book.make, size=1, wanted=5)
     spares.start()
     assert book.booting.wait(5)  # else close() may come first, and rightly boot nothing
-    threading.Timer(0.2, book.gate.set).start()
     spares.close()
+    assert book.aborted.is_set()
+    assert book.entered == book.left == 0
+
+
+def test_close_after_a_spare_booted_tears_it_down_without_aborting_anything() -> None:
+    book = Book()
+    spares = Spares(book.make, size=1, wanted=5)
+    spares.start()
+    with spares._changed:  # the spare is on hand
+        assert spares._changed.wait_for(lambda: spares._ready, 5)
+    spares.close()
+    assert not book.aborted.is_set()
     assert book.entered == book.left == 1
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.machines import records
 from harness.machines.store import Snapshot, Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,6 +132,7 @@ class Toy:
         self.pytester = pytester
         self.store = store
         self.log = pytester.path / "build.log"
+        self.started: list[subprocess.Popen[str]] = []
         self.write(alpha=1, beta=1)
         pytester.makepyfile(toystages=PIPELINE, test_toy=SCENARIOS, toy_common=COMMON)
 
@@ -161,11 +163,28 @@ class Toy:
         to ``output`` (unbuffered: a test can watch it); with ``group``, in a process group of
         its own, as a terminal starts a command (signal it with ``os.killpg``)."""
         out = open(output or self.pytester.path / "run.out", "w")  # noqa: SIM115 (the run owns it)
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "pytest", "--pipeline=toystages", f"--store={self.store.root}",
              "-p", "no:cacheprovider", "-p", "no:randomly", *args],
             cwd=self.pytester.path, stdout=out, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, start_new_session=group)
+        self.started.append(process)
+        return process
+
+    def kill_left_running(self) -> None:
+        """End what `start` started and a failed test left running (by its pid): a run still
+        holding its lab must not go on beside the next test's. SIGTERM first (the run tears its
+        lab down); one that does not end is killed and its lab swept, as the next run would."""
+        left = [p for p in self.started if p.poll() is None]
+        for process in left:
+            process.terminate()
+        for process in left:
+            try:
+                process.wait(120)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(30)
+                records.sweep_stale()
 
     def published(self) -> list[str]:
         return sorted(s.name.split("/")[0] for s in self.store.snapshots())
@@ -200,10 +219,12 @@ def seeded_store(harness_store: Store, base_bootstrap: Snapshot) -> Iterator[Sto
 
 
 @pytest.fixture
-def toy(pytester: pytest.Pytester, seeded_store: Store, monkeypatch: pytest.MonkeyPatch) -> Toy:
+def toy(pytester: pytest.Pytester, seeded_store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Toy]:
     """A toy project in pytester's directory, with a scratch store seeded with bootstrap."""
     # The toy's modules, then this checkout's harness (not the one the venv installed: a worktree's)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path), str(REPO)]))
     monkeypatch.setenv("TOY_LOG", str(pytester.path / "build.log"))
     monkeypatch.delenv("TOY_FAIL", raising=False)
-    return Toy(pytester, seeded_store)
+    toy = Toy(pytester, seeded_store)
+    yield toy
+    toy.kill_left_running()

@@ -38,6 +38,7 @@ class Spares:
         self._left = wanted  # labs that may still be taken
         self._ready: list[Lab] = []
         self._booting = False
+        self._entering: Lab | None = None  # the spare under way, which `close` aborts
         self._closed = False
         self._failed = False
         self._changed = threading.Condition()
@@ -68,11 +69,18 @@ class Spares:
                 self._booting = True
             lab: Lab | None = None
             try:
-                lab = self._make().__enter__()
+                entering = self._make()
+                with self._changed:
+                    self._entering = entering
+                    if self._closed:
+                        entering.abort()
+                lab = entering.__enter__()
             except BaseException as exc:  # a spare's failure: the test that takes a lab boots its own
-                logger.warning("spare lab failed to boot (%s); fresh_lab tests boot their own", exc)
+                if not self._closed:
+                    logger.warning("spare lab failed to boot (%s); fresh_lab tests boot their own", exc)
             with self._changed:
                 self._booting = False
+                self._entering = None
                 if lab is None:
                     self._failed = True
                 elif not self._closed:
@@ -103,9 +111,12 @@ class Spares:
             yield lab
 
     def close(self) -> None:
-        """Stop filling, wait for a spare under way, and tear down every spare not taken."""
+        """Stop filling, end a spare under way (`Lab.abort`: a closing session, Ctrl-C or
+        SIGTERM, does not wait out a boot nobody will use), and tear down every spare not taken."""
         with self._changed:
             self._closed = True
+            if self._entering is not None:
+                self._entering.abort()
             self._changed.notify_all()
         if self._thread is not None:
             self._thread.join()

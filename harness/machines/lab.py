@@ -110,6 +110,7 @@ class Lab:
         self.machines: dict[str, Machine] = {}
         self.booted_at: float | None = None  # when every machine was ready (time.time())
         self._adopt: Mapping[str, object] | None = None
+        self._aborted = threading.Event()
         self._stack = contextlib.ExitStack()
 
     def __getitem__(self, name: str) -> Machine:
@@ -187,8 +188,10 @@ class Lab:
                 self.before_boot(self)
             self._stack.enter_context(self.network)
             self.boot([name for name, setup in self.setups.items() if setup.boot])
+            self._check_aborted()  # killed machines may have looked ready a moment before
             if self.after_boot is not None:
                 self.after_boot(self)
+            self._check_aborted()
             self.booted_at = time.time()
         except BaseException:
             self._stack.close()
@@ -207,6 +210,19 @@ class Lab:
         for machine in machines:
             machine.discard()
         self._stack.close()
+
+    def abort(self) -> None:
+        """End a boot under way in another thread (`__enter__`, `boot`), at once: no machine
+        starts after this, those started are killed, so their waits fail now instead of at
+        the boot deadline, and the booting thread tears the lab down as after any failure.
+        For a session that closes while a spare lab boots (Ctrl-C, SIGTERM)."""
+        self._aborted.set()
+        for machine in list(self.machines.values()):
+            machine.abort()
+
+    def _check_aborted(self) -> None:
+        if self._aborted.is_set():
+            raise HarnessError(f"lab {self.id}: boot aborted (the session is closing)")
 
     def boot(self, names: Sequence[str], wait: bool = True) -> None:
         """Boot machines ``names``, their boots overlapping: at most ``max_booting`` between
@@ -240,6 +256,7 @@ class Lab:
         spawned: list[Machine] = []
         try:
             for name in sorted(names, key=lambda n: self.setups[n].wave):  # all, even after a failure
+                self._check_aborted()
                 if spawned:  # the previous one's PID 1 first: the stagger (see above)
                     with contextlib.suppress(HarnessError):  # its waiter reports it
                         spawned[-1].wait_started(max(deadline - time.monotonic(), 0.5))
@@ -280,6 +297,8 @@ class Lab:
         machine.spawn()
         self._stack.callback(machine.stop)
         self.machines[name] = machine
+        if self._aborted.is_set():  # `abort` ran between the check and now: it missed this one
+            machine.abort()
         return machine
 
     @contextlib.contextmanager

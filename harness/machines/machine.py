@@ -172,6 +172,19 @@ class Machine(Commands):
         elif self.ready:
             self._terminal.kill(signal.SIGTERM)
 
+    def abort(self) -> None:
+        """Kill the machine now, from any thread, without waiting: its PID 1 if it has one,
+        else nspawn. A boot waiting on it in another thread then ends at once ("systemd-nspawn
+        exited"), and `stop` in the owning thread cleans up as after any death."""
+        terminal = self._terminal
+        if terminal is None or not terminal.isalive():
+            return
+        leader = self.leader or find_leader(terminal.pid)
+        if leader:
+            proc.kill(leader)
+        else:
+            terminal.kill(signal.SIGKILL)
+
     def discard(self) -> None:
         """Kill the machine at once (PID 1 first, then nspawn): for a machine whose root is
         about to be deleted, an orderly shutdown would only cost time."""
