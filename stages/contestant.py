@@ -84,9 +84,15 @@ ROOT_PROGRAMS = frozenset({
     "/usr/bin/newgrp", "/usr/bin/passwd", "/usr/bin/ping", "/usr/bin/su", "/usr/bin/umount",
     "/usr/lib/openssh/ssh-keysign", "/usr/lib/polkit-1/polkit-agent-helper-1",
 })
-# Where a contestant may write on a seat's root filesystem (their home is rhfs0's): no file
-# or directory of the shared tree (the system, its configuration: the seat's network's too).
+# Where a contestant may write on a seat's root filesystem: no file or directory of the shared
+# tree (the system, its configuration: the seat's network's too). Their home is rhfs0's: once a
+# login mounted it (it stays mounted after the logout), it is theirs to write.
 WRITABLE = frozenset({"/tmp", "/var/tmp"})
+
+
+def writable(login: str) -> frozenset[str]:
+    """Where contestant ``login`` may write on a seat: `WRITABLE`, and their home's mount point."""
+    return WRITABLE | {f"/home/{login}"}
 
 # Where the inventory's users exist: the seats (the rfs tree) and the home server.
 USERS_ON = frozenset({*INVENTORY.seats(), "rhfs0"})

@@ -103,8 +103,9 @@ def test_a_warm_lab_whose_keepers_are_gone_is_swept(harness_store: Store, base: 
             proc.kill(pid, signal.SIGKILL)
             assert proc.wait_for_exit(pid, 10)
         retry(lambda _: labs.owner_gone(record), 10, "the keepers to be gone")
-        everyone = labs.recorded_labs  # the sweep sees this lab only: others are other runs'
-        monkeypatch.setattr(labs, "recorded_labs", lambda: [r for r in everyone() if r["id"] == lab_id])
+        everyone = records.recorded_labs  # the sweep sees this lab only: others are other runs'
+        # (patched where `sweep_stale` looks it up: `lab` only re-exports it)
+        monkeypatch.setattr(records, "recorded_labs", lambda: [r for r in everyone() if r["id"] == lab_id])
         assert labs.sweep_stale() == [lab_id]
         assert traces_of(lab_id, work) == NOTHING
     finally:
