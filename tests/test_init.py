@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 import time
@@ -12,6 +13,8 @@ import pytest
 from harness import cli
 from harness.core.names import SnapshotRef
 from harness.machines.store import Snapshot, Store
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_init_refuses_a_directory_that_holds_something(tmp_path: Path,
@@ -93,3 +96,41 @@ def test_the_office_template_passes_pytest(tmp_path: Path, seeded_store: Store) 
     print(f"harness init --template office -> green run: {time.monotonic() - began:.1f}s")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "5 passed" in run.stdout
+
+
+def walkthrough(page: Path, project: Path) -> None:
+    """Do to ``project`` what ``page``'s walk-through says: each ``<!-- walkthrough: write|append
+    PATH -->`` takes the fenced block after it, ``replace PATH "OLD" "NEW"`` edits the file."""
+    lines = page.read_text().splitlines()
+    for number, line in enumerate(lines):
+        if not line.startswith("<!-- walkthrough: "):
+            continue
+        action, path, *args = shlex.split(line.removeprefix("<!-- walkthrough: ").removesuffix(" -->"))
+        target = project / path
+        if action == "replace":
+            old, new = args
+            text = target.read_text()
+            assert old in text, f"{page.name}:{number + 1}: {path} has no {old!r}"
+            target.write_text(text.replace(old, new, 1))
+            continue
+        fence = next(i for i in range(number + 1, len(lines)) if lines[i].startswith("```"))
+        end = next(i for i in range(fence + 1, len(lines)) if lines[i].startswith("```"))
+        block = "\n".join(lines[fence + 1:end]) + "\n"
+        if action == "append":
+            target.write_text(target.read_text() + "\n" + block)
+        else:
+            assert action == "write", f"{page.name}:{number + 1}: unknown walk-through action {action}"
+            target.write_text(block)
+
+
+@pytest.mark.integration
+def test_the_containers_walkthrough_works_as_written(tmp_path: Path, seeded_store: Store) -> None:
+    """docs/containers.md, "Containers in your own lab": a rootless container added to a new
+    project, built and seen from the client (issue 28)."""
+    demo = tmp_path / "demo"
+    assert cli.main(["init", str(demo)]) == 0
+    walkthrough(REPO / "docs" / "containers.md", demo)
+    run = run_in(demo, seeded_store)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "4 passed" in run.stdout
+    assert "built office, apps" in run.stdout
