@@ -109,7 +109,7 @@ def _inventory() -> str:
 MACHINE_VERBS = ("succeed", "fail", "run", "execute", "wait_until_succeeds", "wait_for_unit",
                  "wait_for_open_port", "wait_for_address", "addresses", "host", "journal", "console")
 MACHINE_LIFECYCLE = ("start", "spawn", "wait_started", "running", "console_tail", "wait_ready",
-                     "request_stop", "discard", "stop", "detach", "adopt", "pid")
+                     "request_stop", "abort", "discard", "stop", "detach", "adopt", "pid")
 
 
 def _machine() -> str:
