@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from harness.core.errors import UsageError, present
-from harness.core.log import step
+from harness.core.log import logger, step
 from harness.core.names import WorkOwner
 from harness.engine import rootdiff
 from harness.engine.build.builder import Build, Builder
@@ -80,7 +80,7 @@ def owner_refusal(record: Mapping[str, object]) -> str | None:
                 "apply changes labs started with `harness up`")
     if record.get("pid") is not None:
         return (f"lab {record['id']} belongs to the pytest run of pid {record['pid']}: apply changes "
-                "labs started with `harness up` (`harness up` one)")
+                "only labs started with `harness up` (start one with it)")
     return None
 
 
@@ -171,5 +171,6 @@ def swap_roots(record: Mapping[str, object], builder: Builder, snapshot: Snapsho
     except BaseException as exc:
         lab.__exit__(type(exc), exc, exc.__traceback__)
         store.release(owner)
-        exc.add_note(f"lab {lab.id} was torn down: `harness up` boots a new one")
+        logger.warning("lab %s was torn down (%s while its machines were swapped): `harness up` boots "
+                       "a new one", lab.id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
         raise
