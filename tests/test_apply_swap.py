@@ -88,6 +88,14 @@ def test_apply_swaps_in_a_rebuilt_python_stage(toy: Toy, toy_lab: str) -> None:
                                     f"lab {toy_lab}'s snapshot of it (a Python stage is built again only "
                                     "when its inputs changed)")
 
+    toy.write(alpha=1, beta=3)  # a second apply compares with what the first built
+    third = harness(toy, "apply", "--lab", toy_lab)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert third.stdout.splitlines()[0] == "stage beta: module toy_beta changed"
+    assert read(toy, toy_lab, "beta", "/etc/beta-built") == "3\n"
+    record = record_of(toy_lab)
+    assert dict(record["machines"])["alpha"] == alpha and record["applied"] == ["beta"]  # type: ignore[call-overload]
+
     down = harness(toy, "down", toy_lab)
     assert down.returncode == 0, down.stderr
     assert leftovers(toy.store, toy_lab) == []
