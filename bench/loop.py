@@ -1,6 +1,6 @@
 """Measure the debugging loop (issue 31) in a `harness init` project on a scratch store.
 
-Run as root from the repository: ``.venv/bin/python -m bench.loop [--reps N]``. Writes
+Run as root from the repository: ``.venv/bin/python -m bench.loop [--reps N] [--only WHAT]``. Writes
 ``reports/bench/loop.json`` and prints the figures; nothing is asserted, the targets are
 printed beside them.
 
@@ -8,6 +8,9 @@ printed beside them.
   lab ``harness up`` started, ``--reps`` times (each a new line);
 - rebuild + resume: the same kind of change the other way, ``harness down`` then ``harness
   up`` (office built under its new key, the lab booted), ``--reps`` times;
+- python: the same for a Python stage (``--only python``): office gets a Python step that
+  writes the page, and the one-line change is the page's text in that step; ``harness apply``
+  builds office again and swaps the server in (`harness.engine.swap`), against rebuild + resume;
 - bisect: ``harness bisect`` over sixteen commits after a good one, the eleventh of which
   changes the page; its time, the commits tested and the stage builds, from the record of
   its steps (``.git/harness-bisect.jsonl``).
@@ -116,6 +119,44 @@ def apply_against_rebuild(demo: Project, reps: int) -> dict[str, Any]:
     return {"apply": a, "rebuild_resume": r, "ratio": a["median"] / r["median"]}
 
 
+PYTHON_STEP = '''
+
+def page(build: Build) -> None:
+    """write the page"""
+    build["server"].succeed("echo 'PAGE' > /var/www/html/index.html")
+'''
+
+
+def python_against_rebuild(demo: Project, reps: int) -> dict[str, Any]:
+    """`apply_against_rebuild` with office made a Python stage, the change one in its step."""
+    office = demo.directory / "stages/office.py"
+    original = office.read_text()
+    scripted = 'steps=(scripts("office/server", on="server"),)'
+    python = original.replace("\n\nSTAGE = ", PYTHON_STEP + "\n\nSTAGE = ").replace(
+        scripted, scripted.replace(",)", ", page)"))
+    office.write_text(python.replace("PAGE", "python page"))
+    up = demo.harness("up")  # office built once as a Python stage
+    lab_id = up.split()[1]
+    applies = []
+    try:
+        for rep in range(reps):
+            office.write_text(python.replace("PAGE", f"python change {rep}"))
+            seconds, out = demo.timed("apply", "office", "--lab", lab_id)
+            assert "swapped in server" in out, out
+            applies.append(seconds)
+    finally:
+        demo.harness("down", lab_id)
+    rebuilds = []
+    for rep in range(reps):
+        office.write_text(python.replace("PAGE", f"python rebuilt {rep}"))
+        seconds, out = demo.timed("up")
+        rebuilds.append(seconds)
+        demo.harness("down", out.split()[1])
+    office.write_text(original)
+    a, r = summary(applies), summary(rebuilds)
+    return {"python_apply": a, "python_rebuild_resume": r, "python_ratio": a["median"] / r["median"]}
+
+
 def bisect(demo: Project) -> dict[str, Any]:
     good = demo.run("git", "rev-parse", "HEAD").strip()
     for number in range(1, 17):
@@ -137,6 +178,8 @@ def bisect(demo: Project) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.loop", description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="apply and rebuild + resume runs (default 3)")
+    parser.add_argument("--only", choices=("script", "python", "bisect"), action="append",
+                        help="only this measure (repeatable; default: all three)")
     args = parser.parse_args(argv)
     main_store = open_store(None)
     root = main_store.root / "scratch" / f"bench-loop-{os.getpid()}-{secrets.token_hex(2)}"
@@ -157,10 +200,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed(store, directory)
             progress("the good commit's office, built once (a developer's store holds it)")
             demo.run(sys.executable, "-m", "pytest", f"--store={root}", "-p", "no:cacheprovider")
-            progress(f"apply against rebuild + resume, {args.reps} of each")
-            figures.update(apply_against_rebuild(demo, args.reps))
-            progress("bisect over 16 commits")
-            figures["bisect"] = bisect(demo)
+            only = set(args.only or ("script", "python", "bisect"))
+            if "script" in only:
+                progress(f"apply against rebuild + resume, {args.reps} of each")
+                figures.update(apply_against_rebuild(demo, args.reps))
+            if "python" in only:
+                progress(f"apply of a Python stage against rebuild + resume, {args.reps} of each")
+                figures.update(python_against_rebuild(demo, args.reps))
+            if "bisect" in only:
+                progress("bisect over 16 commits")
+                figures["bisect"] = bisect(demo)
     finally:
         for snap in store.snapshots():
             store.remove(snap.ref)
@@ -170,12 +219,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = REPO / "reports" / "bench" / "loop.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=1) + "\n")
-    a, r, b = figures["apply"], figures["rebuild_resume"], figures["bisect"]
-    print(f"apply (one-line change of a script stage): {a['min']:.2f} / {a['median']:.2f} / {a['max']:.2f} s")
-    print(f"rebuild + resume of the same:              {r['min']:.2f} / {r['median']:.2f} / {r['max']:.2f} s")
-    print(f"apply / rebuild + resume: {figures['ratio']:.1%} (target: at most 10%)")
-    print(f"bisect over {b['commits']} commits: {b['seconds']:.1f} s, {b['tested']} tested, builds "
-          f"{b['builds'] or 'none'} (target: the stage at most 5 times, no other)")
+    for kind, prefix in (("script", ""), ("python", "python_")):
+        if f"{prefix}apply" not in figures:
+            continue
+        a, r = figures[f"{prefix}apply"], figures[f"{prefix}rebuild_resume"]
+        print(f"apply (one-line change of a {kind} stage): "
+              f"{a['min']:.2f} / {a['median']:.2f} / {a['max']:.2f} s")
+        print(f"rebuild + resume of the same: {r['min']:.2f} / {r['median']:.2f} / {r['max']:.2f} s")
+        print(f"apply / rebuild + resume: {figures[f'{prefix}ratio']:.1%}"
+              + (" (target: at most 10%)" if kind == "script" else ""))
+    if "bisect" in figures:
+        b = figures["bisect"]
+        print(f"bisect over {b['commits']} commits: {b['seconds']:.1f} s, {b['tested']} tested, builds "
+              f"{b['builds'] or 'none'} (target: the stage at most 5 times, no other)")
     print(f"written to {out}")
     return 0
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from harness.cli.bisect import Outcome, report
-from harness.engine.apply import is_noise, real_changes
+from harness.engine.rootdiff import is_noise, real_changes
 from harness.machines import treediff
 
 

@@ -221,8 +221,8 @@ def parser() -> argparse.ArgumentParser:
     shell.add_argument("--lab", help="which lab, when several run (see `harness ls`)")
     apply = verb("apply", cli_labs.cmd_apply)
     apply.add_argument("stage", metavar="STAGE", nargs="?",
-                       help="the stage to run again (default: those whose files changed since the "
-                            "lab's snapshot)")
+                       help="the stage to run again, or, a Python stage, to build again and swap in "
+                            "(default: those whose files changed since the lab's snapshot)")
     apply.add_argument("--lab", help="which lab, when several run (see `harness ls`)")
     apply.add_argument("--check-idempotent", action="store_true",
                        help="run the steps twice; fail when the second run changes anything")

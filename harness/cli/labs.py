@@ -99,7 +99,8 @@ def shell_argv(leader: int, words: Sequence[str]) -> list[str]:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     """Run a changed stage's steps (scripts, a playbook) again in the machines of a lab started
-    with `harness up`, and say what that changed; no snapshot is made from it."""
+    with `harness up` (a Python stage: build it again and swap its machines in), and say what
+    that changed; no snapshot is made from it."""
     record = _one_lab(args.lab)
     pipeline = cli_args.pipeline(args)
     try:

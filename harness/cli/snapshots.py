@@ -87,7 +87,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
             owner = f"warm, adoptable for {_age(float(warm.get('until') or 0) - now)}"
         project = "" if cli_labs.of_project(record, this) else \
             f", project {Path(str(record.get('project') or '-')).name}"
-        print(f"lab {record['id']} ({owner}, from {record.get('origin') or '?'}{project}): {machines}")
+        applied = record.get("applied")  # `harness apply` changed it: no longer its snapshot as built
+        origin = f"{record.get('origin') or '?'}" + (
+            f", applied: {', '.join(map(str, applied))}" if isinstance(applied, list) and applied else "")
+        print(f"lab {record['id']} ({owner}, from {origin}{project}): {machines}")
     others = 0 if args.all else sum(not cli_labs.of_project(r, this) for r in labs)
     if others:
         print(f"{others} running lab(s) of other projects not listed: `harness ls --all` lists them")

@@ -7,26 +7,20 @@ machines, as its build ran them, from the stage's files as they are now, and say
 changed in each machine's root. It never publishes a snapshot: the lab now differs from the
 snapshot it was booted from, and only a build makes one (``harness build``; the next pytest
 run does it too). Steps made of scripts (`harness.engine.build.scripts`) or of a playbook
-(`harness.engine.build.playbook`) can run again; a stage with a Python step is refused, with what to do:
-whether a function of the stage's module is safe to run twice only its author knows.
+(`harness.engine.build.playbook`) can run again; whether a function of a stage's module is safe
+to run twice only its author knows, so a stage with a Python step is built again instead and its
+machines swapped in (`harness.engine.swap`).
 
 What changed is a walk of each machine's root against a btrfs snapshot of it taken just
-before (`harness.machines.treediff`), keeping what a step did: an entry added or removed, or one whose
-type, mode, owner, content or link target differs. A file written again with the same
-content is no change, nor is a directory's modification time, and the files every running
-machine writes on its own (logs, caches, systemd's state, byte code, temporary files) are
-left out (`NOISE`). With ``check_idempotent`` the steps run twice, and a second run that
-changes anything fails (Molecule's idempotence step).
+before, keeping what a step did (`harness.engine.rootdiff`). With ``check_idempotent`` the steps
+run twice, and a second run that changes anything fails (Molecule's idempotence step).
 """
 
 from __future__ import annotations
 
 import contextlib
-import filecmp
-import json
 import os
 import secrets
-import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +29,11 @@ from harness.core import proc
 from harness.core.errors import CheckFailed, UsageError
 from harness.core.log import step
 from harness.core.names import LabName, SnapshotRef, WorkOwner
+from harness.engine import rootdiff, swap
 from harness.engine.build.builder import Build, Builder
 from harness.engine.build.playbook import Playbook
 from harness.engine.build.scripts import Scripts
-from harness.machines import treediff
+from harness.machines import records, treediff
 from harness.machines.lab import Lab
 from harness.machines.machine import Machine
 from harness.machines.nspawn import MachineSpec
@@ -48,9 +43,6 @@ from harness.model.keys import changes
 from harness.model.pipeline import Pipeline
 from harness.model.stage import Stage
 
-# Paths (relative to a root) that a running machine changes on its own: not a step's doing.
-NOISE = ("var/log/", "var/cache/", "var/lib/systemd/", "var/tmp/", "tmp/", "root/.ansible/",
-         "var/lib/apt/", "var/lib/dhcp/")
 # Inputs a step cannot take into a running machine: they are laid down before it boots.
 BEFORE_BOOT = ("packages", "trees", "sources", "boot_args", "machine ", "inventory")
 RERUNNABLE = (Scripts, Playbook)
@@ -104,13 +96,16 @@ def chain(store: Store, snapshot: Snapshot) -> dict[str, Snapshot]:
     return found
 
 
-def changed_inputs(store: Store, pipeline: Pipeline, snapshot: Snapshot) -> dict[str, list[str]]:
+def changed_inputs(store: Store, pipeline: Pipeline, snapshot: Snapshot,
+                   swapped: Mapping[str, object] | None = None) -> dict[str, list[str]]:
     """Per stage of the lab (up to ``snapshot``'s), what changed in its own inputs since the
     snapshot of it the lab holds (`harness.model.keys.changes`: ``file office/server/10-site.sh
-    changed``): a change that cascades from an earlier stage, or from the harness, is left out."""
+    changed``), or since apply last swapped it in (``swapped``, from the lab's record:
+    `harness.engine.swap.taken`); a change that cascades from an earlier stage, or from the
+    harness, is left out."""
     found: dict[str, list[str]] = {}
     for stage, snap in chain(store, snapshot).items():
-        recorded = snap.meta.get("inputs")
+        recorded = swap.taken(swapped or {}, stage) or snap.meta.get("inputs")
         if stage not in pipeline.names or not isinstance(recorded, dict):
             continue
         said = [c for c in changes(dict(recorded), pipeline.inputs(stage))
@@ -124,10 +119,6 @@ def refusal(stage: Stage, said: Sequence[str], lab_id: str) -> str | None:
     """Why `apply` cannot take stage ``stage``'s change (``said``) into lab ``lab_id``, as one
     line saying what to do; None when it can."""
     again = f"`harness down {lab_id}` then `harness up` rebuilds it and boots a new lab"
-    python = [getattr(h, "__name__", repr(h)) for h in stage.steps if not isinstance(h, RERUNNABLE)]
-    if python:
-        return (f"stage {stage.name} has Python steps ({', '.join(python)}), which apply does not run "
-                f"twice (only scripts and playbooks): {again}")
     if not stage.steps:
         return f"stage {stage.name} has no steps to run again: {again}"
     early = [c for c in said if c.startswith(BEFORE_BOOT)]
@@ -135,6 +126,12 @@ def refusal(stage: Stage, said: Sequence[str], lab_id: str) -> str | None:
         return (f"stage {stage.name}: {', '.join(early)}, which a machine gets before it boots, not "
                 f"from its steps: {again}")
     return None
+
+
+def is_python(stage: Stage) -> bool:
+    """Whether ``stage`` has a step that is neither scripts nor a playbook: apply builds such a
+    stage again and swaps its machines in (`harness.engine.swap`) instead of running it twice."""
+    return any(not isinstance(hook, RERUNNABLE) for hook in stage.steps)
 
 
 def targets(stage: Stage) -> list[str]:
@@ -145,37 +142,6 @@ def targets(stage: Stage) -> list[str]:
             if name not in names:
                 names.append(name)
     return names
-
-
-def is_noise(path: str) -> bool:
-    return path.endswith(".pyc") or "/__pycache__" in f"/{path}" or \
-        any(f"{path}/".startswith(prefix) for prefix in NOISE)
-
-
-def real_changes(before: Path, after: Path, found: treediff.Changes) -> list[str]:
-    """The entries of ``found`` a step made (see the module's documentation), each with a
-    ``+`` (new), ``-`` (removed) or ``~`` (different)."""
-    said = [f"- {p}" for p in found.removed if not is_noise(p)]
-    for path in found.changed:
-        if is_noise(path):
-            continue
-        try:
-            old = (before / path).lstat()
-        except (FileNotFoundError, NotADirectoryError):
-            said.append(f"+ {path}")
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            new = (after / path).lstat()
-            same = (stat.S_IFMT(old.st_mode), old.st_mode, old.st_uid, old.st_gid) == \
-                (stat.S_IFMT(new.st_mode), new.st_mode, new.st_uid, new.st_gid)
-            if same and stat.S_ISDIR(new.st_mode):
-                continue  # entries added or removed in it are listed themselves
-            if same and stat.S_ISLNK(new.st_mode) and os.readlink(before / path) == os.readlink(after / path):
-                continue
-            if same and stat.S_ISREG(new.st_mode) and filecmp.cmp(before / path, after / path, shallow=False):
-                continue
-            said.append(f"~ {path}")
-    return sorted(said, key=lambda line: line[2:])
 
 
 @contextlib.contextmanager
@@ -191,7 +157,7 @@ def watched(lab: Lab, machines: Sequence[str]) -> Iterator[dict[str, list[str]]]
             leader = lab.machines[machine].leader if machine in lab.machines else None
             skip = treediff.mount_points(leader) if leader else []
             root = lab.root(machine)
-            found[machine] = real_changes(old, root, treediff.diff(old, root, skip))
+            found[machine] = rootdiff.between(old, root, skip)
     finally:
         lab.store.release(owner)
 
@@ -226,7 +192,7 @@ def apply(record: Mapping[str, object], pipeline: Pipeline, stage_name: str | No
     applied (before anything runs); `CheckFailed` if ``check_idempotent`` and a second run
     changed something."""
     lab, snapshot = attach(record, pipeline)
-    said = changed_inputs(lab.store, pipeline, snapshot)
+    said = changed_inputs(lab.store, pipeline, snapshot, swap.swapped(record))
     held = chain(lab.store, snapshot)
     if stage_name is not None:
         if pipeline[stage_name].name not in held:
@@ -238,14 +204,24 @@ def apply(record: Mapping[str, object], pipeline: Pipeline, stage_name: str | No
         if not chosen:
             raise UsageError(f"nothing changed in the stages of lab {lab.id} since {snapshot.name}: "
                              "give a STAGE to run its steps again")
+    why = swap.owner_refusal(record)
     for name in chosen:
-        why = refusal(pipeline[name], said.get(name, []), lab.id)
-        if why is not None:
-            raise UsageError(why)
+        if why is None and is_python(pipeline[name]) and check_idempotent:
+            why = (f"--check-idempotent runs script and playbook steps twice; stage {name} has Python "
+                   f"steps, which apply builds again instead: `harness apply {name}` without it")
+        elif why is None and is_python(pipeline[name]):
+            why = swap.refusal(pipeline, pipeline[name], said.get(name, []), list(held), lab.id)
+        elif why is None:
+            why = refusal(pipeline[name], said.get(name, []), lab.id)
+    if why is not None:
+        raise UsageError(why)
     runs: list[Run] = []
     for name in chosen:
         stage = pipeline[name]
         progress(f"stage {name}: " + ("; ".join(said[name]) if said.get(name) else "unchanged, run again"))
+        if is_python(stage):
+            runs.append(Run(name, swap.swap(record, pipeline, snapshot, held, name, progress=progress)))
+            continue
         for attempt in (1, 2) if check_idempotent else (1,):
             which = ("first " if attempt == 1 else "second ") if check_idempotent else ""
             with step(f"apply {name} to lab {lab.id}" + (" (second run)" if attempt == 2 else "")):
@@ -259,15 +235,11 @@ def apply(record: Mapping[str, object], pipeline: Pipeline, stage_name: str | No
             if attempt == 2 and runs[-1].anything:
                 shown = "; ".join(f"{m}: {', '.join(c[:10])}" for m, c in runs[-1].changed.items() if c)
                 raise CheckFailed(f"stage {name} is not idempotent: its second run changed {shown}")
-    _note(lab.id, chosen)
+    earlier = record.get("applied")  # a swap wrote the record anew: the stages applied before it too
+    _note(lab.id, [*(earlier if isinstance(earlier, list) else []), *chosen])
     return {s: said.get(s, []) for s in chosen}, runs
 
 
 def _note(lab_id: str, stages: Sequence[str]) -> None:
     """Add ``stages`` to the lab's record (``applied``): it is no longer its snapshot as built."""
-    path = RUN_DIR / f"{lab_id}.json"
-    with contextlib.suppress(OSError, ValueError):
-        record = json.loads(path.read_text())
-        record["applied"] = sorted({*record.get("applied", []), *stages})
-        path.write_text(json.dumps(record))
-
+    records.amend(lab_id, {"applied": sorted(set(stages))})

@@ -5,7 +5,8 @@ its owner (pid and start time; none for a lab left running on purpose), its stor
 origin, machines and their systemd-nspawn processes, and for a lab left warm for a later run
 (`harness.engine.warm`) its consoles' keepers and ``warm``. From the records alone, a later
 process lists the labs (`recorded_labs`), tells the ones no one owns any more (`stale`),
-takes a warm one for itself (`claim`) and removes every trace of one (`destroy`).
+takes a warm one for itself (`claim`), notes what was done to one (`amend`: `harness apply`)
+and removes every trace of one (`destroy`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,19 @@ def stale(record: Mapping[str, object], now: float | None = None) -> str | None:
         return f"it booted {now - booted:.0f}s ago, past the {float(warm['until']) - booted:.0f}s " \
                "a warm lab may be adopted"
     return None
+
+
+def amend(lab_id: str, fields: Mapping[str, object]) -> None:
+    """Set ``fields`` in lab ``lab_id``'s record (whole or not at all: others read it at any
+    time); a lab without a record (torn down meanwhile) is left alone."""
+    path = RUN_DIR / f"{lab_id}.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    part = RUN_DIR / f"{lab_id}.json.amended-{os.getpid()}"
+    part.write_text(json.dumps({**record, **fields}))
+    part.rename(path)
 
 
 def claim(lab_id: str) -> dict[str, object] | None:

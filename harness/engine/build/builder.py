@@ -10,10 +10,11 @@ concurrent runs (xdist workers, two CI jobs) build it once and the others reuse 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,50 +196,60 @@ class Builder:
             # hold the stage's lock): interrupted or failed, the old one stays.
             if stage.base is not None:
                 return self._build_base(stage, name, meta)
-            parent, base = present(parent, "the previous stage"), present(base, "the base image")
-            members = self.pipeline.members_until(stage.name)
-
-            def source(member: str) -> Path:
-                if member in parent.members:
-                    return parent.member(member)
-                tree = stage.sources.get(member)
-                return source(tree) if tree else base.member(BASE_MEMBER)
-
-            setups = [self._setup(m, source(m), shares=None if m in parent.members
-                                  else self.pipeline.shared_tree(m)) for m in members]
-
-            def prepare(lab: Lab) -> None:
-                for member in stage.members:  # a machine sharing a tree is made its own at boot
-                    if not lab.setups[member].shares:
-                        rootfs.make_own(lab.root(member))
-                for machine in stage.members:
-                    # The container tools in the same apt run as the stage's own packages: one
-                    # run, and before any of them (systemd-resolved) takes the root's resolver,
-                    # which a later download needs.
-                    packages = (*stage.packages.get(machine, ()),
-                                *(containers.PACKAGES if machine in stage.containers else ()))
-                    if packages:
-                        with step(f"stage {stage.name}: install {len(packages)} package(s) on {machine}"):
-                            rootfs.install_packages(lab.root(machine), packages)
-                for machine, users in stage.containers.items():
-                    with step(f"stage {stage.name}: rootless containers on {machine} for {', '.join(users)}"):
-                        containers.install(lab.root(machine), users, packages=False)
-                if stage.prepare is not None:
-                    with step(f"stage {stage.name}: {_title(stage.prepare)}"):
-                        stage.prepare(Build(stage, self.pipeline, lab))
-                for member in stage.members if stage.lean else ():
-                    if not lab.setups[member].shares:  # a tree's sharers boot what the tree masks
-                        lean.mask(lab.root(member), stage.lean)
-
-            earlier = self.pipeline.stages[: self.pipeline.index(stage.name)]
-            with self._lab(setups, prepare, self._ready(earlier)) as lab:
-                for hook in (*stage.steps, *stage.ready):
-                    with step(f"stage {stage.name}: {_title(hook)}"):
-                        hook(Build(stage, self.pipeline, lab))
-                lab.stop_all()
+            with self.built(stage, present(parent, "the previous stage"),
+                            present(base, "the base image")) as lab:
                 meta["duration"] = round(time.monotonic() - started, 3)
                 stored = self.pipeline.stored_until(stage.name)
                 return self.store.publish(name, {m: lab.root(m) for m in stored}, meta, replace=True)
+
+    @contextlib.contextmanager
+    def built(self, stage: Stage, parent: Snapshot, base: Snapshot) -> Iterator[Lab]:
+        """The lab of stage ``stage``'s build, from ``parent`` (the previous stage's snapshot)
+        and ``base`` (the base image's): packages, ``prepare``, boot, steps and ``ready`` done,
+        every machine powered off, ``lab.root(m)`` whole. Nothing is published: `_build_stage`
+        publishes those roots, `harness.engine.swap` swaps them into a running lab. Leaving
+        the block removes the lab and its roots."""
+        members = self.pipeline.members_until(stage.name)
+
+        def source(member: str) -> Path:
+            if member in parent.members:
+                return parent.member(member)
+            tree = stage.sources.get(member)
+            return source(tree) if tree else base.member(BASE_MEMBER)
+
+        setups = [self._setup(m, source(m), shares=None if m in parent.members
+                              else self.pipeline.shared_tree(m)) for m in members]
+
+        def prepare(lab: Lab) -> None:
+            for member in stage.members:  # a machine sharing a tree is made its own at boot
+                if not lab.setups[member].shares:
+                    rootfs.make_own(lab.root(member))
+            for machine in stage.members:
+                # The container tools in the same apt run as the stage's own packages: one
+                # run, and before any of them (systemd-resolved) takes the root's resolver,
+                # which a later download needs.
+                packages = (*stage.packages.get(machine, ()),
+                            *(containers.PACKAGES if machine in stage.containers else ()))
+                if packages:
+                    with step(f"stage {stage.name}: install {len(packages)} package(s) on {machine}"):
+                        rootfs.install_packages(lab.root(machine), packages)
+            for machine, users in stage.containers.items():
+                with step(f"stage {stage.name}: rootless containers on {machine} for {', '.join(users)}"):
+                    containers.install(lab.root(machine), users, packages=False)
+            if stage.prepare is not None:
+                with step(f"stage {stage.name}: {_title(stage.prepare)}"):
+                    stage.prepare(Build(stage, self.pipeline, lab))
+            for member in stage.members if stage.lean else ():
+                if not lab.setups[member].shares:  # a tree's sharers boot what the tree masks
+                    lean.mask(lab.root(member), stage.lean)
+
+        earlier = self.pipeline.stages[: self.pipeline.index(stage.name)]
+        with self._lab(setups, prepare, self._ready(earlier)) as lab:
+            for hook in (*stage.steps, *stage.ready):
+                with step(f"stage {stage.name}: {_title(hook)}"):
+                    hook(Build(stage, self.pipeline, lab))
+            lab.stop_all()
+            yield lab
 
     def _build_base(self, stage: Stage, name: SnapshotRef, meta: dict[str, object]) -> Snapshot:
         fill = present(stage.base, f"stage {stage.name}'s base=")
