@@ -107,6 +107,11 @@ def test_a_pool_lab_of_a_stale_key_is_destroyed_not_adopted(toy: Toy, started: M
     assert dict(record["warm"])["key"] != str(started["snapshot"]).split("/")[1]  # type: ignore[call-overload]
     assert json.loads((records.RUN_DIR / f"{pool_id}.pool").read_text())["snapshot"] != started["snapshot"]
 
+    destroyed = harness(toy, "destroy")  # this project's: its pool, and the pool's lab with it
+    assert destroyed.returncode == 0 and f"ended 1 pool(s): {pool_id}" in destroyed.stdout, destroyed.stderr
+    gone(toy, new)
+    assert pool.find(pool_id) is None
+
 
 @pytest.mark.integration
 def test_a_pool_whose_owner_was_killed_is_swept_with_its_labs(toy: Toy, started: Mapping[str, object],

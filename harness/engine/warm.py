@@ -27,6 +27,7 @@ those too). A run interrupted (Ctrl-C, SIGTERM) stops its warmers, which tear th
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -34,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from harness.core import proc
@@ -111,6 +112,17 @@ def count(store: Store, project: str, snapshot: Snapshot) -> int:
              if isinstance(r.get("warm"), dict) and _matches(dict(r), store, project)
              and dict(r["warm"]).get("snapshot") == snapshot.name and records.stale(r) is None]  # type: ignore[call-overload]
     return len(ready) + len(warming(store, project, snapshot))
+
+
+@contextlib.contextmanager
+def counting() -> Iterator[None]:
+    """Held (an exclusive lock on ``RUN_DIR/warm.lock``) while counting the labs of a snapshot
+    warm or warming (`count`) and starting the missing warmers: two runs ending at once would
+    each see the same lab missing and each start a warmer for it."""
+    records.RUN_DIR.mkdir(parents=True, exist_ok=True)
+    with open(records.RUN_DIR / "warm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def mark(lab: Lab, snapshot: Snapshot, warm_for: float,
