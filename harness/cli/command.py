@@ -213,6 +213,10 @@ def parser() -> argparse.ArgumentParser:
     up = verb("up", cli_labs.cmd_up)
     up.add_argument("--from-snapshot", metavar="SNAPSHOT",
                     help="a stage (default: the last) or a snapshot name such as failed/<test-id>")
+    up.add_argument("--pool", type=int, metavar="N",
+                    help="instead of one lab to enter, keep N pristine labs of the snapshot booted for "
+                         "pytest runs to adopt, a new one booting behind each one taken, until "
+                         "`harness down pool-PID` (a stage's pool follows it when it is rebuilt)")
     shell = verb("shell", cli_labs.cmd_shell)
     shell.epilog = ("Run a command instead of a login shell after --: harness shell gw -- ip -br addr. "
                     "Its words reach the machine as they are, read by no shell: "
@@ -228,7 +232,8 @@ def parser() -> argparse.ArgumentParser:
                        help="run the steps twice; fail when the second run changes anything")
     cli_impair.add_arguments(verb("impair", cli_impair.cmd_impair))
     down = verb("down", cli_labs.cmd_down)
-    down.add_argument("lab", nargs="?", help="which lab (default: the only one `harness up` started)")
+    down.add_argument("lab", nargs="?", help="which lab (default: the only one `harness up` started), "
+                      "or pool (pool-PID, see `harness ls`)")
     export = verb("export", cli_snapshots.cmd_export)
     export.add_argument("snapshot", metavar="SNAPSHOT", nargs="*",
                         help="a stage, a snapshot name, or a pattern ('failed/*')")

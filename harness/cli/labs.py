@@ -12,10 +12,11 @@ from harness.cli import args as cli_args
 from harness.core import proc
 from harness.core.errors import CheckFailed, HarnessError, UsageError
 from harness.core.names import PREFIX, LabName
-from harness.engine import apply
+from harness.engine import apply, pool
 from harness.engine.build.builder import Builder
-from harness.machines import lab, network, nspawn
+from harness.machines import lab, network, nspawn, records
 from harness.machines.lab import Lab
+from harness.machines.store import Snapshot, Store
 
 
 def live_labs() -> list[Mapping[str, object]]:
@@ -38,7 +39,9 @@ def _one_lab(wanted: str | None) -> Mapping[str, object]:
             raise UsageError(f"no running lab {wanted}; running: "
                              f"{', '.join(str(r['id']) for r in labs) or 'none'}")
         return found[0]
-    kept = [r for r in labs if r.get("pid") is None and not r.get("warm")]  # a warm lab is a run's
+    this = cli_args.project_root()  # another project's kept lab is not the one meant (one of none may be)
+    kept = [r for r in labs if r.get("pid") is None and not r.get("warm")
+            and r.get("project") in (None, "", this)]
     if len(kept) == 1:
         return kept[0]
     if not kept:
@@ -55,6 +58,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                       project=cli_args.project_root())
     ref = args.from_snapshot or pipeline.names[-1]
     snap = cli_args.snapshot(args, store, ref) if "/" in ref else builder.ensure(pipeline[ref].name)
+    if args.pool is not None:
+        return _up_pool(args, store, snap, follow="/" not in ref)
     running: Lab = builder.lab(snap).__enter__()
     entries = running.detach()
     print(f"lab {running.id} is up, from {snap.name}:")
@@ -63,6 +68,17 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"  harness shell {name}" + (f" --lab {running.id}" if len(live_labs()) > 1 else ""))
     print(f"stop it with `harness down {running.id}`; or enter a machine directly:\n  "
           + "\n  ".join(entries))
+    return 0
+
+
+def _up_pool(args: argparse.Namespace, store: Store, snap: Snapshot, *, follow: bool) -> int:
+    """`harness up --pool N`: start the owner of a pool of N warm labs of ``snap``."""
+    started = pool.start(store, cli_args.project_root(), snap, cli_args.pipeline_name(args), args.pool,
+                         boot_timeout=cli_args.run_settings(args).boot_timeout, follow=follow)
+    print(f"pool {started['id']} is up: it keeps {args.pool} lab(s) of {snap.name} warm"
+          + (" (and of the stage's next snapshot, when it is rebuilt)" if follow else "")
+          + "; pytest runs of this project adopt them (`harness ls` shows them); "
+          f"end it with `harness down {started['id']}`")
     return 0
 
 
@@ -119,7 +135,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     """Stop a lab started with `harness up` (or one a run left warm, given by its id) and remove
     everything it holds; returns once its machines' processes are gone and their names free for
-    the next `harness up`."""
+    the next `harness up`. A pool (`harness up --pool`), given by its id (pool-PID), ends with
+    its owner, its warmers and its warm labs."""
+    if args.lab and args.lab.startswith("pool-"):
+        if pool.find(args.lab) is None:
+            pools = ", ".join(str(p["id"]) for p in records.recorded_pools()) or "none"
+            raise UsageError(f"no pool {args.lab}; running: {pools}")
+        destroyed = pool.stop(args.lab)
+        print(f"pool {args.lab} is down" + f" ({destroyed} warm lab(s) destroyed)")
+        return 0
     record = _one_lab(args.lab)
     lab_id = str(record["id"])
     lab.destroy(lab_id, quiet=True)  # no orderly power-off: its clones go, nothing is kept
@@ -133,11 +157,17 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     projects' running and kept labs stay (with --all: every lab of the store goes)."""
     store = cli_args.store(args)
     this = cli_args.project_root()
-    records = lab.recorded_labs()
-    here = [r for r in records if Path(str(r.get("store"))) == store.root]
+    ended = [str(p["id"]) for p in records.recorded_pools() if Path(str(p.get("store"))) == store.root
+             and (args.all or of_project(p, this) or records.pool_gone(p))]
+    for pool_id in ended:  # first: an owner would boot labs again as they go
+        pool.stop(pool_id)
+    if ended:
+        print(f"ended {len(ended)} pool(s): {', '.join(ended)}")
+    every = lab.recorded_labs()
+    here = [r for r in every if Path(str(r.get("store"))) == store.root]
     # Another project's live lab is some run's or someone's; a lab whose owner died is no one's.
     left = [r for r in here if not (args.all or of_project(r, this) or lab.owner_gone(r))]
-    recorded = {str(r["id"]) for r in records}
+    recorded = {str(r["id"]) for r in every}
     ids = {str(r["id"]) for r in here} - {str(r["id"]) for r in left}
     ids |= {o for o in store.owners() if LabName.is_lab_id(o) and o not in recorded}  # not builds'
     # Pieces of a lab without any record belong to no live run of any store: remove them too.

@@ -15,8 +15,9 @@ from harness.cli import args as cli_args
 from harness.cli import labs as cli_labs
 from harness.core.errors import UsageError
 from harness.core.names import FAILED, SnapshotRef
-from harness.engine import bundle
+from harness.engine import bundle, pool
 from harness.engine.build.builder import Builder
+from harness.machines import records
 from harness.machines.store import Snapshot, Store
 from harness.model.pipeline import Pipeline
 
@@ -85,12 +86,22 @@ def cmd_ls(args: argparse.Namespace) -> int:
         warm = record.get("warm")
         if isinstance(warm, dict):  # left by a run for the next to adopt (harness.engine.warm)
             owner = f"warm, adoptable for {_age(float(warm.get('until') or 0) - now)}"
+            if isinstance(warm.get("pool"), dict):
+                owner += f", of {warm['pool'].get('id')}"
         project = "" if cli_labs.of_project(record, this) else \
             f", project {Path(str(record.get('project') or '-')).name}"
         applied = record.get("applied")  # `harness apply` changed it: no longer its snapshot as built
         origin = f"{record.get('origin') or '?'}" + (
             f", applied: {', '.join(map(str, applied))}" if isinstance(applied, list) and applied else "")
         print(f"lab {record['id']} ({owner}, from {origin}{project}): {machines}")
+    for held in records.recorded_pools():  # harness up --pool (harness.engine.pool)
+        if records.pool_gone(held) or not (args.all or cli_labs.of_project(held, this)):
+            continue
+        ready, booting = pool.counts(held)
+        project = "" if cli_labs.of_project(held, this) else \
+            f", project {Path(str(held.get('project') or '-')).name}"
+        print(f"pool {held['id']} (pid {held['pid']}, of {held['snapshot']}{project}): {ready} ready, "
+              f"{booting} booting, of {held['size']}")
     others = 0 if args.all else sum(not cli_labs.of_project(r, this) for r in labs)
     if others:
         print(f"{others} running lab(s) of other projects not listed: `harness ls --all` lists them")

@@ -123,9 +123,10 @@ class LabPool:
         if self.warm < 1 or self.warmer is None or self.warmers or self._built is None \
                 or snapshot.name != self._built.name:
             return
-        have = warm.count(self.builder.store, self.builder.project, snapshot)
-        for _ in range(self.warm - have):
-            self.warmers.append(self.warmer(snapshot))
+        with warm.counting():  # another run's warmers, started meanwhile, are counted
+            have = warm.count(self.builder.store, self.builder.project, snapshot)
+            for _ in range(self.warm - have):
+                self.warmers.append(self.warmer(snapshot))
 
     def _spares_for(self, snapshot: Snapshot) -> Spares | None:
         """The spares of ``snapshot``, started on first call: only for the snapshot the

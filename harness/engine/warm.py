@@ -27,6 +27,7 @@ those too). A run interrupted (Ctrl-C, SIGTERM) stops its warmers, which tear th
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -34,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from harness.core import proc
@@ -113,29 +114,46 @@ def count(store: Store, project: str, snapshot: Snapshot) -> int:
     return len(ready) + len(warming(store, project, snapshot))
 
 
-def mark(lab: Lab, snapshot: Snapshot, warm_for: float) -> dict[str, object]:
+@contextlib.contextmanager
+def counting() -> Iterator[None]:
+    """Held (an exclusive lock on ``RUN_DIR/warm.lock``) while counting the labs of a snapshot
+    warm or warming (`count`) and starting the missing warmers: two runs ending at once would
+    each see the same lab missing and each start a warmer for it."""
+    records.RUN_DIR.mkdir(parents=True, exist_ok=True)
+    with open(records.RUN_DIR / "warm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def mark(lab: Lab, snapshot: Snapshot, warm_for: float,
+         pool: Mapping[str, object] | None = None) -> dict[str, object]:
     """What the record of ``lab``, booted from ``snapshot`` and left warm, says of it: the
-    ``warm`` of `Lab.detach`, adoptable for ``warm_for`` seconds from its boot."""
+    ``warm`` of `Lab.detach`, adoptable for ``warm_for`` seconds from its boot; kept for
+    ``pool`` (`harness.engine.pool`: its id, owner pid and start time), if given."""
     booted = lab.booted_at or time.time()
     return {"snapshot": snapshot.name, "stage": snapshot.ref.group, "key": snapshot.ref.key,
-            "booted_at": booted, "until": booted + warm_for, "warmer": os.getpid()}
+            "booted_at": booted, "until": booted + warm_for, "warmer": os.getpid(),
+            **({"pool": dict(pool)} if pool else {})}
 
 
-def start(store: Store, project: str, snapshot: Snapshot, pipeline: str, *, boot_timeout: float) -> int:
+def start(store: Store, project: str, snapshot: Snapshot, pipeline: str, *, boot_timeout: float,
+          pool: Mapping[str, object] | None = None) -> int:
     """Start a warmer: a process of its own that boots a lab from ``snapshot`` (the stages of
     pipeline module ``pipeline``, importable from ``project``) and leaves it warm; its pid. It
-    outlives this process; `stop` ends it."""
+    outlives this process; `stop` ends it. With ``pool`` (`harness.engine.pool`), its marker
+    and its lab's record name that pool: they are stale once the pool's owner is gone."""
     records.RUN_DIR.mkdir(parents=True, exist_ok=True)
     log = tempfile.NamedTemporaryFile(prefix="harness-warmer-", suffix=".log", delete=False)  # noqa: SIM115
     path = os.pathsep.join([project, str(HARNESS_ROOT)])  # its pipeline, and this harness
     with log:
         child = subprocess.Popen([sys.executable, "-m", "harness.engine.warm", str(store.root), project,
-                                  snapshot.name, pipeline, str(boot_timeout)],
+                                  snapshot.name, pipeline, str(boot_timeout), json.dumps(dict(pool or {}))],
                                  cwd=project, env={**os.environ, "PYTHONPATH": path},
                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
     marker = {"pid": child.pid, "started": proc.start_time(child.pid), "store": str(store.root),
-              "project": project, "snapshot": snapshot.name, "log": log.name}
+              "project": project, "snapshot": snapshot.name, "log": log.name,
+              **({"pool": dict(pool)} if pool else {})}
     part = records.RUN_DIR / f"{child.pid}.warming.part"
     part.write_text(json.dumps(marker))
     part.rename(records.RUN_DIR / f"{child.pid}.warming")
@@ -165,7 +183,7 @@ def main(argv: Sequence[str]) -> int:
     from harness.engine.build.builder import Builder
     from harness.model.pipeline import load_pipeline
 
-    store_root, project, name, module, boot_timeout = argv
+    store_root, project, name, module, boot_timeout, pool = argv
     sys.path.insert(0, project)
     log: object = None
     proc.interrupt_on_sigterm()  # SIGTERM (`stop`): the lab is torn down, not left half-booted
@@ -180,7 +198,7 @@ def main(argv: Sequence[str]) -> int:
         lab = Builder(store, pipeline, project=project, boot_timeout=float(boot_timeout)).lab(snapshot)
         with contextlib.ExitStack() as stack:
             stack.push(lab.__enter__())
-            lab.detach(mark(lab, snapshot, pipeline.warm_for))
+            lab.detach(mark(lab, snapshot, pipeline.warm_for, json.loads(pool)))
             stack.pop_all()
         print(f"lab {lab.id} left warm, for the next run of {snapshot.name}", file=sys.stderr)
     finally:

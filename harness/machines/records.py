@@ -7,6 +7,11 @@ origin, machines and their systemd-nspawn processes, and for a lab left warm for
 process lists the labs (`recorded_labs`), tells the ones no one owns any more (`stale`),
 takes a warm one for itself (`claim`), notes what was done to one (`amend`: `harness apply`)
 and removes every trace of one (`destroy`).
+
+A pool of warm labs (`harness.engine.pool`, ``harness up --pool N``) is recorded beside them
+in ``RUN_DIR/pool-<pid>.pool``: its owner process (pid and start time), store, project and
+snapshot. Each lab it keeps warm, and each of its warmers' markers, names it (``pool``): once
+its owner is gone, they are stale as well, and `sweep_stale` removes the pool with them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +45,21 @@ def recorded_labs() -> list[Mapping[str, object]]:
     return found
 
 
+def recorded_pools() -> list[Mapping[str, object]]:
+    """Records of every pool of warm labs (`harness.engine.pool`) started on this host and not ended."""
+    found = []
+    for path in sorted(RUN_DIR.glob("pool-*.pool")) if RUN_DIR.exists() else []:
+        with contextlib.suppress(ValueError, OSError):
+            found.append(json.loads(path.read_text()))
+    return found
+
+
+def pool_gone(pool: Mapping[str, object]) -> bool:
+    """Whether the owner of a pool (its record, or the ``pool`` a lab or marker of it names:
+    id, pid and start time) is gone; a reused pid is told apart by its start time."""
+    return proc.start_time(int(str(pool.get("pid")))) != pool.get("started")
+
+
 def owner_gone(record: Mapping[str, object]) -> bool:
     """Whether the process that owned a recorded lab is gone (killed without cleaning up).
     A kept lab (no owner) is never stale, but a warm one is once all its consoles' keepers
@@ -59,6 +80,8 @@ def stale(record: Mapping[str, object], now: float | None = None) -> str | None:
         return ("the keepers of its consoles are gone" if record.get("pid") is None
                 else f"its owner, pid {record['pid']}, is gone")
     warm = record.get("warm")
+    if isinstance(warm, dict) and isinstance(warm.get("pool"), dict) and pool_gone(warm["pool"]):
+        return f"its pool's owner, pid {warm['pool'].get('pid')}, is gone"
     now = time.time() if now is None else now
     if isinstance(warm, dict) and float(warm.get("until") or 0) < now:
         booted = float(warm.get("booted_at") or 0)
@@ -102,8 +125,16 @@ def claim(lab_id: str) -> dict[str, object] | None:
 
 def sweep_stale() -> list[str]:
     """Destroy every lab whose owner is gone (a run killed with SIGKILL) and every warm lab
-    whose keepers are gone or whose time is past (`stale`); say so; return their ids."""
+    whose keepers are gone, whose time is past or whose pool's owner is gone (`stale`); end
+    the pools whose owner is gone, and their warmers still booting; say so; return the ids
+    (labs' and pools')."""
     swept = []
+    for pool in recorded_pools():
+        if pool_gone(pool):
+            logger.warning("removing pool %s: its owner, pid %s, is gone", pool["id"], pool["pid"])
+            end_warmers(str(pool["id"]))
+            (RUN_DIR / f"{pool['id']}.pool").unlink(missing_ok=True)
+            swept.append(str(pool["id"]))
     for record in recorded_labs():
         why = stale(record)
         if why is None:
@@ -115,6 +146,18 @@ def sweep_stale() -> list[str]:
         destroy(lab_id, record=record)
         swept.append(lab_id)
     return swept
+
+
+def end_warmers(pool_id: str) -> None:
+    """SIGTERM the warmers (`harness.engine.warm`) still booting a lab for pool ``pool_id``:
+    each tears its lab down and exits. Not waited for: a lab one left warm meanwhile is stale
+    (its pool is gone) and goes with the next sweep."""
+    for path in RUN_DIR.glob("*.warming") if RUN_DIR.exists() else []:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            marker = json.loads(path.read_text())
+            pid, of = int(marker["pid"]), dict(marker.get("pool") or {})
+            if of.get("id") == pool_id and proc.start_time(pid) == marker["started"]:
+                proc.kill(pid, signal.SIGTERM)
 
 
 def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False,
