@@ -191,8 +191,8 @@ def run_pod(build: Build) -> None:
 
 
 def serving(build: Build) -> None:
-    """wait until apps has its DHCP addresses, the user's pod unit is active and pad answers
-    through nginx"""
+    """wait until apps has its DHCP addresses, the user's pod unit is active, pad answers
+    through nginx and the routed container's unit is active (its address and name are set)"""
     apps = build["apps"]
     nic = INVENTORY["apps"].nic("lan")
     for address in (nic.address, nic.address6):
