@@ -16,7 +16,14 @@ from harness import CheckFailed, Family, Lab, Machine
 from harness.machines.containers import as_user
 from scenarios.conftest import address, by_family
 from stages.inventory import INVENTORY
-from stages.spec import APPS_PRIVATE_PORTS, APPS_SITE, APPS_USER
+from stages.spec import (
+    APPS_CONTAINER,
+    APPS_CONTAINER_ADDRESS,
+    APPS_CONTAINER_PORT,
+    APPS_PRIVATE_PORTS,
+    APPS_SITE,
+    APPS_USER,
+)
 
 SITE = f"{APPS_SITE}.{INVENTORY.domain}"
 POD_START = 60  # seconds for the pod to serve once apps's boot is over
@@ -106,8 +113,29 @@ def test_the_pod_serves_again_after_a_reboot_with_nobody_logged_in(apps: Machine
         raise CheckFailed(f"after a reboot of apps, nobody logged in, {SITE} is not served within "
                           f"{POD_START}s; {APPS_USER}'s pods: {pods.strip() or 'none'}; {exc}") from None
     assert page.splitlines()[:1] == ["pad"], f"after a reboot, apps serves {SITE} with {page[:300]!r}"
+    hello = f"http://[{APPS_CONTAINER_ADDRESS}]:{APPS_CONTAINER_PORT}/"
+    try:  # root's unit of the routed container: enabled, it runs at boot too
+        apps.wait_until_succeeds(f"curl -6 -sf --max-time 5 -o /dev/null {hello}", timeout=POD_START)
+    except CheckFailed as exc:
+        state = apps.execute(f"systemctl is-enabled {APPS_CONTAINER}.service; "
+                             f"systemctl is-active {APPS_CONTAINER}.service")[1]
+        raise CheckFailed(f"after a reboot of apps, container {APPS_CONTAINER} does not answer at {hello} "
+                          f"within {POD_START}s; its unit: {' '.join(state.split())}; {exc}") from None
     sessions = apps.succeed("loginctl list-sessions --no-legend").strip()
     assert sessions == "", f"someone is logged in on apps, so the reboot proves nothing: {sessions}"
+
+
+def test_the_users_journal_has_pads_lines(pas: Machine, apps: Machine) -> None:
+    marker = f"journal-{secrets.token_hex(4)}"
+    status, _ = http(pas, f"http://{SITE}/?{marker}")
+    assert status == "200", f"GET http://{SITE}/ from pas answered HTTP {status}"
+    try:  # pad logs each request: podman hands its output to the journal, the user's
+        journal = f"journalctl --user -q --no-pager | grep -q 'pad: .*{marker}'"
+        apps.wait_until_succeeds(as_user(APPS_USER, journal), timeout=10)
+    except CheckFailed:
+        tail = apps.execute(as_user(APPS_USER, "journalctl --user -q --no-pager -n 10 2>&1"))[1]
+        raise CheckFailed(f"{APPS_USER}'s journal (journalctl --user on apps) has no line of pad's for the "
+                          f"request {marker}; its last lines: {tail[-800:]}") from None
 
 
 def _pod(apps: Machine, command: str) -> str:

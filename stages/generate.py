@@ -17,6 +17,9 @@ from stages import policy, spec
 # The TSIG secret Kea signs its DNS updates with: lab-only, so a fixed value is fine.
 DDNS_KEY = ("ddns-key", "hmac-sha256", "EgpYMoZ/pxF2BzGefRJBJcO/0dmdTdSyhaKY+DYgzUo=")
 DDNS_PORT = 53001
+# The TSIG key apps signs its containers' records with (zone spec.APPS_ZONE, that one alone).
+CONTAINERS_KEY = ("containers-key", "hmac-sha256", "t0yNgP4Xb0w2m6V1dZk8qQ9bJfC3sLhR5eUaWnYiKoM=")
+CONTAINERS_HOST = "apps"  # the machine spec.APPS_ROUTED6 is routed to
 LAN, UPLINK = spec.LAN, spec.UPLINK
 # NAT64 on gw (TAYGA), at spec.NAT64_PREFIX: its own address, for the ICMPv6 errors it sends,
 # and the IPv4 addresses it maps IPv6 sources to (then masqueraded)
@@ -77,7 +80,7 @@ def network_units(inv: Inventory, host: Host) -> dict[str, str]:
             continue
         lines.append("IPv6AcceptRA=no")
         if host.router and segment.cidr6 and nic.gateway6 is None:
-            lines += router_advertisement(inv, nic)
+            lines += router_advertisement(inv, nic) + _route_to_the_containers(inv, nic)
         if host.kind is Kind.UPLINK:
             lines += _routes_to_the_lab(inv, nic)
         units.update(network_unit(nic.name, lines))
@@ -98,6 +101,30 @@ def router_advertisement(inv: Inventory, nic: Nic) -> list[str]:
     lines += ["", "[IPv6Prefix]", f"Prefix={segment.cidr6}",
               f"AddressAutoconfiguration={'yes' if slaac else 'no'}"]
     return lines
+
+
+def routed6(inv: Inventory) -> tuple[ipaddress.IPv6Network, ipaddress.IPv6Address] | None:
+    """(spec.APPS_ROUTED6, the LAN address of the machine it is routed to), if this inventory
+    has that machine with an IPv6 address on the LAN and the /80 is of the LAN's prefix."""
+    prefix, lan = ipaddress.IPv6Network(spec.APPS_ROUTED6), inv.segments[LAN].cidr6
+    host = inv.hosts.get(CONTAINERS_HOST)
+    if host is None or lan is None or not prefix.subnet_of(lan):  # type: ignore[arg-type]
+        return None
+    via = next((n.address6 for n in host.nics if n.segment == LAN and n.address6), None)
+    return (prefix, via) if isinstance(via, ipaddress.IPv6Address) else None
+
+
+def _route_to_the_containers(inv: Inventory, nic: Nic) -> list[str]:
+    """The router's route to the containers' /80 (`routed6`) through the machine that runs
+    them, and its advertisement as a more specific route through the router: the /80 is
+    inside the on-link /64, so without it a client would look its addresses up by neighbour
+    discovery on the LAN, where no one answers for them."""
+    routed = routed6(inv)
+    if routed is None or nic.segment != LAN:
+        return []
+    prefix, via = routed
+    return ["", "[Route]", f"Destination={prefix}", f"Gateway={via}",
+            "", "[IPv6RoutePrefix]", f"Route={prefix}"]
 
 
 def _routes_to_the_lab(inv: Inventory, nic: Nic) -> list[str]:
@@ -319,6 +346,9 @@ def named_conf(inv: Inventory) -> dict[str, str]:
     lan = inv.segments[LAN]
     trusted = [str(net) for net in (lan.cidr, lan.cidr6) if net] + ["127.0.0.0/8", "::1"]
     only6 = [str(h.nic(LAN).address6) for h in ipv6_only(inv)]
+    routed = routed6(inv)
+    if only6 and routed:  # the containers have no IPv4 address either: DNS64 is for them too
+        only6.append(str(routed[0]))
     options = f"""acl lan {{ {'; '.join(trusted)}; }};
 {f"acl ipv6-only {{ {'; '.join(only6)}; }};" if only6 else ""}
 
@@ -346,12 +376,20 @@ options {{
              f'zone "{inv.domain}" {{ type primary; file "/etc/bind/db.{inv.domain}"; }};',
              f'zone "{dynamic}" {{ type primary; file "/var/lib/bind/db.{dynamic}"; '
              f'allow-update {{ key "{key}"; }}; }};']
+    if routed:  # the containers' zone, which apps alone updates (its own key)
+        ckey, calgorithm, csecret = CONTAINERS_KEY
+        zone = f"{spec.APPS_ZONE}.{inv.domain}"
+        zones += [f'key "{ckey}" {{ algorithm {calgorithm}; secret "{csecret}"; }};',
+                  f'zone "{zone}" {{ type primary; file "/var/lib/bind/db.{zone}"; '
+                  f'allow-update {{ key "{ckey}"; }}; }};']
     ns = f"{inv.router().name}.{inv.domain}."
     files = {"/etc/bind/named.conf.options": options,
              f"/etc/bind/db.{inv.domain}": zone_forward(inv),
              f"/var/lib/bind/db.{dynamic}": "\n".join([
                  "$TTL 300", f"@ IN SOA {ns} hostmaster.{inv.domain}. ( 1 3600 600 86400 300 )",
                  f"@ IN NS {ns}"]) + "\n"}
+    if routed:
+        files[f"/var/lib/bind/db.{spec.APPS_ZONE}.{inv.domain}"] = files[f"/var/lib/bind/db.{dynamic}"]
     for net in reverse_zones(inv):
         name = reverse_name(net)
         zones.append(f'zone "{name}" {{ type primary; file "/etc/bind/db.{name}"; }};')
@@ -382,6 +420,9 @@ def nftables_router(inv: Inventory) -> str:
         accept += [f'iifname "{gw.nic(segment).name}" {match} accept comment "{service.name}"'
                    for segment in sorted(service.allowed) for match in what]
     forward = [f'iifname "{gw.nic(a).name}" oifname "{gw.nic(b).name}" accept' for a, b in policy.ROUTED]
+    if routed := routed6(inv):  # the LAN to the containers' /80, through the machine that runs them
+        forward.append(f'iifname "{gw.nic(LAN).name}" oifname "{gw.nic(LAN).name}" ip6 daddr {routed[0]} '
+                       f'accept comment "routed to {CONTAINERS_HOST}"')
     if ipv6_only(inv):  # NAT64: into TAYGA from the LAN, out of it (as IPv4) to the uplink
         forward += [f'iifname "{gw.nic(LAN).name}" oifname "{NAT64_TUN}" accept comment "nat64"',
                     f'iifname "{NAT64_TUN}" oifname "{wan}" accept comment "nat64"']

@@ -34,6 +34,7 @@ from stages.generate import (
     nftables_router,
     reverse_name,
     reverse_zones,
+    routed6,
     tayga,
     uplink_named,
 )
@@ -109,6 +110,7 @@ def serving(build: Build) -> None:
     # for recursive queries: wait for the answers a client (asking for recursion) gets.
     gw.wait_for_open_port(DDNS_PORT, "127.0.0.1", "udp")
     for zone in (INVENTORY.domain, f"{spec.DYNAMIC}.{INVENTORY.domain}",
+                 *([f"{spec.APPS_ZONE}.{INVENTORY.domain}"] if routed6(INVENTORY) else []),
                  *(reverse_name(n) for n in reverse_zones(INVENTORY))):
         gw.wait_until_succeeds(f"dig +short @{lan} {zone} SOA | grep -q .")
     uplink = str(INVENTORY["internet"].nic("uplink").address)

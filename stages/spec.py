@@ -69,3 +69,14 @@ def logins_at_once(seats: int) -> tuple[int, int]:
 APPS_USER = "apps"
 APPS_SITE = "pad"
 APPS_PRIVATE_PORTS = {"pad": 8388, "postgresql": 5432}
+
+# apps also runs one container the way seed 002 does: an IPv6 address of its own, from
+# APPS_ROUTED6 (a /80 of the LAN's /64, which gw routes to apps), named in DNS while it runs
+# (<APPS_CONTAINER>.<APPS_ZONE>.<domain>, a zone of its own that apps updates) and gone from
+# it once it stops. It answers on APPS_CONTAINER_PORT over IPv6 alone: it has no IPv4
+# address, so it reaches the IPv4 internet as the IPv6-only machines do (DNS64 and NAT64).
+APPS_ROUTED6 = "2001:db8:1:0:66::/80"
+APPS_CONTAINER = "hello"
+APPS_CONTAINER_ADDRESS = "2001:db8:1:0:66::10"
+APPS_CONTAINER_PORT = 8000
+APPS_ZONE = "ct"

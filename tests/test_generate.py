@@ -3,6 +3,7 @@ from its inventory."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
@@ -170,6 +171,9 @@ def test_gw_forwards_new_connections_only_where_the_policy_routes_and_masquerade
     assert chain[0].endswith("policy drop;") and chain[1] == "ct state established,related accept"
     assert chain[2:] == [*(f'iifname "{GW.nic(a).name}" oifname "{GW.nic(b).name}" accept'
                            for a, b in policy.ROUTED),
+                         # the containers' /80 (spec.APPS_ROUTED6), routed to apps, inside the LAN
+                         f'iifname "{lan}" oifname "{lan}" ip6 daddr {spec.APPS_ROUTED6} accept '
+                         'comment "routed to apps"',
                          # NAT64, for the IPv6-only machines: into TAYGA from the LAN, out to the uplink
                          f'iifname "{lan}" oifname "{tun}" accept comment "nat64"',
                          f'iifname "{tun}" oifname "{wan}" accept comment "nat64"']
@@ -356,3 +360,21 @@ def test_a_dhcp_client_without_an_address_asks_every_family_and_has_no_reservati
     assert "c IN A " not in zone and f"c IN AAAA {inv['c'].nics[0].address6}" in zone  # SLAAC's, computed
     assert generate.ipv6_only(inv) == []  # it has IPv4 too: no DNS64 for it
     assert 'label="eth0 2001:db8:1' in generate.topology_dot(inv)
+
+
+def test_gw_routes_the_containers_80_to_apps_and_names_them_in_a_zone_apps_updates() -> None:
+    apps = INVENTORY["apps"].nic("lan").address6
+    [unit] = [t for p, t in generate.network_units(INVENTORY, GW).items() if p.endswith("10-lan0.network")]
+    assert f"[Route]\nDestination={spec.APPS_ROUTED6}\nGateway={apps}\n" in unit
+    assert f"[IPv6RoutePrefix]\nRoute={spec.APPS_ROUTED6}\n" in unit  # clients route it via gw
+    named = generate.named_conf(INVENTORY)
+    zone = f"{spec.APPS_ZONE}.{INVENTORY.domain}"
+    assert (f'zone "{zone}" {{ type primary; file "/var/lib/bind/db.{zone}"; '
+            f'allow-update {{ key "{generate.CONTAINERS_KEY[0]}"; }}; }};'
+            ) in named["/etc/bind/named.conf.local"]
+    assert f"/var/lib/bind/db.{zone}" in named
+    only6 = named["/etc/bind/named.conf.options"].split("acl ipv6-only")[1].splitlines()[0]
+    assert spec.APPS_ROUTED6 in only6  # DNS64 for the containers too: they have no IPv4
+    # a lab without apps has none of it
+    other = dataclasses.replace(INVENTORY, hosts={n: h for n, h in INVENTORY.hosts.items() if n != "apps"})
+    assert generate.routed6(other) is None

@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING
 from harness import mutant
 from harness.machines.containers import LINGER
 from harness.model.mutant import edit, run
+from stages import spec
 from stages.apps import (
     APP,
     AUTOUPDATE,
+    CONTAINER_IMAGE,
+    CONTAINER_UNIT,
     DB,
     DB_IMAGE,
     IMAGE,
@@ -27,6 +30,7 @@ from stages.apps import (
     VOLUME,
     user,
 )
+from stages.inventory import INVENTORY
 
 if TYPE_CHECKING:
     from harness import Lab, Machine
@@ -109,3 +113,81 @@ def apps_data_not_in_a_volume(lab: Lab) -> None:
 def apps_no_auto_update_label(lab: Lab) -> None:
     for container in (APP, DB):
         _reunit(lab, container, f"--label {AUTOUPDATE} ", "")
+
+
+# -- hello, the container with an IPv6 address of its own (seed 002) ---------------------------------
+
+HELPER = "/usr/local/sbin/routed6"
+CONTAINER_UNIT_PATH = f"/etc/systemd/system/{CONTAINER_UNIT}"
+
+
+def _restart_container(lab: Lab) -> None:
+    """Restart hello's unit on apps (its unit file re-read) and wait until it is active."""
+    apps = lab["apps"]
+    run(apps, f"systemctl daemon-reload && systemctl restart {CONTAINER_UNIT}")
+    apps.wait_for_unit(CONTAINER_UNIT)
+
+
+@mutant("the routed container's helper never registers its name: hello.ct.prolo is not in DNS")
+def apps_container_not_in_dns(lab: Lab) -> None:
+    edit(lab["apps"], HELPER, '    update "update delete $NAME AAAA', '    : "update delete $NAME AAAA')
+    _restart_container(lab)  # its stop deletes the record, its start adds none
+
+
+@mutant("the routed container's record is left behind when it stops: its name points at nothing")
+def apps_container_record_kept_on_stop(lab: Lab) -> None:
+    edit(lab["apps"], HELPER, '    update "update delete $NAME"\n', '    : "update delete $NAME"\n')
+
+
+@mutant("the routed container's helper gives it an IPv4 address too (10.88.0.10, routed on apps): it "
+        "is no longer reachable over IPv6 alone")
+def apps_container_ipv4_ingress(lab: Lab) -> None:
+    # podman's own network (`--network=slirp4netns -p 8000:8000` in the unit) is the likelier
+    # regression, but hello.service then failed to start here: not looked into (docs/containers.md)
+    apps = lab["apps"]
+    edit(apps, HELPER, 'ip -6 addr add fe80::1/64 dev "$link" nodad\n',
+         'ip -6 addr add fe80::1/64 dev "$link" nodad\n    ip addr add 10.88.0.1/24 dev "$link"\n')
+    edit(apps, HELPER, "ip -6 addr add $ADDRESS/128 dev eth0 nodad\n",
+         "ip -6 addr add $ADDRESS/128 dev eth0 nodad\n        ip addr add 10.88.0.10/24 dev eth0\n")
+    _restart_container(lab)
+
+
+@mutant("hello.service was started by hand but never enabled: the container is gone after a reboot")
+def apps_container_not_enabled(lab: Lab) -> None:
+    run(lab["apps"], f"systemctl disable {CONTAINER_UNIT}")
+
+
+@mutant("gw has no route to the containers' /80: it looks their addresses up on the LAN, in vain")
+def apps_container_not_routed_by_gw(lab: Lab) -> None:
+    gw, apps = lab["gw"], INVENTORY["apps"].nic(spec.LAN).address6
+    edit(gw, "/etc/systemd/network/10-lan0.network",
+         f"[Route]\nDestination={spec.APPS_ROUTED6}\nGateway={apps}\n", "")
+    run(gw, f"ip -6 route del {spec.APPS_ROUTED6}")
+
+
+@mutant("the containers' /80 gets no DNS64: the routed container cannot name the IPv4 internet")
+def apps_container_without_dns64(lab: Lab) -> None:
+    gw = lab["gw"]
+    edit(gw, "/etc/bind/named.conf.options", f"; {spec.APPS_ROUTED6};", ";")
+    run(gw, "systemctl restart named")
+    gw.wait_until_succeeds(f"dig +short @::1 {spec.APPS_ZONE}.{INVENTORY.domain} SOA | grep -q .")
+
+
+@mutant("the routed container runs under root's podman (same unit, User= gone): its processes are root's")
+def apps_container_run_by_root(lab: Lab) -> None:
+    apps, tar = lab["apps"], "/var/tmp/hello-image.tar"
+    uid = run(apps, f"id -u {USER}").strip()
+    run(apps, user(f"podman save -o {tar} {CONTAINER_IMAGE}"))
+    run(apps, f"podman load -q -i {tar} && rm {tar} && systemctl stop {CONTAINER_UNIT}")
+    for old, new in ((f"User={USER}\n", ""), (f"Environment=XDG_RUNTIME_DIR=/run/user/{uid}\n", ""),
+                     (f"CONTAINER_USER={USER}", "CONTAINER_USER=root"),
+                     # root in a machine gets no cgroup of its own (see apps_pod_run_by_root)
+                     ("--cgroups=no-conmon", "--cgroups=disabled")):
+        edit(apps, CONTAINER_UNIT_PATH, old, new)
+    _restart_container(lab)
+
+
+@mutant("hello.service runs pad's imported image, not the one buildah built from stages/images/hello")
+def apps_container_image_not_built(lab: Lab) -> None:
+    edit(lab["apps"], CONTAINER_UNIT_PATH, f"{CONTAINER_IMAGE} python3", f"{IMAGE} python3")
+    _restart_container(lab)

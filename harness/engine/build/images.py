@@ -4,7 +4,8 @@ Lab machines never reach the internet, so no image is pulled. An `Image` is a st
 that gives a user of a machine with containers (see `harness.machines.containers`) an image made
 from the pipeline's base image (the Debian tree every machine is cloned from), imported
 with ``podman import``, then, given a build context, built on with ``buildah bud
---isolation chroot`` (its Containerfile's ``FROM`` names the imported image). The images
+--isolation chroot`` (its Containerfile's ``FROM`` names the imported image, ``localhost/base``,
+or an image an earlier step of the stage made: then the base is not imported at all). The images
 live in the user's storage, in the machine's root, so the stage's snapshot holds them and a
 resume finds them built.
 
@@ -64,7 +65,8 @@ class Image:
         if self.tree is not None:
             self._import(build, build.root(self.tree), self.name)
             return
-        if machine.execute(as_user(self.user, f"podman image exists {BASE_TAG}"))[0] != 0:
+        if (self.context is None or BASE_TAG in self.bases()) and \
+                machine.execute(as_user(self.user, f"podman image exists {BASE_TAG}"))[0] != 0:
             self._import(build, self._base(build), BASE_TAG)
         if self.context is None:
             machine.succeed(as_user(self.user, f"podman tag {BASE_TAG} {shlex.quote(self.name)}"))
@@ -78,6 +80,14 @@ class Image:
                             timeout=BUILD_TIMEOUT)
         finally:
             proc.run(["rm", "-rf", str(root / staged.lstrip("/"))])
+
+    def bases(self) -> list[str]:
+        """The images the Containerfile builds ``FROM`` (its build stages' names aside)."""
+        assert self.context is not None
+        froms = [line.split()[1:] for line in (self.context / "Containerfile").read_text().splitlines()
+                 if line.split()[:1] and line.split()[0].upper() == "FROM" and line.split()[1:]]
+        stages = {words[-1] for words in froms if len(words) == 3 and words[1].upper() == "AS"}
+        return [words[0] for words in froms if words[0] not in stages]
 
     def _base(self, build: Build) -> Path:
         """The pipeline's base image: the first stage's snapshot."""

@@ -1,0 +1,109 @@
+"""apps's routed container (stages/spec.py, "hello"), the way seed 002 runs containers: an IPv6
+address of its own from the /80 gw routes to apps, named in DNS while it runs, reachable over
+IPv6 alone, reaching the IPv4 internet through gw's DNS64 and NAT64. Each promise is seen from
+the machine that would see it: a seat asks gw's DNS and connects; apps says who runs it and
+what addresses its network namespace holds; the container itself fetches from the internet."""
+
+from __future__ import annotations
+
+import shlex
+
+from harness import Family, Machine
+from harness.machines.containers import as_user
+from harness.probes import Answer, dig, expect, http_status
+from scenarios.conftest import address, gw_address
+from stages.inventory import INVENTORY
+from stages.spec import (
+    APPS_CONTAINER,
+    APPS_CONTAINER_ADDRESS,
+    APPS_CONTAINER_PORT,
+    APPS_USER,
+    APPS_ZONE,
+    UPLINK_IPV4_ONLY,
+    UPLINK_ZONE,
+)
+
+NAME = f"{APPS_CONTAINER}.{APPS_ZONE}.{INVENTORY.domain}"
+URL = f"http://{NAME}:{APPS_CONTAINER_PORT}/"
+UNIT = f"{APPS_CONTAINER}.service"  # root's unit on apps that runs it as APPS_USER
+DNS6 = gw_address(Family.IPV6)
+
+
+def registered(client: Machine) -> Answer:
+    """What gw's DNS tells ``client`` about the container's name, AAAA."""
+    return dig(client, NAME, "AAAA", server=DNS6)
+
+
+SERVER = f"http.server {APPS_CONTAINER_PORT}"  # what the container runs (and nothing else on apps)
+
+
+def _pid(apps: Machine) -> int:
+    """The container's first process (its init), as apps's root sees it, whoever runs it."""
+    return int(apps.succeed(f"pgrep -o -f {shlex.quote(SERVER)}"))
+
+
+def test_the_container_answers_by_name_over_ipv6_from_a_seat(pas: Machine) -> None:
+    expect(registered(pas), Answer("NOERROR", [APPS_CONTAINER_ADDRESS]),
+           f"pas asked gw ({DNS6}) for {NAME} AAAA")
+    status = http_status(pas, URL, Family.IPV6)
+    assert status == "200", f"GET {URL} from pas over IPv6 answered HTTP {status}, not 200 (000: no answer)"
+
+
+def test_the_container_has_no_ipv4_address_and_refuses_ipv4_ingress(pas: Machine, apps: Machine) -> None:
+    expect(dig(pas, NAME, "A", server=DNS6), Answer("NOERROR", []), f"pas asked gw for {NAME} A")
+    held = apps.succeed(f"nsenter -t {_pid(apps)} -n ip -4 -o addr show scope global").strip()
+    assert held == "", f"{APPS_CONTAINER}'s network namespace on apps holds IPv4 addresses: {held}"
+    apps4 = address("apps", Family.IPV4)
+    status = http_status(pas, f"http://{apps4}:{APPS_CONTAINER_PORT}/", Family.IPV4)
+    assert status == "000", (f"pas reached port {APPS_CONTAINER_PORT} on apps's IPv4 address ({apps4}): HTTP "
+                             f"{status}; {APPS_CONTAINER} must be reachable over IPv6 alone")
+
+
+def test_the_containers_processes_run_as_the_users_ids_never_root(apps: Machine) -> None:
+    uid = int(apps.succeed(f"id -u {APPS_USER}"))
+    first, count = (int(n) for n in apps.succeed(f"grep '^{APPS_USER}:' /etc/subuid").split(":")[1:])
+    table = [line for line in apps.succeed("ps -eo uid=,args=").splitlines() if SERVER in line]
+    uids = {int(line.split()[0]) for line in table}
+    foreign = sorted(u for u in uids if u != uid and not first <= u < first + count)
+    assert uids and not foreign, (f"{APPS_CONTAINER}'s processes on apps run as uid {sorted(uids)}: neither "
+                                  f"{APPS_USER}'s ({uid}) nor her subordinate ids: {table}")
+
+
+def test_its_record_goes_when_it_stops_and_comes_back_when_it_starts(pas: Machine, apps: Machine) -> None:
+    try:
+        apps.succeed(f"systemctl stop {UNIT}", timeout=60)
+        expect(registered(pas), Answer("NXDOMAIN", []),
+               f"{UNIT} stopped on apps; pas asked gw for {NAME} AAAA")
+    finally:
+        apps.succeed(f"systemctl start {UNIT}", timeout=120)
+    expect(registered(pas), Answer("NOERROR", [APPS_CONTAINER_ADDRESS]),
+           f"{UNIT} started again on apps; pas asked gw for {NAME} AAAA")
+    status = http_status(pas, URL, Family.IPV6)
+    assert status == "200", f"GET {URL} from pas after a restart of {UNIT} answered HTTP {status}"
+
+
+def test_the_container_reaches_the_ipv4_internet_through_nat64(apps: Machine) -> None:
+    url = f"http://{UPLINK_IPV4_ONLY}.{UPLINK_ZONE}/generate_204"
+    fetch = (f"podman exec {APPS_CONTAINER} python3 -c " + shlex.quote(
+        f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).status)"))
+    status, out = apps.execute(as_user(APPS_USER, fetch + " 2>&1"))
+    assert status == 0 and out.strip().endswith("204"), (
+        f"{APPS_CONTAINER} (IPv6 alone) could not fetch {url} (IPv4 alone) through DNS64 and NAT64: "
+        f"{out[-400:]}")
+
+
+def test_buildah_builds_as_the_user_an_image_that_podman_runs(apps: Machine) -> None:
+    tag = "localhost/scratch-buildah"
+    context = f"/home/{APPS_USER}/scratch-buildah"
+    containerfile = f"FROM localhost/{APPS_CONTAINER}\nRUN echo built-by-buildah > /built\n"
+    build = (f"rm -rf {context} && mkdir {context} && printf %s {shlex.quote(containerfile)} > "
+             f"{context}/Containerfile && buildah bud --isolation chroot --layers=false -q -t {tag} "
+             f"{context}")
+    try:
+        status, out = apps.execute(as_user(APPS_USER, build + " 2>&1"), timeout=300)
+        assert status == 0, f"buildah bud --isolation chroot as {APPS_USER} on apps failed: {out[-600:]}"
+        seen = apps.execute(as_user(APPS_USER, f"podman run --rm --network=none {tag} cat /built 2>&1"))[1]
+        assert seen.strip() == "built-by-buildah", f"podman ran {tag} as {APPS_USER}: {seen[-400:]!r}"
+    finally:
+        apps.execute(as_user(APPS_USER, f"podman rmi -f {tag}; rm -rf {context}"))
+
