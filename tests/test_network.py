@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pyroute2 import NetNS
 
-from harness.core import proc
+from harness.core import links, proc
 from harness.core.errors import HarnessError, UsageError
 from harness.core.links import IFNAMSIZ, Family, Interface
 from harness.core.wait import retry
@@ -56,9 +56,9 @@ def test_bad_interface_is_refused(kwargs: dict[str, object], message: str) -> No
 def test_duplicates_are_named() -> None:
     a, b = lan("a", "b")
     with pytest.raises(UsageError, match="MAC 02:00:00:00:00:01 is used twice: by a/host0 and by b/host0"):
-        network.validate([a, Interface("b", "host0", "lan", a.mac)])
+        links.validate([a, Interface("b", "host0", "lan", a.mac)])
     with pytest.raises(UsageError, match=r"address 10\.77\.0\.1 is used twice"):
-        network.validate([a, Interface("b", "host0", "lan", b.mac, a.addresses)])
+        links.validate([a, Interface("b", "host0", "lan", b.mac, a.addresses)])
 
 
 @pytest.mark.integration

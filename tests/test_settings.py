@@ -20,6 +20,7 @@ from harness.core.errors import UsageError
 from harness.core.links import Family
 from harness.core.settings import SETTINGS, Front, Setting
 from harness.engine import host
+from harness.engine.build import builder as build_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -189,7 +190,7 @@ def test_harness_up_boots_with_the_plugin_s_default_timeout(clean_env: pytest.Mo
 
     clean_env.setattr(cli_args, "store", lambda args: None)
     clean_env.setattr(cli_args, "pipeline", lambda args: None)
-    clean_env.setattr(cli_labs, "Builder", builder)
+    clean_env.setattr(build_module, "Builder", builder)  # cmd_up imports it when called
     for argv in (["up"], ["up", "--boot-timeout=90"]):
         with pytest.raises(Stop):
             cli_labs.cmd_up(cli.parser().parse_args(argv))

@@ -19,15 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.cli import args as cli_args
-from harness.cli import bisect
 from harness.cli import impair as cli_impair
 from harness.cli import labs as cli_labs
 from harness.cli import snapshots as cli_snapshots
 from harness.core import log, proc, settings
 from harness.core.errors import HarnessError, UsageError
-from harness.engine import host, mutate
+from harness.engine import host
 from harness.engine import init as project_init
-from harness.engine.build.builder import Builder
 from harness.machines import lab
 
 # -- projects and builds (snapshot verbs: harness.cli.snapshots; lab verbs: harness.cli.labs) ---
@@ -69,6 +67,7 @@ def cmd_setup_host(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Build every stage up to --until (default: the last), reusing cached snapshots."""
+    from harness.engine.build.builder import Builder  # imported when used: other verbs start faster
     pipeline = cli_args.pipeline(args)
     builder = Builder(cli_args.store(args), pipeline, project=cli_args.project_root())
     snap = builder.ensure(args.until or pipeline.names[-1], rebuild=args.rebuild)
@@ -78,6 +77,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_mutate(args: argparse.Namespace) -> int:
     """Run the scenarios against every mutant (or those matching -k): which test killed each, or SURVIVED."""
+    # imported when used: other verbs start faster
+    from harness.engine import mutate
+    from harness.engine.build.builder import Builder
     pipeline = cli_args.pipeline(args)
     chosen = [(pipeline.mutant(name)[0], m) for name, m in pipeline.mutants.items()
               if not args.k or any(fnmatch.fnmatchcase(name, p if any(c in p for c in "*?[") else f"*{p}*")
@@ -149,6 +151,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
 def cmd_bisect(args: argparse.Namespace) -> int:
     """Find the commit that broke the scenarios (git bisect run, pytest at each step), restoring
     from the store every stage whose key a commit left alone; name it and the stages it changed."""
+    from harness.cli import bisect  # imported when used: other verbs start faster
     if not args.words:
         raise UsageError("give the pytest arguments after --: harness bisect GOOD BAD -- scenarios -k dns")
     outcome = bisect.run(Path.cwd(), args.good, args.bad, args.words, cli_args.run_settings(args).store)

@@ -12,8 +12,7 @@ from harness.cli import args as cli_args
 from harness.core import proc
 from harness.core.errors import CheckFailed, HarnessError, UsageError
 from harness.core.names import PREFIX, LabName
-from harness.engine import apply, pool
-from harness.engine.build.builder import Builder
+from harness.engine import pool
 from harness.machines import lab, network, nspawn, records
 from harness.machines.lab import Lab
 from harness.machines.store import Snapshot, Store
@@ -52,6 +51,7 @@ def _one_lab(wanted: str | None) -> Mapping[str, object]:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Boot a lab from a stage (built if needed) or a snapshot, and leave it running."""
+    from harness.engine.build.builder import Builder  # imported when used: other verbs start faster
     store = cli_args.store(args)
     pipeline = cli_args.pipeline(args)
     builder = Builder(store, pipeline, boot_timeout=cli_args.run_settings(args).boot_timeout,
@@ -117,6 +117,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     """Run a changed stage's steps (scripts, a playbook) again in the machines of a lab started
     with `harness up` (a Python stage: build it again and swap its machines in), and say what
     that changed; no snapshot is made from it."""
+    from harness.engine import apply  # imported when used: other verbs start faster
     record = _one_lab(args.lab)
     pipeline = cli_args.pipeline(args)
     try:

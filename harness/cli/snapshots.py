@@ -10,16 +10,19 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.cli import args as cli_args
 from harness.cli import labs as cli_labs
 from harness.core.errors import UsageError
 from harness.core.names import FAILED, SnapshotRef
-from harness.engine import bundle, pool
-from harness.engine.build.builder import Builder
+from harness.engine import pool
 from harness.machines import records
 from harness.machines.store import Snapshot, Store
 from harness.model.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from harness.engine import bundle
 
 
 def _age(seconds: float) -> str:
@@ -114,6 +117,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def _why(args: argparse.Namespace, store: Store, stage: str) -> int:
     """Say why stage ``stage`` would be built: which of its inputs changed since this
     project's newest snapshot of it."""
+    from harness.engine.build.builder import Builder  # imported when used: other verbs start faster
     pipeline = cli_args.pipeline(args)
     name = pipeline.ref(stage)
     if store.exists(name):
@@ -185,6 +189,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write snapshots (btrfs send streams, zstd, manifest, evidence) to files to carry elsewhere."""
+    from harness.engine import bundle  # imported when used: other verbs start faster
     store = cli_args.store(args)
     refs = list(args.snapshot)
     if args.all_stages:
@@ -213,6 +218,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _build_parent(args: argparse.Namespace, store: Store, missing: bundle.MissingParent) -> None:
     """Build the stage snapshot an incremental bundle needs, when this checkout's stages give it
     the same key; otherwise re-raise `missing`, which says what to do."""
+    from harness.engine.build.builder import Builder  # imported when used: other verbs start faster
     wanted = missing.parent
     try:
         pipeline = cli_args.pipeline(args)
@@ -226,6 +232,7 @@ def _build_parent(args: argparse.Namespace, store: Store, missing: bundle.Missin
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import a file written by `harness export`: verified whole before the store is touched."""
+    from harness.engine import bundle  # imported when used: other verbs start faster
     store = cli_args.store(args)
     for file in map(Path, args.file):
         if args.if_missing:

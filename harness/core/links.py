@@ -8,6 +8,7 @@ import enum
 import hashlib
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.core.errors import UsageError
@@ -94,3 +95,16 @@ def port_name(machine: str, ifname: str) -> str:
 def switch_port(interface: Interface) -> str:
     """`port_name` of ``interface``."""
     return port_name(interface.machine, interface.name)
+
+
+def validate(interfaces: Sequence[Interface]) -> None:
+    """Reject duplicate interfaces, MACs, addresses and switch port names, naming the culprits."""
+    seen: dict[str, str] = {}
+    for iface in interfaces:
+        where = f"{iface.machine}/{iface.name}"
+        keys = [f"interface {where}", f"MAC {iface.mac}", f"switch port {switch_port(iface)}"]
+        keys += [f"address {ipaddress.ip_interface(a).ip}" for a in iface.addresses]
+        for key in keys:
+            if key in seen:
+                raise UsageError(f"{key} is used twice: by {seen[key]} and by {where}")
+            seen[key] = where

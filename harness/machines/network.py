@@ -24,7 +24,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from harness.core import proc
 from harness.core.errors import HarnessError, UsageError
-from harness.core.links import Interface, switch_port
+from harness.core.links import Interface, switch_port, validate
 from harness.core.names import PREFIX, LabName
 from harness.machines import splice as links
 from harness.machines.impair import Impairment
@@ -55,19 +55,6 @@ NEIGHBOUR_DISCOVERY = ("nd-router-solicit", "nd-router-advert", "nd-neighbor-sol
 def namespace_name(lab_id: str, machine: str | None = None) -> str:
     """``harness-<lab>-sw`` for the switch, ``harness-<lab>-<machine>`` for a machine."""
     return str(LabName(lab_id, machine or "sw"))
-
-
-def validate(interfaces: Sequence[Interface]) -> None:
-    """Reject duplicate interfaces, MACs, addresses and switch port names, naming the culprits."""
-    seen: dict[str, str] = {}
-    for iface in interfaces:
-        where = f"{iface.machine}/{iface.name}"
-        keys = [f"interface {where}", f"MAC {iface.mac}", f"switch port {switch_port(iface)}"]
-        keys += [f"address {ipaddress.ip_interface(a).ip}" for a in iface.addresses]
-        for key in keys:
-            if key in seen:
-                raise UsageError(f"{key} is used twice: by {seen[key]} and by {where}")
-            seen[key] = where
 
 
 def set_sysctls(namespace: str, settings: Mapping[str, str]) -> None:

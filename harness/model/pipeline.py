@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from harness.core.errors import UsageError
 from harness.core.links import Interface
+from harness.core.links import validate as validate_interfaces
 from harness.core.names import FAILED, SnapshotRef
 from harness.machines import containers, nspawn
-from harness.machines.network import validate as validate_interfaces
 from harness.model.keys import files_digest, inputs, stage_key
 from harness.model.mutant import Mutant
 from harness.model.stage import Stage
