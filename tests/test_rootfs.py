@@ -74,6 +74,23 @@ def test_a_package_is_downloaded_once_per_host(harness_store: Store, base: Path)
         harness_store.release(owner)
 
 
+@pytest.mark.integration
+def test_roots_install_side_by_side_from_the_cache_filled_first(harness_store: Store, base: Path) -> None:
+    owner = f"test-side-{os.getpid()}"
+    try:
+        one = harness_store.clone(base, harness_store.work_path(owner, "one"))
+        two = harness_store.clone(base, harness_store.work_path(owner, "two"))
+        rootfs.install_packages_side_by_side({one: ["hello"], two: ["hello", "figlet"]})
+        assert rootfs.run_in_root(one, ["hello"]).stdout == "Hello, world!\n"
+        assert "FIGlet" in rootfs.run_in_root(two, ["figlet", "-v"]).stdout
+        assert not (one / "usr/bin/figlet").exists()
+        assert list((rootfs.DEFAULT_CACHE / "archives").glob("figlet_*.deb"))  # fetched before unpacking
+        with pytest.raises(HarnessError, match="no-such-package"):  # refused before anything unpacks
+            rootfs.install_packages_side_by_side({one: ["no-such-package"], two: ["hello"]})
+    finally:
+        harness_store.release(owner)
+
+
 def test_a_root_of_its_own_gets_a_new_machine_id_and_no_container_default(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     for root in (one, two):

@@ -224,15 +224,16 @@ class Builder:
             for member in stage.members:  # a machine sharing a tree is made its own at boot
                 if not lab.setups[member].shares:
                     rootfs.make_own(lab.root(member))
-            for machine in stage.members:
-                # The container tools in the same apt run as the stage's own packages: one
-                # run, and before any of them (systemd-resolved) takes the root's resolver,
-                # which a later download needs.
-                packages = (*stage.packages.get(machine, ()),
-                            *(containers.PACKAGES if machine in stage.containers else ()))
-                if packages:
-                    with step(f"stage {stage.name}: install {len(packages)} package(s) on {machine}"):
-                        rootfs.install_packages(lab.root(machine), packages)
+            # The container tools in the same apt run as the stage's own packages: one run, and
+            # before any of them (systemd-resolved) takes the root's resolver, which a later
+            # download needs. The members' runs side by side.
+            packages = {machine: (*stage.packages.get(machine, ()),
+                                  *(containers.PACKAGES if machine in stage.containers else ()))
+                        for machine in stage.members}
+            if any(packages.values()):
+                counts = ", ".join(f"{len(p)} on {m}" for m, p in packages.items() if p)
+                with step(f"stage {stage.name}: install packages ({counts})"):
+                    rootfs.install_packages_side_by_side({lab.root(m): p for m, p in packages.items()})
             for machine, users in stage.containers.items():
                 with step(f"stage {stage.name}: rootless containers on {machine} for {', '.join(users)}"):
                     containers.install(lab.root(machine), users, packages=False)
