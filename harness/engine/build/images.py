@@ -34,6 +34,13 @@ if TYPE_CHECKING:
 
 BASE_TAG = "localhost/base"  # the base image, as every Containerfile's FROM names it
 BUILD_TIMEOUT = 900.0
+# What an imported tree leaves out, as Debian's own slim images do: apt's package lists and
+# downloaded packages (no container runs apt: the lab has no mirror), documentation, manual
+# pages and translations. A third of a tree of the base image and a few packages (the
+# reference lab's pad: 750 MB, 220 MB of them these), imported file by file into a user's
+# storage on every cold build of its stage. ``Image(..., slim=False)`` keeps them.
+SLIM_EXCLUDES = ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
+                 "usr/share/info", "usr/share/locale")
 
 
 class Image:
@@ -43,10 +50,13 @@ class Image:
 
     With ``tree``, the image is instead that tree of the lab, imported as it is: a stage's
     ``trees`` member, cloned from the base image and given its ``packages`` on the host side
-    (the lab has no registry and no internet, so software gets into images this way)."""
+    (the lab has no registry and no internet, so software gets into images this way).
+
+    An imported tree (the base image or ``tree``) leaves out `SLIM_EXCLUDES`'s contents, the
+    directories themselves kept, unless ``slim`` is false."""
 
     def __init__(self, machine: str, user: str, name: str, *, context: Path | None = None,
-                 tree: str | None = None) -> None:
+                 tree: str | None = None, slim: bool = True) -> None:
         if context is not None and tree is not None:
             raise UsageError(f"image {name}: give a context (built on the base image) or a tree "
                              "(imported as it is), not both")
@@ -54,6 +64,7 @@ class Image:
             raise UsageError(f"image {name}: {context} has no Containerfile: give the directory "
                              "that holds it (its build context)")
         self.machine, self.user, self.name, self.context, self.tree = machine, user, name, context, tree
+        self.slim = slim
         self.files = (context,) if context is not None else ()  # hashed into the stage's key
         self.needs_containers = (machine, user)  # checked by the Pipeline, before anything runs
         source = f" from {context.name}" if context else f" of tree {tree}" if tree else ""
@@ -103,9 +114,9 @@ class Image:
         removed after."""
         root = build.root(self.machine)
         tar = f"/var/tmp/harness-image-{secrets.token_hex(4)}.tar"
-        proc.run(["tar", "-C", str(tree), "--numeric-owner", "--exclude=./dev/*",
-                  "--exclude=./proc/*", "--exclude=./sys/*", "-cf", str(root / tar.lstrip("/")), "."],
-                 timeout=BUILD_TIMEOUT)
+        left_out = ("dev", "proc", "sys", *(SLIM_EXCLUDES if self.slim else ()))
+        proc.run(["tar", "-C", str(tree), "--numeric-owner", *(f"--exclude=./{d}/*" for d in left_out),
+                  "-cf", str(root / tar.lstrip("/")), "."], timeout=BUILD_TIMEOUT)
         try:
             build[self.machine].succeed(f"chmod 644 {tar}")
             build[self.machine].succeed(as_user(self.user, f"podman import --quiet {tar} {shlex.quote(tag)}"),
