@@ -46,6 +46,12 @@ VOLUME = "pad-data"  # PostgreSQL's data, kept when its container is re-created
 APP, DB = "pad-app", "pad-db"  # the containers
 IMAGE, DB_IMAGE = "localhost/pad", "localhost/pg"
 AUTOUPDATE = "io.containers.autoupdate=local"
+# Root's podman units, which Debian's package enables: the API socket and service, the restart
+# of root's containers at boot and root's auto-update. apps runs no root container (hello is
+# run as apps; the pod by apps's own units and apps's own podman-auto-update.timer), so they
+# only cost boot CPU, on every resume (bench/README.md, "What apps costs").
+ROOT_PODMAN_UNITS = ("podman.socket", "podman.service", "podman-restart.service",
+                     "podman-auto-update.service", "podman-auto-update.timer")
 UNIT = f"pod-{POD}.service"  # the user's unit that runs the pod (podman generate systemd --name)
 TREE = "pad"  # the tree both images are imported from
 APP_FILE = Path(__file__).parent / "files" / "pad.py"
@@ -217,5 +223,6 @@ STAGE = Stage.here(
            Image("apps", USER, CONTAINER_IMAGE, context=CONTAINER_DIR), start_container),
     ready=(serving,),
     files=("files/pad.py", "files/routed6"),
+    lean=ROOT_PODMAN_UNITS,
     definition={"inventory": INVENTORY.fingerprint()},
 )
