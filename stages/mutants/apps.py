@@ -143,7 +143,9 @@ def apps_container_record_kept_on_stop(lab: Lab) -> None:
         "is no longer reachable over IPv6 alone")
 def apps_container_ipv4_ingress(lab: Lab) -> None:
     # podman's own network (`--network=slirp4netns -p 8000:8000` in the unit) is the likelier
-    # regression, but hello.service then failed to start here: not looked into (docs/containers.md)
+    # regression, but hello.service then fails to start: slirp4netns's IPv6 (on by default) gives
+    # the namespace a default route, and routed6's `ip -6 route add default` gets "File exists".
+    # `--network=slirp4netns:enable_ipv6=false` starts (docs/containers.md, "podman's own network")
     apps = lab["apps"]
     edit(apps, HELPER, 'ip -6 addr add fe80::1/64 dev "$link" nodad\n',
          'ip -6 addr add fe80::1/64 dev "$link" nodad\n    ip addr add 10.88.0.1/24 dev "$link"\n')
