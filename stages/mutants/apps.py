@@ -130,13 +130,13 @@ def _restart_container(lab: Lab) -> None:
 
 @mutant("the routed container's helper never registers its name: hello.ct.prolo is not in DNS")
 def apps_container_not_in_dns(lab: Lab) -> None:
-    edit(lab["apps"], HELPER, '    update "update delete $NAME AAAA', '    : "update delete $NAME AAAA')
+    edit(lab["apps"], HELPER, '    update 60 "update delete $NAME AAAA', '    : 60 "update delete $NAME AAAA')
     _restart_container(lab)  # its stop deletes the record, its start adds none
 
 
 @mutant("the routed container's record is left behind when it stops: its name points at nothing")
 def apps_container_record_kept_on_stop(lab: Lab) -> None:
-    edit(lab["apps"], HELPER, '    update "update delete $NAME"\n', '    : "update delete $NAME"\n')
+    edit(lab["apps"], HELPER, '    update 6 "update delete $NAME"\n', '    : 6 "update delete $NAME"\n')
 
 
 @mutant("the routed container's helper gives it an IPv4 address too (10.88.0.10, routed on apps): it "

@@ -424,7 +424,7 @@ def fw_ssh_dropped_from_lan(lab: Lab) -> None:
 @mutant("gw's firewall is `table ip filter`, written for IPv4: IPv6 is not filtered at all")
 def fw_ipv6_unfiltered(lab: Lab) -> None:
     run(lab["gw"], "nft list table inet filter > /tmp/filter.nft && nft delete table inet filter && "
-                   "sed -i 's/^table inet filter/table ip filter/; /icmpv6/d' /tmp/filter.nft && "
+                   "sed -i 's/^table inet filter/table ip filter/; /icmpv6/d; /ip6 /d' /tmp/filter.nft && "
                    "nft -f /tmp/filter.nft")
 
 
