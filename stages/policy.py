@@ -2,7 +2,9 @@
 client may open a connection to them. It is the one statement of that policy, read twice:
 `stages.generate.nftables_router` turns it into gw's firewall, and scenarios/test_policy.py
 tries every row from a client standing on each segment. Adding a service here (or a machine
-to the inventory) adds its rules and its rows.
+to the inventory) adds its rules and its rows. Its openings from a segment gw does not route
+(`INGRESS`: the internet to apps's routed container) are read the same two ways: a forward rule
+each, and scenarios/test_routed6.py tries each, and what it leaves closed, from the internet.
 
 A row's outcome, as the client sees it: *accepted* (the TCP handshake completes, the DNS
 query is answered, the ping comes back, the DHCP renewal is answered) or *refused*, which
