@@ -117,7 +117,6 @@ def test_buildah_builds_as_the_user_an_image_that_podman_runs(apps: Machine) -> 
         apps.execute(as_user(APPS_USER, f"podman rmi -f {tag}; rm -rf {context}"))
 
 
-
 # -- ingress from the internet (stages/policy.py, INGRESS) ----------------------------------------------
 # Each opening is tried by the machine that would use it: the one on its segment that is not gw
 # (the uplink's is `internet`), in a lab that holds apps, which runs the container. A lab
