@@ -1,22 +1,31 @@
 """apps's routed container (stages/spec.py, "hello"), the way seed 002 runs containers: an IPv6
 address of its own from the /80 gw routes to apps, named in DNS while it runs, reachable over
-IPv6 alone, reaching the IPv4 internet through gw's DNS64 and NAT64. Each promise is seen from
-the machine that would see it: a seat asks gw's DNS and connects; apps says who runs it and
-what addresses its network namespace holds; the container itself fetches from the internet."""
+IPv6 alone, reaching the IPv4 internet through gw's DNS64 and NAT64, and open to the internet
+on its port alone (stages/policy.py, `INGRESS`). Each promise is seen from the machine that
+would see it: a seat asks gw's DNS and connects; apps says who runs it and what addresses its
+network namespace holds; the container itself fetches from the internet; the internet asks
+gw's DNS, connects to the container's port, and hears nothing from any other (a drop proven
+on gw, as scenarios/test_policy.py proves its refused rows)."""
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 
-from harness import Family, Machine
+import pytest
+
+from harness import Family, Lab, Machine
 from harness.machines.containers import as_user
-from harness.probes import Answer, dig, expect, http_status
+from harness.probes import Answer, dig, expect, http_status, in_url
 from scenarios.conftest import address, gw_address
+from scenarios.test_policy import refusal
 from stages.inventory import INVENTORY
+from stages.policy import Opening, Row, Service, ingress
 from stages.spec import (
     APPS_CONTAINER,
     APPS_CONTAINER_ADDRESS,
     APPS_CONTAINER_PORT,
+    APPS_ROUTED6,
     APPS_USER,
     APPS_ZONE,
     UPLINK_IPV4_ONLY,
@@ -107,3 +116,67 @@ def test_buildah_builds_as_the_user_an_image_that_podman_runs(apps: Machine) -> 
     finally:
         apps.execute(as_user(APPS_USER, f"podman rmi -f {tag}; rm -rf {context}"))
 
+
+# -- ingress from the internet (stages/policy.py, INGRESS) ----------------------------------------------
+# Each opening is tried by the machine that would use it: the one on its segment that is not gw
+# (the uplink's is `internet`), in a lab that holds apps, which runs the container. A lab
+# without the opening's family has no opening, and no test.
+HOST = "apps"  # the machine that runs the container (spec.py)
+
+
+def outsider(opening: Opening) -> str:
+    """The machine on ``opening``'s segment that tries it (not the router)."""
+    return next(h.name for h in INVENTORY.on(opening.segment) if not h.router)
+
+
+OPENINGS = [pytest.param(o, id=f"{o.segment}-{o.name}-{o.proto}-{o.port}",
+                         marks=pytest.mark.machines(outsider(o), HOST)) for o in ingress(INVENTORY)]
+
+
+def elsewhere(opening: Opening) -> list[tuple[str, int]]:
+    """What the opening does not open, (address, port): another port of the container's
+    address (SSH's, and the next one), and its port at the next address of its /80."""
+    beside = str(ipaddress.ip_address(opening.address) + 1)
+    assert ipaddress.ip_address(beside) in ipaddress.ip_network(APPS_ROUTED6)
+    return [(opening.address, 22), (opening.address, opening.port + 1), (beside, opening.port)]
+
+
+CLOSED = [pytest.param(o, target, id=f"{o.segment}-{target[0].replace(':', '-')}-{o.proto}-{target[1]}",
+                       marks=pytest.mark.machines(outsider(o), HOST))
+          for o in ingress(INVENTORY) for target in elsewhere(o)]
+
+
+@pytest.mark.parametrize("opening", OPENINGS)
+def test_the_internet_gets_the_container_at_its_address(lab: Lab, opening: Opening) -> None:
+    client = lab[outsider(opening)]
+    url = f"http://{in_url(opening.address)}:{opening.port}/"
+    status = http_status(client, url, opening.family)
+    assert status == "200", (f"GET {url} from {client.name} on the {opening.segment} answered HTTP "
+                             f"{status}, not 200 (000: no answer): gw must forward it to {opening.name}")
+
+
+@pytest.mark.parametrize("opening", OPENINGS)
+def test_the_internet_finds_the_container_by_name_through_gw(lab: Lab, opening: Opening) -> None:
+    """The uplink may ask gw about the lab's zones (stages/policy.py): it finds the container's
+    address by name there, and gets its page by that name."""
+    client, dns = lab[outsider(opening)], address(INVENTORY.router().name, opening.family, opening.segment)
+    seen = dig(client, NAME, "AAAA", server=dns)
+    expect(seen, Answer("NOERROR", [opening.address]), f"{client.name} asked gw ({dns}) for {NAME} AAAA")
+    url, named = f"http://{NAME}:{opening.port}/", f"{NAME}:{opening.port}:{in_url(seen.records[-1])}"
+    status = client.execute(f"curl -s -{opening.family.version} --max-time 5 --resolve {named} "
+                            f"-o /dev/null -w '%{{http_code}}' {shlex.quote(url)}")[1]
+    assert status == "200", f"GET {url} from {client.name}, at the address gw gave, answered HTTP {status}"
+
+
+@pytest.mark.parametrize(("opening", "target"), CLOSED)
+def test_the_internet_hears_nothing_from_what_is_not_opened(lab: Lab, opening: Opening,
+                                                            target: tuple[str, int]) -> None:
+    """No answer at all, proven on gw (scenarios/test_policy.py, `refusal`): a reset would say
+    the packet got through gw to the container, or to apps."""
+    client, (where, port) = lab[outsider(opening)], target
+    row = Row(opening.segment, Service(opening.name, "closed", opening.proto, port, frozenset()),
+              client.name, where, accepted=False, family=opening.family)
+    seen, detail = refusal(client, lab[INVENTORY.router().name], row)
+    assert seen == "dropped", (f"{client.name} on the {opening.segment} -> {where} {opening.proto}/{port}, "
+                               f"which gw opens to no one there: expected dropped, the client saw {seen}: "
+                               f"{detail}")

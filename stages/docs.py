@@ -62,7 +62,9 @@ def policy_table() -> str:
         lines.append(f"| {s.machine} | {s.name} | {port} | {', '.join(sorted(s.allowed))} |")
     routed = "; ".join(f"new connections from {a} to {b}, replies only the other way"
                        for a, b in policy.ROUTED)
-    return "\n".join(lines) + f"\n\ngw forwards {routed}.\n"
+    opened = "".join(f"; and from {o.segment} to {o.name} at {o.address}, on {o.port}/{o.proto} alone"
+                     for o in policy.ingress(INVENTORY))
+    return "\n".join(lines) + f"\n\ngw forwards {routed}{opened}.\n"
 
 
 def with_policy(page: str) -> str:

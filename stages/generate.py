@@ -407,7 +407,8 @@ ICMPV6_LINK = ("nd-router-solicit", "nd-neighbor-solicit", "nd-neighbor-advert")
 def nftables_router(inv: Inventory) -> str:
     """gw's ruleset, from the policy table (stages/policy.py): the services gw accepts from
     each segment, new connections forwarded only between the segments it routes (both
-    families alike), masquerade to the uplink for IPv4 (IPv6 is routed as it is). Everything
+    families alike) and, from a segment it does not route, to the openings of `policy.INGRESS`
+    alone (one address, one port), masquerade to the uplink for IPv4 (IPv6 is routed as it is). Everything
     else is dropped, so a client sees no answer at all."""
     gw = inv.router()
     wan = gw.nic(UPLINK).name
@@ -423,6 +424,11 @@ def nftables_router(inv: Inventory) -> str:
     if routed := routed6(inv):  # the LAN to the containers' /80, through the machine that runs them
         forward.append(f'iifname "{gw.nic(LAN).name}" oifname "{gw.nic(LAN).name}" ip6 daddr {routed[0]} '
                        f'accept comment "routed to {CONTAINERS_HOST}"')
+    for opening in policy.ingress(inv):  # the uplink's exceptions: one address, one port each
+        ip = "ip" if opening.family is Family.IPV4 else "ip6"
+        source, into = gw.nic(opening.segment).name, gw.nic(str(policy.inside(inv, opening))).name
+        forward.append(f'iifname "{source}" oifname "{into}" {ip} daddr {opening.address} '
+                       f'{opening.proto} dport {opening.port} accept comment "ingress {opening.name}"')
     if ipv6_only(inv):  # NAT64: into TAYGA from the LAN, out of it (as IPv4) to the uplink
         forward += [f'iifname "{gw.nic(LAN).name}" oifname "{NAT64_TUN}" accept comment "nat64"',
                     f'iifname "{NAT64_TUN}" oifname "{wan}" accept comment "nat64"']

@@ -123,7 +123,7 @@ STAGE = Stage.here(
     machines=("gw", "internet"),
     packages={"gw": ("kea-dhcp4-server", "kea-dhcp6-server", "kea-dhcp-ddns-server", "bind9",
                      "bind9-dnsutils", "nftables", "openssh-server", "curl", "tayga"),
-              "internet": ("nginx", "bind9", "bind9-dnsutils")},
+              "internet": ("nginx", "bind9", "bind9-dnsutils", "curl")},  # curl: it tries the lab's openings
     prepare=configure,
     ready=(serving,),
     definition={"inventory": INVENTORY.fingerprint()},

@@ -2,7 +2,9 @@
 client may open a connection to them. It is the one statement of that policy, read twice:
 `stages.generate.nftables_router` turns it into gw's firewall, and scenarios/test_policy.py
 tries every row from a client standing on each segment. Adding a service here (or a machine
-to the inventory) adds its rules and its rows.
+to the inventory) adds its rules and its rows. Its openings from a segment gw does not route
+(`INGRESS`: the internet to apps's routed container) are read the same two ways: a forward rule
+each, and scenarios/test_routed6.py tries each, and what it leaves closed, from the internet.
 
 A row's outcome, as the client sees it: *accepted* (the TCP handshake completes, the DNS
 query is answered, the ping comes back, the DHCP renewal is answered) or *refused*, which
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 
 from harness import Family, Inventory, UsageError
 from harness.model.inventory import Config, Config6, Host, Kind, Nic
+from stages import spec
 from stages.inventory import INVENTORY
 
 
@@ -72,8 +75,33 @@ SERVICES = (
     _on("internet", "dns", Proto.TCP, 53, LAN, UPLINK),
 )
 # gw forwards new connections from the first segment into the second, on any port; the
-# other way, only replies: nothing from the uplink opens a connection into the LAN.
+# other way, only replies: nothing from the uplink opens a connection into the LAN, but for
+# the openings below.
 ROUTED = ((LAN, UPLINK),)
+
+
+@dataclass(frozen=True)
+class Opening:
+    """An exception to `ROUTED`: gw forwards new connections from clients on ``segment`` to
+    ``address`` (the family is the address's), on ``port``/``proto`` alone. ``name`` says what
+    answers there (not a machine of the inventory: a container with an address of its own)."""
+
+    segment: str
+    name: str
+    address: str
+    proto: Proto
+    port: int
+
+    @property
+    def family(self) -> Family:
+        return Family.IPV4 if ipaddress.ip_address(self.address).version == 4 else Family.IPV6
+
+
+# Ingress from the internet (seed 002's routed containers): the uplink may open TCP connections
+# to apps's container at its own IPv6 address, on its port, and to nothing else in its /80 or
+# the LAN. There is no IPv4 ingress: the container has no IPv4 address.
+INGRESS = (Opening(UPLINK, spec.APPS_CONTAINER, spec.APPS_CONTAINER_ADDRESS, Proto.TCP,
+                   spec.APPS_CONTAINER_PORT),)
 
 
 @dataclass(frozen=True)
@@ -117,12 +145,35 @@ def served(inv: Inventory, services: tuple[Service, ...] = SERVICES) -> tuple[Se
     return tuple(s for s in services if set(s.families) & set(inv.families()))
 
 
+def ingress(inv: Inventory, openings: tuple[Opening, ...] = INGRESS) -> tuple[Opening, ...]:
+    """The openings of a lab that keeps their family (``--families=ipv4`` keeps none of the
+    reference lab's) and a segment holding their address (the routed /80 is in the LAN's /64)."""
+    return tuple(o for o in openings if o.family in inv.families() and inside(inv, o) is not None)
+
+
+def inside(inv: Inventory, opening: Opening) -> str | None:
+    """The segment whose network holds ``opening``'s address, if any."""
+    ip = ipaddress.ip_address(opening.address)
+    return next((s.name for s in inv.segments.values()
+                 if (net := s.cidr if opening.family is Family.IPV4 else s.cidr6) is not None and ip in net),
+                None)
+
+
 def check(inv: Inventory, services: tuple[Service, ...] = SERVICES,
-          routed: tuple[tuple[str, str], ...] = ROUTED) -> None:
+          routed: tuple[tuple[str, str], ...] = ROUTED, openings: tuple[Opening, ...] = INGRESS) -> None:
     """Refuse a table that names what the inventory lacks or contradicts itself: a service
     open to a foreign segment gw does not route from, or closed to one it routes (gw forwards
-    a routed segment's connections on every port)."""
+    a routed segment's connections on every port); an opening from an unknown segment, or into
+    its own segment or one gw already routes it to whole."""
     gw = router(inv)
+    for opening in ingress(inv, openings):
+        where = f"policy: ingress to {opening.name} {opening.address} {opening.proto}/{opening.port}"
+        if opening.segment not in inv.segments:
+            raise UsageError(f"{where}: unknown segment {opening.segment!r}")
+        into = inside(inv, opening)
+        if into == opening.segment or (opening.segment, into) in routed:
+            raise UsageError(f"{where}: {opening.segment} reaches {into} already: an opening is an "
+                             f"exception to what gw drops")
     for service in served(inv, services):
         where = f"policy: {service.machine} {service.name}/{service.proto}"
         if service.machine not in inv.hosts:

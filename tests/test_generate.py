@@ -174,6 +174,9 @@ def test_gw_forwards_new_connections_only_where_the_policy_routes_and_masquerade
                          # the containers' /80 (spec.APPS_ROUTED6), routed to apps, inside the LAN
                          f'iifname "{lan}" oifname "{lan}" ip6 daddr {spec.APPS_ROUTED6} accept '
                          'comment "routed to apps"',
+                         # the uplink's one opening (policy.INGRESS): hello's address and port alone
+                         f'iifname "{wan}" oifname "{lan}" ip6 daddr {spec.APPS_CONTAINER_ADDRESS} tcp '
+                         f'dport {spec.APPS_CONTAINER_PORT} accept comment "ingress {spec.APPS_CONTAINER}"',
                          # NAT64, for the IPv6-only machines: into TAYGA from the LAN, out to the uplink
                          f'iifname "{lan}" oifname "{tun}" accept comment "nat64"',
                          f'iifname "{tun}" oifname "{wan}" accept comment "nat64"']
@@ -187,6 +190,19 @@ def test_the_policy_refuses_a_table_that_contradicts_routing() -> None:
         policy.check(INVENTORY, (closed,))
     with pytest.raises(UsageError, match="no machine 'nosuch'"):
         policy.check(INVENTORY, (policy.Service("nosuch", "x", policy.Proto.TCP, 1, frozenset()),))
+
+
+def test_the_policy_refuses_an_opening_that_is_no_exception_or_comes_from_nowhere() -> None:
+    web = str(INVENTORY["web"].nic("lan").address6)
+    with pytest.raises(UsageError, match="lan reaches lan already"):
+        policy.check(INVENTORY, openings=(policy.Opening("lan", "web", web, policy.Proto.TCP, 80),))
+    with pytest.raises(UsageError, match="unknown segment 'dmz'"):
+        policy.check(INVENTORY, openings=(policy.Opening("dmz", "web", web, policy.Proto.TCP, 80),))
+    # an address in no segment of the lab opens nothing (the /80 of a lab without IPv6)
+    nowhere = policy.Opening("uplink", "x", "2001:db8:9::1", policy.Proto.TCP, 1)
+    assert policy.ingress(INVENTORY, (nowhere,)) == ()
+    [opening] = policy.ingress(INVENTORY)
+    assert (opening.family, policy.inside(INVENTORY, opening)) == (Family.IPV6, "lan")
 
 
 def test_an_inventory_with_two_routers_or_none_is_refused_in_one_line() -> None:
@@ -309,6 +325,7 @@ def test_an_ipv4_only_plan_generates_no_ipv6_and_no_ipv6_rows() -> None:
     assert {r.family for r in policy.rows(inv)} == {Family.IPV4}
     assert "paste" not in inv.hosts and all(s.machine in inv.hosts for s in policy.served(inv))
     assert "dns64" not in files["/etc/bind/named.conf.options"] and "nat64" not in files["nft"]
+    assert policy.ingress(inv) == () and "ingress" not in files["nft"]  # hello's opening is IPv6
 
 
 def test_a_dhcp_client_takes_its_search_domain_from_dhcpv6_and_from_the_advertisement() -> None:

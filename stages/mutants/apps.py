@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness import mutant
+from harness import HarnessError, mutant
 from harness.machines.containers import LINGER
 from harness.model.mutant import edit, run
 from stages import spec
@@ -165,6 +165,35 @@ def apps_container_not_routed_by_gw(lab: Lab) -> None:
     edit(gw, "/etc/systemd/network/10-lan0.network",
          f"[Route]\nDestination={spec.APPS_ROUTED6}\nGateway={apps}\n", "")
     run(gw, f"ip -6 route del {spec.APPS_ROUTED6}")
+
+
+def _reopen(lab: Lab, rule: str) -> None:
+    """Replace gw's forward rule for the uplink's opening to hello (stages/policy.py, INGRESS)
+    with ``rule``, or with nothing."""
+    gw, wan, lan = lab["gw"], INVENTORY["gw"].nic(spec.UPLINK).name, INVENTORY["gw"].nic(spec.LAN).name
+    handle = run(gw, f"nft -a list chain inet filter forward | sed -n "
+                     f"'s/.*comment \"ingress {spec.APPS_CONTAINER}\" # handle //p'").strip()
+    if not handle.isdigit():
+        raise HarnessError(f"gw's forward chain has no single rule for the ingress to hello ({handle!r}): "
+                           "the mutant no longer applies; update it")
+    run(gw, f"nft delete rule inet filter forward handle {handle}")
+    if rule:
+        run(gw, f"nft add rule inet filter forward iifname {wan} oifname {lan} {rule} accept")
+
+
+@mutant("gw's forward chain lost the opening to the routed container: the internet gets nothing from hello")
+def apps_container_ingress_missing(lab: Lab) -> None:
+    _reopen(lab, "")
+
+
+@mutant("gw opens the containers' whole /80 to the uplink, every port (a port forward written as a route)")
+def apps_container_ingress_whole_prefix(lab: Lab) -> None:
+    _reopen(lab, f"ip6 daddr {spec.APPS_ROUTED6}")
+
+
+@mutant("gw opens the container's port on every address of the /80, not on hello's alone")
+def apps_container_ingress_port_on_whole_prefix(lab: Lab) -> None:
+    _reopen(lab, f"ip6 daddr {spec.APPS_ROUTED6} tcp dport {spec.APPS_CONTAINER_PORT}")
 
 
 @mutant("the containers' /80 gets no DNS64: the routed container cannot name the IPv4 internet")
