@@ -131,7 +131,8 @@ def install_packages_side_by_side(packages: Mapping[Path, Sequence[str]], cache:
     The cache is filled first, one root after another while it is held (``--download-only``);
     then the roots unpack from it side by side, held shared and bound read-only (apt's own
     lock of its archive would queue them). On two cores, two roots' installs take about three
-    quarters of their time one after the other (bench/README.md, "Package installs")."""
+    quarters of their time one after the other (bench/README.md, "Package installs"). An
+    interrupt (Ctrl-C, SIGTERM) lets the unpacking under way end, then goes on."""
     wanted = {root: tuple(names) for root, names in packages.items() if names}
     if len(wanted) < 2:
         for root, names in wanted.items():
