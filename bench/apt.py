@@ -31,8 +31,6 @@ from harness.machines.store import Store, open_store
 from stages import PIPELINE
 from stages.apps import STAGE as APPS
 
-FSYNC = "Dpkg::Options::=--force-unsafe-io"
-
 
 def packages() -> dict[str, tuple[str, ...]]:
     """The apps stage's packages by member, the container tools included, as the builder
@@ -48,9 +46,10 @@ def one_by_one(wanted: Mapping[Path, Sequence[str]]) -> None:
 
 
 def with_fsync(wanted: Mapping[Path, Sequence[str]]) -> None:
+    """One by one, dpkg syncing every file: the install options without `rootfs.UNSAFE_IO`."""
     options = list(rootfs._APT_OPTIONS)
-    rootfs._APT_OPTIONS[:] = [o for i, o in enumerate(options)
-                              if o != FSYNC and not (o == "-o" and options[i + 1:i + 2] == [FSYNC])]
+    at = next(i for i in range(len(options)) if tuple(options[i:i + 2]) == rootfs.UNSAFE_IO)
+    rootfs._APT_OPTIONS[:] = options[:at] + options[at + 2:]
     try:
         one_by_one(wanted)
     finally:

@@ -28,8 +28,9 @@ DEFAULT_CACHE = settings.package_cache()  # HARNESS_CACHE, else /var/cache/harne
 # dpkg's --force-unsafe-io: no fsync of every unpacked file. A root being built is thrown
 # away whole if anything fails, and btrfs writes what is cached out when the root is
 # snapshotted; the fsyncs cost a quarter of an install (bench/README.md, "Package installs").
+UNSAFE_IO = ("-o", "Dpkg::Options::=--force-unsafe-io")
 _APT_OPTIONS = ["-o", "APT::Keep-Downloaded-Packages=true", "-o", "Dpkg::Use-Pty=0",
-                "-o", "Acquire::Retries=3", "-o", "Dpkg::Options::=--force-unsafe-io"]
+                "-o", "Acquire::Retries=3", *UNSAFE_IO]
 _APT_INSTALL = ["install", "-y", "--no-install-recommends"]
 
 
