@@ -118,6 +118,43 @@ def labs_of_two_projects(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> lis
     return destroyed
 
 
+def test_destroy_leaves_a_lab_that_starts_while_it_looks(labs_of_two_projects: list[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another project's lab f1 records itself, then makes its namespace, while `harness destroy`
+    looks (its record written as the namespaces are listed); g1 is being adopted (its record
+    claimed). Neither is record-less: both stay."""
+    other = (records.RUN_DIR / "b2.json").read_text()
+
+    def namespaces_as_f1_starts() -> list[str]:
+        (records.RUN_DIR / "f1.json").write_text(other.replace('"b2"', '"f1"'))
+        return ["harness-e1-gw", "harness-f1-gw", "harness-g1-gw"]
+
+    monkeypatch.setattr(network, "lab_namespaces", namespaces_as_f1_starts)
+    (records.RUN_DIR / "g1.claimed-4242").write_text(other.replace('"b2"', '"g1"'))
+    assert cli.main(["destroy"]) == 0
+    assert labs_of_two_projects == ["a1", "a2", "b3", "d1", "e1"]
+
+
+def test_a_lab_destroyed_by_another_process_says_by_whom_and_why(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    monkeypatch.setattr(records, "RUN_DIR", tmp_path)
+    monkeypatch.setattr(records, "DESTROYED_LOG", tmp_path / "destroyed.log")
+    monkeypatch.setattr(records, "DESTROYED_LOG_MAX", 400)
+    mine = {"pid": os.getpid()}
+    theirs = {"pid": 1}
+    records._note_destroyed("ab12", theirs, "swept as stale: its owner, pid 1, is gone")
+    records._note_destroyed("cd34", theirs, "`harness down`")
+    said = records.destroyed_by("ab12")
+    assert said is not None and said.endswith("swept as stale: its owner, pid 1, is gone")
+    assert f"by pid {os.getpid()} (`" in said
+    assert records.destroyed_by("ef56") is None
+    for _ in range(5):  # past the size bound: the older half goes, the newest stays whole
+        records._note_destroyed("cd34", mine, "`harness down`")
+    assert records.destroyed_by("ab12") is None
+    assert str(records.destroyed_by("cd34")).endswith("`harness down`")
+    assert (tmp_path / "destroyed.log").stat().st_size <= 400 + 300
+
+
 def test_a_lab_a_builder_boots_records_the_builders_project(monkeypatch: pytest.MonkeyPatch,
                                                             tmp_path: Path) -> None:
     from stages import PIPELINE  # any pipeline: the lab is made and recorded, never entered

@@ -147,7 +147,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         return 0
     record = _one_lab(args.lab)
     lab_id = str(record["id"])
-    lab.destroy(lab_id, quiet=True)  # no orderly power-off: its clones go, nothing is kept
+    lab.destroy(lab_id, quiet=True, why="`harness down`")  # no orderly power-off: nothing is kept
     print(f"lab {lab_id} is down")
     return 0
 
@@ -164,18 +164,25 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         pool.stop(pool_id)
     if ended:
         print(f"ended {len(ended)} pool(s): {', '.join(ended)}")
+    # Pieces first, records after: a lab writes its record before it makes any piece, so one
+    # starting meanwhile is found recorded (read the other way round, it looked record-less).
+    owned = [o for o in store.owners() if LabName.is_lab_id(o)]  # labs' clones, not builds'
+    pieces = [LabName.parse(n) for n in [*network.lab_namespaces(), *nspawn.units_with_cgroups(PREFIX)]]
     every = lab.recorded_labs()
     here = [r for r in every if Path(str(r.get("store"))) == store.root]
     # Another project's live lab is some run's or someone's; a lab whose owner died is no one's.
     left = [r for r in here if not (args.all or of_project(r, this) or lab.owner_gone(r))]
-    recorded = {str(r["id"]) for r in every}
-    ids = {str(r["id"]) for r in here} - {str(r["id"]) for r in left}
-    ids |= {o for o in store.owners() if LabName.is_lab_id(o) and o not in recorded}  # not builds'
+    recorded = {str(r["id"]) for r in every} | records.claimed_ids()  # claimed: being adopted
+    why = {str(r["id"]): ("`harness destroy --all`" if args.all else "`harness destroy`: this project's"
+                          if of_project(r, this) else "`harness destroy`: its owner is gone")
+           for r in here if r not in left}
     # Pieces of a lab without any record belong to no live run of any store: remove them too.
-    pieces = [LabName.parse(n) for n in [*network.lab_namespaces(), *nspawn.units_with_cgroups(PREFIX)]]
-    ids |= {p.lab for p in pieces if p is not None and p.lab not in recorded}
+    for orphan in [*(o for o in owned if o not in recorded),
+                   *(p.lab for p in pieces if p is not None and p.lab not in recorded)]:
+        why.setdefault(orphan, "`harness destroy`: pieces without a record")
+    ids = set(why)
     for lab_id in sorted(ids):
-        lab.destroy(lab_id, store)
+        lab.destroy(lab_id, store, why=why[lab_id])
     print(f"destroyed {len(ids)} lab(s)" + (f": {', '.join(sorted(ids))}" if ids else ""))
     if left:
         print(f"left {len(left)} running lab(s) of other projects: `harness destroy --all` stops them too")

@@ -128,7 +128,7 @@ def end(pool_id: str, pool: Mapping[str, object] | None) -> int:
     for record in labs_of(pool_id):
         found = records.claim(str(record["id"]))
         if found is not None:  # else adopted by a run meanwhile: that run's now
-            records.destroy(str(record["id"]), quiet=True, record=found)
+            records.destroy(str(record["id"]), quiet=True, record=found, why=f"its pool {pool_id} ended")
             destroyed += 1
     (records.RUN_DIR / f"{pool_id}.pool").unlink(missing_ok=True)
     return destroyed
@@ -226,7 +226,8 @@ class Owner:
             found = records.claim(str(record["id"])) if why is not None else None
             if found is not None:  # else fine, or adopted by a run meanwhile
                 logger.info("pool %s: destroying lab %s: %s", self.id, record["id"], why)
-                records.destroy(str(record["id"]), self.store, quiet=True, record=found)
+                records.destroy(str(record["id"]), self.store, quiet=True, record=found,
+                                why=f"pool {self.id} renewed it: {why}")
         ready, booting = counts(self.record)
         for _ in range(self.size - ready - booting):
             pid = warm.start(self.store, self.project, self.snapshot, self.pipeline,

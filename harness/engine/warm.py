@@ -66,7 +66,7 @@ def _claim(store: Store, project: str, snapshot: Snapshot) -> dict[str, object] 
             continue  # another process took it first
         if why is not None:
             logger.info("removing warm lab %s: %s", lab_id, why)
-            records.destroy(lab_id, store, quiet=True, record=found)
+            records.destroy(lab_id, store, quiet=True, record=found, why=f"warm, not adoptable: {why}")
             continue
         return found
     return None
@@ -175,7 +175,8 @@ def stop(pid: int, timeout: float = 60.0) -> None:
         if isinstance(left, dict) and left.get("warmer") == pid:
             found = records.claim(str(record["id"]))
             if found is not None:
-                records.destroy(str(record["id"]), quiet=True, record=found)
+                records.destroy(str(record["id"]), quiet=True, record=found,
+                                why=f"its warmer, pid {pid}, was stopped")
 
 
 def main(argv: Sequence[str]) -> int:

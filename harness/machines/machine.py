@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 from harness.core import proc
 from harness.core.errors import CheckFailed, HarnessError, present
 from harness.core.log import step
+from harness.core.names import LabName
 from harness.core.settings import DEFAULT_BOOT_TIMEOUT
 from harness.core.wait import Unrecoverable, retry
-from harness.machines import nspawn
+from harness.machines import nspawn, records
 from harness.machines.commands import Commands
 from harness.machines.console import ConsoleSession, ConsoleTap, HandedTerminal, receive, start_keeper
 from harness.machines.nspawn import MachineSpec, find_leader
@@ -286,8 +287,21 @@ class Machine(Commands):
 
     def _nsenter(self, argv: Sequence[str]) -> list[str]:
         if self.leader is None or not self.running:
-            raise HarnessError(f"machine {self.name} is not running: start it first")
+            raise HarnessError(self._not_running())
         return nspawn.enter(self.leader, argv)
+
+    def _not_running(self) -> str:
+        """Why commands cannot enter this machine: never started (or stopped by its owner), or
+        dead under it, and then how it ended, who destroyed its lab (`records.destroyed_by`)
+        and the end of its console."""
+        if self._terminal is None:
+            return f"machine {self.name} is not running: start it first"
+        ended = getattr(self._terminal, "signalstatus", None)
+        how = f"killed by signal {ended}" if ended else f"exit status {self._terminal.exitstatus}"
+        unit = LabName.parse(self.spec.unit)
+        gone = records.destroyed_by(unit.lab) if unit is not None else None
+        return (f"machine {self.name} died under this run (systemd-nspawn: {how})"
+                f"{f'; its lab was {gone}' if gone else ''}; console ends:\n{self.console_tail(600)}")
 
     def run(self, command: str, *, timeout: float | None = 120.0,
             input: str | None = None) -> proc.Result:

@@ -12,6 +12,10 @@ A pool of warm labs (`harness.engine.pool`, ``harness up --pool N``) is recorded
 in ``RUN_DIR/pool-<pid>.pool``: its owner process (pid and start time), store, project and
 snapshot. Each lab it keeps warm, and each of its warmers' markers, names it (``pool``): once
 its owner is gone, they are stale as well, and `sweep_stale` removes the pool with them.
+
+A lab destroyed by a process other than its owner (a sweep, `harness down`/`destroy`, a
+pool) is noted in ``RUN_DIR/destroyed.log``: by which process and why. A run whose machines
+vanish under it then says who took them (`destroyed_by`), instead of only that they are gone.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from harness.machines.nspawn import find_leader
 from harness.machines.store import Store
 
 RUN_DIR = Path("/run/harness/labs")
+DESTROYED_LOG = RUN_DIR / "destroyed.log"
+DESTROYED_LOG_MAX = 256 * 1024  # bytes: past it, the older half goes
 
 
 def recorded_labs() -> list[Mapping[str, object]]:
@@ -103,6 +109,13 @@ def amend(lab_id: str, fields: Mapping[str, object]) -> None:
     part.rename(path)
 
 
+def claimed_ids() -> set[str]:
+    """The labs whose record a process has claimed (`claim`) and not yet written anew or
+    destroyed: they have pieces and, for that moment, no record."""
+    found = RUN_DIR.glob("*.claimed-*") if RUN_DIR.exists() else []
+    return {p.name.partition(".claimed-")[0] for p in found}
+
+
 def claim(lab_id: str) -> dict[str, object] | None:
     """Take warm lab ``lab_id``'s record away, atomically (a rename: of two processes, one
     gets it); its contents, or None if another process took it first (or it is no longer
@@ -143,7 +156,7 @@ def sweep_stale() -> list[str]:
         if record.get("warm") and claim(lab_id) is None:
             continue  # adopted meanwhile by another run
         logger.warning("removing stale lab %s: %s", lab_id, why)
-        destroy(lab_id, record=record)
+        destroy(lab_id, record=record, why=f"swept as stale: {why}")
         swept.append(lab_id)
     return swept
 
@@ -161,11 +174,16 @@ def end_warmers(pool_id: str) -> None:
 
 
 def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False,
-            record: Mapping[str, object] | None = None) -> None:
+            record: Mapping[str, object] | None = None, why: str = "its owner tore it down") -> None:
     """Remove every trace of lab ``lab_id``: machines, namespaces, clones, logs, record.
 
     The one way a lab goes: a `Lab` leaving its ``with`` block (after stopping the machines it
-    knows), `harness down` and `harness destroy`, and the sweep of labs whose owner died."""
+    knows), `harness down` and `harness destroy`, and the sweep of labs whose owner died. Done
+    by any process but the lab's owner, it is noted (``why``: `destroyed_by`)."""
+    if record is None:  # given when claimed away (`claim`): no longer on file
+        record = next((r for r in recorded_labs() if r.get("id") == lab_id), {})
+    if record.get("pid") != os.getpid():
+        _note_destroyed(lab_id, record, why)
     pids = nspawn_pids(f"--machine={LabName.prefix(lab_id)}")
     for pid in pids:  # every machine at once: their clones are about to go, nothing to flush
         leader = find_leader(pid)
@@ -180,8 +198,6 @@ def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False,
     removed = network.remove_lab_namespaces(lab_id)
     for leftover in nspawn.STATE.glob(f"propagate/{LabName.prefix(lab_id)}*"):
         nspawn.forget(leftover.name)
-    if record is None:  # given when claimed away (`claim`): no longer on file
-        record = next((r for r in recorded_labs() if r.get("id") == lab_id), {})
     if record.get("store"):
         with contextlib.suppress(HarnessError):  # a store that is gone holds no clones
             store = Store(Path(str(record["store"])))
@@ -197,6 +213,43 @@ def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False,
     (RUN_DIR / f"{lab_id}.json").unlink(missing_ok=True)
     if not quiet:
         logger.info("lab %s destroyed (%d namespace(s))", lab_id, len(removed))
+
+
+def _note_destroyed(lab_id: str, record: Mapping[str, object], why: str) -> None:
+    """Append to `DESTROYED_LOG` that this process destroys lab ``lab_id`` (of ``record``), and
+    why; one line, appended whole (O_APPEND), the older half dropped past `DESTROYED_LOG_MAX`."""
+    try:
+        command = Path("/proc/self/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        command = ""
+    line = json.dumps({"lab": lab_id, "at": time.time(), "by": os.getpid(), "command": command.strip()[:300],
+                       "owner": record.get("pid"), "why": why}) + "\n"
+    with contextlib.suppress(OSError):
+        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        if DESTROYED_LOG.exists() and DESTROYED_LOG.stat().st_size > DESTROYED_LOG_MAX:
+            kept = DESTROYED_LOG.read_bytes()[DESTROYED_LOG_MAX // 2:]
+            part = DESTROYED_LOG.with_name(f"{DESTROYED_LOG.name}.{os.getpid()}")
+            part.write_bytes(kept[kept.find(b"\n") + 1:])
+            part.rename(DESTROYED_LOG)
+        with open(DESTROYED_LOG, "a") as log:
+            log.write(line)
+
+
+def destroyed_by(lab_id: str) -> str | None:
+    """Who destroyed lab ``lab_id`` and why, if a process other than its owner did (the last
+    such note of `destroy`), in a phrase: "destroyed at 22:48:01 by pid 1234 (`harness
+    destroy`): why"; None if none did."""
+    try:
+        lines = DESTROYED_LOG.read_text().splitlines()
+    except OSError:
+        return None
+    for text in reversed(lines):
+        with contextlib.suppress(ValueError):
+            note = json.loads(text)
+            if note.get("lab") == lab_id:
+                when = time.strftime("%H:%M:%S", time.localtime(float(note["at"])))
+                return f"destroyed at {when} by pid {note['by']} (`{note['command']}`): {note['why']}"
+    return None
 
 
 def nspawn_pids(marker: str) -> list[int]:
