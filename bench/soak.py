@@ -7,9 +7,10 @@ Run as root from the repository, on a warm store, with the machine otherwise idl
     .venv/bin/python -m bench.soak --runs 20              # -n 1 and -n 2, one run of each in turn
     .venv/bin/python -m bench.soak --runs 5 --workers 2 -- -k faults
 
-Writes ``reports/bench/soak.json`` and ``soak.md`` (the table), and keeps each failed run's
-``junit.xml``, output and evidence under ``reports/bench/soak/<run>/``. Nothing is asserted:
-the counts are the figure.
+Writes ``reports/bench/soak.json`` and ``soak.md`` (the table), keeps each run's
+``timings.json`` and each failed run's ``junit.xml``, output, evidence and the host's note of
+labs destroyed by another process (``destroyed.log``) under ``reports/bench/soak/<run>/``.
+Nothing is asserted: the counts are the figure.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from harness.machines.records import DESTROYED_LOG
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -79,11 +82,15 @@ def one_run(name: str, workers: int, extra: Sequence[str], keep: Path) -> tuple[
         tests, bad = failures(junit) if junit.exists() else (0, {"(no junit.xml)": done.stdout[-300:]})
         if done.returncode != 0 and not bad:
             bad = {"(the run)": f"pytest exited {done.returncode}: {done.stdout.strip()[-300:]}"}
+        kept = keep / name
+        shutil.rmtree(kept, ignore_errors=True)
+        kept.mkdir(parents=True)
+        if (Path(reports) / "timings.json").exists():  # every run's: where its time went
+            shutil.copy(Path(reports) / "timings.json", kept / "timings.json")
         if bad:
-            kept = keep / name
-            shutil.rmtree(kept, ignore_errors=True)
-            kept.mkdir(parents=True)
             (kept / "pytest.log").write_text(done.stdout + done.stderr)
+            if DESTROYED_LOG.exists():  # labs destroyed by another process than their owner
+                shutil.copy(DESTROYED_LOG, kept / "destroyed.log")
             for piece in ("junit.xml", "evidence"):
                 source = Path(reports) / piece
                 if source.is_dir():
