@@ -18,7 +18,7 @@ from harness import Family, Lab, Machine, retry
 from harness.machines.containers import as_user
 from harness.probes import Answer, dig, expect, http_status, in_url
 from scenarios.conftest import address, gw_address
-from scenarios.test_policy import refusal
+from scenarios.firewall import refusal
 from stages.inventory import INVENTORY
 from stages.policy import Opening, Row, Service, ingress
 from stages.spec import (
@@ -179,7 +179,7 @@ def test_the_internet_finds_the_container_by_name_through_gw(lab: Lab, opening: 
 @pytest.mark.parametrize(("opening", "target"), CLOSED)
 def test_the_internet_hears_nothing_from_what_is_not_opened(lab: Lab, opening: Opening,
                                                             target: tuple[str, int]) -> None:
-    """No answer at all, proven on gw (scenarios/test_policy.py, `refusal`): a reset would say
+    """No answer at all, proven on gw (scenarios/firewall.py, `refusal`): a reset would say
     the packet got through gw to the container, or to apps."""
     client, (where, port) = lab[outsider(opening)], target
     row = Row(opening.segment, Service(opening.name, "closed", opening.proto, port, frozenset()),
