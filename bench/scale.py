@@ -58,9 +58,9 @@ def pss_of_machine(unit: str) -> int:
     return total
 
 
-def one_size(contestants: int, reps: int) -> dict[str, Any]:
+def one_size(contestants: int, reps: int, scenarios: bool = True) -> dict[str, Any]:
     """Every figure for ``contestants`` seats, measured in this process (its room size is set
-    before the pipeline is imported)."""
+    before the pipeline is imported); the room scenarios only with ``scenarios``."""
     os.environ["HARNESS_ROOM_SIZE"] = str(contestants // ROOMS)
     sys.path.insert(0, str(REPO))
     import logging
@@ -93,20 +93,22 @@ def one_size(contestants: int, reps: int) -> dict[str, Any]:
             began = time.monotonic()
             lab.__exit__(None, None, None)
             down.append(time.monotonic() - began)
+    figures = {"contestants": len(seats), "build pas": built,
+               "resume": _summary(ready), "teardown": _summary(down),
+               "memory per seat MiB": statistics.median(memory) / 2**20 if memory else None}
+    if not scenarios:
+        return {**figures, "scenarios": None}
     progress(f"{contestants} contestants: room scenarios")
     began = time.monotonic()
     tests = subprocess.run([sys.executable, "-m", "pytest", "scenarios/test_rooms.py", "-q",
                             "-p", "no:cacheprovider", f"--room-size={contestants // ROOMS}"],
                            cwd=REPO, capture_output=True, text=True)
-    scenarios = time.monotonic() - began
+    took = time.monotonic() - began
     last = (tests.stdout.strip().splitlines() or ["no output"])[-1]
     log = REPO / "reports" / "bench" / f"scale-{contestants}.log"  # the whole pytest output
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(tests.stdout + tests.stderr)
-    return {"contestants": len(seats), "build pas": built,
-            "resume": _summary(ready), "teardown": _summary(down),
-            "memory per seat MiB": statistics.median(memory) / 2**20 if memory else None,
-            "scenarios": scenarios, "scenarios passed": tests.returncode == 0, "scenarios said": last}
+    return {**figures, "scenarios": took, "scenarios passed": tests.returncode == 0, "scenarios said": last}
 
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:
@@ -114,11 +116,12 @@ def _summary(values: Sequence[float]) -> dict[str, Any]:
             "values": [round(v, 2) for v in values]}
 
 
-def measure(sizes: Sequence[int], reps: int) -> list[dict[str, Any]]:
+def measure(sizes: Sequence[int], reps: int, scenarios: bool = True) -> list[dict[str, Any]]:
     """Each size measured in a child process (a room size is fixed when the pipeline loads)."""
     results = []
     for size in sizes:
-        out = subprocess.run([sys.executable, "-m", "bench.scale", "--one", str(size), "--reps", str(reps)],
+        out = subprocess.run([sys.executable, "-m", "bench.scale", "--one", str(size), "--reps", str(reps),
+                              *([] if scenarios else ["--no-scenarios"])],
                              cwd=REPO, stdout=subprocess.PIPE, text=True)
         if out.returncode != 0:
             results.append({"contestants": size, "error": f"exit status {out.returncode}"})
@@ -134,10 +137,10 @@ def markdown(results: Sequence[dict[str, Any]]) -> str:
         if "error" in r:
             lines.append(f"| {r['contestants']} | {r['error']} | | | | |")
             continue
-        verdict = "passed" if r["scenarios passed"] else f"FAILED: {r['scenarios said']}"
+        passed = "passed" if r.get("scenarios passed") else f"FAILED: {r.get('scenarios said')}"
+        verdict = "not run" if r["scenarios"] is None else f"{r['scenarios']:.0f} s, {passed}"
         lines.append(f"| {r['contestants']} | {r['build pas']:.1f} s | {r['resume']['median']:.1f} s | "
-                     f"{r['teardown']['median']:.2f} s | {r['memory per seat MiB']:.1f} MiB | "
-                     f"{r['scenarios']:.0f} s, {verdict} |")
+                     f"{r['teardown']['median']:.2f} s | {r['memory per seat MiB']:.1f} MiB | {verdict} |")
     return "\n".join(lines) + "\n"
 
 
@@ -188,15 +191,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="numbers of contestants, comma-separated")
     parser.add_argument("--reps", type=int, default=3, help="resumes measured per size")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a child: one size, JSON out
+    parser.add_argument("--no-scenarios", action="store_true",
+                        help="measure build, resume, teardown and memory only, not the room scenarios")
     parser.add_argument("--out", default=str(REPO / "reports" / "bench"))
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(one_size(args.one, args.reps)))
+        print(json.dumps(one_size(args.one, args.reps, scenarios=not args.no_scenarios)))
         return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if any(size % ROOMS or size < ROOMS for size in sizes):
         parser.error(f"--sizes: give multiples of {ROOMS} (the lab has {ROOMS} rooms)")
-    results = measure(sizes, args.reps)
+    results = measure(sizes, args.reps, scenarios=not args.no_scenarios)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
