@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from harness.core.errors import CheckFailed, HarnessError, UsageError
+from harness.core.names import LabName
 from harness.core.wait import retry
+from harness.machines import records
 from harness.machines.lab import Lab, MachineSetup
+from harness.machines.machine import Machine
 from harness.machines.nspawn import MachineSpec, find_leader
 from harness.machines.store import Store
 from tests.conftest import NOTHING, lan, traces_of
@@ -27,6 +30,29 @@ def test_nspawn_command_line_never_uses_the_host_network() -> None:
     assert "--network-namespace-path=/run/netns/harness-x-gw" in argv
     assert "--capability=CAP_NET_ADMIN,CAP_NET_RAW" in argv
     assert "--private-network" not in argv
+
+
+def test_a_machine_that_died_under_its_run_says_how_and_who_took_its_lab(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    class Dead:  # nspawn's terminal, once nspawn was killed
+        pid, exitstatus, signalstatus = 4242, None, 9
+
+        def isalive(self) -> bool:
+            return False
+
+    spec = MachineSpec("web", tmp_path, str(LabName("ab12cd34", "web")))
+    machine = Machine(spec, console_log=tmp_path / "console")
+    with pytest.raises(HarnessError, match="web is not running: start it first"):
+        machine.run("true")
+    machine._terminal, machine.leader = Dead(), 4243  # type: ignore[assignment]
+    monkeypatch.setattr(records, "RUN_DIR", tmp_path)
+    monkeypatch.setattr(records, "DESTROYED_LOG", tmp_path / "destroyed.log")
+    records._note_destroyed("ab12cd34", {"pid": 1}, "`harness destroy --all`")
+    with pytest.raises(HarnessError) as said:
+        machine.run("true")
+    assert str(said.value).startswith("machine web died under this run (systemd-nspawn: killed by signal 9); "
+                                      "its lab was destroyed at ")
+    assert str(said.value).split("\n")[0].endswith("`harness destroy --all`; console ends:")
 
 
 def test_find_leader_of_a_process_without_children() -> None:

@@ -296,8 +296,9 @@ class Machine(Commands):
         and the end of its console."""
         if self._terminal is None:
             return f"machine {self.name} is not running: start it first"
-        ended = getattr(self._terminal, "signalstatus", None)
-        how = f"killed by signal {ended}" if ended else f"exit status {self._terminal.exitstatus}"
+        signalled, status = getattr(self._terminal, "signalstatus", None), self._terminal.exitstatus
+        how = f"killed by signal {signalled}" if signalled else \
+            f"exit status {status}" if status is not None else "exited"  # an adopted one's is not ours
         unit = LabName.parse(self.spec.unit)
         gone = records.destroyed_by(unit.lab) if unit is not None else None
         return (f"machine {self.name} died under this run (systemd-nspawn: {how})"
