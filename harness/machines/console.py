@@ -27,9 +27,10 @@ from pexpect import fdpexpect
 from harness.core import proc
 from harness.core.errors import CheckFailed, HarnessError
 from harness.core.wait import retry
+from harness.machines import keeper as keeper_script
 
-# Where this harness is imported from: a console's keeper runs the same code, whatever its cwd
-# (a worktree's, not the one installed), or it would not hand the console back as this expects.
+# Where this harness is imported from: a process it starts (a warmer, a pool's owner) runs the
+# same code, whatever its cwd (a worktree's, not the one installed).
 HARNESS_ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_TIMEOUT = 30.0  # seconds each step of a console dialogue is awaited, unless told
 MAX_SHELLS = 4  # shells inside shells a session exits to find login's prompt again
@@ -284,7 +285,7 @@ class HandedTerminal:
 
 def receive(sock: Path, machine: str, timeout: float = 10.0) -> int:
     """The pty master of ``machine``, received from its keeper listening on ``sock``
-    (`keep`), which then exits: the terminal is this process's to drain from now on."""
+    (`harness.machines.keeper`), which then exits: the terminal is this process's to drain from now on."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(timeout)
         try:
@@ -303,8 +304,9 @@ def receive(sock: Path, machine: str, timeout: float = 10.0) -> int:
 
 
 def start_keeper(terminal: int, log: Path, sock: Path | None = None) -> int:
-    """Start a keeper (`keep`) of the terminal whose pty master is ``terminal``, logging to
-    ``log`` and, with ``sock``, listening there to hand the terminal back; its pid."""
+    """Start a keeper (`harness.machines.keeper`) of the terminal whose pty master is
+    ``terminal``, logging to ``log`` and, with ``sock``, listening there to hand the terminal
+    back; its pid."""
     listen: list[str] = []
     with contextlib.ExitStack() as ours:  # the listening socket is the keeper's once started
         if sock is not None:
@@ -313,62 +315,9 @@ def start_keeper(terminal: int, log: Path, sock: Path | None = None) -> int:
             listener.bind(str(sock))  # listening before the caller goes on: no race
             listener.listen(1)
             listen = ["--listen-fd", str(listener.fileno())]
-        keeper = subprocess.Popen([sys.executable, "-m", "harness.machines.console", str(log), *listen],
+        # stdlib alone, no site: a keeper per machine costs a bare interpreter (15 ms of CPU, not 70)
+        keeper = subprocess.Popen([sys.executable, "-I", "-S", keeper_script.__file__, str(log), *listen],
                                   stdin=terminal, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True, pass_fds=[int(listen[1])] if listen else [],
-                                  cwd="/", env=proc.host_env({"PYTHONPATH": str(HARNESS_ROOT)}))
+                                  cwd="/", env=proc.host_env())
     return keeper.pid
-
-
-def keep(log: Path, listener: socket.socket | None = None) -> None:
-    """Drain a detached machine's terminal (this process's stdin) into ``log`` until it hangs
-    up, or, once a process connects to ``listener``, hand the terminal over to it
-    (``SCM_RIGHTS``; `receive`) and exit: the adopter drains it from then on.
-
-    Run as ``python -m harness.machines.console LOG [--listen-fd N]`` by
-    `harness.machines.machine.Machine.detach`: it holds the terminal open, so the machine
-    outlives the harness process that booted it.
-    """
-    poller = select.poll()
-    poller.register(0, select.POLLIN | select.POLLPRI)
-    if listener is not None:
-        poller.register(listener.fileno(), select.POLLIN)
-    with open(log, "ab") as out:
-        while True:
-            ready = {fd for fd, _ in poller.poll()}
-            if 0 in ready:
-                try:
-                    data = os.read(0, 65536)
-                except OSError:  # EIO: the machine is gone
-                    return
-                if not data:
-                    return
-                out.write(data)
-                out.flush()
-            if listener is not None and listener.fileno() in ready and _hand_over(listener):
-                return
-
-
-def _hand_over(listener: socket.socket) -> bool:
-    """Send the terminal to the process connecting to ``listener``; whether it took it (an
-    adopter that went away before acknowledging leaves the terminal to this keeper)."""
-    try:
-        conn, _ = listener.accept()
-    except OSError:
-        return False
-    with conn:
-        conn.settimeout(10)
-        try:
-            socket.send_fds(conn, [b"t"], [0])
-            taken = conn.recv(1) == b"k"
-        except OSError:
-            return False
-    if taken:
-        with contextlib.suppress(OSError):
-            os.unlink(listener.getsockname())
-    return taken
-
-
-if __name__ == "__main__":
-    args = sys.argv[1:]
-    keep(Path(args[0]), socket.socket(fileno=int(args[2])) if args[1:2] == ["--listen-fd"] else None)

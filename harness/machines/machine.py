@@ -228,7 +228,7 @@ class Machine(Commands):
     def detach(self, console_socket: Path | None = None) -> int:
         """Leave the machine running after this process exits; return the pid keeping its console.
 
-        A keeper process (``python -m harness.machines.console``) takes over the terminal and goes on
+        A keeper process (`harness.machines.keeper`) takes over the terminal and goes on
         logging the console; this object forgets the machine without stopping it. With
         ``console_socket``, the keeper listens there and hands the terminal to the first
         process that connects (`adopt`), then exits.
