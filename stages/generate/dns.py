@@ -78,6 +78,7 @@ def zone_reverse(inv: Inventory, net: ipaddress.IPv4Network | ipaddress.IPv6Netw
             lines.append(f"{ptr_owner(address, net)} IN PTR {host.name}.{inv.domain}.")
     return "\n".join(lines) + "\n"
 
+
 def dns64(inv: Inventory) -> str:
     """BIND's DNS64 for the IPv6-only machines alone: a name with only A records gets AAAA
     records under the NAT64 prefix. Dual-stack machines reach IPv4 themselves: they get the
@@ -85,6 +86,7 @@ def dns64(inv: Inventory) -> str:
     if not ipv6_only(inv):
         return ""
     return f"\n    dns64 {spec.NAT64_PREFIX} {{ clients {{ ipv6-only; }}; }};"
+
 
 def named_conf(inv: Inventory) -> dict[str, str]:
     """BIND on gw: authoritative for the domain and its reverse zones (transferred to no one),

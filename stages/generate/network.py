@@ -133,6 +133,7 @@ def resolver(inv: Inventory, host: Host) -> str:
         return "nameserver 127.0.0.1\n"
     return f"nameserver {inv.router().nic(LAN).address}\nsearch {inv.domain}\n"
 
+
 def ipv6_only(inv: Inventory) -> list[Host]:
     """The LAN's machines with no IPv4 address at all."""
     return [h for h in inv.on(LAN) if not h.nic(LAN).takes(Family.IPV4) and h.nic(LAN).address6]

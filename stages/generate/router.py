@@ -37,6 +37,7 @@ def tayga(inv: Inventory) -> dict[str, str]:
         "[Install]", "WantedBy=multi-user.target"])
     return {"/etc/tayga.conf": conf + "\n", "/etc/systemd/system/tayga.service": unit + "\n"}
 
+
 # ICMPv6 that gw cannot do without (RFC 4890): neighbour discovery (IPv6's ARP) and router
 # solicitations. The errors a connection needs (packet too big above all: IPv6 routers do
 # not fragment) are related to it, and pass with its replies.
