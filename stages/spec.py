@@ -1,7 +1,7 @@
 """The reference lab's specification: what it promises beyond the machine database
 (stages/inventory.toml), as plain data.
 
-The generator (stages/generate.py) builds the lab's configuration from it, and the scenarios
+The generator (stages/generate/) builds the lab's configuration from it, and the scenarios
 take their expectations from it; neither reads the other. A mistake in the generator (a
 lease time mistyped, a zone misnamed) then shows as a difference between what the lab does
 and what this plan says, instead of being copied into the expectation it is checked against.

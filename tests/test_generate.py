@@ -1,4 +1,4 @@
-"""stages/generate.py and harness.model.inventory: the reference lab's configuration, derived
+"""stages/generate/ and harness.model.inventory: the reference lab's configuration, derived
 from its inventory."""
 
 from __future__ import annotations

@@ -188,8 +188,10 @@ def test_a_stage_key_covers_the_helpers_it_uses() -> None:
     import stages.bootstrap
     import stages.gw
 
-    assert list(stages.gw.STAGE.modules) == ["stages.common", "stages.generate", "stages.gw",
-                                             "stages.policy", "stages.spec"]
+    assert list(stages.gw.STAGE.modules) == ["stages.common", "stages.generate.dhcp", "stages.generate.dns",
+                                             "stages.generate.network", "stages.generate.router",
+                                             "stages.generate.uplink", "stages.gw", "stages.policy",
+                                             "stages.spec"]
     assert stages.gw.STAGE.modules["stages.gw"] == Path(stages.gw.__file__).read_text()  # untouched
     assert "stages.gw" not in stages.bootstrap.STAGE.modules
 
