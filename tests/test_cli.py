@@ -135,6 +135,19 @@ def test_destroy_leaves_a_lab_that_starts_while_it_looks(labs_of_two_projects: l
     assert labs_of_two_projects == ["a1", "a2", "b3", "d1", "e1"]
 
 
+def test_a_new_lab_id_is_none_in_use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Ids held by a record, a claimed record, a namespace or a machine's cgroup are not drawn."""
+    monkeypatch.setattr(records, "RUN_DIR", tmp_path)
+    (tmp_path / "aaaaaaaa.json").write_text("{}")
+    (tmp_path / "bbbbbbbb.claimed-42").write_text("{}")
+    monkeypatch.setattr(network, "lab_namespaces", lambda: ["harness-cccccccc-sw"])
+    monkeypatch.setattr(nspawn, "units_with_cgroups",
+                        lambda prefix: [f"{prefix}gw"] if "dddd" in prefix else [])
+    drawn = iter(["aaaaaaaa", "bbbbbbbb", "cccccccc", "dddddddd", "eeeeeeee"])
+    monkeypatch.setattr(lab.secrets, "token_hex", lambda n: next(drawn))
+    assert lab.new_lab_id() == "eeeeeeee"
+
+
 def test_a_lab_destroyed_by_another_process_says_by_whom_and_why(monkeypatch: pytest.MonkeyPatch,
                                                                   tmp_path: Path) -> None:
     monkeypatch.setattr(records, "RUN_DIR", tmp_path)

@@ -26,7 +26,8 @@ from harness.core import proc
 from harness.core.errors import HarnessError, present
 from harness.machines import splice as links
 from harness.machines.lab import Lab
-from harness.machines.network import NETNS_DIR, LabNetwork
+from harness.machines.netlink import NETNS_DIR
+from harness.machines.network import LabNetwork
 from harness.machines.store import Store
 from harness.model.pipeline import Pipeline
 

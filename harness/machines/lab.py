@@ -44,8 +44,16 @@ NICE_PER_WAVE = 2
 
 
 def new_lab_id() -> str:
-    """A short id, unique on this host: pid-based (xdist workers differ) plus randomness."""
-    return f"{os.getpid() % 100000:x}{secrets.token_hex(2)}"
+    """A short id, unique on this host: 32 random bits, none in use (`records.in_use`).
+
+    A lab's teardown removes everything of its id, so two labs must never share one: with 16
+    random bits (ids were once the pid and 4 hex digits), a private lab had a chance in 65536
+    to draw the id of its run's shared lab, fail to boot ("namespace already exists"), and take
+    the shared lab down with it as it cleaned up."""
+    while True:
+        lab_id = secrets.token_hex(4)
+        if not records.in_use(lab_id):
+            return lab_id
 
 
 @dataclass(frozen=True)

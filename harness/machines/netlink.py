@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 from pyroute2 import NetNS
 
 from harness.core.errors import HarnessError
+
+NETNS_DIR = Path("/run/netns")  # where named namespaces are mounted (ip netns, pyroute2)
 
 
 @contextlib.contextmanager

@@ -28,10 +28,10 @@ from harness.core.links import Interface, switch_port, validate
 from harness.core.names import PREFIX, LabName
 from harness.machines import splice as links
 from harness.machines.impair import Impairment
+from harness.machines.netlink import NETNS_DIR
 from harness.machines.netlink import index as _index
 from harness.machines.netlink import namespace as _ns
 
-NETNS_DIR = Path("/run/netns")
 _SYSCTL = re.compile(r"net\.[a-z0-9_.-]+")
 # Neighbour discovery retransmits every 100 ms on a lab's links, not every second: duplicate
 # address detection (one probe, then one retransmission time of silence) makes each new IPv6
@@ -92,14 +92,16 @@ def _remove_namespace(name: str) -> None:
 def processes_in(names: Sequence[str]) -> list[int]:
     """Pids of the host's processes whose network namespace is one of ``names`` (e.g. a
     capture a killed run left behind: it would keep a removed namespace alive)."""
-    inodes = set()
+    inodes = set()  # device and inode: a file left where a namespace was mounted is no namespace
     for name in names:
         with contextlib.suppress(OSError):
-            inodes.add((NETNS_DIR / name).stat().st_ino)
+            held = (NETNS_DIR / name).stat()
+            inodes.add((held.st_dev, held.st_ino))
     found = []
     for entry in Path("/proc").glob("[0-9]*/ns/net"):
         with contextlib.suppress(OSError):
-            if entry.stat().st_ino in inodes:
+            held = entry.stat()
+            if (held.st_dev, held.st_ino) in inodes:
                 found.append(int(entry.parent.parent.name))
     return sorted(found)
 

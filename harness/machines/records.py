@@ -109,6 +109,15 @@ def amend(lab_id: str, fields: Mapping[str, object]) -> None:
     part.rename(path)
 
 
+def in_use(lab_id: str) -> bool:
+    """Whether anything on this host holds lab id ``lab_id``: a record (claimed or not), a
+    namespace or a machine's cgroup (a lab left behind without a record)."""
+    prefix = LabName.prefix(lab_id)
+    return ((RUN_DIR / f"{lab_id}.json").exists() or lab_id in claimed_ids()
+            or any(n.startswith(prefix) for n in network.lab_namespaces())
+            or bool(nspawn.units_with_cgroups(prefix)))
+
+
 def claimed_ids() -> set[str]:
     """The labs whose record a process has claimed (`claim`) and not yet written anew or
     destroyed: they have pieces and, for that moment, no record."""

@@ -34,10 +34,10 @@ from harness.core.errors import HarnessError, UsageError
 from harness.core.links import port_name
 from harness.core.names import LabName
 from harness.machines.impair import Impairment
+from harness.machines.netlink import NETNS_DIR
 from harness.machines.netlink import index as _index
 from harness.machines.netlink import namespace as _ns
 
-NETNS_DIR = Path("/run/netns")
 STATE_DIR = Path("/run/harness/impair")
 READY = 15.0  # seconds a relay may take to start (Python's own start on a busy host)
 STOP = 10.0
