@@ -5,6 +5,7 @@ held at a chosen place (a stage's step, a scenario) until the test acts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -47,7 +48,17 @@ class Held:
             pass
 
     def finish(self, timeout: float = 120) -> int:
-        return self.process.wait(timeout)
+        """The run's exit status; if it is still running at ``timeout``, a failure showing where
+        each of its threads was: SIGABRT, which pytest's faulthandler turns into every thread's
+        traceback in the run's output."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(10)
+            raise AssertionError(f"the held run did not exit within {timeout:g}s; where its threads "
+                                 f"were (SIGABRT):\n{self.output.read_text()[-6000:]}") from None
 
 
 def leftovers(store: Store) -> list[str]:
