@@ -100,7 +100,8 @@ def test_a_pool_lab_of_a_stale_key_is_destroyed_not_adopted(toy: Toy, started: M
     toy.write(alpha=1, beta=2)  # beta's key changes: the pool's lab is of a stale key
     run = toy.run("-k", "test_beta_again")
     run.assert_outcomes(passed=1)
-    assert ADOPTED.findall(run.stdout.str() + run.stderr.str()) == []
+    # the stale lab is never adopted; one the pool warmed meanwhile for the new key may be
+    assert old not in ADOPTED.findall(run.stdout.str() + run.stderr.str())
     gone(toy, old)
     new = wait_ready(pool_id, but={old})  # the pool follows its stage: the new key's
     [record] = [r for r in pool.labs_of(pool_id) if r["id"] == new]
