@@ -315,7 +315,7 @@ def start_keeper(terminal: int, log: Path, sock: Path | None = None) -> int:
             listener.bind(str(sock))  # listening before the caller goes on: no race
             listener.listen(1)
             listen = ["--listen-fd", str(listener.fileno())]
-        # stdlib alone, no site: a keeper per machine costs a bare interpreter (15 ms of CPU, not 70)
+        # stdlib alone, no site: a keeper per machine costs a bare interpreter (20 ms of CPU, not 70)
         keeper = subprocess.Popen([sys.executable, "-I", "-S", keeper_script.__file__, str(log), *listen],
                                   stdin=terminal, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True, pass_fds=[int(listen[1])] if listen else [],

@@ -183,15 +183,15 @@ def end_warmers(pool_id: str) -> None:
 
 
 def destroy(lab_id: str, store: Store | None = None, *, quiet: bool = False,
-            record: Mapping[str, object] | None = None, why: str = "its owner tore it down") -> None:
+            record: Mapping[str, object] | None = None, why: str | None = None) -> None:
     """Remove every trace of lab ``lab_id``: machines, namespaces, clones, logs, record.
 
     The one way a lab goes: a `Lab` leaving its ``with`` block (after stopping the machines it
-    knows), `harness down` and `harness destroy`, and the sweep of labs whose owner died. Done
-    by any process but the lab's owner, it is noted (``why``: `destroyed_by`)."""
+    knows), `harness down` and `harness destroy`, and the sweep of labs whose owner died. Every
+    caller but the lab's own teardown says ``why``, and it is noted (`destroyed_by`)."""
     if record is None:  # given when claimed away (`claim`): no longer on file
         record = next((r for r in recorded_labs() if r.get("id") == lab_id), {})
-    if record.get("pid") != os.getpid():
+    if why is not None:
         _note_destroyed(lab_id, record, why)
     pids = nspawn_pids(f"--machine={LabName.prefix(lab_id)}")
     for pid in pids:  # every machine at once: their clones are about to go, nothing to flush
