@@ -26,6 +26,7 @@ COMMON = '''
 """What the toy stages share: the build log, and where a test can hold a run (TOY_HOLD names
 the place, TOY_HOLD_FILE the marker)."""
 import os
+import select
 
 
 def record(stage):
@@ -35,16 +36,26 @@ def record(stage):
 
 
 def hold(place, lab_id):
-    """At ``place``, write the lab's id to the marker, then block until the test opens the
-    FIFO <marker>.release for writing (or the run is interrupted)."""
+    """At ``place``, write the lab's id to the marker, then wait until the test has opened and
+    closed the FIFO <marker>.release (or the run is interrupted).
+
+    Each wait is a poll of a tenth of a second, not one blocking open: a signal the kernel
+    hands to another thread (a console's reader) runs Python's handler only once the main
+    thread is back in Python, and an open() of a FIFO never came back."""
     if os.environ.get("TOY_HOLD") != place:
         return
     marker = os.environ["TOY_HOLD_FILE"]
     with open(marker + ".part", "w") as out:
         out.write(lab_id)
     os.rename(marker + ".part", marker)
-    with open(marker + ".release") as release:
-        release.read()
+    fd = os.open(marker + ".release", os.O_RDONLY | os.O_NONBLOCK)  # no writer needed to open
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)  # HUP: the test's writer came and went
+        while not poller.poll(100):
+            pass
+    finally:
+        os.close(fd)
 '''
 
 ALPHA = '''
