@@ -6,6 +6,11 @@ Run as root from the repository, on a warm store, with the machine otherwise idl
 
     .venv/bin/python -m bench.soak --runs 20              # -n 1 and -n 2, one run of each in turn
     .venv/bin/python -m bench.soak --runs 5 --workers 2 -- -k faults
+    .venv/bin/python -m bench.soak --runs 20 --resume      # go on with the soak.json left
+
+A soak of 20 + 20 runs takes longer than many a machine's slot: ``--resume`` goes on from the
+runs ``soak.json`` holds, if they were of the same commit (and a clean checkout), so the count
+stays one of consecutive runs of one code.
 
 Writes ``reports/bench/soak.json`` and ``soak.md`` (the table), keeps each run's
 ``timings.json`` and each failed run's ``junit.xml``, output, evidence and the host's note of
@@ -58,7 +63,7 @@ def failures(junit: Path) -> tuple[int, dict[str, str]]:
     """The number of test cases in ``junit`` and, for each that failed or errored, the first
     line of what it said."""
     cases = list(ET.parse(junit).getroot().iter("testcase"))
-    bad = {}
+    bad: dict[str, str] = {}
     for case in cases:
         for kind in ("failure", "error"):
             found = case.find(kind)
@@ -100,10 +105,38 @@ def one_run(name: str, workers: int, extra: Sequence[str], keep: Path) -> tuple[
     return Run(name, round(seconds, 1), done.returncode, tests, sorted(bad)), bad
 
 
-def markdown(runs: Sequence[Run], found: dict[str, Failure], when: str, extra: Sequence[str]) -> str:
+def checkout() -> str:
+    """The commit the soak runs, with ``+dirty`` if a tracked file differs from it: a soak
+    resumed must be of the same code."""
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    return commit + ("+dirty" if dirty else "")
+
+
+def resumed(path: Path, commit: str, extra: Sequence[str]) -> tuple[str, list[Run], dict[str, Failure]]:
+    """The soak left in ``path``: when it began, its runs and failures; SystemExit with what to
+    do if there is none, or it ran other code or other arguments."""
+    if not path.exists():
+        raise SystemExit(f"bench.soak: --resume, but there is no {path}: start without --resume")
+    left = json.loads(path.read_text())
+    if left.get("commit") != commit or commit.endswith("+dirty"):
+        raise SystemExit(f"bench.soak: {path} is a soak of {left.get('commit')}, the checkout is "
+                         f"{commit}: resume from a clean checkout of that commit, or start without --resume")
+    if list(left.get("pytest_args", [])) != list(extra):
+        raise SystemExit(f"bench.soak: {path} ran pytest with {left.get('pytest_args')}, not {list(extra)}: "
+                         "give the same arguments, or start without --resume")
+    runs = [Run(**r) for r in left["runs"]]
+    found = {f["test"]: Failure(**f) for f in left["failures"]}
+    return left["when"], runs, found
+
+
+def markdown(runs: Sequence[Run], found: dict[str, Failure], when: str, extra: Sequence[str],
+             commit: str) -> str:
     """The soak as a page: runs per worker count, and every test that failed, how often."""
     command = " ".join(["pytest scenarios", *extra])
-    lines = [f"Soak of {when}: `{command}`\n",
+    lines = [f"Soak of {when} at {commit[:12]}: `{command}`\n",
              "| workers | runs | failed runs | tests per run | median wall time |",
              "| --- | --- | --- | --- | --- |"]
     for workers in sorted({r.name.split("-")[0] for r in runs}):
@@ -123,16 +156,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="runs per worker count (default 20)")
     parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated (default 1,2)")
     parser.add_argument("--out", default=str(REPO / "reports" / "bench"))
+    parser.add_argument("--resume", action="store_true",
+                        help="go on from the runs soak.json holds (same commit, same arguments)")
     parser.add_argument("pytest_args", nargs="*", help="after --: more pytest arguments (-k, --store...)")
     args = parser.parse_args(argv)
     workers = [int(w) for w in args.workers.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    commit = checkout()
     when = time.strftime("%Y-%m-%d %H:%M %Z")
     runs: list[Run] = []
     found: dict[str, Failure] = {}
+    if args.resume:
+        when, runs, found = resumed(out / "soak.json", commit, args.pytest_args)
+    done = {r.name for r in runs}
     for rep in range(1, args.runs + 1):  # one run of each in turn: a slow spell weighs on both
         for count in workers:
+            if f"n{count}-{rep:02d}" in done:
+                continue
             run, bad = one_run(f"n{count}-{rep:02d}", count, args.pytest_args, out / "soak")
             runs.append(run)
             for test, message in bad.items():
@@ -140,9 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"soak {run.name}: {run.tests} tests, {len(run.failed)} failed, {run.seconds:.0f}s"
                   + (f": {', '.join(run.failed)}" if run.failed else ""), flush=True)
             (out / "soak.json").write_text(json.dumps(
-                {"when": when, "pytest_args": args.pytest_args, "runs": [asdict(r) for r in runs],
+                {"when": when, "commit": commit, "pytest_args": args.pytest_args,
+                 "runs": [asdict(r) for r in runs],
                  "failures": [asdict(f) for f in found.values()]}, indent=2) + "\n")
-            (out / "soak.md").write_text(markdown(runs, found, when, args.pytest_args))
+            (out / "soak.md").write_text(markdown(runs, found, when, args.pytest_args, commit))
     print(f"soak: {sum(bool(r.failed) for r in runs)} of {len(runs)} runs failed; table in {out / 'soak.md'}")
     return 0
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
-from bench.soak import Failure, Run, failures, markdown
+import pytest
+
+from bench.soak import Failure, Run, failures, markdown, resumed
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="scenarios.test_faults" name="test_a_partition" time="3.1">
@@ -29,7 +33,28 @@ def test_a_runs_failures_and_errors_are_named_with_their_first_line(tmp_path: Pa
 def test_the_table_counts_failed_runs_per_worker_count_and_failures_per_test() -> None:
     runs = [Run("n1-01", 90.0, 0, 363, []), Run("n2-01", 60.0, 1, 363, ["t"]),
             Run("n1-02", 92.0, 0, 363, []), Run("n2-02", 61.0, 0, 363, [])]
-    page = markdown(runs, {"t": Failure("t", ["n2-01"], "no answer")}, "2026-12-05", ["-k", "x"])
+    page = markdown(runs, {"t": Failure("t", ["n2-01"], "no answer")}, "2026-12-05", ["-k", "x"],
+                    "4df762f0a1b2c3")
+    assert page.startswith("Soak of 2026-12-05 at 4df762f0a1b2: `pytest scenarios -k x`")
     assert "| 1 | 2 | 0 | 363 | 91.0 s |" in page and "| 2 | 2 | 1 | 363 | 60.5 s |" in page
     assert "| `t` | n2-01 | no answer |" in page
-    assert "(none)" in markdown(runs[:1], {}, "2026-12-05", [])
+    assert "(none)" in markdown(runs[:1], {}, "2026-12-05", [], "4df762f")
+
+
+def test_a_soak_resumes_only_on_the_code_and_arguments_it_ran(tmp_path: Path) -> None:
+    left = tmp_path / "soak.json"
+    runs = [Run("n1-01", 90.0, 0, 479, []), Run("n2-01", 60.0, 1, 479, ["t"])]
+    left.write_text(json.dumps({"when": "2026-12-07 03:30 UTC", "commit": "abc", "pytest_args": [],
+                                "runs": [asdict(r) for r in runs],
+                                "failures": [asdict(Failure("t", ["n2-01"], "no answer"))]}))
+    when, again, found = resumed(left, "abc", [])
+    assert (when, again, list(found)) == ("2026-12-07 03:30 UTC", runs, ["t"])
+    assert found["t"].runs == ["n2-01"]
+    with pytest.raises(SystemExit, match="soak of abc, the checkout is def: resume from a clean checkout"):
+        resumed(left, "def", [])
+    with pytest.raises(SystemExit, match="the checkout is abc\\+dirty"):
+        resumed(left, "abc+dirty", [])
+    with pytest.raises(SystemExit, match="ran pytest with \\[\\], not \\['-k', 'dns'\\]"):
+        resumed(left, "abc", ["-k", "dns"])
+    with pytest.raises(SystemExit, match=r"there is no .*: start without --resume"):
+        resumed(tmp_path / "none.json", "abc", [])
