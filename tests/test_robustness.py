@@ -145,7 +145,12 @@ def test_two_runs_at_once_build_each_stage_once(toy: Toy) -> None:
     assert first.finish(300) == 0, first.output.read_text()[-3000:]
     assert second.wait(300) == 0, second_out.read_text()[-3000:]
     assert sorted(toy.log.read_text().split()) == ["alpha", "beta"]  # each built once
-    assert "restored bootstrap, alpha, beta; built nothing" in second_out.read_text()
+    outputs = {"first": first.output.read_text(), "second": second_out.read_text()}
+    assert "stage alpha: reused" in outputs["second"], outputs["second"][-3000:]  # what it waited for
+    for stage in ("alpha", "beta"):  # beta: whichever run takes its lock first builds it
+        said = {run: [verb for verb in ("built", "reused") if f"stage {stage}: {verb}" in text]
+                for run, text in outputs.items()}
+        assert sorted(said.values()) == [["built"], ["reused"]], f"{stage}: {said}"
 
 
 @pytest.fixture
