@@ -222,7 +222,7 @@ def test_an_interrupted_run_leaves_no_lab_warm(toy: Toy, tmp_path: Path) -> None
             run.wait()
         destroyed = harness_destroy(toy)
     assert destroyed.stdout.startswith("destroyed 0 lab(s)"), destroyed.stdout
-    assert len(mine) == 2 and [p for p in warmers if proc.start_time(p) is not None] == []  # nor zombies
+    assert len(mine) == 2 and [p for p in warmers if proc.start_time(p) is not None] == []  # or zombies
     for record in mine:
         lab_id = str(record["id"])
         assert traces_of(lab_id, toy.store.root / "work" / lab_id) == NOTHING
