@@ -54,10 +54,17 @@ def traces_of(lab_id: str, work: Path) -> Traces:
     state = sorted(p.name for p in Path("/run/systemd/nspawn/propagate").glob(f"{marker}*"))
     cgroups = sorted(str(p) for h in ("unified", "systemd", ".")
                      for p in Path("/sys/fs/cgroup", h, "harness").glob(f"{marker}*"))
-    inside = [Path(f"/proc/{pid}/comm").read_text().strip() for pid in network.processes_in(namespaces)
-              if Path(f"/proc/{pid}/comm").exists()]
+    inside = [name for pid in network.processes_in(namespaces) if (name := command_name(pid))]
     return Traces(tuple(nspawn), tuple(namespaces), tuple(mounts), tuple(clones), tuple(state),
                   tuple(cgroups), tuple(inside))
+
+
+def command_name(pid: int) -> str | None:
+    """Process ``pid``'s name, or None if it is gone (one dying as a lab is taken down)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
 
 
 def lan(*names: str, prefix: str = "10.77.0", prefix6: str | None = None) -> list[Interface]:
