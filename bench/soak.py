@@ -8,9 +8,11 @@ Run as root from the repository, on a warm store, with the machine otherwise idl
     .venv/bin/python -m bench.soak --runs 5 --workers 2 -- -k faults
     .venv/bin/python -m bench.soak --runs 20 --resume      # go on with the soak.json left
 
-A soak of 20 + 20 runs takes longer than many a machine's slot: ``--resume`` goes on from the
-runs ``soak.json`` holds, if they were of the same commit (and a clean checkout), so the count
-stays one of consecutive runs of one code.
+A soak of 20 + 20 runs takes longer than many a machine's slot: ``--stop-by HH:MM`` starts no
+run that the slowest of its kind so far says would end later, Ctrl-C or SIGTERM stops the run
+under way as a user's Ctrl-C does (its labs torn down; the run not counted), and ``--resume``
+goes on from the runs ``soak.json`` holds, if they were of the same commit (and a clean
+checkout), so the count stays one of consecutive runs of one code.
 
 Writes ``reports/bench/soak.json`` and ``soak.md`` (the table), keeps each run's
 ``timings.json`` and each failed run's ``junit.xml``, output, evidence and the host's note of
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -32,8 +35,10 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from harness.core import proc
 from harness.machines.records import DESTROYED_LOG
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,8 +85,17 @@ def one_run(name: str, workers: int, extra: Sequence[str], keep: Path) -> tuple[
         argv = [sys.executable, "-m", "pytest", "scenarios", "-q", f"--reports={reports}",
                 *(["-n", str(workers)] if workers > 1 else []), *extra]
         began = time.monotonic()
-        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        # its own session: a Ctrl-C reaches the soak alone, which hands the run one SIGTERM
+        child = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+        try:
+            stdout, stderr = child.communicate()
+        except KeyboardInterrupt:
+            print(f"soak: stopping {name} (SIGTERM to pid {child.pid}: it tears its labs down)", flush=True)
+            child.send_signal(signal.SIGTERM)
+            child.communicate()
+            raise
+        done = subprocess.CompletedProcess(argv, child.returncode, stdout, stderr)
         seconds = time.monotonic() - began
         junit = Path(reports) / "junit.xml"
         tests, bad = failures(junit) if junit.exists() else (0, {"(no junit.xml)": done.stdout[-300:]})
@@ -132,6 +146,24 @@ def resumed(path: Path, commit: str, extra: Sequence[str]) -> tuple[str, list[Ru
     return left["when"], runs, found
 
 
+def deadline(clock: str, now: datetime) -> datetime:
+    """``HH:MM`` (the host's local time) as the next such moment after ``now``, within a day."""
+    try:
+        hour, minute = (int(part) for part in clock.split(":"))
+        then = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    except ValueError:
+        raise SystemExit(f"bench.soak: --stop-by {clock}: give a time of day as HH:MM, e.g. 05:30") from None
+    return then if then > now else then + timedelta(days=1)
+
+
+def fits(runs: Sequence[Run], name: str, now: datetime, stop_by: datetime | None) -> bool:
+    """Whether run ``name`` (n2-07) would end by ``stop_by``, if it takes as long as the
+    slowest earlier run of its worker count (none yet: it is started)."""
+    kind = name.split("-")[0]
+    slowest = max((r.seconds for r in runs if r.name.startswith(f"{kind}-")), default=0.0)
+    return stop_by is None or now + timedelta(seconds=slowest) <= stop_by
+
+
 def markdown(runs: Sequence[Run], found: dict[str, Failure], when: str, extra: Sequence[str],
              commit: str) -> str:
     """The soak as a page: runs per worker count, and every test that failed, how often."""
@@ -158,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "reports" / "bench"))
     parser.add_argument("--resume", action="store_true",
                         help="go on from the runs soak.json holds (same commit, same arguments)")
+    parser.add_argument("--stop-by", metavar="HH:MM",
+                        help="start no run that would end after this time of day (then --resume)")
     parser.add_argument("pytest_args", nargs="*", help="after --: more pytest arguments (-k, --store...)")
     args = parser.parse_args(argv)
     workers = [int(w) for w in args.workers.split(",")]
@@ -169,22 +203,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     found: dict[str, Failure] = {}
     if args.resume:
         when, runs, found = resumed(out / "soak.json", commit, args.pytest_args)
+    stop_by = deadline(args.stop_by, datetime.now()) if args.stop_by else None
     done = {r.name for r in runs}
-    for rep in range(1, args.runs + 1):  # one run of each in turn: a slow spell weighs on both
-        for count in workers:
-            if f"n{count}-{rep:02d}" in done:
-                continue
-            run, bad = one_run(f"n{count}-{rep:02d}", count, args.pytest_args, out / "soak")
-            runs.append(run)
-            for test, message in bad.items():
-                found.setdefault(test, Failure(test, first=message)).runs.append(run.name)
-            print(f"soak {run.name}: {run.tests} tests, {len(run.failed)} failed, {run.seconds:.0f}s"
-                  + (f": {', '.join(run.failed)}" if run.failed else ""), flush=True)
-            (out / "soak.json").write_text(json.dumps(
-                {"when": when, "commit": commit, "pytest_args": args.pytest_args,
-                 "runs": [asdict(r) for r in runs],
-                 "failures": [asdict(f) for f in found.values()]}, indent=2) + "\n")
-            (out / "soak.md").write_text(markdown(runs, found, when, args.pytest_args, commit))
+    proc.interrupt_on_sigterm()  # SIGTERM (a job's end) stops the run under way as Ctrl-C does
+    order = [(f"n{c}-{rep:02d}", c) for rep in range(1, args.runs + 1) for c in workers]
+    for name, count in order:  # one run of each in turn: a slow spell weighs on both
+        if name in done:
+            continue
+        if not fits(runs, name, datetime.now(), stop_by):
+            print(f"soak: stopped before {name}, which would end after {args.stop_by}; "
+                  "go on with --resume", flush=True)
+            break
+        try:
+            run, bad = one_run(name, count, args.pytest_args, out / "soak")
+        except KeyboardInterrupt:
+            print(f"soak: interrupted during {name}, which is not counted; go on with --resume", flush=True)
+            return 130
+        runs.append(run)
+        for test, message in bad.items():
+            found.setdefault(test, Failure(test, first=message)).runs.append(run.name)
+        print(f"soak {run.name}: {run.tests} tests, {len(run.failed)} failed, {run.seconds:.0f}s"
+              + (f": {', '.join(run.failed)}" if run.failed else ""), flush=True)
+        (out / "soak.json").write_text(json.dumps(
+            {"when": when, "commit": commit, "pytest_args": args.pytest_args,
+             "runs": [asdict(r) for r in runs],
+             "failures": [asdict(f) for f in found.values()]}, indent=2) + "\n")
+        (out / "soak.md").write_text(markdown(runs, found, when, args.pytest_args, commit))
     print(f"soak: {sum(bool(r.failed) for r in runs)} of {len(runs)} runs failed; table in {out / 'soak.md'}")
     return 0
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from bench.soak import Failure, Run, failures, markdown, resumed
+from bench.soak import Failure, Run, deadline, failures, fits, markdown, resumed
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="scenarios.test_faults" name="test_a_partition" time="3.1">
@@ -58,3 +59,15 @@ def test_a_soak_resumes_only_on_the_code_and_arguments_it_ran(tmp_path: Path) ->
         resumed(left, "abc", ["-k", "dns"])
     with pytest.raises(SystemExit, match=r"there is no .*: start without --resume"):
         resumed(tmp_path / "none.json", "abc", [])
+
+
+def test_a_soak_starts_no_run_the_slowest_of_its_kind_says_would_end_past_its_stop() -> None:
+    now = datetime(2026, 12, 7, 5, 25)
+    stop = deadline("05:30", now)
+    assert stop == datetime(2026, 12, 7, 5, 30) and deadline("01:00", now) == datetime(2026, 12, 8, 1, 0)
+    runs = [Run("n1-01", 290.0, 0, 479, []), Run("n1-02", 340.0, 0, 479, []), Run("n2-01", 200.0, 0, 479, [])]
+    assert not fits(runs, "n1-03", now, stop)  # 340 s from 05:25 is past 05:30
+    assert fits(runs, "n2-02", now, stop)  # 200 s is not
+    assert fits(runs, "n4-01", now, stop) and fits(runs, "n1-03", now, None)  # nothing to go by; no stop
+    with pytest.raises(SystemExit, match="--stop-by 5h30: give a time of day as HH:MM"):
+        deadline("5h30", now)
