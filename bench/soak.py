@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from harness.cli.bisect import git
 from harness.core import proc
 from harness.machines.records import DESTROYED_LOG
 
@@ -85,17 +85,17 @@ def one_run(name: str, workers: int, extra: Sequence[str], keep: Path) -> tuple[
         argv = [sys.executable, "-m", "pytest", "scenarios", "-q", f"--reports={reports}",
                 *(["-n", str(workers)] if workers > 1 else []), *extra]
         began = time.monotonic()
-        # its own session: a Ctrl-C reaches the soak alone, which hands the run one SIGTERM
-        child = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
-        try:
-            stdout, stderr = child.communicate()
-        except KeyboardInterrupt:
-            print(f"soak: stopping {name} (SIGTERM to pid {child.pid}: it tears its labs down)", flush=True)
-            child.send_signal(signal.SIGTERM)
-            child.communicate()
-            raise
-        done = subprocess.CompletedProcess(argv, child.returncode, stdout, stderr)
+        # its own group: a Ctrl-C reaches the soak alone, which hands the run one SIGTERM
+        with proc.spawn(argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, own_group=True) as child:
+            try:
+                stdout, stderr = child.communicate()
+            except KeyboardInterrupt:
+                print(f"soak: stopping {name} (SIGTERM to {child.pid}: it tears its labs down)", flush=True)
+                child.terminate()
+                child.communicate()  # its output read meanwhile: a full pipe would stall its teardown
+                raise
+        done = subprocess.CompletedProcess(argv, child.returncode, stdout.decode(errors="replace"),
+                                           stderr.decode(errors="replace"))
         seconds = time.monotonic() - began
         junit = Path(reports) / "junit.xml"
         tests, bad = failures(junit) if junit.exists() else (0, {"(no junit.xml)": done.stdout[-300:]})
@@ -122,11 +122,8 @@ def one_run(name: str, workers: int, extra: Sequence[str], keep: Path) -> tuple[
 def checkout() -> str:
     """The commit the soak runs, with ``+dirty`` if a tracked file differs from it: a soak
     resumed must be of the same code."""
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.strip()
-    return commit + ("+dirty" if dirty else "")
+    dirty = git(REPO, "status", "--porcelain", "--untracked-files=no")
+    return git(REPO, "rev-parse", "HEAD") + ("+dirty" if dirty else "")
 
 
 def resumed(path: Path, commit: str, extra: Sequence[str]) -> tuple[str, list[Run], dict[str, Failure]]:
