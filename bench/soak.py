@@ -11,8 +11,11 @@ Run as root from the repository, on a warm store, with the machine otherwise idl
 A soak of 20 + 20 runs takes longer than many a machine's slot: ``--stop-by HH:MM`` starts no
 run that the slowest of its kind so far says would end later, Ctrl-C or SIGTERM stops the run
 under way as a user's Ctrl-C does (its labs torn down; the run not counted), and ``--resume``
-goes on from the runs ``soak.json`` holds, if they were of the same commit (and a clean
-checkout), so the count stays one of consecutive runs of one code.
+goes on from the runs ``soak.json`` holds (or the file named), if they ran the same code (the
+tree of everything a run imports, ``CODE``; a clean checkout of it), so the count stays one of
+consecutive runs of one code while commits of tests, bench or docs land. A soak that outlasts
+a session is committed as ``bench/soak.json`` and resumed from there
+(``--resume bench/soak.json``), on any machine with a clone.
 
 Writes ``reports/bench/soak.json`` and ``soak.md`` (the table), keeps each run's
 ``timings.json`` and each failed run's ``junit.xml``, output, evidence and the host's note of
@@ -23,6 +26,7 @@ Nothing is asserted: the counts are the figure.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -119,28 +123,35 @@ def one_run(name: str, workers: int, extra: Sequence[str], keep: Path) -> tuple[
     return Run(name, round(seconds, 1), done.returncode, tests, sorted(bad)), bad
 
 
-def checkout() -> str:
-    """The commit the soak runs, with ``+dirty`` if a tracked file differs from it: a soak
-    resumed must be of the same code."""
-    dirty = git(REPO, "status", "--porcelain", "--untracked-files=no")
-    return git(REPO, "rev-parse", "HEAD") + ("+dirty" if dirty else "")
+# What a scenario run imports or installs: a soak counts runs of this code, whatever else lands.
+CODE = ("harness", "stages", "scenarios", "conftest.py", "pyproject.toml", "requirements.lock")
 
 
-def resumed(path: Path, commit: str, extra: Sequence[str]) -> tuple[str, list[Run], dict[str, Failure]]:
-    """The soak left in ``path``: when it began, its runs and failures; SystemExit with what to
-    do if there is none, or it ran other code or other arguments."""
+def checkout(repo: Path = REPO) -> tuple[str, str]:
+    """The commit the soak runs, and its code: the git trees of ``CODE`` in one hash, with
+    ``+dirty`` if a tracked file there differs from it (a soak resumed must be of the same code)."""
+    dirty = git(repo, "status", "--porcelain", "--untracked-files=no", "--", *CODE)
+    trees = git(repo, "rev-parse", *(f"HEAD:{path}" for path in CODE))
+    code = hashlib.sha256(trees.encode()).hexdigest()[:16]
+    return git(repo, "rev-parse", "HEAD"), code + ("+dirty" if dirty else "")
+
+
+def resumed(path: Path, code: str, extra: Sequence[str]) -> tuple[str, str, list[Run], dict[str, Failure]]:
+    """The soak left in ``path``: when and at which commit it began, its runs and failures;
+    SystemExit with what to do if there is none, or it ran other code or other arguments."""
     if not path.exists():
         raise SystemExit(f"bench.soak: --resume, but there is no {path}: start without --resume")
     left = json.loads(path.read_text())
-    if left.get("commit") != commit or commit.endswith("+dirty"):
-        raise SystemExit(f"bench.soak: {path} is a soak of {left.get('commit')}, the checkout is "
-                         f"{commit}: resume from a clean checkout of that commit, or start without --resume")
+    if left.get("code") != code or code.endswith("+dirty"):
+        raise SystemExit(f"bench.soak: {path} is a soak of code {left.get('code')} (commit "
+                         f"{str(left.get('commit'))[:12]}), the checkout's is {code}: resume from a clean "
+                         f"checkout of that code ({', '.join(CODE)}), or start without --resume")
     if list(left.get("pytest_args", [])) != list(extra):
         raise SystemExit(f"bench.soak: {path} ran pytest with {left.get('pytest_args')}, not {list(extra)}: "
                          "give the same arguments, or start without --resume")
     runs = [Run(**r) for r in left["runs"]]
     found = {f["test"]: Failure(**f) for f in left["failures"]}
-    return left["when"], runs, found
+    return left["when"], left["commit"], runs, found
 
 
 def deadline(clock: str, now: datetime) -> datetime:
@@ -185,8 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="runs per worker count (default 20)")
     parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated (default 1,2)")
     parser.add_argument("--out", default=str(REPO / "reports" / "bench"))
-    parser.add_argument("--resume", action="store_true",
-                        help="go on from the runs soak.json holds (same commit, same arguments)")
+    parser.add_argument("--resume", nargs="?", const="", metavar="SOAK_JSON",
+                        help="go on from the runs in OUT/soak.json or SOAK_JSON (same code and arguments)")
     parser.add_argument("--stop-by", metavar="HH:MM",
                         help="start no run that would end after this time of day (then --resume)")
     parser.add_argument("pytest_args", nargs="*", help="after --: more pytest arguments (-k, --store...)")
@@ -194,12 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = [int(w) for w in args.workers.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    commit = checkout()
+    commit, code = checkout()
     when = time.strftime("%Y-%m-%d %H:%M %Z")
     runs: list[Run] = []
     found: dict[str, Failure] = {}
-    if args.resume:
-        when, runs, found = resumed(out / "soak.json", commit, args.pytest_args)
+    if args.resume is not None:
+        when, commit, runs, found = resumed(Path(args.resume or out / "soak.json"), code, args.pytest_args)
     stop_by = deadline(args.stop_by, datetime.now()) if args.stop_by else None
     done = {r.name for r in runs}
     proc.interrupt_on_sigterm()  # SIGTERM (a job's end) stops the run under way as Ctrl-C does
@@ -222,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"soak {run.name}: {run.tests} tests, {len(run.failed)} failed, {run.seconds:.0f}s"
               + (f": {', '.join(run.failed)}" if run.failed else ""), flush=True)
         (out / "soak.json").write_text(json.dumps(
-            {"when": when, "commit": commit, "pytest_args": args.pytest_args,
+            {"when": when, "commit": commit, "code": code, "pytest_args": args.pytest_args,
              "runs": [asdict(r) for r in runs],
              "failures": [asdict(f) for f in found.values()]}, indent=2) + "\n")
         (out / "soak.md").write_text(markdown(runs, found, when, args.pytest_args, commit))

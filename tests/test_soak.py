@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from bench.soak import Failure, Run, deadline, failures, fits, markdown, resumed
+from bench.soak import CODE, Failure, Run, checkout, deadline, failures, fits, markdown, resumed
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="scenarios.test_faults" name="test_a_partition" time="3.1">
@@ -45,20 +46,46 @@ def test_the_table_counts_failed_runs_per_worker_count_and_failures_per_test() -
 def test_a_soak_resumes_only_on_the_code_and_arguments_it_ran(tmp_path: Path) -> None:
     left = tmp_path / "soak.json"
     runs = [Run("n1-01", 90.0, 0, 479, []), Run("n2-01", 60.0, 1, 479, ["t"])]
-    left.write_text(json.dumps({"when": "2026-12-07 03:30 UTC", "commit": "abc", "pytest_args": [],
-                                "runs": [asdict(r) for r in runs],
+    left.write_text(json.dumps({"when": "2026-12-07 03:30 UTC", "commit": "c0ffee", "code": "abc",
+                                "pytest_args": [], "runs": [asdict(r) for r in runs],
                                 "failures": [asdict(Failure("t", ["n2-01"], "no answer"))]}))
-    when, again, found = resumed(left, "abc", [])
-    assert (when, again, list(found)) == ("2026-12-07 03:30 UTC", runs, ["t"])
+    when, commit, again, found = resumed(left, "abc", [])
+    assert (when, commit, again, list(found)) == ("2026-12-07 03:30 UTC", "c0ffee", runs, ["t"])
     assert found["t"].runs == ["n2-01"]
-    with pytest.raises(SystemExit, match="soak of abc, the checkout is def: resume from a clean checkout"):
+    with pytest.raises(SystemExit, match=r"soak of code abc \(commit c0ffee\), the checkout's is def: resume "
+                                         r"from a clean checkout of that code \(harness, stages"):
         resumed(left, "def", [])
-    with pytest.raises(SystemExit, match="the checkout is abc\\+dirty"):
+    with pytest.raises(SystemExit, match="the checkout's is abc\\+dirty"):
         resumed(left, "abc+dirty", [])
     with pytest.raises(SystemExit, match="ran pytest with \\[\\], not \\['-k', 'dns'\\]"):
         resumed(left, "abc", ["-k", "dns"])
     with pytest.raises(SystemExit, match=r"there is no .*: start without --resume"):
         resumed(tmp_path / "none.json", "abc", [])
+
+
+def test_a_soaks_code_is_what_a_run_imports_so_a_commit_of_tests_keeps_it(tmp_path: Path) -> None:
+    def run(*argv: str) -> None:
+        subprocess.run(argv, cwd=tmp_path, check=True, capture_output=True)
+
+    run("git", "init", "-q")
+    for path in CODE:
+        target = tmp_path / path / "x" if "." not in path else tmp_path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "t.py").write_text("1")
+    run("git", "add", "-A")
+    run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    first, code = checkout(tmp_path)
+    (tmp_path / "tests" / "t.py").write_text("2")
+    assert checkout(tmp_path)[1] == code  # a test changed, even uncommitted: same code
+    run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
+    second, same = checkout(tmp_path)
+    assert second != first and same == code
+    (tmp_path / "stages" / "x").write_text("changed")
+    assert checkout(tmp_path)[1] == code + "+dirty"
+    run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "three")
+    assert checkout(tmp_path)[1] not in (code, code + "+dirty")
 
 
 def test_a_soak_starts_no_run_the_slowest_of_its_kind_says_would_end_past_its_stop() -> None:
