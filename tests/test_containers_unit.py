@@ -65,13 +65,14 @@ def test_the_host_check_names_what_is_missing(tmp_path: Path) -> None:
     assert "sysctl -w user.max_user_namespaces=" in problems[2]
 
 
+@pytest.mark.parametrize("node", ["fuse", "net/tun"])
 @pytest.mark.parametrize(("mode", "fine"), [(0o20600, False), (0o20660, False), (0o20666, True),
                                              (0o20777, True)])
-def test_a_fuse_node_only_root_opens_is_a_problem(mode: int, fine: bool) -> None:
-    said = containers.fuse_mode_problem(mode)
+def test_a_device_node_only_root_opens_is_a_problem(node: str, mode: int, fine: bool) -> None:
+    said = containers.node_mode_problem(node, mode)
     assert (said is None) == fine, said
     if said:
-        assert said.startswith(f"/dev/fuse is mode {mode & 0o777:04o}") and "harness setup-host" in said
+        assert said.startswith(f"/dev/{node} is mode {mode & 0o777:04o}") and "harness setup-host" in said
 
 
 def test_an_image_needs_a_containerfile_and_one_source(tmp_path: Path) -> None:

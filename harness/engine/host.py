@@ -125,12 +125,13 @@ def _read_sysctl_file() -> dict[str, int]:
 def _containers(outcome: Outcome, check: bool) -> None:
     """What machines with rootless containers need of the host (`harness.machines.containers`): a
     warning, not a failure, since only the labs whose stages declare containers need it."""
-    fuse = Path("/dev/fuse")
-    if not check and fuse.is_char_device() and containers.fuse_mode_problem(fuse.stat().st_mode):
-        before = fuse.stat().st_mode & 0o777
-        fuse.chmod(before | containers.FUSE_MODE)  # a host without udev leaves it 0600
-        outcome.changed.append(f"containers: /dev/fuse made {containers.FUSE_MODE:04o} (was {before:04o}), "
-                               "as udev's default rules make it: a machine's users open it")
+    for node, _ in containers.NODES:
+        path = Path("/dev") / node
+        if not check and path.is_char_device() and containers.node_mode_problem(node, path.stat().st_mode):
+            before = path.stat().st_mode & 0o777
+            path.chmod(before | containers.NODE_MODE)  # a host without udev leaves it 0600
+            outcome.changed.append(f"containers: {path} made {containers.NODE_MODE:04o} (was {before:04o}), "
+                                   "as udev's default rules make it: a machine's users open it")
     problems = containers.host_problems()
     outcome.warnings += [f"containers: {p}" for p in problems]
     if not problems:

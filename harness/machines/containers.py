@@ -37,9 +37,12 @@ from harness.machines import rootfs
 PACKAGES = ("podman", "buildah", "crun", "uidmap", "fuse-overlayfs", "slirp4netns", "catatonit",
             "libpam-systemd", "dbus-user-session")
 NSPAWN_ARGS = ("--bind=/dev/fuse",)
-# /dev/fuse's mode as udev's default rules set it (50-udev-default.rules): nspawn binds the
-# host's node, so a machine's users open it only if the host's lets everyone.
-FUSE_MODE = 0o666
+# The device nodes a machine's rootless containers open, and why. nspawn binds the host's
+# /dev/fuse and copies /dev/net/tun with the host's mode, so a machine's users open them only
+# if the host's let everyone, as udev's default rules make them (50-udev-default.rules).
+NODES = (("fuse", "fuse-overlayfs, the users' storage driver"),
+         ("net/tun", "slirp4netns, the containers' network"))
+NODE_MODE = 0o666
 # /proc/sys/net writable: it is the machine's own network namespace's (slirp4netns sets
 # net.ipv6.conf.default.accept_dad in the user's); the rest of /proc/sys stays read-only.
 NSPAWN_ENV = {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
@@ -131,29 +134,29 @@ def install(root: Path, users: Sequence[str], *, packages: bool = True) -> None:
         rootfs.write_file(root, f"{LINGER}/{user}", "")
 
 
-def fuse_mode_problem(mode: int) -> str | None:
-    """What is wrong with a ``/dev/fuse`` of ``mode`` (its ``st_mode``), or None: nspawn binds
-    the host's node, so a machine's users open it only if the host's lets everyone read and
-    write it (a host without udev leaves it 0600)."""
-    if mode & FUSE_MODE == FUSE_MODE:
+def node_mode_problem(node: str, mode: int) -> str | None:
+    """What is wrong with a ``/dev/<node>`` of ``mode`` (its ``st_mode``), or None: a machine
+    gets the host's node or a copy of it, so its users open it only if the host's lets
+    everyone read and write it (a host without udev leaves it 0600)."""
+    if mode & NODE_MODE == NODE_MODE:
         return None
-    return (f"/dev/fuse is mode {mode & 0o777:04o}: a machine's users cannot open it for "
-            f"fuse-overlayfs (`harness setup-host` makes it {FUSE_MODE:04o}, as udev's default rules do)")
+    why = dict(NODES)[node]
+    return (f"/dev/{node} is mode {mode & 0o777:04o}: a machine's users cannot open it for {why} "
+            f"(`harness setup-host` makes it {NODE_MODE:04o}, as udev's default rules do)")
 
 
 def host_problems(dev: Path = Path("/dev"), sysctl: Path = Path("/proc/sys")) -> list[str]:
     """What this host lacks for machines with containers, one actionable line each (none: fine).
 
     nspawn binds the host's ``/dev/fuse`` (fuse-overlayfs) and copies ``/dev/net/tun``
-    (slirp4netns) into a machine; the users' containers need user namespaces."""
+    (slirp4netns) into a machine, modes and all; the users' containers need user namespaces."""
     problems = []
-    for node, why in (("fuse", "fuse-overlayfs, the users' storage driver"),
-                      ("net/tun", "slirp4netns, the containers' network")):
+    for node, why in NODES:
         if not (dev / node).is_char_device():
             problems.append(f"/dev/{node} is missing ({why}): load the kernel's "
                             f"{node.split('/')[-1]} module or run on a kernel that has it")
-    if (dev / "fuse").is_char_device() and (said := fuse_mode_problem((dev / "fuse").stat().st_mode)):
-        problems.append(said)
+        elif said := node_mode_problem(node, (dev / node).stat().st_mode):
+            problems.append(said)
     for key, least in (("user/max_user_namespaces", 1), ("kernel/unprivileged_userns_clone", 1)):
         path = sysctl / key
         if path.exists() and int(path.read_text().split()[0]) < least:
