@@ -4,6 +4,7 @@ on real btrfs and nspawn."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -64,9 +65,14 @@ def test_a_failing_stage_publishes_nothing(toy: Toy, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("TOY_FAIL", "beta")
     failed = toy.run()
     failed.assert_outcomes(passed=1, errors=4)  # test_alpha still ran, on the alpha snapshot
-    failed.stdout.fnmatch_lines(["*beta: command `exit 3` failed (exit code 3)*",
+    failed.stdout.fnmatch_lines(["*beta: command `logger -t toy * exit 3` failed (exit code 3)*",
+                                 "*each machine's journal is at the end of the build log",
                                  f"*stage beta's build log: {toy.store.root}/logs/beta/*.log"])
     assert toy.published() == ["alpha", "bootstrap"]
+    # why it failed, from the machine's own journal, read before its lab went
+    build_log = next((toy.store.root / "logs/beta").glob("*.log")).read_text()
+    journal = build_log.split("---- beta's journal since the build's lab booted")[1]
+    assert re.search(r"beta toy\[\d+\]: beta gives up: no frobnicator", journal.split("\n----")[0])
     assert not list((toy.store.root / ".tmp").iterdir())
     assert toy.store.owners() == []  # no lab, no clone left
     monkeypatch.delenv("TOY_FAIL")

@@ -85,7 +85,7 @@ def mark(build):
     """reach alpha and mark beta as built"""
     hold("beta", build.lab.id)
     if os.environ.get("TOY_FAIL") == "beta":
-        build["beta"].succeed("exit 3")
+        build["beta"].succeed("logger -t toy 'beta gives up: no frobnicator'; exit 3")
     build["beta"].succeed("ping -c1 -W5 10.66.0.1 && echo {version} > /etc/beta-built")
     record("beta")
 

@@ -100,6 +100,12 @@ def kept_in(path: Path) -> Iterator[Path]:
         handler.close()
 
 
+def kept_path() -> Path | None:
+    """The file the calling thread's records are kept in (`kept_in`), if any: where a build
+    appends what is not a record (a failed build's journals)."""
+    return getattr(_kept, "path", None)
+
+
 def carried(function: Callable[..., T]) -> Callable[..., T]:
     """``function``, to run on another thread (a pool's worker) as part of the calling
     thread's work: its records go where the caller's do (`kept_in`)."""

@@ -59,6 +59,30 @@ class Build:
         return self.lab[machine]
 
 
+JOURNAL_LINES = 300  # per machine: the failure is near the end; the start is the boot
+
+
+def journals_kept(lab: Lab, since: float, exc: Exception) -> None:
+    """Append each running machine's journal since ``since`` (its last lines) to the build log
+    and say so on ``exc``: a step that failed says little more than an exit code ("Job for
+    pod-pad.service failed"); the why is in a journal, and the lab goes once the build fails."""
+    kept = log.kept_path()
+    if kept is None:
+        return
+    with kept.open("a", encoding="utf-8") as out:
+        for name, machine in lab.machines.items():
+            if not machine.running:
+                continue
+            try:
+                lines = machine.journal(since=since).splitlines()[-JOURNAL_LINES:]
+            except Exception as failed:  # evidence never hides the build's error
+                lines = [f"(its journal could not be read: {failed})"]
+            out.write(f"\n---- {name}'s journal since the build's lab booted "
+                      f"(last {JOURNAL_LINES} lines) ----\n")
+            out.write("\n".join(lines) + "\n")
+    exc.add_note("each machine's journal is at the end of the build log")
+
+
 def _title(hook: object) -> str:
     title = getattr(hook, "title", None)  # a hook object that names itself (harness.engine.build.scripts)
     if isinstance(title, str):
@@ -245,10 +269,15 @@ class Builder:
                     lean.mask(lab.root(member), stage.lean)
 
         earlier = self.pipeline.stages[: self.pipeline.index(stage.name)]
+        began = time.time()
         with self._lab(setups, prepare, self._ready(earlier)) as lab:
-            for hook in (*stage.steps, *stage.ready):
-                with step(f"stage {stage.name}: {_title(hook)}"):
-                    hook(Build(stage, self.pipeline, lab))
+            try:
+                for hook in (*stage.steps, *stage.ready):
+                    with step(f"stage {stage.name}: {_title(hook)}"):
+                        hook(Build(stage, self.pipeline, lab))
+            except Exception as exc:
+                journals_kept(lab, began, exc)
+                raise
             lab.stop_all()
             yield lab
 
