@@ -8,6 +8,7 @@ JUnit XML counts them.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -39,6 +40,8 @@ def page_text(html: str) -> str:
 
 
 def test_report_shows_the_run_counts(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    if shutil.which(CHROMIUM[0]) is None:  # a failure that says what to do, not a FileNotFoundError
+        pytest.fail("chromium is missing: run `harness setup-host --report` (make test does)", pytrace=False)
     pytester.makepyfile(test_small=RUN)
     results, junit = tmp_path / "allure-results", tmp_path / "junit.xml"
     pytester.runpytest_subprocess(f"--alluredir={results}", f"--junitxml={junit}", "-p", "no:harness")
