@@ -12,10 +12,12 @@ A soak of 20 + 20 runs takes longer than many a machine's slot: ``--stop-by HH:M
 run that the slowest of its kind so far says would end later, Ctrl-C or SIGTERM stops the run
 under way as a user's Ctrl-C does (its labs torn down; the run not counted), and ``--resume``
 goes on from the runs ``soak.json`` holds (or the file named), if they ran the same code (the
-tree of everything a run imports, ``CODE``; a clean checkout of it), so the count stays one of
-consecutive runs of one code while commits of tests, bench or docs land. A soak that outlasts
-a session is committed as ``bench/soak.json`` and resumed from there
-(``--resume bench/soak.json``), on any machine with a clone.
+trees of ``CODE``: the harness, the reference lab and what pins their dependencies; a clean
+checkout of them, untracked files included), so the count stays one of consecutive runs of
+one code while commits of tests, bench or docs land (this file included: how it runs pytest
+is not the code under soak). A soak that outlasts a session is committed as
+``bench/soak.json`` and resumed from there (``--resume bench/soak.json``); resumed on another
+machine, its count mixes hosts, and ``--stop-by`` goes by the slowest run on either.
 
 Writes ``reports/bench/soak.json`` and ``soak.md`` (the table), keeps each run's
 ``timings.json`` and each failed run's ``junit.xml``, output, evidence and the host's note of
@@ -129,9 +131,10 @@ CODE = ("harness", "stages", "scenarios", "conftest.py", "pyproject.toml", "requ
 
 def checkout(repo: Path = REPO) -> tuple[str, str]:
     """The commit the soak runs, and its code: the git trees of ``CODE`` in one hash, with
-    ``+dirty`` if a tracked file there differs from it (a soak resumed must be of the same code)."""
-    dirty = git(repo, "status", "--porcelain", "--untracked-files=no", "--", *CODE)
-    trees = git(repo, "rev-parse", *(f"HEAD:{path}" for path in CODE))
+    ``+dirty`` if a file there differs from them or is untracked (a soak resumed must be of the
+    same code)."""
+    dirty = git(repo, "status", "--porcelain", "--untracked-files=all", "--", *CODE)
+    trees = git(repo, "ls-tree", "HEAD", "--", *CODE)  # names and object ids; a path gone: left out
     code = hashlib.sha256(trees.encode()).hexdigest()[:16]
     return git(repo, "rev-parse", "HEAD"), code + ("+dirty" if dirty else "")
 
@@ -142,7 +145,10 @@ def resumed(path: Path, code: str, extra: Sequence[str]) -> tuple[str, str, list
     if not path.exists():
         raise SystemExit(f"bench.soak: --resume, but there is no {path}: start without --resume")
     left = json.loads(path.read_text())
-    if left.get("code") != code or code.endswith("+dirty"):
+    if "code" not in left:
+        raise SystemExit(f"bench.soak: {path} was written before soaks recorded their code: its runs "
+                         "cannot be matched to this checkout's; start without --resume")
+    if left["code"] != code or code.endswith("+dirty"):
         raise SystemExit(f"bench.soak: {path} is a soak of code {left.get('code')} (commit "
                          f"{str(left.get('commit'))[:12]}), the checkout's is {code}: resume from a clean "
                          f"checkout of that code ({', '.join(CODE)}), or start without --resume")

@@ -66,13 +66,19 @@ def test_a_failing_stage_publishes_nothing(toy: Toy, monkeypatch: pytest.MonkeyP
     failed = toy.run()
     failed.assert_outcomes(passed=1, errors=4)  # test_alpha still ran, on the alpha snapshot
     failed.stdout.fnmatch_lines(["*beta: command `logger -t toy * exit 3` failed (exit code 3)*",
-                                 "*each machine's journal is at the end of the build log",
+                                 "*each machine's journal (or, if it died, its console) is in the build log*",
                                  f"*stage beta's build log: {toy.store.root}/logs/beta/*.log"])
     assert toy.published() == ["alpha", "bootstrap"]
-    # why it failed, from the machine's own journal, read before its lab went
+    # why it failed, from the machine's own journal, read before its lab went; every machine's
+    # whole, and the build's later lines after them (appended, not written over them)
     build_log = next((toy.store.root / "logs/beta").glob("*.log")).read_text()
-    journal = build_log.split("---- beta's journal since the build's lab booted")[1]
-    assert re.search(r"beta toy\[\d+\]: beta gives up: no frobnicator", journal.split("\n----")[0])
+    header = r"\n---- (\w+)'s journal since the build's lab booted \(last \d+ lines\) ----\n"
+    sections = re.split(header, build_log)
+    journals = dict(zip(sections[1::2], sections[2::2], strict=True))
+    assert sorted(journals) == ["alpha", "beta"]
+    assert re.search(r"beta toy\[\d+\]: beta gives up: no frobnicator", journals["beta"])
+    assert "Startup finished" in journals["alpha"]  # alpha's from its boot on
+    assert "stage beta: build failed after" in sections[-1].splitlines()[-1]
     assert not list((toy.store.root / ".tmp").iterdir())
     assert toy.store.owners() == []  # no lab, no clone left
     monkeypatch.delenv("TOY_FAIL")

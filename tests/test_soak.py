@@ -61,6 +61,10 @@ def test_a_soak_resumes_only_on_the_code_and_arguments_it_ran(tmp_path: Path) ->
         resumed(left, "abc", ["-k", "dns"])
     with pytest.raises(SystemExit, match=r"there is no .*: start without --resume"):
         resumed(tmp_path / "none.json", "abc", [])
+    left.write_text(json.dumps({"when": "2026-12-07 03:30 UTC", "commit": "c0ffee", "pytest_args": [],
+                                "runs": [], "failures": []}))
+    with pytest.raises(SystemExit, match="written before soaks recorded their code"):
+        resumed(left, "abc", [])
 
 
 def test_a_soaks_code_is_what_a_run_imports_so_a_commit_of_tests_keeps_it(tmp_path: Path) -> None:
@@ -82,6 +86,9 @@ def test_a_soaks_code_is_what_a_run_imports_so_a_commit_of_tests_keeps_it(tmp_pa
     run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
     second, same = checkout(tmp_path)
     assert second != first and same == code
+    (tmp_path / "scenarios" / "test_new.py").write_text("untracked, but pytest runs it")
+    assert checkout(tmp_path)[1] == code + "+dirty"
+    (tmp_path / "scenarios" / "test_new.py").unlink()
     (tmp_path / "stages" / "x").write_text("changed")
     assert checkout(tmp_path)[1] == code + "+dirty"
     run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "three")

@@ -87,7 +87,8 @@ def kept_in(path: Path) -> Iterator[Path]:
     file. Other threads' records (a spare lab booting behind the tests) are not the block's,
     but for the work it hands them (`carried`: its machines booting side by side)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    path.write_text("")  # anew; then appended to, by records and by `append_kept` alike
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(lambda record: getattr(_kept, "path", None) == path)  # on the emitting thread
     logger.addHandler(handler)
@@ -102,7 +103,8 @@ def kept_in(path: Path) -> Iterator[Path]:
 
 def kept_path() -> Path | None:
     """The file the calling thread's records are kept in (`kept_in`), if any: where a build
-    appends what is not a record (a failed build's journals)."""
+    appends what is not a record (a failed build's journals). Both write in append mode, so
+    neither overwrites the other."""
     return getattr(_kept, "path", None)
 
 

@@ -129,11 +129,20 @@ def _containers(outcome: Outcome, check: bool) -> None:
         path = Path("/dev") / node
         if not check and path.is_char_device() and containers.node_mode_problem(node, path.stat().st_mode):
             before = path.stat().st_mode & 0o777
-            path.chmod(before | containers.NODE_MODE)  # a host without udev leaves it 0600
+            try:
+                path.chmod(before | containers.NODE_MODE)  # a host without udev leaves it 0600
+            except OSError as refused:  # a /dev this host may not change (a container's)
+                outcome.warnings.append(f"containers: {path} is mode {before:04o} and could not be made "
+                                        f"{containers.NODE_MODE:04o} ({refused.strerror}): a machine's "
+                                        "users cannot open it; run where /dev can be changed")
+                continue
             outcome.changed.append(f"containers: {path} made {containers.NODE_MODE:04o} (was {before:04o}), "
-                                   "as udev's default rules make it: a machine's users open it")
+                                   "as udev's default rules make it, until the next boot: a machine's "
+                                   "users open it")
     problems = containers.host_problems()
-    outcome.warnings += [f"containers: {p}" for p in problems]
+    said = " ".join(outcome.warnings)
+    outcome.warnings += [f"containers: {p}" for p in problems  # a refused chmod is said already
+                         if f"containers: {p.split()[0]} is mode" not in said]
     if not problems:
         outcome.fine.append("containers: /dev/fuse, /dev/net/tun and user namespaces present")
 

@@ -139,11 +139,15 @@ class Commands(ABC):
             held = self.run(f"ip -o -{family.version} addr show dev {shlex.quote(ifname)}").stdout.strip()
             raise CheckFailed(f"{exc}; it holds {held or 'none'}") from None
 
-    def journal(self, since: float | None = None, unit: str | None = None) -> str:
-        """The machine's journal, from ``since`` (seconds since the epoch) if given."""
+    def journal(self, since: float | None = None, unit: str | None = None, *, lines: int | None = None,
+                timeout: float | None = 120.0) -> str:
+        """The machine's journal, from ``since`` (seconds since the epoch) if given, its last
+        ``lines`` only if given; `CheckFailed` with journalctl's words if it cannot be read."""
         argv = ["journalctl", "--no-pager", "-o", "short-precise"]
         if since is not None:
             argv.append(f"--since=@{int(since)}")  # rounded down: nothing of that second is lost
         if unit:
             argv.append(f"--unit={unit}")
-        return self.run(shlex.join(argv)).stdout
+        if lines is not None:
+            argv.append(f"--lines={lines}")
+        return self.succeed(shlex.join(argv), timeout=timeout)

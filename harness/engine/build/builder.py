@@ -60,27 +60,40 @@ class Build:
 
 
 JOURNAL_LINES = 300  # per machine: the failure is near the end; the start is the boot
+JOURNAL_TIMEOUT = 15.0  # per machine, all read side by side: a wedged one delays the error little
 
 
 def journals_kept(lab: Lab, since: float, exc: Exception) -> None:
-    """Append each running machine's journal since ``since`` (its last lines) to the build log
-    and say so on ``exc``: a step that failed says little more than an exit code ("Job for
-    pod-pad.service failed"); the why is in a journal, and the lab goes once the build fails."""
+    """Append each machine's journal since ``since`` (its last lines; for a machine that died,
+    the end of its console) to the build log and say so on ``exc``: a step that failed says
+    little more than an exit code ("Job for pod-pad.service failed"); the why is in a journal,
+    and the lab goes once the build fails. Whatever goes wrong here is logged, never raised
+    in place of the step's error."""
     kept = log.kept_path()
-    if kept is None:
+    if kept is None:  # not a build with a log of its own (`harness apply`'s)
         return
-    with kept.open("a", encoding="utf-8") as out:
-        for name, machine in lab.machines.items():
-            if not machine.running:
-                continue
-            try:
-                lines = machine.journal(since=since).splitlines()[-JOURNAL_LINES:]
-            except Exception as failed:  # evidence never hides the build's error
-                lines = [f"(its journal could not be read: {failed})"]
-            out.write(f"\n---- {name}'s journal since the build's lab booted "
-                      f"(last {JOURNAL_LINES} lines) ----\n")
-            out.write("\n".join(lines) + "\n")
-    exc.add_note("each machine's journal is at the end of the build log")
+
+    def section(name: str, machine: Machine) -> str:
+        if not machine.running:
+            return (f"---- {name} is not running; the end of its console ----\n"
+                    f"{machine.console_tail()}\n")
+        head = f"---- {name}'s journal since the build's lab booted (last {JOURNAL_LINES} lines) ----"
+        try:
+            return f"{head}\n{machine.journal(since=since, lines=JOURNAL_LINES, timeout=JOURNAL_TIMEOUT)}"
+        except Exception as failed:  # one machine's unread journal spoils no other's
+            return f"{head}\n(not read: {failed})\n"
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(8, len(lab.machines) or 1)) as pool:
+            sections = list(pool.map(lambda item: section(*item), lab.machines.items()))
+        with kept.open("a", encoding="utf-8") as out:
+            out.write("".join(f"\n{text}" for text in sections))
+    except Exception as failed:  # evidence never replaces the step's error
+        logger.warning("the machines' journals could not be kept in %s: %s", kept, failed)
+        return
+    if sections:
+        exc.add_note("each machine's journal (or, if it died, its console) is in the build log, "
+                     "after the failed step's lines")
 
 
 def _title(hook: object) -> str:
