@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 
 from harness.core import proc
-from harness.core.errors import HarnessError, present
+from harness.core.errors import CheckFailed, HarnessError, present
 from harness.machines import splice as links
 from harness.machines.lab import Lab
 from harness.machines.netlink import NETNS_DIR
@@ -194,7 +194,7 @@ def collect(lab: Lab, directory: Path, *, since: float,
                     text = machine.journal(since=since)
                 else:
                     text = machine.run(command, timeout=30).stdout
-            except HarnessError as exc:
+            except (HarnessError, CheckFailed) as exc:  # journalctl's failure too
                 text = f"could not run on {name}: {exc}\n"
             if title == "ip-addr":
                 addresses[name] = text
