@@ -107,7 +107,8 @@ def _inventory() -> str:
 # (it boots, stops and hands over its machines). tests/test_reference.py holds that every public
 # method of Machine is in one list or the other, so that a new one is documented or chosen not to be.
 MACHINE_VERBS = ("succeed", "fail", "run", "execute", "wait_until_succeeds", "wait_for_unit",
-                 "wait_for_open_port", "wait_for_address", "addresses", "host", "journal", "console")
+                 "wait_for_open_port", "wait_for_address", "wait_for_journal", "journal_cursor",
+                 "addresses", "host", "journal", "console")
 MACHINE_LIFECYCLE = ("start", "spawn", "wait_started", "running", "console_tail", "wait_ready",
                      "request_stop", "abort", "discard", "stop", "detach", "adopt", "pid")
 

@@ -264,17 +264,21 @@ def test_the_pool_hands_out_its_first_to_its_last_address_and_nothing_past_it(gw
                              f"failure ({ALLOC_FAIL[family]}) since {since}") from None
 
 
-KEA = {Family.IPV4: ("kea-dhcp4-server", 67, "DHCP4_LEASE_ALLOC"),
-       Family.IPV6: ("kea-dhcp6-server", 547, "DHCP6_LEASE_ALLOC")}
+KEA = {Family.IPV4: ("kea-dhcp4-server", 67, "DHCP4_STARTED", "DHCP4_LEASE_ALLOC"),
+       Family.IPV6: ("kea-dhcp6-server", 547, "DHCP6_STARTED", "DHCP6_LEASE_ALLOC")}
 
 
 @by_family
 def test_leases_survive_a_gw_restart(gw: Machine, web: Machine, family: Family) -> None:
     # On the shared lab: a restart keeps every lease, and web holds all its addresses again after.
-    unit, port, allocated = KEA[family]
+    unit, port, started, allocated = KEA[family]
     listening = str(GW.nic("lan").address) if family is Family.IPV4 else "ff02::1:2"
+    cursor = gw.journal_cursor()
     gw.succeed(f"systemctl restart {unit}")
-    gw.wait_for_open_port(port, listening, "udp")  # active is not listening: a renewal sent before is lost
+    gw.wait_for_open_port(port, listening, "udp")
+    # Kea binds its sockets before it serves: a renewal that comes in between is never answered,
+    # and networkd asks again only after a minute. It serves once it says so.
+    gw.wait_for_journal(started, unit=unit, after=cursor)
     assert kea_leases(gw, WEB, family), f"gw: expected web's {family} lease ({WEB.mac}) kept across a " \
                                         "restart, found none"
     mark = gw.succeed("date +%s").strip()

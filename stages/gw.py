@@ -102,9 +102,13 @@ def serving(build: Build) -> None:
     nic = INVENTORY["gw"].nic("lan")
     lan = str(nic.address)
     gw.wait_for_open_port(67, lan, "udp")
+    # Kea binds its sockets before it serves, and a request in between goes unanswered: it
+    # serves once it says so.
+    gw.wait_for_journal("DHCP4_STARTED", unit="kea-dhcp4-server.service")
     if nic.address6:  # clients solicit All_DHCP_Relay_Agents_and_Servers, which Kea joins
         gw.wait_for_address(nic.name, str(nic.address6))  # once DAD is over
         gw.wait_for_open_port(547, "ff02::1:2", "udp")
+        gw.wait_for_journal("DHCP6_STARTED", unit="kea-dhcp6-server.service")
     gw.wait_for_open_port(53, lan, "tcp")
     # BIND listens before its zones are loaded, and caches the SERVFAILs it gives meanwhile
     # for recursive queries: wait for the answers a client (asking for recursion) gets.

@@ -175,6 +175,18 @@ def test_journal_since(pair: Lab) -> None:
 
 
 @pytest.mark.integration
+def test_wait_for_journal_sees_only_what_comes_after_the_cursor(pair: Lab) -> None:
+    a = pair["a"]
+    a.succeed("logger -t harness-test ready-mark")
+    a.wait_for_journal("ready-mark", timeout=10)  # of this boot, without a cursor
+    cursor = a.journal_cursor()
+    with pytest.raises(CheckFailed, match=r"`ready-mark` in the journal.*its last lines:"):
+        a.wait_for_journal("ready-mark", after=cursor, timeout=1)  # said before the cursor
+    a.succeed("logger -t harness-test ready-mark")
+    a.wait_for_journal("ready-mark", after=cursor, timeout=10)
+
+
+@pytest.mark.integration
 def test_stopping_the_lab_leaves_nothing_behind(harness_store: Store, base: Path,
                                                  tmp_path: Path) -> None:
     a, b = lan("a", "b", prefix="10.78.0")
@@ -305,6 +317,15 @@ def test_listening_on_counts_wildcard_sockets(port: int, address: str | None, ex
     from harness.machines.sockets import listening_on
 
     assert listening_on(SS, port, address) is expected
+
+
+def test_a_cursor_is_read_from_what_journalctl_shows() -> None:
+    from harness.machines.commands import parse_cursor
+
+    assert parse_cursor("-- No entries --\n-- cursor: s=bf53;i=ef9;b=4a03;m=5dc0;t=6620;x=fa30\n") == \
+        "s=bf53;i=ef9;b=4a03;m=5dc0;t=6620;x=fa30"
+    with pytest.raises(CheckFailed, match="printed no cursor: nothing"):
+        parse_cursor("")
 
 
 @pytest.mark.integration

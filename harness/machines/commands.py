@@ -3,9 +3,10 @@ and output.
 
 They are the NixOS test driver's (`succeed`, `fail`, `execute`, `wait_until_succeeds`,
 `wait_for_unit`, `wait_for_open_port`) and a few a network lab needs (`addresses`,
-`wait_for_address`, `journal`). `harness.machines.machine.Machine` runs commands by entering
-its PID 1's namespaces; anything else that can run a command in a machine (a machine
-attached to from a lab's record, say) gets the same verbs by defining `run`.
+`wait_for_address`, `journal`, `journal_cursor`, `wait_for_journal`).
+`harness.machines.machine.Machine` runs commands by entering its PID 1's namespaces;
+anything else that can run a command in a machine (a machine attached to from a lab's
+record, say) gets the same verbs by defining `run`.
 """
 
 from __future__ import annotations
@@ -151,3 +152,35 @@ class Commands(ABC):
         if lines is not None:
             argv.append(f"--lines={lines}")
         return self.succeed(shlex.join(argv), timeout=timeout)
+
+    def journal_cursor(self) -> str:
+        """Where the machine's journal ends now: `wait_for_journal` ``after`` it sees only what
+        is logged later (a daemon restarted says again what it said at boot)."""
+        return parse_cursor(self.succeed("journalctl --quiet --lines=0 --show-cursor"))
+
+    def wait_for_journal(self, text: str, unit: str | None = None, after: str | None = None,
+                         timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
+        """Wait until a line of the journal (of ``unit``) holds ``text``: past the cursor ``after``
+        if given, else of this boot. How to wait for a daemon that says it serves only in its log:
+        Kea binds its sockets some milliseconds before it starts to serve, and a request that comes
+        in between is never answered, so an open port is not yet a DHCP server."""
+        __tracebackhide__ = True
+        argv = ["journalctl", "--quiet", "--no-pager", "--output=cat",
+                f"--after-cursor={after}" if after else "--boot"]
+        if unit:
+            argv.append(f"--unit={unit}")
+        where = f"{self.name}: `{text}` in the journal" + (f" of {unit}" if unit else "")
+        try:
+            with step(f"{self.name}: wait for {text!r} in the journal"):
+                retry(lambda _: text in self.succeed(shlex.join(argv)), timeout, where)
+        except CheckFailed as exc:
+            last = self.run(shlex.join([*argv, "--lines=10"])).stdout.strip()
+            raise CheckFailed(f"{exc}; its last lines: {last or 'none'}") from None
+
+
+def parse_cursor(show_cursor: str) -> str:
+    """The cursor in ``journalctl --show-cursor``'s output (``-- cursor: s=...``)."""
+    for line in show_cursor.splitlines():
+        if line.startswith("-- cursor: "):
+            return line.removeprefix("-- cursor: ").strip()
+    raise CheckFailed(f"journalctl --show-cursor printed no cursor: {show_cursor.strip() or 'nothing'}")

@@ -53,8 +53,8 @@ def flush_dns_caches(lab: Lab) -> None:
         run(machine, "resolvectl flush-caches")
 
 
-KEA = {Family.IPV4: ("/etc/kea/kea-dhcp4.conf", "Dhcp4", "kea-dhcp4-server", 67),
-       Family.IPV6: ("/etc/kea/kea-dhcp6.conf", "Dhcp6", "kea-dhcp6-server", 547)}
+KEA = {Family.IPV4: ("/etc/kea/kea-dhcp4.conf", "Dhcp4", "kea-dhcp4-server", 67, "DHCP4_STARTED"),
+       Family.IPV6: ("/etc/kea/kea-dhcp6.conf", "Dhcp6", "kea-dhcp6-server", 547, "DHCP6_STARTED")}
 
 
 def change_dhcp(lab: Lab, change: Callable[[dict[str, Any]], None], forget_leases: bool = False,
@@ -62,16 +62,18 @@ def change_dhcp(lab: Lab, change: Callable[[dict[str, Any]], None], forget_lease
     """Apply ``change`` to the ``Dhcp4`` (``Dhcp6``) object of gw's Kea configuration, restart
     that Kea (with no lease in its database if ``forget_leases``), and renew every client's
     leases."""
-    path, key, unit, port = KEA[family]
+    path, key, unit, port, started = KEA[family]
     gw = lab[INVENTORY.router().name]
     config = json.loads(read(gw, path))
     change(config[key])
     leases = f"/var/lib/kea/kea-leases{family.version}.csv*"
     run(gw, f"systemctl stop {unit}" + (f" && rm -f {leases}" if forget_leases else ""))
     write(gw, path, json.dumps(config, indent=2) + "\n")
+    cursor = gw.journal_cursor()
     run(gw, f"systemctl start {unit}")
     gw.wait_for_unit(f"{unit}.service")
     gw.wait_for_open_port(port, gw_address() if family is Family.IPV4 else "ff02::1:2", "udp")
+    gw.wait_for_journal(started, unit=f"{unit}.service", after=cursor)  # bound is not yet serving
     renew_leases(lab)
 
 

@@ -116,8 +116,10 @@ def change_advertisement(lab: Lab, old: str, new: str) -> None:
     edit(gw, LAN_UNIT, old, new)
     run(gw, f"networkctl reload && networkctl reconfigure {nic.name}")
     gw.wait_for_address(nic.name, str(nic.address6))
+    cursor = gw.journal_cursor()
     run(gw, "systemctl restart kea-dhcp6-server")  # its sockets went with the addresses
     gw.wait_for_open_port(547, "ff02::1:2", "udp")
+    gw.wait_for_journal("DHCP6_STARTED", unit="kea-dhcp6-server.service", after=cursor)
     common.renew_leases(lab, families=(Family.IPV4,))  # no DHCPv6 lease comes any more
 
 
